@@ -1,0 +1,25 @@
+#include "imp/core/roles.h"
+
+namespace imp::core {
+
+const std::vector<Role>& roleTable() {
+  // Every role runs the serviceability agent and the RIS collector; the
+  // routing role (SV-2) will add only the SIP routing services, the others
+  // the user-facing ones, as those services arrive.
+  static const std::vector<Role> table = {
+      {"single", "everything on one machine", {"serviceability", "ris-collector"}},
+      {"routing", "dedicated SIP routing node, no users (SV-2)", {"serviceability", "ris-collector"}},
+      {"home", "user node: client connections, presence, federation", {"serviceability", "ris-collector"}},
+      {"publisher", "home node that also runs cluster administration and bulk provisioning",
+       {"serviceability", "ris-collector"}},
+  };
+  return table;
+}
+
+const Role* findRole(std::string_view name) {
+  for (const auto& r : roleTable())
+    if (r.name == name) return &r;
+  return nullptr;
+}
+
+}  // namespace imp::core
