@@ -20,6 +20,7 @@
 #include <fstream>
 #include <sstream>
 
+#include "imp/core/database.h"
 #include "imp/core/metrics.h"
 
 namespace imp::core {
@@ -128,6 +129,8 @@ AdminResponse AdminRouter::dispatch(AdminRequest& req, bool authorized) const {
       return r.handler(req);
     } catch (const AdminError& e) {
       return errorResponse(e.status(), e.code(), e.what(), e.details());
+    } catch (const DbError& e) {
+      return errorResponse(503, "database_unavailable", std::string("database unavailable: ") + e.what());
     } catch (const std::exception& e) {
       return errorResponse(500, "internal", e.what());
     } catch (...) {
@@ -207,7 +210,7 @@ class Handler : public Poco::Net::HTTPRequestHandler {
       resp = errorResponse(400, "bad_request", e.what());
     }
     if (resp.status == 401) out.set("WWW-Authenticate", "Bearer realm=\"impd\"");
-    out.setStatus(static_cast<Poco::Net::HTTPResponse::HTTPStatus>(resp.status));
+    out.setStatusAndReason(static_cast<Poco::Net::HTTPResponse::HTTPStatus>(resp.status));
     out.setContentType(resp.contentType);
     out.setContentLength(static_cast<std::streamsize>(resp.body.size()));
     out.send() << resp.body;
@@ -259,18 +262,28 @@ AdminServer::AdminServer(AdminRouter& router, std::string address, unsigned port
 
 AdminServer::~AdminServer() { stop(); }
 
-void AdminServer::start() {
+
+void AdminServer::bind() {
   try {
-    Poco::Net::ServerSocket sock;
-    sock.bind(Poco::Net::SocketAddress(address_, static_cast<Poco::UInt16>(port_)), true);
-    sock.listen(64);
-    boundPort_ = sock.address().port();
+    socket_ = std::make_unique<Poco::Net::ServerSocket>();
+    socket_->bind(Poco::Net::SocketAddress(address_, static_cast<Poco::UInt16>(port_)), true);
+    socket_->listen(64);
+    boundPort_ = socket_->address().port();
+  } catch (const Poco::Exception& e) {
+    socket_.reset();
+    throw std::runtime_error("cannot listen on " + address_ + ":" + std::to_string(port_) + ": " + e.displayText());
+  }
+}
+
+void AdminServer::start() {
+  if (!socket_) bind();
+  try {
     auto* params = new Poco::Net::HTTPServerParams;
     params->setMaxThreads(static_cast<int>(threads_));
     params->setMaxQueued(256);
     params->setKeepAlive(true);
     params->setTimeout(Poco::Timespan(30, 0));
-    server_ = std::make_unique<Poco::Net::HTTPServer>(new Factory(router_, token_, log_.get(), metrics_), sock, params);
+    server_ = std::make_unique<Poco::Net::HTTPServer>(new Factory(router_, token_, log_.get(), metrics_), *socket_, params);
     server_->start();
   } catch (const Poco::Exception& e) {
     throw std::runtime_error("cannot listen on " + address_ + ":" + std::to_string(port_) + ": " + e.displayText());

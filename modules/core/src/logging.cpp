@@ -49,9 +49,21 @@ void TraceFlags::replace(std::set<std::string> flags) {
 
 LogRegistry::LogRegistry(LogSettings settings) : settings_(std::move(settings)) {
   if (!settings_.dir.empty()) std::filesystem::create_directories(settings_.dir);
+  flusher_ = std::thread([this] {
+    std::unique_lock lock(flushMu_);
+    while (!flushCv_.wait_for(lock, std::chrono::seconds(1), [&] { return stopping_; })) flushAll();
+  });
 }
 
-LogRegistry::~LogRegistry() { flushAll(); }
+LogRegistry::~LogRegistry() {
+  {
+    std::lock_guard lock(flushMu_);
+    stopping_ = true;
+  }
+  flushCv_.notify_all();
+  flusher_.join();
+  flushAll();
+}
 
 std::shared_ptr<spdlog::logger> LogRegistry::makeLogger(const std::string& name) {
   std::vector<spdlog::sink_ptr> sinks;

@@ -29,9 +29,10 @@ class ServiceabilityService : public core::Service {
   void stop() noexcept override { running_ = false; }
   void reload(const core::ConfigChange& change) override {
     if (!running_) return;
-    if (log_) log_->debug("applying serviceability changes for generation {}", change.toGeneration);
     control_.applyPending();
     applied_ = change.toGeneration;
+    // Logged after applying, so a trace change made for this node shows here.
+    if (log_) log_->debug("settings generation {} applied", change.toGeneration);
   }
   core::ServiceStatus status() const override {
     return {running_ ? core::ServiceState::Running : core::ServiceState::Stopped,
@@ -57,6 +58,7 @@ class RisCollector : public core::Service {
   }
   void start() override {
     stopping_ = false;
+    if (log_) log_->info("publishing heartbeat and service states every {} s", interval_.count());
     thread_ = std::thread([this] { run(); });
   }
   void stop() noexcept override {
@@ -80,6 +82,7 @@ class RisCollector : public core::Service {
       try {
         control_.publishState();
         ++beats_;
+        if (log_) log_->debug("heartbeat {} published", beats_.load());
         if (lastError_.exchange(false) && log_) log_->info("heartbeat published again");
       } catch (const std::exception& e) {
         // The database may be down: keep trying at the same pace (Envoy policy:

@@ -19,6 +19,7 @@
 
 namespace Poco::Net {
 class HTTPServer;
+class ServerSocket;
 }
 namespace spdlog {
 class logger;
@@ -93,7 +94,10 @@ class AdminServer {
   AdminServer(AdminRouter& router, std::string address, unsigned port, std::string token, unsigned threads,
               std::shared_ptr<spdlog::logger> log, Metrics* metrics);
   ~AdminServer();
-  void start();  // throws std::runtime_error if the port cannot be bound
+  // bind() takes the port (so port() and url() are known before any route
+  // can be called); start() serves. Both throw std::runtime_error.
+  void bind();
+  void start();
   void stop() noexcept;
   unsigned port() const { return boundPort_; }
   std::string url() const;
@@ -107,6 +111,7 @@ class AdminServer {
   unsigned threads_;
   std::shared_ptr<spdlog::logger> log_;
   Metrics* metrics_;
+  std::unique_ptr<Poco::Net::ServerSocket> socket_;
   std::unique_ptr<Poco::Net::HTTPServer> server_;
 };
 

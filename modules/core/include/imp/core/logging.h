@@ -8,6 +8,7 @@
 // extra per-service filters (e.g. the SIP Proxy's "sip-tcp"); services ask
 // traceFlag() on their own hot paths, which is a lock-free read.
 #include <atomic>
+#include <chrono>
 #include <filesystem>
 #include <map>
 #include <memory>
@@ -16,6 +17,8 @@
 #include <set>
 #include <string>
 #include <string_view>
+#include <thread>
+#include <condition_variable>
 
 #include <spdlog/common.h>
 
@@ -69,6 +72,12 @@ class LogRegistry {
 
   LogSettings settings_;
   mutable std::mutex mu_;
+  // Lines below `info` are not flushed one by one (debug tracing is hot);
+  // this thread flushes every logger once a second so they show up promptly.
+  std::mutex flushMu_;
+  std::condition_variable flushCv_;
+  bool stopping_ = false;
+  std::thread flusher_;
   std::map<std::string, std::unique_ptr<Entry>> entries_;
 };
 

@@ -1,0 +1,405 @@
+// impctl: a thin client of impd's admin API (SV-1, SV-3, SV-4). Every command
+// maps to one HTTP request; what the server answers is shown as a table, or
+// as raw JSON with --json. Exit codes are documented in impctl(8).
+#include <imp/core/config.h>
+
+#include <Poco/JSON/Array.h>
+#include <Poco/JSON/Object.h>
+#include <Poco/JSON/Parser.h>
+#include <Poco/Net/HTTPClientSession.h>
+#include <Poco/Net/HTTPRequest.h>
+#include <Poco/Net/HTTPResponse.h>
+#include <Poco/Net/NetException.h>
+#include <Poco/URI.h>
+
+#include <boost/program_options.hpp>
+#include <fstream>
+#include <iomanip>
+#include <iostream>
+#include <optional>
+#include <sstream>
+
+namespace po = boost::program_options;
+using Obj = Poco::JSON::Object;
+using Arr = Poco::JSON::Array;
+
+namespace {
+
+constexpr int kOk = 0;
+constexpr int kRefused = 1;
+constexpr int kUsage = 64;
+constexpr int kUnavailable = 69;
+constexpr int kServerError = 70;
+constexpr int kNoPerm = 77;
+constexpr int kConfig = 78;
+
+const char* kUsageText = R"(Usage: impctl [global options] COMMAND
+
+Commands:
+  status [--cluster]
+  service list [--node ID]
+  service activate|deactivate|start|stop|restart NAME [--node ID]
+  trace show [SERVICE] [--node ID]
+  trace set SERVICE [--level L] [--on|--off] [--flag F]... [--clear-flags] [--node ID]
+  db status
+  db migrate
+
+See impctl(8).
+)";
+
+struct Exit {
+  int code;
+  std::string message;
+};
+
+struct Client {
+  std::string url;
+  std::string token;
+
+  std::pair<int, std::string> call(const std::string& method, const std::string& path, const std::string& body = "") const {
+    Poco::URI base(url);
+    try {
+      Poco::Net::HTTPClientSession s(base.getHost(), base.getPort());
+      s.setTimeout(Poco::Timespan(30, 0));
+      Poco::Net::HTTPRequest req(method, path, Poco::Net::HTTPMessage::HTTP_1_1);
+      req.set("Authorization", "Bearer " + token);
+      if (!body.empty()) req.setContentType("application/json");
+      req.setContentLength(static_cast<std::streamsize>(body.size()));
+      s.sendRequest(req) << body;
+      Poco::Net::HTTPResponse resp;
+      auto& in = s.receiveResponse(resp);
+      std::stringstream ss;
+      ss << in.rdbuf();
+      return {static_cast<int>(resp.getStatus()), ss.str()};
+    } catch (const Poco::Exception& e) {
+      throw Exit{kUnavailable, "cannot reach impd's admin API at " + url + ": " + e.displayText()};
+    }
+  }
+
+  // Returns the parsed object for 2xx; maps everything else to an Exit.
+  Obj::Ptr request(const std::string& method, const std::string& path, const std::string& body, bool rawJson,
+                   int* status = nullptr) const {
+    auto [code, text] = call(method, path, body);
+    if (status) *status = code;
+    Obj::Ptr obj;
+    try {
+      obj = Poco::JSON::Parser().parse(text).extract<Obj::Ptr>();
+    } catch (...) {
+      throw Exit{kServerError, "impd answered " + std::to_string(code) + " with a body that is not JSON"};
+    }
+    if (code >= 200 && code < 300) {
+      if (rawJson) obj->stringify(std::cout, 2), std::cout << "\n";
+      return obj;
+    }
+    std::string msg = "HTTP " + std::to_string(code);
+    if (obj->has("error")) msg = obj->getObject("error")->optValue<std::string>("message", msg);
+    if (rawJson) obj->stringify(std::cerr, 2), std::cerr << "\n";
+    if (code == 401 || code == 403) throw Exit{kNoPerm, msg};
+    if (code >= 500) throw Exit{kServerError, msg};
+    throw Exit{kRefused, msg};
+  }
+};
+
+std::string str(const Obj::Ptr& o, const std::string& k) {
+  if (!o->has(k) || o->get(k).isEmpty()) return "";
+  return o->get(k).convert<std::string>();
+}
+
+std::string duration(long long s) {
+  if (s <= 0) return "-";
+  std::ostringstream out;
+  if (s >= 86400) out << s / 86400 << "d";
+  if (s >= 3600) out << (s % 86400) / 3600 << "h";
+  if (s >= 60) out << (s % 3600) / 60 << "m";
+  out << s % 60 << "s";
+  return out.str();
+}
+
+// Prints rows as aligned columns; the last column is not padded.
+void table(const std::vector<std::vector<std::string>>& rows) {
+  std::vector<std::size_t> w;
+  for (const auto& r : rows)
+    for (std::size_t i = 0; i < r.size(); ++i) {
+      if (w.size() <= i) w.push_back(0);
+      w[i] = std::max(w[i], r[i].size());
+    }
+  for (const auto& r : rows) {
+    std::string line;
+    for (std::size_t i = 0; i < r.size(); ++i) {
+      line += r[i];
+      if (i + 1 < r.size()) line += std::string(w[i] - r[i].size() + 2, ' ');
+    }
+    while (!line.empty() && line.back() == ' ') line.pop_back();
+    std::cout << line << "\n";
+  }
+}
+
+void printServices(const Arr::Ptr& services) {
+  std::vector<std::vector<std::string>> rows = {
+      {"SERVICE", "DISPLAY NAME", "KIND", "ACTIVE", "STATE", "UPTIME", "RESTARTS", "DETAIL"}};
+  for (const auto& v : *services) {
+    auto s = v.extract<Obj::Ptr>();
+    rows.push_back({str(s, "name"), str(s, "display_name"), s->has("kind") ? str(s, "kind") : "-",
+                    s->getValue<bool>("active") ? "yes" : "no", str(s, "state"),
+                    duration(s->getValue<long long>("uptime_s")), str(s, "restarts"), str(s, "detail")});
+  }
+  table(rows);
+}
+
+std::string nodeQuery(const std::string& node) {
+  if (node.empty()) return "";
+  std::string enc;
+  Poco::URI::encode(node, "&=?#/", enc);
+  return "?node=" + enc;
+}
+
+std::string pathPart(const std::string& s) {
+  std::string enc;
+  Poco::URI::encode(s, "/?#&=", enc);
+  return enc;
+}
+
+void printTrace(const Obj::Ptr& t) {
+  std::string flags;
+  for (const auto& f : *t->getArray("flags")) flags += (flags.empty() ? "" : ",") + f.convert<std::string>();
+  std::string avail;
+  for (const auto& f : *t->getArray("available_flags"))
+    avail += (avail.empty() ? "" : ",") + f.extract<Obj::Ptr>()->getValue<std::string>("id");
+  std::cout << std::left << std::setw(18) << str(t, "service") << std::setw(5)
+            << (t->getValue<bool>("enabled") ? "on" : "off") << std::setw(10) << str(t, "level")
+            << "flags=[" << flags << "]" << (avail.empty() ? "" : " available=[" + avail + "]") << "\n";
+}
+
+struct Args {
+  std::string config = "/etc/imp/impd.conf";
+  std::string url, tokenFile, node, level;
+  bool json = false, cluster = false, on = false, off = false, clearFlags = false;
+  std::vector<std::string> flags, words;
+};
+
+Client makeClient(const Args& a, const po::variables_map& vm) {
+  Client c;
+  std::string tokenFile = a.tokenFile;
+  if (!a.url.empty()) c.url = a.url;
+  if (c.url.empty() || tokenFile.empty()) {
+    imp::core::ConfigSchema schema;
+    imp::core::addCoreOptions(schema);
+    imp::core::Config cfg;
+    try {
+      cfg = imp::core::Config::load(a.config, schema);
+    } catch (const imp::core::ConfigError& e) {
+      throw Exit{kConfig, std::string(e.what()) + (vm["config"].defaulted() ? " (use --config, or --url and --token-file)" : "")};
+    }
+    if (c.url.empty()) {
+      auto addr = cfg.getString("admin", "address");
+      if (addr == "0.0.0.0" || addr == "::") addr = "127.0.0.1";
+      if (addr.find(':') != std::string::npos) addr = "[" + addr + "]";
+      c.url = "http://" + addr + ":" + std::to_string(cfg.getInt("admin", "port"));
+    }
+    if (tokenFile.empty()) {
+      tokenFile = cfg.getString("admin", "token_file");
+      if (tokenFile.empty()) tokenFile = cfg.getString("node", "state_dir") + "/admin.token";
+    }
+  }
+  std::ifstream in(tokenFile);
+  if (!in || !std::getline(in, c.token) || c.token.empty())
+    throw Exit{kConfig, "cannot read the admin token from " + tokenFile + " (run as a user that can read it, or use --token-file)"};
+  return c;
+}
+
+// Connects on first use, so usage errors are reported before config errors.
+struct LazyClient {
+  const Args& args;
+  const po::variables_map& vm;
+  mutable std::optional<Client> client;
+  Obj::Ptr request(const std::string& method, const std::string& path, const std::string& body, bool rawJson,
+                   int* status = nullptr) const {
+    if (!client) client = makeClient(args, vm);
+    return client->request(method, path, body, rawJson, status);
+  }
+};
+
+int dispatch(const Args& a, const LazyClient& c) {
+  const auto& w = a.words;
+  auto need = [&](std::size_t n, const char* what) {
+    if (w.size() != n) throw Exit{kUsage, std::string("usage: impctl ") + what};
+  };
+  if (w[0] == "status") {
+    need(1, "status [--cluster]");
+    if (a.cluster) {
+      auto o = c.request("GET", "/api/v1/cluster/nodes", "", a.json);
+      if (a.json) return kOk;
+      std::vector<std::vector<std::string>> rows = {{"NODE", "ROLE", "STATE", "HEARTBEAT", "ADMIN", "SERVICES"}};
+      for (const auto& v : *o->getArray("nodes")) {
+        auto n = v.extract<Obj::Ptr>();
+        std::string services;
+        for (const auto& sv : *n->getArray("services")) {
+          auto s = sv.extract<Obj::Ptr>();
+          services += (services.empty() ? "" : " ") + str(s, "name") + "=" + str(s, "state");
+        }
+        rows.push_back({str(n, "id") + (n->getValue<bool>("self") ? " *" : ""), str(n, "role"), str(n, "state"),
+                        str(n, "heartbeat_age_s") + "s ago", str(n, "admin_url"), services});
+      }
+      table(rows);
+      return kOk;
+    }
+    auto o = c.request("GET", "/api/v1/status", "", a.json);
+    if (a.json) return kOk;
+    auto node = o->getObject("node");
+    auto db = o->getObject("database");
+    std::cout << "node:      " << str(node, "id") << " (role " << str(node, "role") << ", version " << str(node, "version")
+              << ", up " << duration(node->getValue<long long>("uptime_s")) << ")\n";
+    std::cout << "admin:     " << str(node, "admin_url") << "\n";
+    std::cout << "database:  " << str(db, "location") << ", " << (db->getValue<bool>("reachable") ? "reachable" : "UNREACHABLE")
+              << ", settings generation " << str(db, "settings_generation") << "\n";
+    std::cout << "ready:     " << (o->getValue<bool>("ready") ? "yes" : "no");
+    if (o->has("not_ready_reasons"))
+      for (const auto& r : *o->getArray("not_ready_reasons")) std::cout << " - " << r.convert<std::string>();
+    std::cout << "\n\n";
+    printServices(o->getArray("services"));
+    return kOk;
+  }
+  if (w[0] == "service") {
+    if (w.size() < 2) throw Exit{kUsage, "usage: impctl service list|activate|deactivate|start|stop|restart NAME [--node ID]"};
+    if (w[1] == "list") {
+      need(2, "service list [--node ID]");
+      auto o = c.request("GET", "/api/v1/services" + nodeQuery(a.node), "", a.json);
+      if (a.json) return kOk;
+      std::cout << "node: " << str(o, "node") << (o->has("published") ? " (as last published by its ris-collector)" : "") << "\n";
+      printServices(o->getArray("services"));
+      return kOk;
+    }
+    need(3, "service activate|deactivate|start|stop|restart NAME [--node ID]");
+    int status = 0;
+    auto o = c.request("POST", "/api/v1/services/" + pathPart(w[2]) + "/" + pathPart(w[1]) + nodeQuery(a.node), "", a.json,
+                       &status);
+    if (!a.json) std::cout << str(o, "message") << (status == 202 ? " (pending)" : "") << "\n";
+    return kOk;
+  }
+  if (w[0] == "trace") {
+    if (w.size() < 2) throw Exit{kUsage, "usage: impctl trace show [SERVICE] | trace set SERVICE ..."};
+    if (w[1] == "show") {
+      if (w.size() > 3) throw Exit{kUsage, "usage: impctl trace show [SERVICE] [--node ID]"};
+      if (w.size() == 3) {
+        auto o = c.request("GET", "/api/v1/trace/" + pathPart(w[2]) + nodeQuery(a.node), "", a.json);
+        if (!a.json) printTrace(o);
+        return kOk;
+      }
+      auto o = c.request("GET", "/api/v1/trace" + nodeQuery(a.node), "", a.json);
+      if (a.json) return kOk;
+      std::cout << "node: " << str(o, "node") << "\n";
+      for (const auto& v : *o->getArray("traces")) printTrace(v.extract<Obj::Ptr>());
+      return kOk;
+    }
+    if (w[1] == "set") {
+      need(3, "trace set SERVICE [--level L] [--on|--off] [--flag F]... [--clear-flags] [--node ID]");
+      if (a.on && a.off) throw Exit{kUsage, "--on and --off exclude each other"};
+      if (!a.flags.empty() && a.clearFlags) throw Exit{kUsage, "--flag and --clear-flags exclude each other"};
+      Obj body;
+      if (a.on || a.off) body.set("enabled", a.on);
+      if (!a.level.empty()) body.set("level", a.level);
+      if (!a.flags.empty() || a.clearFlags) {
+        Arr::Ptr f = new Arr;
+        for (const auto& x : a.flags) f->add(x);
+        body.set("flags", f);
+      }
+      if (body.size() == 0) throw Exit{kUsage, "trace set needs --level, --on, --off, --flag or --clear-flags"};
+      std::ostringstream b;
+      body.stringify(b);
+      auto o = c.request("PUT", "/api/v1/trace/" + pathPart(w[2]) + nodeQuery(a.node), b.str(), a.json);
+      if (!a.json) {
+        printTrace(o);
+        std::cout << "applied " << str(o, "applied") << " on " << str(o, "node") << "\n";
+      }
+      return kOk;
+    }
+    throw Exit{kUsage, "unknown trace command '" + w[1] + "'; use show or set"};
+  }
+  if (w[0] == "db") {
+    if (w.size() != 2 || (w[1] != "status" && w[1] != "migrate")) throw Exit{kUsage, "usage: impctl db status|migrate"};
+    if (w[1] == "status") {
+      auto o = c.request("GET", "/api/v1/db/status", "", a.json);
+      if (a.json) return kOk;
+      std::cout << "database: " << str(o, "location") << " (" << str(o, "mode") << "), "
+                << (o->getValue<bool>("reachable") ? "reachable" : "UNREACHABLE") << "\n";
+      std::vector<std::vector<std::string>> rows = {{"VERSION", "MIGRATION", "STATE", "APPLIED AT", "BY"}};
+      for (const auto& v : *o->getArray("applied")) {
+        auto m = v.extract<Obj::Ptr>();
+        rows.push_back({str(m, "version"), str(m, "name"), "applied", str(m, "applied_at"), str(m, "applied_by")});
+      }
+      for (const auto& v : *o->getArray("pending")) {
+        auto m = v.extract<Obj::Ptr>();
+        rows.push_back({str(m, "version"), str(m, "name"), "PENDING", "-", "-"});
+      }
+      table(rows);
+      return kOk;
+    }
+    auto o = c.request("POST", "/api/v1/db/migrate", "", a.json);
+    if (a.json) return kOk;
+    auto applied = o->getArray("applied");
+    if (applied->size() == 0) std::cout << "schema is up to date (version " << str(o, "schema_version") << ")\n";
+    for (const auto& m : *applied) std::cout << "applied " << m.convert<std::string>() << "\n";
+    return kOk;
+  }
+  throw Exit{kUsage, "unknown command '" + w[0] + "'"};
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  Args a;
+  po::options_description desc("Global options");
+  desc.add_options()("help,h", "show this help")("version", "print the version")(
+      "config,c", po::value<std::string>(&a.config)->default_value(a.config), "impd.conf to read the admin address and token from")(
+      "url", po::value<std::string>(&a.url), "admin API URL (overrides impd.conf)")(
+      "token-file", po::value<std::string>(&a.tokenFile), "file holding the admin token")(
+      "json", po::bool_switch(&a.json), "print the server's JSON")(
+      "node", po::value<std::string>(&a.node), "act on another node of the cluster")(
+      "cluster", po::bool_switch(&a.cluster), "status: every node of the cluster")(
+      "level", po::value<std::string>(&a.level), "trace set: trace|debug|info|warn|error|critical")(
+      "on", po::bool_switch(&a.on), "trace set: trace on")("off", po::bool_switch(&a.off), "trace set: trace off")(
+      "flag", po::value<std::vector<std::string>>(&a.flags), "trace set: an extra trace flag (repeatable)")(
+      "clear-flags", po::bool_switch(&a.clearFlags), "trace set: remove every extra flag")(
+      "words", po::value<std::vector<std::string>>(&a.words), "command words");
+  po::positional_options_description pos;
+  pos.add("words", -1);
+  po::variables_map vm;
+  try {
+    po::store(po::command_line_parser(argc, argv).options(desc).positional(pos).run(), vm);
+    po::notify(vm);
+  } catch (const po::error& e) {
+    std::cerr << "impctl: " << e.what() << "\n\n" << kUsageText;
+    return kUsage;
+  }
+  if (vm.count("help")) {
+    std::cout << kUsageText << "\n" << desc << "\n";
+    return kOk;
+  }
+  if (vm.count("version")) {
+    std::cout << "impctl " << IMP_VERSION << "\n";
+    return kOk;
+  }
+  if (a.words.empty()) {
+    std::cerr << kUsageText;
+    return kUsage;
+  }
+  // Options that belong to one command only.
+  auto only = [&](bool used, const char* opt, bool allowed) {
+    if (used && !allowed) throw Exit{kUsage, std::string(opt) + " does not apply to '" + a.words[0] + "'"};
+  };
+  try {
+    bool traceSet = a.words.size() > 1 && a.words[0] == "trace" && a.words[1] == "set";
+    only(a.cluster, "--cluster", a.words[0] == "status");
+    only(!a.node.empty(), "--node", a.words[0] == "service" || a.words[0] == "trace");
+    only(!a.level.empty() || a.on || a.off || !a.flags.empty() || a.clearFlags, "--level/--on/--off/--flag/--clear-flags",
+         traceSet);
+    return dispatch(a, LazyClient{a, vm, std::nullopt});
+  } catch (const Exit& e) {
+    std::cerr << "impctl: " << e.message << "\n";
+    if (e.code == kUsage) std::cerr << "\n" << kUsageText;
+    return e.code;
+  } catch (const std::exception& e) {
+    std::cerr << "impctl: " << e.what() << "\n";
+    return kServerError;
+  }
+}

@@ -1,0 +1,40 @@
+#pragma once
+// The serviceability part of the admin API, registered next to its code:
+//   GET  /health/live, /health/ready (no auth), /metrics (no auth)
+//   GET  /api/v1/status, /api/v1/cluster/nodes
+//   GET  /api/v1/services[?node=ID]
+//   POST /api/v1/services/{name}/{activate|deactivate|start|stop|restart}[?node=ID]
+//   GET  /api/v1/trace[?node=ID], GET|PUT /api/v1/trace/{service}[?node=ID]
+//   GET  /api/v1/db/status, POST /api/v1/db/migrate
+#include <functional>
+#include <string>
+#include <vector>
+
+namespace imp::core {
+class AdminRouter;
+class ClusterSettings;
+class Database;
+class Metrics;
+class Migrator;
+}  // namespace imp::core
+
+namespace imp::serviceability {
+
+class NodeControl;
+
+struct AdminContext {
+  NodeControl* control = nullptr;
+  core::Database* db = nullptr;
+  core::ClusterSettings* settings = nullptr;
+  core::Migrator* migrator = nullptr;
+  core::Metrics* metrics = nullptr;
+  std::string dbMode;      // "managed" | "external"
+  std::string dbLocation;  // redacted URL or socket
+  int heartbeatInterval = 5;
+  // Why the node is not ready (empty = ready).
+  std::function<std::vector<std::string>()> notReadyReasons;
+};
+
+void registerAdminRoutes(core::AdminRouter& router, const AdminContext& ctx);
+
+}  // namespace imp::serviceability
