@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# Installs everything IMP needs to build, run and test on Debian 12.
+# Idempotent: packages already present are left alone. Needs root.
+set -euo pipefail
+
+PKGS=(
+  build-essential cmake ninja-build pkg-config git
+  libpoco-dev libssl-dev libmysqlcppconn-dev libspdlog-dev libfmt-dev
+  libboost-program-options-dev doctest-dev libexpat1-dev
+  mariadb-server mariadb-client
+  python3 curl
+  clang libclang-rt-14-dev
+  dpkg-dev fakeroot lintian file rpm
+)
+
+missing=()
+for p in "${PKGS[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -eq 0 ]; then
+  echo "install-deps: all ${#PKGS[@]} packages present"
+  exit 0
+fi
+if [ "$(id -u)" -ne 0 ]; then
+  echo "install-deps: missing packages: ${missing[*]}; run as root (sudo)" >&2
+  exit 1
+fi
+echo "install-deps: installing ${missing[*]}"
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -q
+# The distribution's mariadb service is not used: impd runs its own server.
+# Keep the package scripts from starting one where policy allows it.
+apt-get install -y -q --no-install-recommends "${missing[@]}"
