@@ -2,6 +2,7 @@
 // maps to one HTTP request; what the server answers is shown as a table, or
 // as raw JSON with --json. Exit codes are documented in impctl(8).
 #include <imp/core/config.h>
+#include <imp/core/sysexits.h>
 
 #include <Poco/JSON/Array.h>
 #include <Poco/JSON/Object.h>
@@ -25,13 +26,8 @@ using Arr = Poco::JSON::Array;
 
 namespace {
 
-constexpr int kOk = 0;
-constexpr int kRefused = 1;
-constexpr int kUsage = 64;
-constexpr int kUnavailable = 69;
-constexpr int kServerError = 70;
-constexpr int kNoPerm = 77;
-constexpr int kConfig = 78;
+using namespace imp::core::exitcode;
+constexpr int kServerError = kSoftware;
 
 const char* kUsageText = R"(Usage: impctl [global options] COMMAND
 
@@ -182,11 +178,9 @@ Client makeClient(const Args& a, const po::variables_map& vm) {
   std::string tokenFile = a.tokenFile;
   if (!a.url.empty()) c.url = a.url;
   if (c.url.empty() || tokenFile.empty()) {
-    imp::core::ConfigSchema schema;
-    imp::core::addCoreOptions(schema);
     imp::core::Config cfg;
     try {
-      cfg = imp::core::Config::load(a.config, schema);
+      cfg = imp::core::Config::load(a.config, imp::core::coreSchema());
     } catch (const imp::core::ConfigError& e) {
       throw Exit{kConfig, std::string(e.what()) + (vm["config"].defaulted() ? " (use --config, or --url and --token-file)" : "")};
     }

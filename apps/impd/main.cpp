@@ -17,6 +17,7 @@
 #include <imp/core/migrations.h>
 #include <imp/core/roles.h>
 #include <imp/core/service_host.h>
+#include <imp/core/sysexits.h>
 #include <imp/serviceability/admin_api.h>
 #include <imp/serviceability/control.h>
 #include <imp/serviceability/services.h>
@@ -34,20 +35,9 @@ using namespace imp;
 
 namespace {
 
-constexpr int kExOk = 0;
-constexpr int kExUsage = 64;
-constexpr int kExSoftware = 70;
-constexpr int kExOsErr = 71;
-constexpr int kExConfig = 78;
+using namespace core::exitcode;
 
-const core::ConfigSchema& schema() {
-  static core::ConfigSchema s = [] {
-    core::ConfigSchema c;
-    core::addCoreOptions(c);
-    return c;
-  }();
-  return s;
-}
+const core::ConfigSchema& schema() { return core::coreSchema(); }
 
 std::string hostName() {
   char buf[256] = {};
@@ -115,11 +105,11 @@ int run(const Options& opts) {
     cfg = core::Config::load(opts.configPath, schema());
     checkSemantics(cfg);
   } catch (const core::ConfigError& e) {
-    return fail(kExConfig, std::string(e.what()) + " (" + opts.configPath + ")");
+    return fail(kConfig, std::string(e.what()) + " (" + opts.configPath + ")");
   }
   if (opts.checkOnly) {
     std::cout << "configuration OK: " << opts.configPath << std::endl;
-    return kExOk;
+    return kOk;
   }
 
   const std::string nodeId = cfg.getString("node", "id").empty() ? hostName() : cfg.getString("node", "id");
@@ -130,7 +120,7 @@ int run(const Options& opts) {
     std::filesystem::create_directories(stateDir);
     std::filesystem::create_directories(logDir);
   } catch (const std::exception& e) {
-    return fail(kExConfig, std::string("in [node]: cannot create state_dir/log_dir: ") + e.what());
+    return fail(kConfig, std::string("in [node]: cannot create state_dir/log_dir: ") + e.what());
   }
 
   core::LogSettings ls;
@@ -170,7 +160,7 @@ int run(const Options& opts) {
     }
     core::Database::ensureSchema(dbParams);
   } catch (const std::exception& e) {
-    return fail(kExConfig, "in [database]: cannot reach the " + dbMode + " database (" +
+    return fail(kConfig, "in [database]: cannot reach the " + dbMode + " database (" +
                                (dbLocation.empty() ? cfg.getString("database", "url") : dbLocation) + "): " + e.what(),
                 log);
   }
@@ -181,9 +171,9 @@ int run(const Options& opts) {
     auto applied = migrator.migrate();
     log->info("schema at version {} ({} migrations applied now)", migrator.currentVersion(), applied.size());
   } catch (const core::DbError& e) {
-    return fail(kExConfig, std::string("in [database]: ") + e.what(), log);
+    return fail(kConfig, std::string("in [database]: ") + e.what(), log);
   } catch (const std::exception& e) {
-    return fail(kExSoftware, std::string("schema migration failed: ") + e.what(), log);
+    return fail(kSoftware, std::string("schema migration failed: ") + e.what(), log);
   }
 
   core::Metrics metrics;
@@ -209,7 +199,7 @@ int run(const Options& opts) {
   try {
     token = core::loadOrCreateToken(tokenFile);
   } catch (const std::exception& e) {
-    return fail(kExConfig, std::string("in [admin]: ") + e.what(), log);
+    return fail(kConfig, std::string("in [admin]: ") + e.what(), log);
   }
   core::AdminRouter router;
   core::AdminServer admin(router, cfg.getString("admin", "address"), static_cast<unsigned>(cfg.getInt("admin", "port")),
@@ -217,7 +207,7 @@ int run(const Options& opts) {
   try {
     admin.bind();
   } catch (const std::exception& e) {
-    return fail(kExConfig, std::string("in [admin]: ") + e.what(), log);
+    return fail(kConfig, std::string("in [admin]: ") + e.what(), log);
   }
 
   serviceability::NodeIdentity self{nodeId, role, hostName(), admin.url(), IMP_VERSION};
@@ -261,7 +251,7 @@ int run(const Options& opts) {
     control.applyTraces();
     wanted = control.desiredServices();
   } catch (const std::exception& e) {
-    return fail(kExConfig, std::string("in [database]: ") + e.what(), log);
+    return fail(kConfig, std::string("in [database]: ") + e.what(), log);
   }
   settings.subscribe([&](const core::ConfigChange& change) { host.reloadAll(change); });
 
@@ -278,7 +268,7 @@ int run(const Options& opts) {
     settings.stop();
     host.stopAll();
     control.markNodeDown();
-    return fail(kExOsErr, std::string("in [admin]: ") + e.what(), log);
+    return fail(kOsErr, std::string("in [admin]: ") + e.what(), log);
   }
 
   std::string services;
@@ -311,9 +301,9 @@ int run(const Options& opts) {
     std::cerr << "impd: services did not stop in time: ";
     for (const auto& n : abandoned) std::cerr << n << ' ';
     std::cerr << std::endl;
-    std::_Exit(kExSoftware);
+    std::_Exit(kSoftware);
   }
-  return kExOk;
+  return kOk;
 }
 
 }  // namespace
@@ -331,25 +321,25 @@ int main(int argc, char** argv) {
     po::notify(vm);
   } catch (const po::error& e) {
     std::cerr << "impd: " << e.what() << "\n" << desc << std::endl;
-    return kExUsage;
+    return kUsage;
   }
   if (vm.count("help")) {
     std::cout << desc << "\nSee impd(8) and impd.conf(5).\n";
-    return kExOk;
+    return kOk;
   }
   if (vm.count("version")) {
     std::cout << "impd " << IMP_VERSION << std::endl;
-    return kExOk;
+    return kOk;
   }
   if (vm.count("print-defaults")) {
     printDefaults();
-    return kExOk;
+    return kOk;
   }
   try {
     return run(opts);
   } catch (const std::exception& e) {
     // Only reached for a bug: everything expected is handled in run().
     std::cerr << "impd: fatal: " << e.what() << std::endl;
-    return kExSoftware;
+    return kSoftware;
   }
 }

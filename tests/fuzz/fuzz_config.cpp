@@ -7,11 +7,7 @@
 #include <string_view>
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
-  static const imp::core::ConfigSchema schema = [] {
-    imp::core::ConfigSchema s;
-    imp::core::addCoreOptions(s);
-    return s;
-  }();
+  const auto& schema = imp::core::coreSchema();
   try {
     auto cfg = imp::core::Config::parse(std::string_view(reinterpret_cast<const char*>(data), size), schema);
     // Accepted input must be readable through the typed getters.

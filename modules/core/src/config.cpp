@@ -111,6 +111,15 @@ void addCoreOptions(ConfigSchema& s) {
   s.add({"services", "heartbeat_interval", T::Int, "5", 1, 3600, {}, "seconds between node heartbeats (ris-collector)"});
 }
 
+const ConfigSchema& coreSchema() {
+  static const ConfigSchema schema = [] {
+    ConfigSchema s;
+    addCoreOptions(s);
+    return s;
+  }();
+  return schema;
+}
+
 Config Config::parse(std::string_view text, const ConfigSchema& schema, std::string_view origin) {
   Config cfg;
   cfg.schema_ = &schema;

@@ -6,14 +6,7 @@ using imp::core::ConfigError;
 using imp::core::ConfigSchema;
 
 namespace {
-const ConfigSchema& schema() {
-  static ConfigSchema s = [] {
-    ConfigSchema c;
-    imp::core::addCoreOptions(c);
-    return c;
-  }();
-  return s;
-}
+const ConfigSchema& schema() { return imp::core::coreSchema(); }
 
 std::string errorOf(const std::string& text) {
   try {

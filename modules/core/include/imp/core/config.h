@@ -51,6 +51,8 @@ class ConfigSchema {
 
 // The options core itself owns: [node], [database], [admin], [log], [services].
 void addCoreOptions(ConfigSchema& schema);
+// A process-wide schema holding the core options (what impd and impctl read).
+const ConfigSchema& coreSchema();
 
 class Config {
  public:
