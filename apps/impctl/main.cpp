@@ -39,6 +39,9 @@ Commands:
   trace set SERVICE [--level L] [--on|--off] [--flag F]... [--clear-flags] [--node ID]
   db status
   db migrate
+  user add USERID --im-address ADDR [--unlicensed] [--home-node ID] [--ms-uri sip:USER@DOMAIN]
+  user list [--domain DOMAIN] | user show USERID | user delete USERID
+  domain add DOMAIN [--description TEXT] | domain list | domain delete DOMAIN
 
 See impctl(8).
 )";
@@ -168,8 +171,8 @@ void printTrace(const Obj::Ptr& t) {
 
 struct Args {
   std::string config = "/etc/imp/impd.conf";
-  std::string url, tokenFile, node, level;
-  bool json = false, cluster = false, on = false, off = false, clearFlags = false;
+  std::string url, tokenFile, node, level, imAddress, homeNode, msUri, domain, description;
+  bool json = false, cluster = false, on = false, off = false, clearFlags = false, unlicensed = false;
   std::vector<std::string> flags, words;
 };
 
@@ -212,6 +215,89 @@ struct LazyClient {
     return client->request(method, path, body, rawJson, status);
   }
 };
+
+std::string jsonBody(const Obj& o) {
+  std::ostringstream b;
+  o.stringify(b);
+  return b.str();
+}
+
+void printUsers(const std::vector<Obj::Ptr>& users) {
+  std::vector<std::vector<std::string>> rows = {{"USERID", "IM ADDRESS", "LICENSED", "HOME NODE", "MICROSOFT SIP URI"}};
+  for (const auto& u : users)
+    rows.push_back({str(u, "userid"), str(u, "im_address"), u->getValue<bool>("licensed") ? "yes" : "no",
+                    str(u, "home_node").empty() ? "-" : str(u, "home_node"),
+                    str(u, "ms_sip_uri").empty() ? "-" : str(u, "ms_sip_uri")});
+  table(rows);
+}
+
+int userCommand(const Args& a, const LazyClient& c) {
+  const auto& w = a.words;
+  const char* usage = "usage: impctl user add|list|show|delete ...";
+  if (w.size() < 2) throw Exit{kUsage, usage};
+  if (w[1] == "add") {
+    if (w.size() != 3 || a.imAddress.empty())
+      throw Exit{kUsage, "usage: impctl user add USERID --im-address ADDR [--unlicensed] [--home-node ID] [--ms-uri URI]"};
+    Obj body;
+    body.set("userid", w[2]);
+    body.set("im_address", a.imAddress);
+    body.set("licensed", !a.unlicensed);
+    if (!a.homeNode.empty()) body.set("home_node", a.homeNode);
+    if (!a.msUri.empty()) body.set("ms_sip_uri", a.msUri);
+    auto o = c.request("POST", "/api/v1/users", jsonBody(body), a.json);
+    if (!a.json) printUsers({o});
+    return kOk;
+  }
+  if (w[1] == "list") {
+    if (w.size() != 2) throw Exit{kUsage, "usage: impctl user list [--domain DOMAIN]"};
+    std::string q;
+    if (!a.domain.empty()) Poco::URI::encode(a.domain, "&=?#/", q);
+    auto o = c.request("GET", "/api/v1/users" + (q.empty() ? "" : "?domain=" + q), "", a.json);
+    if (a.json) return kOk;
+    std::vector<Obj::Ptr> users;
+    for (const auto& v : *o->getArray("users")) users.push_back(v.extract<Obj::Ptr>());
+    printUsers(users);
+    return kOk;
+  }
+  if (w[1] == "show" || w[1] == "delete") {
+    if (w.size() != 3) throw Exit{kUsage, "usage: impctl user " + w[1] + " USERID"};
+    auto o = c.request(w[1] == "show" ? "GET" : "DELETE", "/api/v1/users/" + pathPart(w[2]), "", a.json);
+    if (a.json) return kOk;
+    if (w[1] == "show") printUsers({o});
+    else std::cout << "deleted user " << str(o, "deleted") << "\n";
+    return kOk;
+  }
+  throw Exit{kUsage, usage};
+}
+
+int domainCommand(const Args& a, const LazyClient& c) {
+  const auto& w = a.words;
+  if (w.size() == 2 && w[1] == "list") {
+    auto o = c.request("GET", "/api/v1/domains", "", a.json);
+    if (a.json) return kOk;
+    std::vector<std::vector<std::string>> rows = {{"DOMAIN", "MANAGED BY", "STATUS", "LOCAL USERS", "DESCRIPTION"}};
+    for (const auto& v : *o->getArray("domains")) {
+      auto d = v.extract<Obj::Ptr>();
+      rows.push_back({str(d, "domain"), str(d, "managed_by"), str(d, "status"), str(d, "local_users"), str(d, "description")});
+    }
+    table(rows);
+    return kOk;
+  }
+  if (w.size() == 3 && w[1] == "add") {
+    Obj body;
+    body.set("domain", w[2]);
+    if (!a.description.empty()) body.set("description", a.description);
+    auto o = c.request("POST", "/api/v1/domains", jsonBody(body), a.json);
+    if (!a.json) std::cout << str(o, "domain") << ": " << str(o, "status") << "\n";
+    return kOk;
+  }
+  if (w.size() == 3 && w[1] == "delete") {
+    auto o = c.request("DELETE", "/api/v1/domains/" + pathPart(w[2]), "", a.json);
+    if (!a.json) std::cout << "deleted domain " << str(o, "deleted") << "\n";
+    return kOk;
+  }
+  throw Exit{kUsage, "usage: impctl domain add DOMAIN [--description TEXT] | domain list | domain delete DOMAIN"};
+}
 
 int dispatch(const Args& a, const LazyClient& c) {
   const auto& w = a.words;
@@ -335,6 +421,8 @@ int dispatch(const Args& a, const LazyClient& c) {
     for (const auto& m : *applied) std::cout << "applied " << m.convert<std::string>() << "\n";
     return kOk;
   }
+  if (w[0] == "user") return userCommand(a, c);
+  if (w[0] == "domain") return domainCommand(a, c);
   throw Exit{kUsage, "unknown command '" + w[0] + "'"};
 }
 
@@ -354,6 +442,12 @@ int main(int argc, char** argv) {
       "on", po::bool_switch(&a.on), "trace set: trace on")("off", po::bool_switch(&a.off), "trace set: trace off")(
       "flag", po::value<std::vector<std::string>>(&a.flags), "trace set: an extra trace flag (repeatable)")(
       "clear-flags", po::bool_switch(&a.clearFlags), "trace set: remove every extra flag")(
+      "im-address", po::value<std::string>(&a.imAddress), "user add: the user's IM address")(
+      "unlicensed", po::bool_switch(&a.unlicensed), "user add: not licensed for IM on IMP")(
+      "home-node", po::value<std::string>(&a.homeNode), "user add: the user's home node")(
+      "ms-uri", po::value<std::string>(&a.msUri), "user add: Microsoft SIP URI (advanced routing)")(
+      "domain", po::value<std::string>(&a.domain), "user list: only this IM domain")(
+      "description", po::value<std::string>(&a.description), "domain add: a description")(
       "words", po::value<std::vector<std::string>>(&a.words), "command words");
   po::positional_options_description pos;
   pos.add("words", -1);
@@ -387,6 +481,11 @@ int main(int argc, char** argv) {
     only(!a.node.empty(), "--node", a.words[0] == "service" || a.words[0] == "trace");
     only(!a.level.empty() || a.on || a.off || !a.flags.empty() || a.clearFlags, "--level/--on/--off/--flag/--clear-flags",
          traceSet);
+    bool userAdd = a.words.size() > 1 && a.words[0] == "user" && a.words[1] == "add";
+    only(!a.imAddress.empty() || a.unlicensed || !a.homeNode.empty() || !a.msUri.empty(),
+         "--im-address/--unlicensed/--home-node/--ms-uri", userAdd);
+    only(!a.domain.empty(), "--domain", a.words.size() > 1 && a.words[0] == "user" && a.words[1] == "list");
+    only(!a.description.empty(), "--description", a.words.size() > 1 && a.words[0] == "domain" && a.words[1] == "add");
     return dispatch(a, LazyClient{a, vm, std::nullopt});
   } catch (const Exit& e) {
     std::cerr << "impctl: " << e.message << "\n";

@@ -18,6 +18,7 @@
 #include <imp/core/roles.h>
 #include <imp/core/service_host.h>
 #include <imp/core/sysexits.h>
+#include <imp/directory/directory.h>
 #include <imp/serviceability/admin_api.h>
 #include <imp/serviceability/control.h>
 #include <imp/serviceability/services.h>
@@ -244,6 +245,8 @@ int run(const Options& opts) {
     return reasons;
   };
   serviceability::registerAdminRoutes(router, actx);
+  directory::Directory dir(db);
+  directory::registerAdminRoutes(router, dir);
 
   std::vector<std::string> wanted;
   try {

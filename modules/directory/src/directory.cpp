@@ -1,0 +1,338 @@
+#include "imp/directory/directory.h"
+
+#include <imp/core/admin_http.h>
+#include <imp/core/cluster_settings.h>
+#include <imp/core/database.h>
+#include <imp/sip/uri.h>
+
+#include <Poco/JSON/Array.h>
+#include <Poco/JSON/Object.h>
+
+#include <algorithm>
+#include <cctype>
+#include <map>
+
+namespace imp::directory {
+
+using core::AdminError;
+using core::AdminRequest;
+using core::AdminResponse;
+using core::DbSession;
+using Obj = Poco::JSON::Object;
+using Arr = Poco::JSON::Array;
+
+namespace {
+
+std::string lower(std::string s) {
+  std::transform(s.begin(), s.end(), s.begin(), [](unsigned char c) { return std::tolower(c); });
+  return s;
+}
+
+// IM addresses are case-insensitive as a whole (XMPP localparts are
+// case-folded; Lync and the directory treat them like e-mail addresses).
+std::string normaliseAddress(const std::string& a) { return lower(a); }
+
+std::string domainOf(const std::string& address) { return lower(address.substr(address.rfind('@') + 1)); }
+
+void bad(const std::string& field, const std::string& message) {
+  Obj::Ptr d = new Obj;
+  d->set("field", field);
+  throw AdminError(400, "invalid_" + field, message, d);
+}
+
+User rowUser(const core::Rows& r, std::size_t i) {
+  return {r.str(i, "userid"), r.str(i, "im_address"), r.num(i, "licensed") != 0, r.str(i, "home_node"),
+          r.str(i, "ms_sip_uri")};
+}
+
+const char* kUserCols = "SELECT userid, im_address, licensed, home_node, ms_sip_uri FROM dir_user";
+
+}  // namespace
+
+std::string Domain::status() const {
+  return adminManaged ? "configured on local cluster" : "in use on local cluster";
+}
+
+std::string checkUserId(const std::string& s) {
+  if (s.empty() || s.size() > 128) return "userid must be 1..128 characters";
+  for (unsigned char c : s)
+    if (!std::isalnum(c) && c != '.' && c != '_' && c != '-') return "userid may hold only letters, digits, '.', '_' and '-'";
+  return "";
+}
+
+std::string checkDomain(const std::string& s) {
+  if (s.empty() || s.size() > 253) return "domain must be 1..253 characters";
+  if (s.front() == '.' || s.back() == '.' || s.find("..") != std::string::npos)
+    return "domain '" + s + "' has an empty label";
+  if (s.find('.') == std::string::npos) return "domain '" + s + "' needs at least two labels (example.com)";
+  std::size_t label = 0;
+  for (std::size_t i = 0; i < s.size(); ++i) {
+    unsigned char c = static_cast<unsigned char>(s[i]);
+    if (c == '.') {
+      if (s[i - 1] == '-') return "domain label may not end with '-'";
+      label = 0;
+      continue;
+    }
+    if (!std::isalnum(c) && c != '-') return "domain '" + s + "' may hold only letters, digits, '-' and '.'";
+    if (label == 0 && c == '-') return "domain label may not start with '-'";
+    if (++label > 63) return "domain label longer than 63 characters";
+  }
+  return "";
+}
+
+std::string checkImAddress(const std::string& s) {
+  auto at = s.rfind('@');
+  if (at == std::string::npos || at == 0) return "IM address must be user@domain";
+  auto user = s.substr(0, at);
+  for (unsigned char c : user)
+    if (std::isspace(c) || c == '<' || c == '>' || c == '"' || c == '@' || c == '/' || c == '\'' || c == '&' || c == ':')
+      return "IM address '" + s + "' has a character not allowed in the user part";
+  if (auto d = checkDomain(lower(s.substr(at + 1))); !d.empty()) return d;
+  return "";
+}
+
+std::string checkMsSipUri(const std::string& s) {
+  std::string why;
+  auto u = sip::parseUri(s, &why);
+  if (!u) return "Microsoft SIP URI '" + s + "' is not a URI: " + why;
+  if (u->scheme != sip::UriScheme::Sip) return "Microsoft SIP URI must use the sip: scheme";
+  if (u->user.empty()) return "Microsoft SIP URI needs a user part (sip:user@domain)";
+  if (!u->params.empty() || !u->headers.empty() || u->port) return "Microsoft SIP URI must be a plain sip:user@domain";
+  return "";
+}
+
+void Directory::addUser(const User& in) {
+  User u = in;
+  if (auto e = checkUserId(u.userid); !e.empty()) bad("userid", e);
+  if (auto e = checkImAddress(u.imAddress); !e.empty()) bad("im_address", e);
+  u.imAddress = normaliseAddress(u.imAddress);
+  if (!u.msSipUri.empty())
+    if (auto e = checkMsSipUri(u.msSipUri); !e.empty()) bad("ms_sip_uri", e);
+  db_.transaction([&](DbSession& s) {
+    if (!u.homeNode.empty() && s.query("SELECT 1 FROM core_node WHERE node_id = ?", {u.homeNode}).empty())
+      bad("home_node", "home node '" + u.homeNode + "' is not a node of this cluster");
+    if (!s.query("SELECT 1 FROM dir_user WHERE userid = ?", {u.userid}).empty())
+      throw AdminError(409, "user_exists", "user '" + u.userid + "' already exists");
+    auto clash = s.query("SELECT userid FROM dir_user WHERE im_address = ?", {u.imAddress});
+    if (!clash.empty())
+      throw AdminError(409, "im_address_in_use",
+                       "IM address '" + u.imAddress + "' already belongs to user '" + clash.str(0, "userid") + "'");
+    s.exec("INSERT INTO dir_user (userid, im_address, im_domain, licensed, home_node, ms_sip_uri) VALUES (?, ?, ?, ?, ?, ?)",
+           {u.userid, u.imAddress, domainOf(u.imAddress), u.licensed,
+            u.homeNode.empty() ? core::SqlValue(nullptr) : core::SqlValue(u.homeNode),
+            u.msSipUri.empty() ? core::SqlValue(nullptr) : core::SqlValue(u.msSipUri)});
+    core::ClusterSettings::bump(s);
+  });
+}
+
+std::optional<User> Directory::user(const std::string& userid) {
+  auto r = db_.query(std::string(kUserCols) + " WHERE userid = ?", {userid});
+  if (r.empty()) return std::nullopt;
+  return rowUser(r, 0);
+}
+
+std::optional<User> Directory::userByAddress(const std::string& imAddress) {
+  if (imAddress.find('@') == std::string::npos) return std::nullopt;
+  auto r = db_.query(std::string(kUserCols) + " WHERE im_address = ?", {normaliseAddress(imAddress)});
+  if (r.empty()) return std::nullopt;
+  return rowUser(r, 0);
+}
+
+std::optional<User> Directory::userByMsSipUri(const std::string& uri) {
+  auto r = db_.query(std::string(kUserCols) + " WHERE ms_sip_uri = ?", {uri});
+  if (r.empty()) return std::nullopt;
+  return rowUser(r, 0);
+}
+
+std::vector<User> Directory::users(const std::string& domain, std::size_t limit, std::size_t offset) {
+  auto r = domain.empty()
+               ? db_.query(std::string(kUserCols) + " ORDER BY userid LIMIT ? OFFSET ?",
+                           {static_cast<std::int64_t>(limit), static_cast<std::int64_t>(offset)})
+               : db_.query(std::string(kUserCols) + " WHERE im_domain = ? ORDER BY userid LIMIT ? OFFSET ?",
+                           {lower(domain), static_cast<std::int64_t>(limit), static_cast<std::int64_t>(offset)});
+  std::vector<User> out;
+  for (std::size_t i = 0; i < r.size(); ++i) out.push_back(rowUser(r, i));
+  return out;
+}
+
+bool Directory::deleteUser(const std::string& userid) {
+  bool gone = false;
+  db_.transaction([&](DbSession& s) {
+    gone = s.exec("DELETE FROM dir_user WHERE userid = ?", {userid}) > 0;
+    if (gone) core::ClusterSettings::bump(s);
+  });
+  return gone;
+}
+
+void Directory::addDomain(const std::string& domainIn, const std::string& description) {
+  auto domain = lower(domainIn);
+  if (auto e = checkDomain(domain); !e.empty()) bad("domain", e);
+  if (description.size() > 255) bad("description", "description is longer than 255 characters");
+  db_.transaction([&](DbSession& s) {
+    if (!s.query("SELECT 1 FROM dir_domain WHERE domain = ?", {domain}).empty())
+      throw AdminError(409, "domain_exists", "domain '" + domain + "' is already configured");
+    s.exec("INSERT INTO dir_domain (domain, description) VALUES (?, ?)", {domain, description});
+    core::ClusterSettings::bump(s);
+  });
+}
+
+bool Directory::deleteDomain(const std::string& domainIn) {
+  auto domain = lower(domainIn);
+  bool gone = false;
+  db_.transaction([&](DbSession& s) {
+    auto n = s.query("SELECT COUNT(*) AS n FROM dir_user WHERE im_domain = ?", {domain}).num(0, "n");
+    if (n > 0)
+      throw AdminError(409, "domain_in_use",
+                       "domain '" + domain + "' is in use by " + std::to_string(n) + " user(s); move or delete them first");
+    gone = s.exec("DELETE FROM dir_domain WHERE domain = ?", {domain}) > 0;
+    if (gone) core::ClusterSettings::bump(s);
+  });
+  return gone;
+}
+
+std::vector<Domain> Directory::domains() {
+  std::map<std::string, Domain> all;
+  auto admin = db_.query("SELECT domain, description FROM dir_domain");
+  for (std::size_t i = 0; i < admin.size(); ++i) {
+    auto& d = all[admin.str(i, "domain")];
+    d.name = admin.str(i, "domain");
+    d.adminManaged = true;
+    d.description = admin.str(i, "description");
+  }
+  auto used = db_.query("SELECT im_domain, COUNT(*) AS n FROM dir_user GROUP BY im_domain");
+  for (std::size_t i = 0; i < used.size(); ++i) {
+    auto& d = all[used.str(i, "im_domain")];
+    d.name = used.str(i, "im_domain");
+    d.localUsers = static_cast<std::size_t>(used.num(i, "n"));
+  }
+  std::vector<Domain> out;
+  for (auto& [n, d] : all) out.push_back(d);
+  return out;
+}
+
+bool Directory::isLocalDomain(const std::string& domain) {
+  auto d = lower(domain);
+  return !db_.query("SELECT 1 FROM dir_domain WHERE domain = ? UNION SELECT 1 FROM dir_user WHERE im_domain = ? LIMIT 1",
+                    {d, d})
+              .empty();
+}
+
+namespace {
+
+Obj::Ptr userJson(const User& u) {
+  Obj::Ptr o = new Obj;
+  o->set("userid", u.userid);
+  o->set("im_address", u.imAddress);
+  o->set("licensed", u.licensed);
+  o->set("home_node", u.homeNode);
+  o->set("ms_sip_uri", u.msSipUri);
+  return o;
+}
+
+std::string field(const Obj::Ptr& body, const std::string& name, bool required) {
+  if (!body->has(name) || body->get(name).isEmpty()) {
+    if (required) bad(name, "field '" + name + "' is required");
+    return "";
+  }
+  auto v = body->get(name);
+  if (!v.isString()) bad(name, "field '" + name + "' must be a string");
+  return v.extract<std::string>();
+}
+
+void onlyFields(const Obj::Ptr& body, std::initializer_list<const char*> allowed) {
+  for (const auto& [k, v] : *body) {
+    bool ok = false;
+    std::string list;
+    for (const char* a : allowed) {
+      ok = ok || k == a;
+      list += (list.empty() ? "" : ", ") + std::string(a);
+    }
+    if (!ok) throw AdminError(400, "unknown_field", "unknown field '" + k + "'; valid fields: " + list);
+  }
+}
+
+std::size_t number(const AdminRequest& r, const std::string& key, std::size_t def, std::size_t max) {
+  auto v = r.queryOr(key, "");
+  if (v.empty()) return def;
+  std::size_t n = 0;
+  for (char c : v) {
+    if (c < '0' || c > '9' || n > max) throw AdminError(400, "bad_query", key + " must be a number 0.." + std::to_string(max));
+    n = n * 10 + static_cast<std::size_t>(c - '0');
+  }
+  if (n > max) throw AdminError(400, "bad_query", key + " must be a number 0.." + std::to_string(max));
+  return n;
+}
+
+}  // namespace
+
+void registerAdminRoutes(core::AdminRouter& router, Directory& dir) {
+  router.add("GET", "/api/v1/users", [&dir](const AdminRequest& r) {
+    Arr::Ptr a = new Arr;
+    for (const auto& u : dir.users(r.queryOr("domain", ""), number(r, "limit", 1000, 100000), number(r, "offset", 0, 1u << 30)))
+      a->add(userJson(u));
+    Obj::Ptr o = new Obj;
+    o->set("users", a);
+    return AdminResponse::json(o);
+  });
+  router.add("POST", "/api/v1/users", [&dir](const AdminRequest& r) {
+    auto body = r.json();
+    onlyFields(body, {"userid", "im_address", "licensed", "home_node", "ms_sip_uri"});
+    User u;
+    u.userid = field(body, "userid", true);
+    u.imAddress = field(body, "im_address", true);
+    u.homeNode = field(body, "home_node", false);
+    u.msSipUri = field(body, "ms_sip_uri", false);
+    if (body->has("licensed")) {
+      if (!body->get("licensed").isBoolean()) bad("licensed", "field 'licensed' must be true or false");
+      u.licensed = body->getValue<bool>("licensed");
+    }
+    dir.addUser(u);
+    return AdminResponse::json(userJson(*dir.user(u.userid)), 201);
+  });
+  router.add("GET", "/api/v1/users/{userid}", [&dir](const AdminRequest& r) {
+    auto u = dir.user(r.params.at("userid"));
+    if (!u) throw AdminError(404, "unknown_user", "no user '" + r.params.at("userid") + "'");
+    return AdminResponse::json(userJson(*u));
+  });
+  router.add("DELETE", "/api/v1/users/{userid}", [&dir](const AdminRequest& r) {
+    if (!dir.deleteUser(r.params.at("userid")))
+      throw AdminError(404, "unknown_user", "no user '" + r.params.at("userid") + "'");
+    Obj::Ptr o = new Obj;
+    o->set("deleted", r.params.at("userid"));
+    return AdminResponse::json(o);
+  });
+  router.add("GET", "/api/v1/domains", [&dir](const AdminRequest&) {
+    Arr::Ptr a = new Arr;
+    for (const auto& d : dir.domains()) {
+      Obj::Ptr o = new Obj;
+      o->set("domain", d.name);
+      o->set("managed_by", d.adminManaged ? "administrator" : "system");
+      o->set("status", d.status());
+      o->set("local_users", d.localUsers);
+      o->set("description", d.description);
+      a->add(o);
+    }
+    Obj::Ptr o = new Obj;
+    o->set("domains", a);
+    return AdminResponse::json(o);
+  });
+  router.add("POST", "/api/v1/domains", [&dir](const AdminRequest& r) {
+    auto body = r.json();
+    onlyFields(body, {"domain", "description"});
+    auto d = field(body, "domain", true);
+    dir.addDomain(d, field(body, "description", false));
+    Obj::Ptr o = new Obj;
+    o->set("domain", lower(d));
+    o->set("status", "configured on local cluster");
+    return AdminResponse::json(o, 201);
+  });
+  router.add("DELETE", "/api/v1/domains/{domain}", [&dir](const AdminRequest& r) {
+    if (!dir.deleteDomain(r.params.at("domain")))
+      throw AdminError(404, "unknown_domain", "domain '" + r.params.at("domain") + "' is not administrator-managed");
+    Obj::Ptr o = new Obj;
+    o->set("deleted", lower(r.params.at("domain")));
+    return AdminResponse::json(o);
+  });
+}
+
+}  // namespace imp::directory
