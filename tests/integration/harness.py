@@ -7,6 +7,7 @@ wait is on an event with a deadline, never a bare sleep.
 import json
 import os
 import pwd
+import re
 import select
 import shutil
 import signal
@@ -23,6 +24,11 @@ IMPCTL = os.path.join(BIN, "apps/impctl/impctl")
 SQL_DIR = os.environ.get("IMP_SQL_DIR", "")
 MARIADBD = shutil.which("mariadbd", path="/usr/sbin:/usr/bin") or "/usr/sbin/mariadbd"
 INSTALL_DB = shutil.which("mariadb-install-db") or "/usr/bin/mariadb-install-db"
+
+
+def migration_files():
+    """The migrations shipped in sql/, in order: what a new schema must have."""
+    return sorted(f for f in os.listdir(SQL_DIR) if re.match(r"^\d{4}_[a-z0-9_]+\.sql$", f))
 
 
 def wait_for(pred, timeout, what):

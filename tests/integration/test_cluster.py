@@ -6,7 +6,7 @@ import subprocess
 import threading
 import unittest
 
-from harness import Impd, PrivateMariaDB, wait_for
+from harness import Impd, PrivateMariaDB, migration_files, wait_for
 
 
 class Cluster(unittest.TestCase):
@@ -41,7 +41,7 @@ class Cluster(unittest.TestCase):
 
     def test_01_migrations_applied_once(self):
         rows = self.db.sql("SELECT version, applied_by FROM schema_migration ORDER BY version", database="imp")
-        self.assertEqual([r[0] for r in rows], ["1", "2"])
+        self.assertEqual([r[0] for r in rows], [str(int(f[:4])) for f in migration_files()])
         self.assertEqual(len({r[1] for r in rows}), 1, "one node applied all migrations: %r" % rows)
         self.assertEqual(self.db.sql("SELECT COUNT(*) FROM core_settings", database="imp"), [["1"]])
 
