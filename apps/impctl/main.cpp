@@ -1,8 +1,6 @@
 // impctl: a thin client of impd's admin API (SV-1, SV-3, SV-4). Every command
 // maps to one HTTP request; what the server answers is shown as a table, or
 // as raw JSON with --json. Exit codes are documented in impctl(8).
-#include <imp/core/config.h>
-#include <imp/core/sysexits.h>
 
 #include <Poco/JSON/Array.h>
 #include <Poco/JSON/Object.h>
@@ -20,14 +18,11 @@
 #include <optional>
 #include <sstream>
 
-namespace po = boost::program_options;
-using Obj = Poco::JSON::Object;
-using Arr = Poco::JSON::Array;
+#include "cli.h"
+
+using namespace impctl;
 
 namespace {
-
-using namespace imp::core::exitcode;
-constexpr int kServerError = kSoftware;
 
 const char* kUsageText = R"(Usage: impctl [global options] COMMAND
 
@@ -46,93 +41,6 @@ Commands:
 See impctl(8).
 )";
 
-struct Exit {
-  int code;
-  std::string message;
-};
-
-struct Client {
-  std::string url;
-  std::string token;
-
-  std::pair<int, std::string> call(const std::string& method, const std::string& path, const std::string& body = "") const {
-    Poco::URI base(url);
-    try {
-      Poco::Net::HTTPClientSession s(base.getHost(), base.getPort());
-      s.setTimeout(Poco::Timespan(30, 0));
-      Poco::Net::HTTPRequest req(method, path, Poco::Net::HTTPMessage::HTTP_1_1);
-      req.set("Authorization", "Bearer " + token);
-      if (!body.empty()) req.setContentType("application/json");
-      req.setContentLength(static_cast<std::streamsize>(body.size()));
-      s.sendRequest(req) << body;
-      Poco::Net::HTTPResponse resp;
-      auto& in = s.receiveResponse(resp);
-      std::stringstream ss;
-      ss << in.rdbuf();
-      return {static_cast<int>(resp.getStatus()), ss.str()};
-    } catch (const Poco::Exception& e) {
-      throw Exit{kUnavailable, "cannot reach impd's admin API at " + url + ": " + e.displayText()};
-    }
-  }
-
-  // Returns the parsed object for 2xx; maps everything else to an Exit.
-  Obj::Ptr request(const std::string& method, const std::string& path, const std::string& body, bool rawJson,
-                   int* status = nullptr) const {
-    auto [code, text] = call(method, path, body);
-    if (status) *status = code;
-    Obj::Ptr obj;
-    try {
-      obj = Poco::JSON::Parser().parse(text).extract<Obj::Ptr>();
-    } catch (...) {
-      throw Exit{kServerError, "impd answered " + std::to_string(code) + " with a body that is not JSON"};
-    }
-    if (code >= 200 && code < 300) {
-      if (rawJson) obj->stringify(std::cout, 2), std::cout << "\n";
-      return obj;
-    }
-    std::string msg = "HTTP " + std::to_string(code);
-    if (obj->has("error")) msg = obj->getObject("error")->optValue<std::string>("message", msg);
-    if (rawJson) obj->stringify(std::cerr, 2), std::cerr << "\n";
-    if (code == 401 || code == 403) throw Exit{kNoPerm, msg};
-    if (code >= 500) throw Exit{kServerError, msg};
-    throw Exit{kRefused, msg};
-  }
-};
-
-std::string str(const Obj::Ptr& o, const std::string& k) {
-  if (!o->has(k) || o->get(k).isEmpty()) return "";
-  return o->get(k).convert<std::string>();
-}
-
-std::string duration(long long s) {
-  if (s <= 0) return "-";
-  std::ostringstream out;
-  if (s >= 86400) out << s / 86400 << "d";
-  if (s >= 3600) out << (s % 86400) / 3600 << "h";
-  if (s >= 60) out << (s % 3600) / 60 << "m";
-  out << s % 60 << "s";
-  return out.str();
-}
-
-// Prints rows as aligned columns; the last column is not padded.
-void table(const std::vector<std::vector<std::string>>& rows) {
-  std::vector<std::size_t> w;
-  for (const auto& r : rows)
-    for (std::size_t i = 0; i < r.size(); ++i) {
-      if (w.size() <= i) w.push_back(0);
-      w[i] = std::max(w[i], r[i].size());
-    }
-  for (const auto& r : rows) {
-    std::string line;
-    for (std::size_t i = 0; i < r.size(); ++i) {
-      line += r[i];
-      if (i + 1 < r.size()) line += std::string(w[i] - r[i].size() + 2, ' ');
-    }
-    while (!line.empty() && line.back() == ' ') line.pop_back();
-    std::cout << line << "\n";
-  }
-}
-
 void printServices(const Arr::Ptr& services) {
   std::vector<std::vector<std::string>> rows = {
       {"SERVICE", "DISPLAY NAME", "KIND", "ACTIVE", "STATE", "UPTIME", "RESTARTS", "DETAIL"}};
@@ -145,19 +53,6 @@ void printServices(const Arr::Ptr& services) {
   table(rows);
 }
 
-std::string nodeQuery(const std::string& node) {
-  if (node.empty()) return "";
-  std::string enc;
-  Poco::URI::encode(node, "&=?#/", enc);
-  return "?node=" + enc;
-}
-
-std::string pathPart(const std::string& s) {
-  std::string enc;
-  Poco::URI::encode(s, "/?#&=", enc);
-  return enc;
-}
-
 void printTrace(const Obj::Ptr& t) {
   std::string flags;
   for (const auto& f : *t->getArray("flags")) flags += (flags.empty() ? "" : ",") + f.convert<std::string>();
@@ -167,136 +62,6 @@ void printTrace(const Obj::Ptr& t) {
   std::cout << std::left << std::setw(18) << str(t, "service") << std::setw(5)
             << (t->getValue<bool>("enabled") ? "on" : "off") << std::setw(10) << str(t, "level")
             << "flags=[" << flags << "]" << (avail.empty() ? "" : " available=[" + avail + "]") << "\n";
-}
-
-struct Args {
-  std::string config = "/etc/imp/impd.conf";
-  std::string url, tokenFile, node, level, imAddress, homeNode, msUri, domain, description;
-  bool json = false, cluster = false, on = false, off = false, clearFlags = false, unlicensed = false;
-  std::vector<std::string> flags, words;
-};
-
-Client makeClient(const Args& a, const po::variables_map& vm) {
-  Client c;
-  std::string tokenFile = a.tokenFile;
-  if (!a.url.empty()) c.url = a.url;
-  if (c.url.empty() || tokenFile.empty()) {
-    imp::core::Config cfg;
-    try {
-      cfg = imp::core::Config::load(a.config, imp::core::coreSchema());
-    } catch (const imp::core::ConfigError& e) {
-      throw Exit{kConfig, std::string(e.what()) + (vm["config"].defaulted() ? " (use --config, or --url and --token-file)" : "")};
-    }
-    if (c.url.empty()) {
-      auto addr = cfg.getString("admin", "address");
-      if (addr == "0.0.0.0" || addr == "::") addr = "127.0.0.1";
-      if (addr.find(':') != std::string::npos) addr = "[" + addr + "]";
-      c.url = "http://" + addr + ":" + std::to_string(cfg.getInt("admin", "port"));
-    }
-    if (tokenFile.empty()) {
-      tokenFile = cfg.getString("admin", "token_file");
-      if (tokenFile.empty()) tokenFile = cfg.getString("node", "state_dir") + "/admin.token";
-    }
-  }
-  std::ifstream in(tokenFile);
-  if (!in || !std::getline(in, c.token) || c.token.empty())
-    throw Exit{kConfig, "cannot read the admin token from " + tokenFile + " (run as a user that can read it, or use --token-file)"};
-  return c;
-}
-
-// Connects on first use, so usage errors are reported before config errors.
-struct LazyClient {
-  const Args& args;
-  const po::variables_map& vm;
-  mutable std::optional<Client> client;
-  Obj::Ptr request(const std::string& method, const std::string& path, const std::string& body, bool rawJson,
-                   int* status = nullptr) const {
-    if (!client) client = makeClient(args, vm);
-    return client->request(method, path, body, rawJson, status);
-  }
-};
-
-std::string jsonBody(const Obj& o) {
-  std::ostringstream b;
-  o.stringify(b);
-  return b.str();
-}
-
-void printUsers(const std::vector<Obj::Ptr>& users) {
-  std::vector<std::vector<std::string>> rows = {{"USERID", "IM ADDRESS", "LICENSED", "HOME NODE", "MICROSOFT SIP URI"}};
-  for (const auto& u : users)
-    rows.push_back({str(u, "userid"), str(u, "im_address"), u->getValue<bool>("licensed") ? "yes" : "no",
-                    str(u, "home_node").empty() ? "-" : str(u, "home_node"),
-                    str(u, "ms_sip_uri").empty() ? "-" : str(u, "ms_sip_uri")});
-  table(rows);
-}
-
-int userCommand(const Args& a, const LazyClient& c) {
-  const auto& w = a.words;
-  const char* usage = "usage: impctl user add|list|show|delete ...";
-  if (w.size() < 2) throw Exit{kUsage, usage};
-  if (w[1] == "add") {
-    if (w.size() != 3 || a.imAddress.empty())
-      throw Exit{kUsage, "usage: impctl user add USERID --im-address ADDR [--unlicensed] [--home-node ID] [--ms-uri URI]"};
-    Obj body;
-    body.set("userid", w[2]);
-    body.set("im_address", a.imAddress);
-    body.set("licensed", !a.unlicensed);
-    if (!a.homeNode.empty()) body.set("home_node", a.homeNode);
-    if (!a.msUri.empty()) body.set("ms_sip_uri", a.msUri);
-    auto o = c.request("POST", "/api/v1/users", jsonBody(body), a.json);
-    if (!a.json) printUsers({o});
-    return kOk;
-  }
-  if (w[1] == "list") {
-    if (w.size() != 2) throw Exit{kUsage, "usage: impctl user list [--domain DOMAIN]"};
-    std::string q;
-    if (!a.domain.empty()) Poco::URI::encode(a.domain, "&=?#/", q);
-    auto o = c.request("GET", "/api/v1/users" + (q.empty() ? "" : "?domain=" + q), "", a.json);
-    if (a.json) return kOk;
-    std::vector<Obj::Ptr> users;
-    for (const auto& v : *o->getArray("users")) users.push_back(v.extract<Obj::Ptr>());
-    printUsers(users);
-    return kOk;
-  }
-  if (w[1] == "show" || w[1] == "delete") {
-    if (w.size() != 3) throw Exit{kUsage, "usage: impctl user " + w[1] + " USERID"};
-    auto o = c.request(w[1] == "show" ? "GET" : "DELETE", "/api/v1/users/" + pathPart(w[2]), "", a.json);
-    if (a.json) return kOk;
-    if (w[1] == "show") printUsers({o});
-    else std::cout << "deleted user " << str(o, "deleted") << "\n";
-    return kOk;
-  }
-  throw Exit{kUsage, usage};
-}
-
-int domainCommand(const Args& a, const LazyClient& c) {
-  const auto& w = a.words;
-  if (w.size() == 2 && w[1] == "list") {
-    auto o = c.request("GET", "/api/v1/domains", "", a.json);
-    if (a.json) return kOk;
-    std::vector<std::vector<std::string>> rows = {{"DOMAIN", "MANAGED BY", "STATUS", "LOCAL USERS", "DESCRIPTION"}};
-    for (const auto& v : *o->getArray("domains")) {
-      auto d = v.extract<Obj::Ptr>();
-      rows.push_back({str(d, "domain"), str(d, "managed_by"), str(d, "status"), str(d, "local_users"), str(d, "description")});
-    }
-    table(rows);
-    return kOk;
-  }
-  if (w.size() == 3 && w[1] == "add") {
-    Obj body;
-    body.set("domain", w[2]);
-    if (!a.description.empty()) body.set("description", a.description);
-    auto o = c.request("POST", "/api/v1/domains", jsonBody(body), a.json);
-    if (!a.json) std::cout << str(o, "domain") << ": " << str(o, "status") << "\n";
-    return kOk;
-  }
-  if (w.size() == 3 && w[1] == "delete") {
-    auto o = c.request("DELETE", "/api/v1/domains/" + pathPart(w[2]), "", a.json);
-    if (!a.json) std::cout << "deleted domain " << str(o, "deleted") << "\n";
-    return kOk;
-  }
-  throw Exit{kUsage, "usage: impctl domain add DOMAIN [--description TEXT] | domain list | domain delete DOMAIN"};
 }
 
 int dispatch(const Args& a, const LazyClient& c) {
@@ -455,6 +220,7 @@ int main(int argc, char** argv) {
   try {
     po::store(po::command_line_parser(argc, argv).options(desc).positional(pos).run(), vm);
     po::notify(vm);
+    a.vm = &vm;
   } catch (const po::error& e) {
     std::cerr << "impctl: " << e.what() << "\n\n" << kUsageText;
     return kUsage;
