@@ -24,7 +24,9 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     (void)m->expires();
     if (m->isRequest()) (void)imp::sip::parseUri(m->requestUri());
     auto out = m->serialize();
-    auto again = parser.parseDatagram(out);
+    // Serialising may add one Content-Length line: allow for it.
+    imp::sip::Parser reparser(imp::sip::ParseLimits{parser.limits().maxMessageSize + 32, parser.limits().maxHeaders + 1});
+    auto again = reparser.parseDatagram(out);
     auto* m2 = std::get_if<imp::sip::Message>(&again);
     if (!m2) abort();
     if (m2->body() != m->body() || m2->isRequest() != m->isRequest()) abort();
