@@ -106,6 +106,10 @@ void addCoreOptions(ConfigSchema& s) {
   s.add({"log", "max_files", T::Int, "5", 1, 100, {}, "rotated files kept per service"});
   s.add({"log", "console", T::Bool, "false", 0, 0, {}, "also write the log to standard error"});
 
+  s.add({"tls", "cert_file", T::Path, "", 0, 0, {}, "node certificate chain (PEM); empty = self-signed, generated under <state_dir>/tls"});
+  s.add({"tls", "key_file", T::Path, "", 0, 0, {}, "private key of cert_file (PEM, unencrypted, readable by impd only)"});
+  s.add({"tls", "ca_file", T::Path, "", 0, 0, {}, "trust store (PEM bundle) for verifying TLS peers such as the Microsoft server"});
+
   s.add({"services", "stop_timeout", T::Int, "10", 1, 600, {}, "seconds a service may take to stop before it is reported and abandoned"});
   s.add({"services", "settings_poll_ms", T::Int, "1000", 50, 60000, {}, "how often the cluster settings generation is checked"});
   s.add({"services", "heartbeat_interval", T::Int, "5", 1, 3600, {}, "seconds between node heartbeats (ris-collector)"});

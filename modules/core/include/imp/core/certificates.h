@@ -1,0 +1,33 @@
+#pragma once
+// The node certificate (TLS-1..3, until full certificate management): either
+// files named in impd.conf [tls] (certificate chain, private key, trust
+// store), or, when none are named, a self-signed certificate generated on
+// first start under <state_dir>/tls (EC P-256, subject CN = node host name,
+// subjectAltName DNS, serverAuth + clientAuth EKU as Lync requires for
+// mutual TLS), kept across restarts.
+#include <filesystem>
+#include <string>
+#include <vector>
+
+namespace imp::core {
+
+struct NodeCertificate {
+  std::filesystem::path certFile;
+  std::filesystem::path keyFile;
+  std::filesystem::path caFile;  // trust store for peers; may be empty
+  std::string subjectCn;
+  std::string notAfter;          // "2036-11-25T06:00:00Z"
+  bool generated = false;
+};
+
+// Uses the configured files (checked: readable, parse, key matches the
+// certificate) or generates/reuses a self-signed one. Throws ConfigError
+// "in [tls]: ..." on any problem.
+NodeCertificate ensureNodeCertificate(const std::filesystem::path& stateDir, const std::string& certFile,
+                                      const std::string& keyFile, const std::string& caFile,
+                                      const std::string& hostName);
+
+// Subject CN of a PEM certificate file ("" if none); throws std::runtime_error.
+std::string certificateCommonName(const std::filesystem::path& pem);
+
+}  // namespace imp::core
