@@ -2,7 +2,8 @@
 // impctl's shared pieces: the admin API client, parsed arguments and table
 // output. Each command family lives in its own file next to the others
 // (status/service/trace/db in main.cpp, user/domain in
-// directory_commands.cpp, ...) and is called from dispatch() in main.cpp.
+// directory_commands.cpp, federation/listener/tls/acl/route in
+// proxy_commands.cpp, ...) and is called from dispatch() in main.cpp.
 #include <imp/core/sysexits.h>
 
 #include <Poco/JSON/Array.h>
@@ -72,5 +73,11 @@ std::string jsonBody(const Obj& o);
 // Command families in other files.
 int userCommand(const Args& a, const LazyClient& c);
 int domainCommand(const Args& a, const LazyClient& c);
+// federation / listener / tls / acl / route (proxy_commands.cpp).
+int federationCommand(const Args& a, const LazyClient& c);
+int listenerCommand(const Args& a, const LazyClient& c);
+int tlsCommand(const Args& a, const LazyClient& c);
+int aclCommand(const Args& a, const LazyClient& c);
+int routeCommand(const Args& a, const LazyClient& c);
 
 }  // namespace impctl

@@ -37,6 +37,17 @@ Commands:
   user add USERID --im-address ADDR [--unlicensed] [--home-node ID] [--ms-uri sip:USER@DOMAIN]
   user list [--domain DOMAIN] | user show USERID | user delete USERID
   domain add DOMAIN [--description TEXT] | domain list | domain delete DOMAIN
+  federation show | federation enable|disable [--routing-mode basic|advanced]
+  federation set [--routing-mode basic|advanced] [--email-for-interdomain on|off]
+  listener list | listener set tcp|tls-server-auth|tls-peer-auth [--port P] [--enable|--disable]
+  tls peer-subject add CN [--description TEXT] | tls peer-subject list | tls peer-subject delete CN
+  tls context list
+  tls context set NAME [--ciphers LIST] [--min-version 1.0|1.1|1.2|1.3] [--max-version V]
+      [--disable-empty-fragments|--enable-empty-fragments] [--peer-subject CN]... [--clear-peer-subjects]
+  acl add all|IP|DOMAIN [--description TEXT] | acl list | acl delete PATTERN
+  route add PATTERN --route-type domain|user --next-hop HOST [--port P] [--transport TCP|TLS|UDP]
+      [--priority N] [--weight N]
+  route list | route delete ID | route lookup USER@DOMAIN
 
 See impctl(8).
 )";
@@ -188,6 +199,11 @@ int dispatch(const Args& a, const LazyClient& c) {
   }
   if (w[0] == "user") return userCommand(a, c);
   if (w[0] == "domain") return domainCommand(a, c);
+  if (w[0] == "federation") return federationCommand(a, c);
+  if (w[0] == "listener") return listenerCommand(a, c);
+  if (w[0] == "tls") return tlsCommand(a, c);
+  if (w[0] == "acl") return aclCommand(a, c);
+  if (w[0] == "route") return routeCommand(a, c);
   throw Exit{kUsage, "unknown command '" + w[0] + "'"};
 }
 
@@ -212,7 +228,24 @@ int main(int argc, char** argv) {
       "home-node", po::value<std::string>(&a.homeNode), "user add: the user's home node")(
       "ms-uri", po::value<std::string>(&a.msUri), "user add: Microsoft SIP URI (advanced routing)")(
       "domain", po::value<std::string>(&a.domain), "user list: only this IM domain")(
-      "description", po::value<std::string>(&a.description), "domain add: a description")(
+      "description", po::value<std::string>(&a.description), "domain/acl/tls peer-subject add: a description")(
+      "routing-mode", po::value<std::string>(), "federation enable|disable|set: basic or advanced")(
+      "email-for-interdomain", po::value<std::string>(), "federation set: on or off (FED-5)")(
+      "port", po::value<std::string>(), "listener set / route add: a port 1..65535")(
+      "enable", po::bool_switch(), "listener set: enable the listener")(
+      "disable", po::bool_switch(), "listener set: disable the listener")(
+      "ciphers", po::value<std::string>(), "tls context set: OpenSSL cipher list (TLS_* = TLS 1.3 suites)")(
+      "min-version", po::value<std::string>(), "tls context set: 1.0|1.1|1.2|1.3")(
+      "max-version", po::value<std::string>(), "tls context set: 1.0|1.1|1.2|1.3")(
+      "disable-empty-fragments", po::bool_switch(), "tls context set: disable empty TLS fragments")(
+      "enable-empty-fragments", po::bool_switch(), "tls context set: allow empty TLS fragments")(
+      "peer-subject", po::value<std::vector<std::string>>(), "tls context set: a selected peer subject (repeatable)")(
+      "clear-peer-subjects", po::bool_switch(), "tls context set: select no peer subject")(
+      "route-type", po::value<std::string>(), "route add: domain or user")(
+      "next-hop", po::value<std::string>(), "route add: IP address or FQDN")(
+      "transport", po::value<std::string>(), "route add: TCP, TLS (default) or UDP")(
+      "priority", po::value<std::string>(), "route add: 1 (primary, default) .. 65535")(
+      "weight", po::value<std::string>(), "route add: 1 (default) .. 65535")(
       "words", po::value<std::vector<std::string>>(&a.words), "command words");
   po::positional_options_description pos;
   pos.add("words", -1);
@@ -251,7 +284,26 @@ int main(int argc, char** argv) {
     only(!a.imAddress.empty() || a.unlicensed || !a.homeNode.empty() || !a.msUri.empty(),
          "--im-address/--unlicensed/--home-node/--ms-uri", userAdd);
     only(!a.domain.empty(), "--domain", a.words.size() > 1 && a.words[0] == "user" && a.words[1] == "list");
-    only(!a.description.empty(), "--description", a.words.size() > 1 && a.words[0] == "domain" && a.words[1] == "add");
+    auto is = [&](const char* w0, const char* w1, const char* w2 = nullptr) {
+      return a.words.size() > 1 && a.words[0] == w0 && a.words[1] == w1 &&
+             (!w2 || (a.words.size() > 2 && a.words[2] == w2));
+    };
+    only(!a.description.empty(), "--description",
+         is("domain", "add") || is("acl", "add") || is("tls", "peer-subject", "add"));
+    only(vm.count("routing-mode"), "--routing-mode",
+         is("federation", "enable") || is("federation", "disable") || is("federation", "set"));
+    only(vm.count("email-for-interdomain"), "--email-for-interdomain", is("federation", "set"));
+    only(vm.count("port"), "--port", is("listener", "set") || is("route", "add"));
+    only(flag(a, "enable") || flag(a, "disable"), "--enable/--disable", is("listener", "set"));
+    only(vm.count("ciphers") || vm.count("min-version") || vm.count("max-version") ||
+             flag(a, "disable-empty-fragments") || flag(a, "enable-empty-fragments") || vm.count("peer-subject") ||
+             flag(a, "clear-peer-subjects"),
+         "--ciphers/--min-version/--max-version/--disable-empty-fragments/--enable-empty-fragments/--peer-subject/"
+         "--clear-peer-subjects",
+         is("tls", "context", "set"));
+    only(vm.count("route-type") || vm.count("next-hop") || vm.count("transport") ||
+             vm.count("priority") || vm.count("weight"),
+         "--route-type/--next-hop/--transport/--priority/--weight", is("route", "add"));
     return dispatch(a, LazyClient{a, vm, std::nullopt});
   } catch (const Exit& e) {
     std::cerr << "impctl: " << e.message << "\n";

@@ -19,6 +19,8 @@
 #include <imp/core/service_host.h>
 #include <imp/core/sysexits.h>
 #include <imp/directory/directory.h>
+#include <imp/sip_proxy/admin_api.h>
+#include <imp/sip_proxy/config_store.h>
 #include <imp/serviceability/admin_api.h>
 #include <imp/serviceability/control.h>
 #include <imp/serviceability/services.h>
@@ -247,6 +249,8 @@ int run(const Options& opts) {
   serviceability::registerAdminRoutes(router, actx);
   directory::Directory dir(db);
   directory::registerAdminRoutes(router, dir);
+  sip_proxy::ConfigStore proxyConfig(db);
+  sip_proxy::registerAdminRoutes(router, proxyConfig, dir);
 
   std::vector<std::string> wanted;
   try {

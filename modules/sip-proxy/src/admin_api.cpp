@@ -1,0 +1,357 @@
+#include "imp/sip_proxy/admin_api.h"
+
+#include <imp/core/admin_http.h>
+#include <imp/directory/directory.h>
+
+#include <Poco/JSON/Array.h>
+#include <Poco/JSON/Object.h>
+
+#include <initializer_list>
+#include <limits>
+
+#include "imp/sip_proxy/config_store.h"
+#include "imp/sip_proxy/routing.h"
+
+namespace imp::sip_proxy {
+
+using core::AdminError;
+using core::AdminRequest;
+using core::AdminResponse;
+using Obj = Poco::JSON::Object;
+using Arr = Poco::JSON::Array;
+
+namespace {
+
+[[noreturn]] void bad(const std::string& field, const std::string& message) {
+  Obj::Ptr d = new Obj;
+  d->set("field", field);
+  throw AdminError(400, "invalid_" + field, message, d);
+}
+
+void onlyFields(const Obj::Ptr& body, std::initializer_list<const char*> allowed) {
+  for (const auto& [k, v] : *body) {
+    bool ok = false;
+    std::string list;
+    for (const char* a : allowed) {
+      ok = ok || k == a;
+      list += (list.empty() ? "" : ", ") + std::string(a);
+    }
+    if (!ok) {
+      Obj::Ptr d = new Obj;
+      d->set("field", k);
+      throw AdminError(400, "unknown_field", "unknown field '" + k + "'; valid fields: " + list, d);
+    }
+  }
+}
+
+std::optional<std::string> optString(const Obj::Ptr& body, const std::string& name) {
+  if (!body->has(name) || body->get(name).isEmpty()) return std::nullopt;
+  auto v = body->get(name);
+  if (!v.isString()) bad(name, "field '" + name + "' must be a string");
+  return v.extract<std::string>();
+}
+
+std::string reqString(const Obj::Ptr& body, const std::string& name) {
+  auto v = optString(body, name);
+  if (!v) bad(name, "field '" + name + "' is required");
+  return *v;
+}
+
+std::optional<bool> optBool(const Obj::Ptr& body, const std::string& name) {
+  if (!body->has(name) || body->get(name).isEmpty()) return std::nullopt;
+  auto v = body->get(name);
+  if (!v.isBoolean()) bad(name, "field '" + name + "' must be true or false");
+  return v.extract<bool>();
+}
+
+std::optional<std::int64_t> optInt(const Obj::Ptr& body, const std::string& name) {
+  if (!body->has(name) || body->get(name).isEmpty()) return std::nullopt;
+  auto v = body->get(name);
+  if (!v.isInteger() || v.isBoolean()) {
+    std::string shown = v.isString() ? " ('" + v.extract<std::string>() + "')" : "";
+    bad(name, "field '" + name + "' must be a whole number" + shown);
+  }
+  if (v.isSigned()) return v.convert<std::int64_t>();
+  auto u = v.convert<std::uint64_t>();
+  return u > static_cast<std::uint64_t>(std::numeric_limits<std::int64_t>::max()) ? std::numeric_limits<std::int64_t>::max()
+                                                                                   : static_cast<std::int64_t>(u);
+}
+
+Arr::Ptr strings(const std::vector<std::string>& v) {
+  Arr::Ptr a = new Arr;
+  for (const auto& s : v) a->add(s);
+  return a;
+}
+
+Obj::Ptr federationJson(const FederationSettings& f) {
+  Obj::Ptr o = new Obj;
+  o->set("enabled", f.enabled);
+  o->set("routing_mode", std::string(nameOf(f.routingMode)));
+  o->set("email_for_interdomain", f.emailForInterdomain);
+  return o;
+}
+
+Obj::Ptr listenerJson(const Listener& l) {
+  Obj::Ptr o = new Obj;
+  const auto* info = findListener(l.name);
+  o->set("name", l.name);
+  o->set("display_name", info ? std::string(info->displayName) : l.name);
+  o->set("transport", info ? std::string(info->transport) : "");
+  o->set("auth", info ? std::string(info->auth) : "");
+  o->set("enabled", l.enabled);
+  o->set("port", l.port);
+  o->set("default_port", info ? info->defaultPort : 0);
+  return o;
+}
+
+Obj::Ptr peerSubjectJson(const PeerSubject& p) {
+  Obj::Ptr o = new Obj;
+  o->set("subject_cn", p.subjectCn);
+  o->set("description", p.description);
+  o->set("used_by", strings(p.usedBy));
+  return o;
+}
+
+Obj::Ptr contextJson(const TlsContext& c) {
+  Obj::Ptr o = new Obj;
+  o->set("name", c.name);
+  o->set("display_name", c.displayName);
+  o->set("ciphers", c.ciphers);
+  o->set("min_version", std::string(nameOf(c.minVersion)));
+  o->set("max_version", std::string(nameOf(c.maxVersion)));
+  o->set("disable_empty_fragments", c.disableEmptyFragments);
+  o->set("peer_subjects", strings(c.peerSubjects));
+  return o;
+}
+
+Obj::Ptr aclJson(const AclEntry& e) {
+  Obj::Ptr o = new Obj;
+  o->set("pattern", e.pattern);
+  o->set("kind", std::string(nameOf(e.kind)));
+  o->set("description", e.description);
+  return o;
+}
+
+Obj::Ptr routeJson(const StaticRoute& r) {
+  Obj::Ptr o = new Obj;
+  o->set("id", r.id);
+  o->set("pattern", r.pattern);
+  o->set("route_type", std::string(nameOf(r.type)));
+  o->set("next_hop", r.nextHop);
+  o->set("port", r.port);
+  o->set("transport", std::string(nameOf(r.transport)));
+  o->set("priority", r.priority);
+  o->set("weight", r.weight);
+  return o;
+}
+
+std::optional<TlsVersion> optVersion(const Obj::Ptr& body, const std::string& name) {
+  auto s = optString(body, name);
+  if (!s) return std::nullopt;
+  auto v = parseTlsVersion(*s);
+  if (!v) bad(name, name + " '" + *s + "' is not a TLS version; use 1.0, 1.1, 1.2 or 1.3");
+  return v;
+}
+
+}  // namespace
+
+void registerAdminRoutes(core::AdminRouter& router, ConfigStore& store, directory::Directory& dir) {
+  // ---- federation (FED-4, FED-5, FED-6) ----
+  router.add("GET", "/api/v1/federation", [&store](const AdminRequest&) {
+    auto st = store.federation();
+    auto o = federationJson(st.settings);
+    o->set("changed_at", st.changedAt);
+    Arr::Ptr changes = new Arr;
+    for (const auto& c : st.recent) {
+      Obj::Ptr x = new Obj;
+      x->set("at", c.at);
+      x->set("what", c.what);
+      changes->add(x);
+    }
+    o->set("recent_changes", changes);
+    return AdminResponse::json(o);
+  });
+  router.add("PUT", "/api/v1/federation", [&store](const AdminRequest& r) {
+    auto body = r.json();
+    onlyFields(body, {"enabled", "routing_mode", "email_for_interdomain"});
+    FederationUpdate u;
+    u.enabled = optBool(body, "enabled");
+    u.emailForInterdomain = optBool(body, "email_for_interdomain");
+    if (auto m = optString(body, "routing_mode")) {
+      u.routingMode = parseRoutingMode(*m);
+      if (!u.routingMode) bad("routing_mode", "routing mode '" + *m + "' is not basic or advanced");
+    }
+    auto res = store.updateFederation(u);
+    auto o = federationJson(res.settings);
+    o->set("changed", res.changed);
+    o->set("warnings", strings(res.warnings));
+    o->set("applied", res.changed ? "live on every node (settings generation " + std::to_string(res.generation) +
+                                        "); no restart is needed"
+                                  : "nothing changed");
+    return AdminResponse::json(o);
+  });
+
+  // ---- application listeners (TLS-1) ----
+  router.add("GET", "/api/v1/listeners", [&store](const AdminRequest&) {
+    Arr::Ptr a = new Arr;
+    for (const auto& l : store.listeners()) a->add(listenerJson(l));
+    Obj::Ptr o = new Obj;
+    o->set("listeners", a);
+    return AdminResponse::json(o);
+  });
+  router.add("PUT", "/api/v1/listeners/{name}", [&store](const AdminRequest& r) {
+    auto body = r.json();
+    onlyFields(body, {"port", "enabled"});
+    return AdminResponse::json(listenerJson(store.setListener(r.params.at("name"), optInt(body, "port"), optBool(body, "enabled"))));
+  });
+
+  // ---- TLS peer subjects and contexts (TLS-2, TLS-3) ----
+  router.add("GET", "/api/v1/tls/peer-subjects", [&store](const AdminRequest&) {
+    Arr::Ptr a = new Arr;
+    for (const auto& p : store.peerSubjects()) a->add(peerSubjectJson(p));
+    Obj::Ptr o = new Obj;
+    o->set("peer_subjects", a);
+    return AdminResponse::json(o);
+  });
+  router.add("POST", "/api/v1/tls/peer-subjects", [&store](const AdminRequest& r) {
+    auto body = r.json();
+    onlyFields(body, {"subject_cn", "description"});
+    auto p = store.addPeerSubject(reqString(body, "subject_cn"), optString(body, "description").value_or(""));
+    return AdminResponse::json(peerSubjectJson(p), 201);
+  });
+  router.add("DELETE", "/api/v1/tls/peer-subjects/{cn}", [&store](const AdminRequest& r) {
+    const auto& cn = r.params.at("cn");
+    if (!store.deletePeerSubject(cn)) throw AdminError(404, "unknown_peer_subject", "no TLS peer subject '" + cn + "'");
+    Obj::Ptr o = new Obj;
+    o->set("deleted", lower(cn));
+    return AdminResponse::json(o);
+  });
+  router.add("GET", "/api/v1/tls/contexts", [&store](const AdminRequest&) {
+    Arr::Ptr a = new Arr;
+    for (const auto& c : store.tlsContexts()) a->add(contextJson(c));
+    Obj::Ptr o = new Obj;
+    o->set("contexts", a);
+    return AdminResponse::json(o);
+  });
+  router.add("PUT", "/api/v1/tls/contexts/{name}", [&store](const AdminRequest& r) {
+    auto body = r.json();
+    onlyFields(body, {"ciphers", "min_version", "max_version", "disable_empty_fragments", "peer_subjects"});
+    TlsContextUpdate u;
+    if (body->has("ciphers")) {
+      auto v = body->get("ciphers");
+      if (!v.isString()) bad("ciphers", "field 'ciphers' must be a string");
+      u.ciphers = v.extract<std::string>();
+    }
+    u.minVersion = optVersion(body, "min_version");
+    u.maxVersion = optVersion(body, "max_version");
+    u.disableEmptyFragments = optBool(body, "disable_empty_fragments");
+    if (body->has("peer_subjects")) {
+      auto a = body->getArray("peer_subjects");
+      if (!a) bad("peer_subjects", "field 'peer_subjects' must be a list of subject CNs");
+      std::vector<std::string> cns;
+      for (const auto& v : *a) {
+        if (!v.isString()) bad("peer_subjects", "field 'peer_subjects' must be a list of subject CNs");
+        cns.push_back(v.extract<std::string>());
+      }
+      u.peerSubjects = cns;
+    }
+    std::vector<std::string> warnings;
+    auto c = store.updateTlsContext(r.params.at("name"), u, &warnings);
+    auto o = contextJson(c);
+    o->set("warnings", strings(warnings));
+    return AdminResponse::json(o);
+  });
+
+  // ---- incoming ACL (RT-7) ----
+  router.add("GET", "/api/v1/acl", [&store](const AdminRequest&) {
+    Arr::Ptr a = new Arr;
+    for (const auto& e : store.acl()) a->add(aclJson(e));
+    Obj::Ptr o = new Obj;
+    o->set("acl", a);
+    return AdminResponse::json(o);
+  });
+  router.add("POST", "/api/v1/acl", [&store](const AdminRequest& r) {
+    auto body = r.json();
+    onlyFields(body, {"pattern", "description"});
+    auto e = store.addAcl(reqString(body, "pattern"), optString(body, "description").value_or(""));
+    return AdminResponse::json(aclJson(e), 201);
+  });
+  router.add("DELETE", "/api/v1/acl/{pattern}", [&store](const AdminRequest& r) {
+    const auto& p = r.params.at("pattern");
+    if (!store.deleteAcl(p)) throw AdminError(404, "unknown_acl_entry", "no incoming ACL entry '" + p + "'");
+    Obj::Ptr o = new Obj;
+    o->set("deleted", p);
+    return AdminResponse::json(o);
+  });
+
+  // ---- static routes (RT-2, RT-3) ----
+  router.add("GET", "/api/v1/routes", [&store](const AdminRequest&) {
+    Arr::Ptr a = new Arr;
+    for (const auto& rt : store.routes()) a->add(routeJson(rt));
+    Obj::Ptr o = new Obj;
+    o->set("routes", a);
+    return AdminResponse::json(o);
+  });
+  router.add("POST", "/api/v1/routes", [&store](const AdminRequest& r) {
+    auto body = r.json();
+    onlyFields(body, {"pattern", "route_type", "next_hop", "port", "transport", "priority", "weight"});
+    StaticRoute rt;
+    rt.pattern = reqString(body, "pattern");
+    auto type = reqString(body, "route_type");
+    auto t = parseRouteType(type);
+    if (!t) bad("route_type", "route type '" + type + "' is not domain or user");
+    rt.type = *t;
+    rt.nextHop = reqString(body, "next_hop");
+    if (auto tr = optString(body, "transport")) {
+      auto x = parseTransport(*tr);
+      if (!x) bad("transport", "transport '" + *tr + "' is not TCP, TLS or UDP");
+      rt.transport = *x;
+    }
+    // Lync speaks TLS on 5061, OCS 2007 R2 also TCP on 5060 (FED-2).
+    std::int64_t port = optInt(body, "port").value_or(rt.transport == Transport::Tls ? 5061 : 5060);
+    if (auto e = checkPort(port); !e.empty()) bad("port", e);
+    std::int64_t priority = optInt(body, "priority").value_or(1);
+    if (auto e = checkPriority(priority); !e.empty()) bad("priority", e);
+    std::int64_t weight = optInt(body, "weight").value_or(1);
+    if (auto e = checkWeight(weight); !e.empty()) bad("weight", e);
+    rt.port = static_cast<int>(port);
+    rt.priority = static_cast<int>(priority);
+    rt.weight = static_cast<int>(weight);
+    return AdminResponse::json(routeJson(store.addRoute(rt)), 201);
+  });
+  router.add("DELETE", "/api/v1/routes/{id}", [&store](const AdminRequest& r) {
+    const auto& idText = r.params.at("id");
+    std::int64_t id = 0;
+    bool ok = !idText.empty() && idText.size() <= 18;
+    for (char c : idText) {
+      ok = ok && c >= '0' && c <= '9';
+      if (ok) id = id * 10 + (c - '0');
+    }
+    if (!ok) bad("id", "route id '" + idText + "' is not a number (see impctl route list)");
+    if (!store.deleteRoute(id)) throw AdminError(404, "unknown_route", "no static route with id " + idText);
+    Obj::Ptr o = new Obj;
+    o->set("deleted", id);
+    return AdminResponse::json(o);
+  });
+
+  // ---- the routing decision on live data (FED-6, RT-9 diagnostics) ----
+  router.add("GET", "/api/v1/routing/decision", [&store, &dir](const AdminRequest& r) {
+    auto recipient = r.queryOr("recipient", "");
+    if (recipient.empty()) bad("recipient", "query parameter 'recipient' (user@domain) is required");
+    auto lookup = directoryLookup(dir);
+    auto d = decideRoute(recipient, store.federation().settings, *lookup, store.routeTable());
+    Obj::Ptr o = new Obj;
+    o->set("recipient", recipient);
+    o->set("decision", std::string(nameOf(d.kind)));
+    if (d.kind == RoutingDecision::Kind::LocalUser) o->set("home_node", d.homeNode);
+    if (d.kind == RoutingDecision::Kind::Reject) o->set("status", d.status);
+    if (!d.pattern.empty()) o->set("pattern", d.pattern);
+    Arr::Ptr routes = new Arr;
+    for (const auto& rt : d.routes) routes->add(routeJson(rt));
+    o->set("routes", routes);
+    o->set("reason", d.reason);
+    return AdminResponse::json(o);
+  });
+}
+
+}  // namespace imp::sip_proxy
