@@ -1,6 +1,7 @@
 #include "imp/directory/directory.h"
 
 #include <imp/core/admin_http.h>
+#include <imp/core/admin_json.h>
 #include <imp/core/cluster_settings.h>
 #include <imp/core/database.h>
 #include <imp/sip/uri.h>
@@ -34,11 +35,7 @@ std::string normaliseAddress(const std::string& a) { return lower(a); }
 
 std::string domainOf(const std::string& address) { return lower(address.substr(address.rfind('@') + 1)); }
 
-void bad(const std::string& field, const std::string& message) {
-  Obj::Ptr d = new Obj;
-  d->set("field", field);
-  throw AdminError(400, "invalid_" + field, message, d);
-}
+using core::json::badField;
 
 User rowUser(const core::Rows& r, std::size_t i) {
   return {r.str(i, "userid"), r.str(i, "im_address"), r.num(i, "licensed") != 0, r.str(i, "home_node"),
@@ -103,14 +100,14 @@ std::string checkMsSipUri(const std::string& s) {
 
 void Directory::addUser(const User& in) {
   User u = in;
-  if (auto e = checkUserId(u.userid); !e.empty()) bad("userid", e);
-  if (auto e = checkImAddress(u.imAddress); !e.empty()) bad("im_address", e);
+  if (auto e = checkUserId(u.userid); !e.empty()) badField("userid", e);
+  if (auto e = checkImAddress(u.imAddress); !e.empty()) badField("im_address", e);
   u.imAddress = normaliseAddress(u.imAddress);
   if (!u.msSipUri.empty())
-    if (auto e = checkMsSipUri(u.msSipUri); !e.empty()) bad("ms_sip_uri", e);
+    if (auto e = checkMsSipUri(u.msSipUri); !e.empty()) badField("ms_sip_uri", e);
   db_.transaction([&](DbSession& s) {
     if (!u.homeNode.empty() && s.query("SELECT 1 FROM core_node WHERE node_id = ?", {u.homeNode}).empty())
-      bad("home_node", "home node '" + u.homeNode + "' is not a node of this cluster");
+      badField("home_node", "home node '" + u.homeNode + "' is not a node of this cluster");
     if (!s.query("SELECT 1 FROM dir_user WHERE userid = ?", {u.userid}).empty())
       throw AdminError(409, "user_exists", "user '" + u.userid + "' already exists");
     auto clash = s.query("SELECT userid FROM dir_user WHERE im_address = ?", {u.imAddress});
@@ -166,8 +163,8 @@ bool Directory::deleteUser(const std::string& userid) {
 
 void Directory::addDomain(const std::string& domainIn, const std::string& description) {
   auto domain = lower(domainIn);
-  if (auto e = checkDomain(domain); !e.empty()) bad("domain", e);
-  if (description.size() > 255) bad("description", "description is longer than 255 characters");
+  if (auto e = checkDomain(domain); !e.empty()) badField("domain", e);
+  if (description.size() > 255) badField("description", "description is longer than 255 characters");
   db_.transaction([&](DbSession& s) {
     if (!s.query("SELECT 1 FROM dir_domain WHERE domain = ?", {domain}).empty())
       throw AdminError(409, "domain_exists", "domain '" + domain + "' is already configured");
@@ -229,28 +226,6 @@ Obj::Ptr userJson(const User& u) {
   return o;
 }
 
-std::string field(const Obj::Ptr& body, const std::string& name, bool required) {
-  if (!body->has(name) || body->get(name).isEmpty()) {
-    if (required) bad(name, "field '" + name + "' is required");
-    return "";
-  }
-  auto v = body->get(name);
-  if (!v.isString()) bad(name, "field '" + name + "' must be a string");
-  return v.extract<std::string>();
-}
-
-void onlyFields(const Obj::Ptr& body, std::initializer_list<const char*> allowed) {
-  for (const auto& [k, v] : *body) {
-    bool ok = false;
-    std::string list;
-    for (const char* a : allowed) {
-      ok = ok || k == a;
-      list += (list.empty() ? "" : ", ") + std::string(a);
-    }
-    if (!ok) throw AdminError(400, "unknown_field", "unknown field '" + k + "'; valid fields: " + list);
-  }
-}
-
 std::size_t number(const AdminRequest& r, const std::string& key, std::size_t def, std::size_t max) {
   auto v = r.queryOr(key, "");
   if (v.empty()) return def;
@@ -276,16 +251,13 @@ void registerAdminRoutes(core::AdminRouter& router, Directory& dir) {
   });
   router.add("POST", "/api/v1/users", [&dir](const AdminRequest& r) {
     auto body = r.json();
-    onlyFields(body, {"userid", "im_address", "licensed", "home_node", "ms_sip_uri"});
+    core::json::onlyFields(body, {"userid", "im_address", "licensed", "home_node", "ms_sip_uri"});
     User u;
-    u.userid = field(body, "userid", true);
-    u.imAddress = field(body, "im_address", true);
-    u.homeNode = field(body, "home_node", false);
-    u.msSipUri = field(body, "ms_sip_uri", false);
-    if (body->has("licensed")) {
-      if (!body->get("licensed").isBoolean()) bad("licensed", "field 'licensed' must be true or false");
-      u.licensed = body->getValue<bool>("licensed");
-    }
+    u.userid = core::json::reqString(body, "userid");
+    u.imAddress = core::json::reqString(body, "im_address");
+    u.homeNode = core::json::optString(body, "home_node").value_or("");
+    u.msSipUri = core::json::optString(body, "ms_sip_uri").value_or("");
+    u.licensed = core::json::optBool(body, "licensed").value_or(true);
     dir.addUser(u);
     return AdminResponse::json(userJson(*dir.user(u.userid)), 201);
   });
@@ -318,9 +290,9 @@ void registerAdminRoutes(core::AdminRouter& router, Directory& dir) {
   });
   router.add("POST", "/api/v1/domains", [&dir](const AdminRequest& r) {
     auto body = r.json();
-    onlyFields(body, {"domain", "description"});
-    auto d = field(body, "domain", true);
-    dir.addDomain(d, field(body, "description", false));
+    core::json::onlyFields(body, {"domain", "description"});
+    auto d = core::json::reqString(body, "domain");
+    dir.addDomain(d, core::json::optString(body, "description").value_or(""));
     Obj::Ptr o = new Obj;
     o->set("domain", lower(d));
     o->set("status", "configured on local cluster");

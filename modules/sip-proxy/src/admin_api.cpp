@@ -1,6 +1,7 @@
 #include "imp/sip_proxy/admin_api.h"
 
 #include <imp/core/admin_http.h>
+#include <imp/core/admin_json.h>
 #include <imp/directory/directory.h>
 
 #include <Poco/JSON/Array.h>
@@ -19,63 +20,13 @@ using core::AdminRequest;
 using core::AdminResponse;
 using Obj = Poco::JSON::Object;
 using Arr = Poco::JSON::Array;
+using core::json::onlyFields;
+using core::json::optBool;
+using core::json::optInt;
+using core::json::optString;
+using core::json::reqString;
 
 namespace {
-
-[[noreturn]] void bad(const std::string& field, const std::string& message) {
-  Obj::Ptr d = new Obj;
-  d->set("field", field);
-  throw AdminError(400, "invalid_" + field, message, d);
-}
-
-void onlyFields(const Obj::Ptr& body, std::initializer_list<const char*> allowed) {
-  for (const auto& [k, v] : *body) {
-    bool ok = false;
-    std::string list;
-    for (const char* a : allowed) {
-      ok = ok || k == a;
-      list += (list.empty() ? "" : ", ") + std::string(a);
-    }
-    if (!ok) {
-      Obj::Ptr d = new Obj;
-      d->set("field", k);
-      throw AdminError(400, "unknown_field", "unknown field '" + k + "'; valid fields: " + list, d);
-    }
-  }
-}
-
-std::optional<std::string> optString(const Obj::Ptr& body, const std::string& name) {
-  if (!body->has(name) || body->get(name).isEmpty()) return std::nullopt;
-  auto v = body->get(name);
-  if (!v.isString()) bad(name, "field '" + name + "' must be a string");
-  return v.extract<std::string>();
-}
-
-std::string reqString(const Obj::Ptr& body, const std::string& name) {
-  auto v = optString(body, name);
-  if (!v) bad(name, "field '" + name + "' is required");
-  return *v;
-}
-
-std::optional<bool> optBool(const Obj::Ptr& body, const std::string& name) {
-  if (!body->has(name) || body->get(name).isEmpty()) return std::nullopt;
-  auto v = body->get(name);
-  if (!v.isBoolean()) bad(name, "field '" + name + "' must be true or false");
-  return v.extract<bool>();
-}
-
-std::optional<std::int64_t> optInt(const Obj::Ptr& body, const std::string& name) {
-  if (!body->has(name) || body->get(name).isEmpty()) return std::nullopt;
-  auto v = body->get(name);
-  if (!v.isInteger() || v.isBoolean()) {
-    std::string shown = v.isString() ? " ('" + v.extract<std::string>() + "')" : "";
-    bad(name, "field '" + name + "' must be a whole number" + shown);
-  }
-  if (v.isSigned()) return v.convert<std::int64_t>();
-  auto u = v.convert<std::uint64_t>();
-  return u > static_cast<std::uint64_t>(std::numeric_limits<std::int64_t>::max()) ? std::numeric_limits<std::int64_t>::max()
-                                                                                   : static_cast<std::int64_t>(u);
-}
 
 Arr::Ptr strings(const std::vector<std::string>& v) {
   Arr::Ptr a = new Arr;
@@ -149,7 +100,7 @@ std::optional<TlsVersion> optVersion(const Obj::Ptr& body, const std::string& na
   auto s = optString(body, name);
   if (!s) return std::nullopt;
   auto v = parseTlsVersion(*s);
-  if (!v) bad(name, name + " '" + *s + "' is not a TLS version; use 1.0, 1.1, 1.2 or 1.3");
+  if (!v) core::json::badField(name, name + " '" + *s + "' is not a TLS version; use 1.0, 1.1, 1.2 or 1.3");
   return v;
 }
 
@@ -179,7 +130,7 @@ void registerAdminRoutes(core::AdminRouter& router, ConfigStore& store, director
     u.emailForInterdomain = optBool(body, "email_for_interdomain");
     if (auto m = optString(body, "routing_mode")) {
       u.routingMode = parseRoutingMode(*m);
-      if (!u.routingMode) bad("routing_mode", "routing mode '" + *m + "' is not basic or advanced");
+      if (!u.routingMode) core::json::badField("routing_mode", "routing mode '" + *m + "' is not basic or advanced");
     }
     auto res = store.updateFederation(u);
     auto o = federationJson(res.settings);
@@ -239,7 +190,7 @@ void registerAdminRoutes(core::AdminRouter& router, ConfigStore& store, director
     TlsContextUpdate u;
     if (body->has("ciphers")) {
       auto v = body->get("ciphers");
-      if (!v.isString()) bad("ciphers", "field 'ciphers' must be a string");
+      if (!v.isString()) core::json::badField("ciphers", "field 'ciphers' must be a string");
       u.ciphers = v.extract<std::string>();
     }
     u.minVersion = optVersion(body, "min_version");
@@ -247,10 +198,10 @@ void registerAdminRoutes(core::AdminRouter& router, ConfigStore& store, director
     u.disableEmptyFragments = optBool(body, "disable_empty_fragments");
     if (body->has("peer_subjects")) {
       auto a = body->getArray("peer_subjects");
-      if (!a) bad("peer_subjects", "field 'peer_subjects' must be a list of subject CNs");
+      if (!a) core::json::badField("peer_subjects", "field 'peer_subjects' must be a list of subject CNs");
       std::vector<std::string> cns;
       for (const auto& v : *a) {
-        if (!v.isString()) bad("peer_subjects", "field 'peer_subjects' must be a list of subject CNs");
+        if (!v.isString()) core::json::badField("peer_subjects", "field 'peer_subjects' must be a list of subject CNs");
         cns.push_back(v.extract<std::string>());
       }
       u.peerSubjects = cns;
@@ -299,21 +250,21 @@ void registerAdminRoutes(core::AdminRouter& router, ConfigStore& store, director
     rt.pattern = reqString(body, "pattern");
     auto type = reqString(body, "route_type");
     auto t = parseRouteType(type);
-    if (!t) bad("route_type", "route type '" + type + "' is not domain or user");
+    if (!t) core::json::badField("route_type", "route type '" + type + "' is not domain or user");
     rt.type = *t;
     rt.nextHop = reqString(body, "next_hop");
     if (auto tr = optString(body, "transport")) {
       auto x = parseTransport(*tr);
-      if (!x) bad("transport", "transport '" + *tr + "' is not TCP, TLS or UDP");
+      if (!x) core::json::badField("transport", "transport '" + *tr + "' is not TCP, TLS or UDP");
       rt.transport = *x;
     }
     // Lync speaks TLS on 5061, OCS 2007 R2 also TCP on 5060 (FED-2).
     std::int64_t port = optInt(body, "port").value_or(rt.transport == Transport::Tls ? 5061 : 5060);
-    if (auto e = checkPort(port); !e.empty()) bad("port", e);
+    if (auto e = checkPort(port); !e.empty()) core::json::badField("port", e);
     std::int64_t priority = optInt(body, "priority").value_or(1);
-    if (auto e = checkPriority(priority); !e.empty()) bad("priority", e);
+    if (auto e = checkPriority(priority); !e.empty()) core::json::badField("priority", e);
     std::int64_t weight = optInt(body, "weight").value_or(1);
-    if (auto e = checkWeight(weight); !e.empty()) bad("weight", e);
+    if (auto e = checkWeight(weight); !e.empty()) core::json::badField("weight", e);
     rt.port = static_cast<int>(port);
     rt.priority = static_cast<int>(priority);
     rt.weight = static_cast<int>(weight);
@@ -327,7 +278,7 @@ void registerAdminRoutes(core::AdminRouter& router, ConfigStore& store, director
       ok = ok && c >= '0' && c <= '9';
       if (ok) id = id * 10 + (c - '0');
     }
-    if (!ok) bad("id", "route id '" + idText + "' is not a number (see impctl route list)");
+    if (!ok) core::json::badField("id", "route id '" + idText + "' is not a number (see impctl route list)");
     if (!store.deleteRoute(id)) throw AdminError(404, "unknown_route", "no static route with id " + idText);
     Obj::Ptr o = new Obj;
     o->set("deleted", id);
@@ -337,7 +288,7 @@ void registerAdminRoutes(core::AdminRouter& router, ConfigStore& store, director
   // ---- the routing decision on live data (FED-6, RT-9 diagnostics) ----
   router.add("GET", "/api/v1/routing/decision", [&store, &dir](const AdminRequest& r) {
     auto recipient = r.queryOr("recipient", "");
-    if (recipient.empty()) bad("recipient", "query parameter 'recipient' (user@domain) is required");
+    if (recipient.empty()) core::json::badField("recipient", "query parameter 'recipient' (user@domain) is required");
     auto lookup = directoryLookup(dir);
     auto d = decideRoute(recipient, store.federation().settings, *lookup, store.routeTable());
     Obj::Ptr o = new Obj;
