@@ -1,0 +1,129 @@
+#pragma once
+// The SIP Proxy's request-forwarding core (RT-3, RT-5, RT-7..RT-9, FED-6..8):
+// one event-loop thread, TCP/TLS listeners, an RFC 3261 transaction layer and
+// a stateful forwarding chain (reSIProcate repro style):
+//
+//  1. incoming ACL: source address allowed, else asynchronous reverse DNS
+//     through the resolver and a name match; refused -> 403
+//     "ACL - upstream not trusted - need to authenticate";
+//  2. Max-Forwards: 0 -> 483, absent -> 70, else decremented;
+//  3. loop detection (FED-7): the cluster's own partitioned-federation
+//     marker on a request that would go to the Microsoft server -> 482;
+//  4. routing: a remaining Route header (after our own is stripped) or an
+//     in-dialog request goes where it says; otherwise decideRoute()
+//     (routing.h) on the Request-URI, run on a worker thread because the
+//     directory may block;
+//  5. stateful forwarding: Record-Route for INVITE/SUBSCRIBE/REFER, a new
+//     Via, one client transaction per next hop; transport error, per-hop
+//     timeout or 503 marks the hop down (OPTIONS probes bring it back) and
+//     the request goes to the next candidate inside the same server
+//     transaction; 503 (408 after a timeout) when every candidate failed.
+//
+// Responses matching no transaction and ACKs for 2xx are forwarded
+// statelessly.
+//
+// Threads: the constructor and start()/stop() run on the owner's thread;
+// everything else runs on the proxy's loop thread. updatePolicy() may be
+// called from any thread (it posts to the loop). Untrusted input never
+// throws out of the loop; environment failures (DNS, next hops) are logged
+// and answered.
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "imp/sip/endpoint.h"
+#include "imp/sip/tls.h"
+#include "imp/sip_proxy/acl.h"
+#include "imp/sip_proxy/routes.h"
+#include "imp/sip_proxy/routing.h"
+#include "imp/sip_proxy/settings.h"
+
+namespace spdlog {
+class logger;
+}
+namespace imp::core {
+class Resolver;
+class TraceFlags;
+}  // namespace imp::core
+
+namespace imp::sip_proxy {
+
+struct ProxyListener {
+  sip::Transport transport = sip::Transport::Tcp;
+  std::string address = "0.0.0.0";
+  std::uint16_t port = 0;  // 0 = ephemeral (tests)
+  std::shared_ptr<const sip::TlsContext> tls;  // TLS: a server context
+  std::function<bool(std::string_view)> acceptPeer;  // TLS-2 subject check
+};
+
+// Fixed for the proxy's life (changing them needs a new Proxy).
+struct ProxyConfig {
+  std::string nodeId = "imp";
+  // Host written in our Via and Record-Route; "" = the first listener's
+  // address (127.0.0.1 when it is a wildcard).
+  std::string advertisedHost;
+  std::vector<ProxyListener> listeners;
+  std::shared_ptr<const sip::TlsContext> tlsClient;  // outgoing TLS
+  std::chrono::milliseconds hopTimeout{5000};        // per next hop, < timer B
+  std::chrono::milliseconds probeInterval{30000};    // OPTIONS to a down hop
+  std::chrono::milliseconds connectTimeout{5000};
+  std::chrono::milliseconds slowAclThreshold{2000};  // RT-8 report
+  std::shared_ptr<core::Resolver> resolver;          // null = cached system resolver
+  // Directory for the routing decision; may block (called on a worker
+  // thread). Null = no local domains (everything goes by static route).
+  std::shared_ptr<DirectoryLookup> directory;
+  std::shared_ptr<spdlog::logger> log;                // null = silent
+  std::shared_ptr<const core::TraceFlags> traceFlags;  // null = no trace flags
+};
+
+// Live settings (reload): replaced as a whole.
+struct ProxyPolicy {
+  std::vector<AclEntry> acl;
+  std::vector<StaticRoute> routes;
+  FederationSettings federation;
+  std::vector<std::string> clusterNodes;  // node ids of this cluster (FED-7)
+  // node id -> "host:port" (TCP) of its SIP proxy, for LocalUser forwarding.
+  std::map<std::string, std::string> nodeAddresses;
+};
+
+struct ProxyStats {
+  std::uint64_t requests = 0;
+  std::uint64_t forwarded = 0;
+  std::uint64_t failovers = 0;
+  std::uint64_t aclRefused = 0;
+  std::uint64_t loops = 0;
+  std::uint64_t statelessForwards = 0;
+};
+
+class Proxy {
+ public:
+  Proxy(ProxyConfig config, ProxyPolicy policy);
+  ~Proxy();  // stops
+  Proxy(const Proxy&) = delete;
+  Proxy& operator=(const Proxy&) = delete;
+
+  // Binds the listeners (throws std::runtime_error naming the address) and
+  // starts the loop thread. Once.
+  void start();
+  void stop() noexcept;
+  bool running() const;
+
+  // Applies new ACL / routes / federation settings on the loop.
+  void updatePolicy(ProxyPolicy policy);
+  // Bound listener endpoints (after start()).
+  std::vector<sip::Endpoint> endpoints() const;
+  ProxyStats stats() const;
+  // Next hops currently marked down ("TCP 10.0.0.5:5061").
+  std::vector<std::string> downHops() const;
+
+  class Impl;
+
+ private:
+  std::shared_ptr<Impl> impl_;
+};
+
+}  // namespace imp::sip_proxy

@@ -1,0 +1,813 @@
+#include "imp/sip_proxy/proxy.h"
+
+#include <imp/core/dns.h>
+#include <imp/core/logging.h>
+#include <spdlog/spdlog.h>
+
+#include <algorithm>
+#include <atomic>
+#include <condition_variable>
+#include <deque>
+#include <mutex>
+#include <optional>
+#include <set>
+#include <stdexcept>
+#include <thread>
+
+#include "imp/sip/event_loop.h"
+#include "imp/sip/transactions.h"
+#include "imp/sip/transport.h"
+#include "imp/sip/uri.h"
+
+namespace imp::sip_proxy {
+
+namespace {
+
+using sip::Clock;
+using sip::Message;
+using sip::TxId;
+using namespace std::chrono_literals;
+
+constexpr std::string_view kAclRefused = "ACL - upstream not trusted - need to authenticate";
+constexpr std::string_view kNoFcm =
+    "Temporarily Unavailable - user is homed on this node and no federation connection manager is connected";
+
+std::string hostPort(const std::string& host, std::uint16_t port) {
+  std::string h = host.find(':') != std::string::npos ? "[" + host + "]" : host;
+  return port ? h + ":" + std::to_string(port) : h;
+}
+
+bool isWildcard(const std::string& a) { return a.empty() || a == "0.0.0.0" || a == "::"; }
+
+bool iequals(std::string_view a, std::string_view b) {
+  if (a.size() != b.size()) return false;
+  for (std::size_t i = 0; i < a.size(); ++i)
+    if (std::tolower(static_cast<unsigned char>(a[i])) != std::tolower(static_cast<unsigned char>(b[i]))) return false;
+  return true;
+}
+
+sip::Transport toSip(Transport t) {
+  switch (t) {
+    case Transport::Tcp: return sip::Transport::Tcp;
+    case Transport::Tls: return sip::Transport::Tls;
+    case Transport::Udp: return sip::Transport::Udp;
+  }
+  return sip::Transport::Tcp;
+}
+
+std::optional<sip::Transport> parseSipTransport(std::string_view s) {
+  if (iequals(s, "tcp")) return sip::Transport::Tcp;
+  if (iequals(s, "tls")) return sip::Transport::Tls;
+  if (iequals(s, "udp")) return sip::Transport::Udp;
+  return std::nullopt;
+}
+
+std::uint16_t defaultPort(sip::Transport t) { return t == sip::Transport::Tls ? 5061 : 5060; }
+
+bool isDialogCreating(std::string_view m) { return m == "INVITE" || m == "SUBSCRIBE" || m == "REFER"; }
+
+// A next hop to try: host may be an FQDN until resolved.
+struct Hop {
+  std::string host;
+  std::uint16_t port = 0;
+  sip::Transport transport = sip::Transport::Tcp;
+  std::string key() const { return std::string(sip::transportName(transport)) + " " + hostPort(host, port); }
+};
+
+// Where a URI (Route, Request-URI, Contact) says to go.
+std::optional<Hop> hopFromUri(std::string_view text) {
+  auto u = sip::parseUri(text);
+  if (!u || !u->isSip() || u->host.empty()) return std::nullopt;
+  Hop h;
+  h.host = std::string(u->host);
+  h.transport = u->scheme == sip::UriScheme::Sips ? sip::Transport::Tls : sip::Transport::Tcp;
+  if (auto t = u->param("transport"))
+    if (auto p = parseSipTransport(*t)) h.transport = *p;
+  h.port = u->port ? u->port : defaultPort(h.transport);
+  return h;
+}
+
+std::string randomTag() { return sip::TransactionLayer::newBranch().substr(7, 16); }
+
+// One worker thread for blocking work (directory lookups).
+class Worker {
+ public:
+  void start() {
+    thread_ = std::thread([this] {
+      for (;;) {
+        std::function<void()> job;
+        {
+          std::unique_lock l(mu_);
+          cv_.wait(l, [&] { return stopping_ || !jobs_.empty(); });
+          if (stopping_) return;
+          job = std::move(jobs_.front());
+          jobs_.pop_front();
+        }
+        job();
+      }
+    });
+  }
+  void post(std::function<void()> job) {
+    {
+      std::lock_guard l(mu_);
+      if (stopping_) return;
+      jobs_.push_back(std::move(job));
+    }
+    cv_.notify_one();
+  }
+  void stop() {
+    {
+      std::lock_guard l(mu_);
+      stopping_ = true;
+      jobs_.clear();
+    }
+    cv_.notify_all();
+    if (thread_.joinable()) thread_.join();
+  }
+
+ private:
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::deque<std::function<void()>> jobs_;
+  bool stopping_ = false;
+  std::thread thread_;
+};
+
+class NoDirectory : public DirectoryLookup {
+ public:
+  bool isLocalDomain(const std::string&) override { return false; }
+  std::optional<std::string> licensedUserHome(const std::string&) override { return std::nullopt; }
+  bool hasMicrosoftSipUri(const std::string&) override { return false; }
+};
+
+struct CompiledPolicy {
+  ProxyPolicy raw;
+  AclMatcher acl;
+  RouteTable routes;
+  std::vector<std::string> clusterNodes;  // raw.clusterNodes + own node id
+};
+
+}  // namespace
+
+class Proxy::Impl : public sip::TransactionTransport, public sip::TransactionUser {
+ public:
+  // Posts to the loop from any thread, and safely does nothing once the
+  // proxy is gone.
+  struct Poster {
+    std::mutex mu;
+    Impl* impl = nullptr;
+    void post(std::function<void(Impl&)> fn) {
+      std::lock_guard l(mu);
+      if (!impl) return;
+      Impl* i = impl;
+      i->loop_.post([i, fn = std::move(fn)] { fn(*i); });
+    }
+    void close() {
+      std::lock_guard l(mu);
+      impl = nullptr;
+    }
+  };
+
+  // One forwarded request (server transaction) and its attempts.
+  struct Ctx {
+    TxId serverTx = 0;
+    Message request;  // as received
+    sip::Source source;
+    Message fwd;  // prepared for forwarding (no Via of ours yet)
+    std::vector<Hop> hops;
+    std::size_t next = 0;
+    bool federation = false;  // outbound partitioned-federation request
+    std::uint64_t attempt = 0;
+    sip::TimerId hopTimer = 0;
+    bool gotProvisional = false;
+    bool done = false;
+    bool cancelled = false;
+    bool cancelSent = false;
+    bool lastWasTimeout = false;
+    Hop currentHop;
+    sip::Endpoint currentEp;
+    std::optional<Message> current;  // the request as sent to the current hop
+  };
+
+  Impl(ProxyConfig cfg, ProxyPolicy policy) : cfg_(std::move(cfg)) {
+    log_ = cfg_.log;
+    flags_ = cfg_.traceFlags;
+    if (!cfg_.directory) cfg_.directory = std::make_shared<NoDirectory>();
+    resolver_ = cfg_.resolver;
+    if (!resolver_) resolver_ = std::make_shared<core::CachingResolver>(std::make_shared<core::SystemResolver>(2));
+    sip::TransportConfig tc;
+    tc.connectTimeout = cfg_.connectTimeout;
+    tc.tlsClient = cfg_.tlsClient;
+    tc.log = cfg_.log;
+    transport_ = std::make_unique<sip::TransportLayer>(loop_, tc);
+    txl_ = std::make_unique<sip::TransactionLayer>(*this, loop_, *this);
+    transport_->setMessageHandler([this](Message m, const sip::Source& s) { onWire(std::move(m), s); });
+    policy_ = compile(std::move(policy));
+    poster_ = std::make_shared<Poster>();
+    poster_->impl = this;
+  }
+
+  ~Impl() override {
+    stop();
+    poster_->close();
+    txl_.reset();
+    transport_.reset();
+  }
+
+  std::shared_ptr<const CompiledPolicy> compile(ProxyPolicy p) const {
+    auto c = std::make_shared<CompiledPolicy>();
+    c->acl = AclMatcher(p.acl);
+    c->routes = RouteTable(p.routes);
+    c->clusterNodes = p.clusterNodes;
+    if (std::find(c->clusterNodes.begin(), c->clusterNodes.end(), cfg_.nodeId) == c->clusterNodes.end())
+      c->clusterNodes.push_back(cfg_.nodeId);
+    c->raw = std::move(p);
+    return c;
+  }
+
+  void start() {
+    if (started_) throw std::runtime_error("sip proxy already started");
+    started_ = true;
+    for (const auto& l : cfg_.listeners) {
+      sip::ListenerConfig lc;
+      lc.transport = l.transport;
+      lc.address = l.address;
+      lc.port = l.port;
+      lc.tls = l.tls;
+      lc.acceptPeer = l.acceptPeer;
+      auto ep = transport_->listen(lc);
+      bound_.push_back(ep);
+      if (log_) log_->info("listening on {}", ep.toString());
+    }
+    if (!cfg_.advertisedHost.empty())
+      advertised_ = cfg_.advertisedHost;
+    else if (!bound_.empty() && !isWildcard(bound_.front().address))
+      advertised_ = bound_.front().address;
+    else
+      advertised_ = "127.0.0.1";
+    worker_.start();
+    running_ = true;
+    thread_ = std::thread([this] { loop_.run(); });
+  }
+
+  void stop() noexcept {
+    if (!started_) return;
+    loop_.stop();
+    if (thread_.joinable()) thread_.join();
+    worker_.stop();
+    running_ = false;
+  }
+
+  // ---- plumbing ----
+
+  bool trace(std::string_view flag) const { return log_ && flags_ && flags_->has(flag); }
+
+  void dump(const char* what, const Message& m, const sip::Endpoint& peer) {
+    std::string_view flag = peer.transport == sip::Transport::Tls ? "sip-tls" : "sip-tcp";
+    if (trace(flag)) log_->info("{} {}:\n{}", what, peer.toString(), m.serialize());
+  }
+
+  void onWire(Message m, const sip::Source& s) {
+    dump("Received from", m, s.remote);
+    txl_->onMessage(std::move(m), s);
+  }
+
+  // TransactionTransport
+  void send(const Message& msg, const sip::Endpoint& dest,
+            std::function<void(const sip::TransportError&)> onError) override {
+    dump("Sending to", msg, dest);
+    transport_->send(msg, dest, std::move(onError));
+  }
+
+  std::uint16_t ownPort(sip::Transport t) const {
+    for (const auto& e : bound_)
+      if (e.transport == t) return e.port;
+    return bound_.empty() ? 5060 : bound_.front().port;
+  }
+
+  bool isOwn(std::string_view host, std::uint16_t port, sip::Transport t) const {
+    bool hostOurs = iequals(host, advertised_);
+    for (const auto& e : bound_)
+      if (!isWildcard(e.address) && iequals(host, e.address)) hostOurs = true;
+    if (!hostOurs) return false;
+    std::uint16_t p = port ? port : defaultPort(t);
+    for (const auto& e : bound_)
+      if (e.port == p) return true;
+    return false;
+  }
+
+  bool isOwnUri(std::string_view uri) const {
+    auto h = hopFromUri(uri);
+    return h && isOwn(h->host, h->port, h->transport);
+  }
+
+  std::string viaFor(sip::Transport t) const {
+    return "SIP/2.0/" + std::string(sip::transportName(t)) + " " + hostPort(advertised_, ownPort(t)) +
+           ";branch=" + sip::TransactionLayer::newBranch();
+  }
+
+  void answer(TxId tx, const Message& req, int status, std::string_view reason) {
+    txl_->respond(tx, sip::TransactionLayer::makeResponse(req, status, reason, randomTag()));
+  }
+
+  // Resolves a hop to an endpoint (async for FQDNs); nullopt = no address.
+  void resolve(const Hop& h, std::function<void(Impl&, std::optional<sip::Endpoint>)> done) {
+    if (auto ip = canonicalIp(h.host)) {
+      done(*this, sip::Endpoint{*ip, h.port, h.transport});
+      return;
+    }
+    auto poster = poster_;
+    resolver_->forward(h.host, [poster, h, done = std::move(done)](std::vector<std::string> addrs) mutable {
+      poster->post([h, addrs = std::move(addrs), done = std::move(done)](Impl& self) {
+        if (addrs.empty()) {
+          if (self.log_) self.log_->warn("cannot resolve next hop {} (RT-10: check DNS)", h.host);
+          done(self, std::nullopt);
+        } else {
+          done(self, sip::Endpoint{addrs.front(), h.port, h.transport});
+        }
+      });
+    });
+  }
+
+  // ---- TransactionUser ----
+
+  void onRequest(TxId tx, const Message& req, const sip::Source& src) override {
+    ++requests_;
+    if (req.method() == "CANCEL") {
+      onCancel(tx, req);
+      return;
+    }
+    auto ctx = std::make_shared<Ctx>();
+    ctx->serverTx = tx;
+    ctx->request = req;
+    ctx->source = src;
+    checkAcl(ctx);
+  }
+
+  // (1) incoming ACL (RT-7, RT-8)
+  void checkAcl(const std::shared_ptr<Ctx>& ctx) {
+    const auto& acl = policy_->acl;
+    const std::string ip = ctx->source.remote.address;
+    if (acl.allowsAll() || acl.allowsAddress(ip)) {
+      afterAcl(ctx);
+      return;
+    }
+    auto started = Clock::now();
+    auto poster = poster_;
+    resolver_->reverse(ip, [poster, ctx, started](std::optional<std::string> name) {
+      auto took = std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - started);
+      poster->post([ctx, name = std::move(name), took](Impl& self) { self.aclAnswer(ctx, name, took); });
+    });
+  }
+
+  void aclAnswer(const std::shared_ptr<Ctx>& ctx, const std::optional<std::string>& name,
+                 std::chrono::milliseconds took) {
+    if (took > cfg_.slowAclThreshold && log_)
+      log_->warn("incoming ACL check took over {} seconds – check DNS ({} for {})",
+                 std::max<long long>(1, std::chrono::duration_cast<std::chrono::seconds>(cfg_.slowAclThreshold).count()),
+                 took.count() >= 0 ? std::to_string(took.count()) + " ms" : "?", ctx->source.remote.address);
+    if (name && policy_->acl.allowsName(*name)) {
+      afterAcl(ctx);
+      return;
+    }
+    ++aclRefused_;
+    if (log_)
+      log_->warn("{}: {} from {} ({})", kAclRefused, ctx->request.method(), ctx->source.remote.toString(),
+                 name ? *name : std::string("no PTR record"));
+    answer(ctx->serverTx, ctx->request, 403, kAclRefused);
+  }
+
+  // (2) Max-Forwards, own Route, then (3)/(4)
+  void afterAcl(const std::shared_ptr<Ctx>& ctx) {
+    const Message& req = ctx->request;
+    ctx->fwd = req;
+    auto mf = req.maxForwards();
+    if (mf && *mf <= 0) {
+      answer(ctx->serverTx, req, 483, "Too Many Hops");
+      return;
+    }
+    ctx->fwd.setHeader(sip::HeaderId::MaxForwards, mf ? std::to_string(*mf - 1) : "70");
+    for (int i = 0; i < 8; ++i) {
+      auto routes = ctx->fwd.routes();
+      if (routes.empty() || !isOwnUri(routes.front().uri)) break;
+      ctx->fwd.removeFirstValue(sip::HeaderId::Route);
+    }
+    if (isFederationRequest(req) && trace("method-event-routing"))
+      log_->info("This is a partitioned federation request, skip User Location DB lookup");
+
+    // A pre-set route or an in-dialog request goes where it says.
+    auto routes = ctx->fwd.routes();
+    auto to = req.to();
+    bool inDialog = to && !to->tag().empty();
+    if (!routes.empty() || inDialog) {
+      auto h = hopFromUri(!routes.empty() ? routes.front().uri : req.requestUri());
+      if (!h) {
+        answer(ctx->serverTx, req, 416, "Unsupported URI Scheme");
+        return;
+      }
+      if (routes.empty() && isOwn(h->host, h->port, h->transport)) {
+        answer(ctx->serverTx, req, 481, "Call/Transaction Does Not Exist");
+        return;
+      }
+      forward(ctx, {*h});
+      return;
+    }
+    // OPTIONS for the proxy itself: a load balancer's heartbeat (RT-4).
+    if (auto h = hopFromUri(req.requestUri());
+        h && req.method() == "OPTIONS" && isOwn(h->host, h->port, h->transport)) {
+      answer(ctx->serverTx, req, 200, "OK");
+      return;
+    }
+    decide(ctx);
+  }
+
+  // (3) + (4): the routing decision, off the loop (the directory may block).
+  void decide(const std::shared_ptr<Ctx>& ctx) {
+    auto policy = policy_;
+    std::string target(ctx->request.requestUri());
+    std::string domain;
+    if (auto u = sip::parseUri(target)) domain = lower(u->host);
+    if (trace("routing")) log_->info("Routing: dipping for {}", domain.empty() ? target : domain);
+    bool own = carriesOwnFederationMarker(ctx->request, policy->clusterNodes);
+    auto directory = cfg_.directory;
+    auto poster = poster_;
+    worker_.post([poster, ctx, policy, directory, target, domain, own] {
+      RoutingDecision d;
+      try {
+        d = decideRoute(target, policy->raw.federation, *directory, policy->routes, own);
+      } catch (const std::exception& e) {
+        d.kind = RoutingDecision::Kind::Reject;
+        d.status = 503;
+        d.reason = std::string("Service Unavailable - directory lookup failed: ") + e.what();
+      }
+      poster->post([ctx, d = std::move(d), domain](Impl& self) { self.applyDecision(ctx, d, domain); });
+    });
+  }
+
+  static std::string phrase(std::string s) {
+    for (auto& c : s)
+      if (c == '\r' || c == '\n') c = ' ';
+    return s;
+  }
+
+  void applyDecision(const std::shared_ptr<Ctx>& ctx, const RoutingDecision& d, const std::string& domain) {
+    using K = RoutingDecision::Kind;
+    switch (d.kind) {
+      case K::Reject: {
+        if (d.status == 482) {
+          ++loops_;
+          if (log_)
+            log_->warn("loop detected (FED-7): {} {} came back from the Microsoft server; answering 482",
+                       ctx->request.method(), ctx->request.requestUri());
+        } else if (trace("routing")) {
+          log_->info("Routing: {} rejected with {}: {}", domain, d.status, d.reason);
+        }
+        int status = d.status >= 300 && d.status <= 699 ? d.status : 404;
+        answer(ctx->serverTx, ctx->request, status, d.reason.empty() ? "Not Found" : phrase(d.reason));
+        return;
+      }
+      case K::LocalUser: {
+        auto it = policy_->raw.nodeAddresses.find(d.homeNode);
+        if (d.homeNode != cfg_.nodeId && it != policy_->raw.nodeAddresses.end()) {
+          if (auto h = hopFromUri("sip:" + it->second)) {
+            if (trace("routing")) log_->info("Routing: {} is homed on node {} ({})", domain, d.homeNode, it->second);
+            forward(ctx, {*h});
+            return;
+          }
+        }
+        if (log_)
+          log_->warn("{} {}: recipient homed on node '{}': no federation connection manager to deliver it",
+                     ctx->request.method(), ctx->request.requestUri(), d.homeNode);
+        answer(ctx->serverTx, ctx->request, 480, kNoFcm);
+        return;
+      }
+      case K::MicrosoftServer:
+      case K::StaticRoute: {
+        if (trace("routing")) {
+          std::string list;
+          for (const auto& r : d.routes) list += (list.empty() ? "" : ", ") + r.describe();
+          log_->info("Found domain route for {}: {} -> {}", domain, d.pattern, list);
+        }
+        std::vector<Hop> hops;
+        for (const auto& r : d.routes)
+          hops.push_back(Hop{r.nextHop, static_cast<std::uint16_t>(r.port), toSip(r.transport)});
+        if (d.kind == K::MicrosoftServer) {
+          ctx->federation = true;
+          markFederationRequest(ctx->fwd, cfg_.nodeId);
+          if (trace("method-event-routing")) log_->info("This is an outbound Partitioned federation request");
+        }
+        forward(ctx, std::move(hops));
+        return;
+      }
+    }
+  }
+
+  // (5) stateful forwarding with failover
+  void forward(const std::shared_ptr<Ctx>& ctx, std::vector<Hop> hops) {
+    // Hops marked down go last: tried only when nothing else is left.
+    std::stable_partition(hops.begin(), hops.end(), [&](const Hop& h) { return !isDown(h.key()); });
+    ctx->hops = std::move(hops);
+    auto to = ctx->request.to();
+    if (isDialogCreating(ctx->request.method()) && (!to || to->tag().empty())) {
+      auto t = ctx->source.local.transport;
+      ctx->fwd.prependHeader(sip::HeaderId::RecordRoute,
+                             "<sip:" + hostPort(advertised_, ownPort(t)) + ";transport=" +
+                                 lower(sip::transportName(t)) + ";lr>");
+    }
+    active_[ctx->serverTx] = ctx;
+    ++forwarded_;
+    tryNext(ctx);
+  }
+
+  void tryNext(const std::shared_ptr<Ctx>& ctx) {
+    if (ctx->done) return;
+    if (ctx->cancelled) {
+      finish(ctx, 487, "Request Terminated");
+      return;
+    }
+    if (ctx->next >= ctx->hops.size()) {
+      if (ctx->lastWasTimeout)
+        finish(ctx, 408, "Request Timeout - no next hop answered");
+      else
+        finish(ctx, 503, "Service Unavailable - no next hop reachable");
+      return;
+    }
+    if (ctx->next > 0) ++failovers_;
+    Hop h = ctx->hops[ctx->next++];
+    resolve(h, [ctx, h](Impl& self, std::optional<sip::Endpoint> ep) {
+      if (ctx->done) return;
+      if (!ep) {
+        ctx->lastWasTimeout = false;
+        self.tryNext(ctx);
+        return;
+      }
+      self.sendHop(ctx, h, *ep);
+    });
+  }
+
+  void sendHop(const std::shared_ptr<Ctx>& ctx, const Hop& hop, const sip::Endpoint& ep) {
+    Message m = ctx->fwd;
+    std::string via = viaFor(ep.transport);
+    if (ctx->federation) via += federationViaParam(cfg_.nodeId);
+    m.prependHeader(sip::HeaderId::Via, via);
+    std::uint64_t attempt = ++ctx->attempt;
+    ctx->currentHop = hop;
+    ctx->currentEp = ep;
+    ctx->current = m;
+    ctx->gotProvisional = false;
+    if (trace("routing")) log_->info("Routing: {} {} to {}", m.method(), m.requestUri(), ep.toString());
+    sip::ClientCallbacks cb;
+    cb.onProvisional = [this, ctx, attempt](const Message& r) {
+      if (ctx->done || ctx->attempt != attempt) return;
+      ctx->gotProvisional = true;
+      loop_.cancel(ctx->hopTimer);
+      if (ctx->cancelled && !ctx->cancelSent) sendCancel(ctx);
+      if (r.statusCode() > 100) relay(ctx, r, false);
+    };
+    cb.onFinal = [this, ctx, attempt](const Message& r) {
+      if (ctx->done || ctx->attempt != attempt) return;
+      loop_.cancel(ctx->hopTimer);
+      if (r.statusCode() == 503) {
+        hopFailed(ctx, "answered 503", false);
+        return;
+      }
+      relay(ctx, r, true);
+    };
+    cb.onTimeout = [this, ctx, attempt] {
+      if (ctx->done || ctx->attempt != attempt) return;
+      hopFailed(ctx, "timed out", true);
+    };
+    cb.onTransportError = [this, ctx, attempt](const sip::TransportError& e) {
+      if (ctx->done || ctx->attempt != attempt) return;
+      loop_.cancel(ctx->hopTimer);
+      hopFailed(ctx, std::string(sip::errorKindName(e.kind)) + (e.detail.empty() ? "" : ": " + e.detail), false);
+    };
+    ctx->hopTimer = loop_.schedule(cfg_.hopTimeout, [this, ctx, attempt] {
+      if (ctx->done || ctx->attempt != attempt || ctx->gotProvisional) return;
+      hopFailed(ctx, "no answer within " + std::to_string(cfg_.hopTimeout.count()) + " ms", true);
+    });
+    txl_->sendRequest(std::move(m), ep, std::move(cb));
+  }
+
+  void hopFailed(const std::shared_ptr<Ctx>& ctx, const std::string& why, bool timeout) {
+    ++ctx->attempt;  // callbacks of the failed attempt are stale from now on
+    ctx->lastWasTimeout = timeout;
+    markDown(ctx->currentHop, ctx->currentEp);
+    if (log_)
+      log_->warn("next hop {} for {} {} failed ({}){}", ctx->currentEp.toString(), ctx->request.method(),
+                 ctx->request.requestUri(), why, ctx->next < ctx->hops.size() ? ": trying the next one" : "");
+    tryNext(ctx);
+  }
+
+  void relay(const std::shared_ptr<Ctx>& ctx, const Message& r, bool final) {
+    Message up = r;
+    up.removeFirstValue(sip::HeaderId::Via);
+    if (final) {
+      ctx->done = true;
+      active_.erase(ctx->serverTx);
+    }
+    txl_->respond(ctx->serverTx, std::move(up));
+  }
+
+  void finish(const std::shared_ptr<Ctx>& ctx, int status, std::string_view reason) {
+    ctx->done = true;
+    loop_.cancel(ctx->hopTimer);
+    active_.erase(ctx->serverTx);
+    answer(ctx->serverTx, ctx->request, status, reason);
+  }
+
+  // CANCEL (§16.10): answered hop by hop, then sent down the current branch.
+  void onCancel(TxId tx, const Message& cancel) {
+    auto invite = txl_->inviteFor(cancel);
+    auto it = invite ? active_.find(*invite) : active_.end();
+    if (it == active_.end()) {
+      answer(tx, cancel, 481, "Call/Transaction Does Not Exist");
+      return;
+    }
+    answer(tx, cancel, 200, "OK");
+    auto ctx = it->second;
+    ctx->cancelled = true;
+    if (ctx->gotProvisional && !ctx->cancelSent) sendCancel(ctx);
+  }
+
+  void sendCancel(const std::shared_ptr<Ctx>& ctx) {
+    if (!ctx->current) return;
+    ctx->cancelSent = true;
+    const Message& inv = *ctx->current;
+    Message c = Message::request("CANCEL", inv.requestUri());
+    if (auto v = inv.topVia()) c.appendHeader("Via", v->raw);
+    c.appendHeader("Max-Forwards", "70");
+    for (const auto& h : inv.headers())
+      if (h.id == sip::HeaderId::From || h.id == sip::HeaderId::To || h.id == sip::HeaderId::CallId ||
+          h.id == sip::HeaderId::Route)
+        c.appendHeader(sip::canonicalName(h.id), h.value);
+    if (auto cs = inv.cseq()) c.appendHeader("CSeq", std::to_string(cs->seq) + " CANCEL");
+    txl_->sendRequest(std::move(c), ctx->currentEp, {});
+  }
+
+  void onServerTerminated(TxId tx) override {
+    auto it = active_.find(tx);
+    if (it == active_.end()) return;
+    it->second->done = true;  // nobody to answer any more
+    loop_.cancel(it->second->hopTimer);
+    active_.erase(it);
+  }
+
+  // ---- stateless forwarding ----
+
+  void onStrayResponse(const Message& msg, const sip::Source&) override {
+    auto vias = msg.vias();
+    if (vias.size() < 2) return;
+    const auto& top = vias.front();
+    auto topT = parseSipTransport(top.transport).value_or(sip::Transport::Tcp);
+    if (!isOwn(top.host, top.port, topT)) return;
+    const auto& next = vias[1];
+    Hop h;
+    h.transport = parseSipTransport(next.transport).value_or(sip::Transport::Tcp);
+    h.host = std::string(next.param("received").value_or(next.host));
+    h.port = next.port ? next.port : defaultPort(h.transport);
+    if (auto rp = next.param("rport"); rp && !rp->empty()) {
+      int p = 0;
+      for (char ch : *rp) p = ch >= '0' && ch <= '9' && p < 65536 ? p * 10 + (ch - '0') : 70000;
+      if (p > 0 && p < 65536) h.port = static_cast<std::uint16_t>(p);
+    }
+    Message up = msg;
+    up.removeFirstValue(sip::HeaderId::Via);
+    statelessSend(std::move(up), h);
+  }
+
+  void onStrayAck(const Message& msg, const sip::Source&) override {
+    Message out = msg;
+    auto mf = msg.maxForwards();
+    if (mf && *mf <= 0) return;
+    out.setHeader(sip::HeaderId::MaxForwards, mf ? std::to_string(*mf - 1) : "70");
+    for (int i = 0; i < 8; ++i) {
+      auto routes = out.routes();
+      if (routes.empty() || !isOwnUri(routes.front().uri)) break;
+      out.removeFirstValue(sip::HeaderId::Route);
+    }
+    auto routes = out.routes();
+    auto h = hopFromUri(!routes.empty() ? routes.front().uri : out.requestUri());
+    if (!h || (routes.empty() && isOwn(h->host, h->port, h->transport))) return;
+    out.prependHeader(sip::HeaderId::Via, viaFor(h->transport));
+    statelessSend(std::move(out), *h);
+  }
+
+  void statelessSend(Message m, const Hop& h) {
+    auto shared = std::make_shared<Message>(std::move(m));
+    resolve(h, [shared](Impl& self, std::optional<sip::Endpoint> ep) {
+      if (!ep) return;
+      ++self.stateless_;
+      self.send(*shared, *ep, [&self, ep = *ep](const sip::TransportError& e) {
+        if (self.log_) self.log_->warn("stateless forward to {} failed: {}", ep.toString(), sip::errorKindName(e.kind));
+      });
+    });
+  }
+
+  // ---- next hop health ----
+
+  bool isDown(const std::string& key) const {
+    std::lock_guard l(downMu_);
+    return down_.count(key) != 0;
+  }
+
+  void markDown(const Hop& hop, const sip::Endpoint& ep) {
+    auto key = hop.key();
+    {
+      std::lock_guard l(downMu_);
+      if (!down_.insert(key).second) return;
+    }
+    if (log_) log_->warn("next hop {} marked down; probing with OPTIONS every {} ms", key, cfg_.probeInterval.count());
+    scheduleProbe(key, ep);
+  }
+
+  void scheduleProbe(const std::string& key, const sip::Endpoint& ep) {
+    loop_.schedule(cfg_.probeInterval, [this, key, ep] { probe(key, ep); });
+  }
+
+  void probe(const std::string& key, const sip::Endpoint& ep) {
+    if (!isDown(key)) return;
+    Message o = Message::request("OPTIONS", "sip:" + hostPort(ep.address, ep.port));
+    o.appendHeader("Via", viaFor(ep.transport));
+    o.appendHeader("Max-Forwards", "70");
+    o.appendHeader("From", "<sip:ping@" + hostPort(advertised_, ownPort(ep.transport)) + ">;tag=" + randomTag());
+    o.appendHeader("To", "<sip:" + hostPort(ep.address, ep.port) + ">");
+    o.appendHeader("Call-ID", randomTag() + "@" + advertised_);
+    o.appendHeader("CSeq", "1 OPTIONS");
+    sip::ClientCallbacks cb;
+    cb.onFinal = [this, key](const Message&) {
+      {
+        std::lock_guard l(downMu_);
+        down_.erase(key);
+      }
+      if (log_) log_->info("next hop {} answers OPTIONS again: marked up", key);
+    };
+    cb.onTimeout = [this, key, ep] { scheduleProbe(key, ep); };
+    cb.onTransportError = [this, key, ep](const sip::TransportError&) { scheduleProbe(key, ep); };
+    txl_->sendRequest(std::move(o), ep, std::move(cb));
+  }
+
+  // ---- state ----
+  ProxyConfig cfg_;
+  std::shared_ptr<spdlog::logger> log_;
+  std::shared_ptr<const core::TraceFlags> flags_;
+  std::shared_ptr<core::Resolver> resolver_;
+  sip::EventLoop loop_;
+  std::unique_ptr<sip::TransportLayer> transport_;
+  std::unique_ptr<sip::TransactionLayer> txl_;
+  std::shared_ptr<const CompiledPolicy> policy_;  // loop thread
+  std::shared_ptr<Poster> poster_;
+  Worker worker_;
+  std::thread thread_;
+  bool started_ = false;
+  std::atomic<bool> running_{false};
+  std::vector<sip::Endpoint> bound_;
+  std::string advertised_;
+  std::map<TxId, std::shared_ptr<Ctx>> active_;
+  mutable std::mutex downMu_;
+  std::set<std::string> down_;
+
+  std::atomic<std::uint64_t> requests_{0}, forwarded_{0}, failovers_{0}, aclRefused_{0}, loops_{0}, stateless_{0};
+};
+
+Proxy::Proxy(ProxyConfig config, ProxyPolicy policy)
+    : impl_(std::make_shared<Impl>(std::move(config), std::move(policy))) {}
+
+Proxy::~Proxy() { stop(); }
+
+void Proxy::start() { impl_->start(); }
+void Proxy::stop() noexcept { impl_->stop(); }
+bool Proxy::running() const { return impl_->running_; }
+
+void Proxy::updatePolicy(ProxyPolicy policy) {
+  auto compiled = impl_->compile(std::move(policy));
+  if (!impl_->running_) {
+    impl_->policy_ = std::move(compiled);
+    return;
+  }
+  impl_->poster_->post([compiled](Impl& self) {
+    self.policy_ = compiled;
+    if (self.log_)
+      self.log_->info("applied {} ACL entries, {} static routes", compiled->raw.acl.size(), compiled->routes.size());
+  });
+}
+
+std::vector<sip::Endpoint> Proxy::endpoints() const { return impl_->transport_->localEndpoints(); }
+
+ProxyStats Proxy::stats() const {
+  ProxyStats s;
+  s.requests = impl_->requests_;
+  s.forwarded = impl_->forwarded_;
+  s.failovers = impl_->failovers_;
+  s.aclRefused = impl_->aclRefused_;
+  s.loops = impl_->loops_;
+  s.statelessForwards = impl_->stateless_;
+  return s;
+}
+
+std::vector<std::string> Proxy::downHops() const {
+  std::lock_guard l(impl_->downMu_);
+  return {impl_->down_.begin(), impl_->down_.end()};
+}
+
+}  // namespace imp::sip_proxy

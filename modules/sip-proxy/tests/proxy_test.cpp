@@ -1,0 +1,458 @@
+// Loopback tests of the SIP Proxy's forwarding core: real sockets, fake UAC
+// and UAS peers on a test-owned event loop, the proxy on its own thread.
+#include <doctest/doctest.h>
+#include <imp/core/dns.h>
+#include <imp/core/logging.h>
+#include <spdlog/sinks/ringbuffer_sink.h>
+#include <spdlog/spdlog.h>
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <functional>
+#include <map>
+#include <memory>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "imp/sip/event_loop.h"
+#include "imp/sip/transactions.h"
+#include "imp/sip/transport.h"
+#include "imp/sip_proxy/proxy.h"
+
+using namespace std::chrono_literals;
+namespace sip = imp::sip;
+namespace sp = imp::sip_proxy;
+
+namespace {
+
+constexpr auto kDeadline = 5s;
+
+std::uint16_t closedPort() {
+  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  ::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a);
+  socklen_t len = sizeof a;
+  ::getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len);
+  ::close(fd);
+  return ntohs(a.sin_port);
+}
+
+class FakeResolver : public imp::core::Resolver {
+ public:
+  ~FakeResolver() override {
+    for (auto& t : slow) t.join();
+  }
+  std::map<std::string, std::string> ptr;
+  std::chrono::milliseconds delay{0};  // > 0: answer PTR lookups from another thread, late
+  std::vector<std::thread> slow;
+  void reverse(const std::string& ip, imp::core::ReverseCallback cb) override {
+    auto it = ptr.find(ip);
+    auto answer = it == ptr.end() ? std::nullopt : std::optional<std::string>(it->second);
+    if (delay.count() > 0) {
+      slow.emplace_back([d = delay, cb = std::move(cb), answer] {
+        std::this_thread::sleep_for(d);  // the slow DNS server being simulated
+        cb(answer);
+      });
+      return;
+    }
+    cb(answer);
+  }
+  void forward(const std::string& host, imp::core::ForwardCallback cb) override {
+    if (sp::canonicalIp(host)) cb({host});
+    else cb({});
+  }
+};
+
+class FakeDirectory : public sp::DirectoryLookup {
+ public:
+  bool isLocalDomain(const std::string& d) override { return d == "example.com"; }
+  std::optional<std::string> licensedUserHome(const std::string&) override { return std::nullopt; }
+  bool hasMicrosoftSipUri(const std::string&) override { return false; }
+};
+
+// A SIP peer on the test loop: records what it receives; `onMessage` may answer.
+struct Peer {
+  explicit Peer(sip::EventLoop& loop) : tl(loop) {
+    tl.setMessageHandler([this](sip::Message m, const sip::Source& s) {
+      got.push_back(m);
+      if (onMessage) onMessage(got.back(), s);
+    });
+    sip::ListenerConfig lc;
+    lc.transport = sip::Transport::Tcp;
+    lc.address = "127.0.0.1";
+    ep = tl.listen(lc);
+  }
+  std::vector<sip::Message> requests() const {
+    std::vector<sip::Message> r;
+    for (const auto& m : got)
+      if (m.isRequest()) r.push_back(m);
+    return r;
+  }
+  std::vector<sip::Message> finals() const {
+    std::vector<sip::Message> r;
+    for (const auto& m : got)
+      if (m.isResponse() && m.statusCode() >= 200) r.push_back(m);
+    return r;
+  }
+  sip::TransportLayer tl;
+  sip::Endpoint ep;
+  std::vector<sip::Message> got;
+  std::function<void(const sip::Message&, const sip::Source&)> onMessage;
+};
+
+sip::Message responseTo(const sip::Message& req, int status, std::string_view reason, bool tag = true) {
+  sip::Message r = sip::Message::response(status, reason);
+  for (const auto& h : req.headers()) {
+    if (h.id == sip::HeaderId::To && tag)
+      r.appendHeader("To", std::string(h.value) + ";tag=uas1");
+    else if (h.id == sip::HeaderId::Via || h.id == sip::HeaderId::From || h.id == sip::HeaderId::To ||
+             h.id == sip::HeaderId::CallId || h.id == sip::HeaderId::CSeq || h.id == sip::HeaderId::RecordRoute)
+      r.appendHeader(sip::canonicalName(h.id), h.value);
+  }
+  return r;
+}
+
+// A UAS answering every request but ACK with `status`.
+void answerAll(Peer& p, int status = 200) {
+  p.onMessage = [&p, status](const sip::Message& m, const sip::Source& s) {
+    if (m.isRequest() && m.method() != "ACK") {
+      auto r = responseTo(m, status, status == 200 ? "OK" : "Service Unavailable");
+      r.appendHeader("Contact", "<sip:uas@127.0.0.1:" + std::to_string(p.ep.port) + ";transport=tcp>");
+      p.tl.send(r, s.remote);
+    }
+  };
+}
+
+sip::Message makeRequest(std::string_view method, std::string_view uri, const Peer& from, std::string_view callId,
+                         std::string_view extra = {}, std::string_view maxForwards = "70") {
+  std::string s = std::string(method) + " " + std::string(uri) + " SIP/2.0\r\n";
+  s += "Via: SIP/2.0/TCP 127.0.0.1:" + std::to_string(from.ep.port) + ";branch=z9hG4bK-" + std::string(callId) + "\r\n";
+  if (!maxForwards.empty()) s += "Max-Forwards: " + std::string(maxForwards) + "\r\n";
+  s += "From: <sip:alice@imp.test>;tag=a1\r\n";
+  s += "To: <" + std::string(uri) + ">\r\n";
+  s += "Call-ID: " + std::string(callId) + "\r\n";
+  s += "CSeq: 1 " + std::string(method) + "\r\n";
+  s += extra;
+  s += "Content-Length: 2\r\n\r\nhi";
+  auto r = sip::Parser().parseDatagram(s);
+  REQUIRE(std::holds_alternative<sip::Message>(r));
+  return std::get<sip::Message>(std::move(r));
+}
+
+sp::StaticRoute route(const std::string& pattern, std::uint16_t port, int priority) {
+  sp::StaticRoute r;
+  std::string canon;
+  REQUIRE(sp::normaliseRoutePattern(sp::RouteType::Domain, pattern, &canon) == "");
+  r.id = priority;
+  r.pattern = canon;
+  r.type = sp::RouteType::Domain;
+  r.nextHop = "127.0.0.1";
+  r.port = port;
+  r.transport = sp::Transport::Tcp;
+  r.priority = priority;
+  return r;
+}
+
+std::vector<sp::AclEntry> allowAll() { return {sp::AclEntry{"all", sp::AclKind::All, "Allow from all"}}; }
+
+// The proxy under test with its log captured.
+struct Rig {
+  explicit Rig(sp::ProxyPolicy policy, std::function<void(sp::ProxyConfig&)> tweak = {}) {
+    sink = std::make_shared<spdlog::sinks::ringbuffer_sink_mt>(200);
+    auto log = std::make_shared<spdlog::logger>("sip-proxy-test", sink);
+    log->set_level(spdlog::level::debug);
+    flags = std::make_shared<imp::core::TraceFlags>();
+    flags->replace({"routing", "method-event-routing"});
+    resolver = std::make_shared<FakeResolver>();
+    sp::ProxyConfig cfg;
+    cfg.nodeId = "imp";
+    cfg.listeners.push_back({sip::Transport::Tcp, "127.0.0.1", 0, nullptr, {}});
+    cfg.resolver = resolver;
+    cfg.log = log;
+    cfg.traceFlags = flags;
+    cfg.connectTimeout = 2000ms;
+    if (tweak) tweak(cfg);
+    proxy = std::make_unique<sp::Proxy>(std::move(cfg), std::move(policy));
+    proxy->start();
+    ep = proxy->endpoints().at(0);
+  }
+  ~Rig() { proxy.reset(); }  // the proxy thread stops before the peers go
+  bool logged(std::string_view text) const {
+    for (const auto& l : sink->last_formatted())
+      if (l.find(text) != std::string::npos) return true;
+    return false;
+  }
+  std::shared_ptr<spdlog::sinks::ringbuffer_sink_mt> sink;
+  std::shared_ptr<imp::core::TraceFlags> flags;
+  std::shared_ptr<FakeResolver> resolver;
+  std::unique_ptr<sp::Proxy> proxy;
+  sip::Endpoint ep;
+};
+
+// Sends `req` from `uac` through the proxy and waits for a final response.
+sip::Message roundTrip(sip::EventLoop& loop, Peer& uac, const Rig& rig, const sip::Message& req) {
+  uac.tl.send(req, rig.ep);
+  REQUIRE(loop.runUntil([&] { return !uac.finals().empty(); }, kDeadline));
+  return uac.finals().front();
+}
+
+}  // namespace
+
+TEST_CASE("a MESSAGE is relayed over a static route and the 200 comes back") {
+  sip::EventLoop loop;
+  Peer uac(loop), uas(loop);
+  answerAll(uas);
+  sp::ProxyPolicy policy;
+  policy.acl = allowAll();
+  policy.routes = {route(".test.remote.*", uas.ep.port, 1)};
+  Rig rig(policy);
+
+  auto resp = roundTrip(loop, uac, rig, makeRequest("MESSAGE", "sip:bob@remote.test", uac, "m1"));
+  CHECK(resp.statusCode() == 200);
+  CHECK(resp.vias().size() == 1);  // the proxy's Via was stripped
+  REQUIRE(uas.requests().size() == 1);
+  const auto& got = uas.requests().front();
+  CHECK(got.maxForwards() == 69);
+  CHECK(got.vias().size() == 2);
+  CHECK(got.topVia()->port == rig.ep.port);
+  CHECK(got.count(sip::HeaderId::RecordRoute) == 0);  // MESSAGE creates no dialog
+  CHECK(got.body() == "hi");
+  CHECK(rig.logged("Routing: dipping for remote.test"));
+  CHECK(rig.logged("Found domain route for remote.test"));
+}
+
+TEST_CASE("an INVITE is record-routed, provisional and final responses relayed, the 2xx ACK forwarded statelessly") {
+  sip::EventLoop loop;
+  Peer uac(loop), uas(loop);
+  uas.onMessage = [&uas](const sip::Message& m, const sip::Source& s) {
+    if (m.method() != "INVITE") return;
+    uas.tl.send(responseTo(m, 180, "Ringing"), s.remote);
+    auto ok = responseTo(m, 200, "OK");
+    ok.appendHeader("Contact", "<sip:uas@127.0.0.1:" + std::to_string(uas.ep.port) + ";transport=tcp>");
+    uas.tl.send(ok, s.remote);
+  };
+  sp::ProxyPolicy policy;
+  policy.acl = allowAll();
+  policy.routes = {route(".test.remote.*", uas.ep.port, 1)};
+  Rig rig(policy);
+
+  auto resp = roundTrip(loop, uac, rig, makeRequest("INVITE", "sip:bob@remote.test", uac, "i1"));
+  CHECK(resp.statusCode() == 200);
+  bool ringing = false;
+  for (const auto& m : uac.got) ringing = ringing || (m.isResponse() && m.statusCode() == 180);
+  CHECK(ringing);
+  REQUIRE(uas.requests().size() == 1);
+  auto rr = uas.requests().front().recordRoutes();
+  REQUIRE(rr.size() == 1);
+  CHECK(std::string(rr.front().uri).find(";lr") != std::string::npos);
+  CHECK(std::string(rr.front().uri).find(std::to_string(rig.ep.port)) != std::string::npos);
+
+  // ACK for the 2xx: Route = the Record-Route, Request-URI = the UAS contact.
+  auto contact = resp.contacts();
+  REQUIRE(contact.size() == 1);
+  std::string extra = "Route: " + std::string(resp.recordRoutes().at(0).raw) + "\r\n";
+  std::string s = "ACK " + std::string(contact.front().uri) + " SIP/2.0\r\n";
+  s += "Via: SIP/2.0/TCP 127.0.0.1:" + std::to_string(uac.ep.port) + ";branch=z9hG4bK-ack1\r\n";
+  s += "Max-Forwards: 70\r\nFrom: <sip:alice@imp.test>;tag=a1\r\nTo: <sip:bob@remote.test>;tag=uas1\r\n";
+  s += "Call-ID: i1\r\nCSeq: 1 ACK\r\n" + extra + "Content-Length: 0\r\n\r\n";
+  auto ack = std::get<sip::Message>(sip::Parser().parseDatagram(s));
+  uac.tl.send(ack, rig.ep);
+  REQUIRE(loop.runUntil([&] { return uas.requests().size() == 2; }, kDeadline));
+  const auto& fwdAck = uas.requests().back();
+  CHECK(fwdAck.method() == "ACK");
+  CHECK(fwdAck.count(sip::HeaderId::Route) == 0);  // our own Route was stripped
+  CHECK(fwdAck.vias().size() == 2);
+}
+
+TEST_CASE("failover: a primary next hop that refuses connections is skipped for the backup") {
+  sip::EventLoop loop;
+  Peer uac(loop), backup(loop);
+  answerAll(backup);
+  auto dead = closedPort();
+  sp::ProxyPolicy policy;
+  policy.acl = allowAll();
+  policy.routes = {route(".test.remote.*", dead, 1), route(".test.remote.*", backup.ep.port, 2)};
+  Rig rig(policy);
+
+  auto resp = roundTrip(loop, uac, rig, makeRequest("MESSAGE", "sip:bob@remote.test", uac, "f1"));
+  CHECK(resp.statusCode() == 200);
+  CHECK(backup.requests().size() == 1);
+  auto down = rig.proxy->downHops();
+  REQUIRE(down.size() == 1);
+  CHECK(down.front() == "TCP 127.0.0.1:" + std::to_string(dead));
+  CHECK(rig.proxy->stats().failovers == 1);
+}
+
+TEST_CASE("failover: a primary that accepts but never answers times out per hop") {
+  sip::EventLoop loop;
+  Peer uac(loop), silent(loop), backup(loop);
+  answerAll(backup);
+  sp::ProxyPolicy policy;
+  policy.acl = allowAll();
+  policy.routes = {route(".test.remote.*", silent.ep.port, 1), route(".test.remote.*", backup.ep.port, 2)};
+  Rig rig(policy, [](sp::ProxyConfig& c) { c.hopTimeout = 300ms; });
+
+  auto resp = roundTrip(loop, uac, rig, makeRequest("MESSAGE", "sip:bob@remote.test", uac, "f2"));
+  CHECK(resp.statusCode() == 200);
+  CHECK(silent.requests().size() == 1);
+  CHECK(backup.requests().size() == 1);
+  CHECK(rig.proxy->downHops().size() == 1);
+}
+
+TEST_CASE("failover: a 503 from the primary goes to the backup; all hops failing gives 503") {
+  sip::EventLoop loop;
+  Peer uac(loop), busy(loop), backup(loop);
+  answerAll(busy, 503);
+  answerAll(backup);
+  sp::ProxyPolicy policy;
+  policy.acl = allowAll();
+  policy.routes = {route(".test.remote.*", busy.ep.port, 1), route(".test.remote.*", backup.ep.port, 2),
+                   route(".test.dead.*", closedPort(), 1), route(".test.dead.*", closedPort(), 2)};
+  Rig rig(policy);
+
+  auto resp = roundTrip(loop, uac, rig, makeRequest("MESSAGE", "sip:bob@remote.test", uac, "f3"));
+  CHECK(resp.statusCode() == 200);
+  CHECK(busy.requests().size() == 1);
+  CHECK(backup.requests().size() == 1);
+
+  Peer uac2(loop);
+  auto resp2 = roundTrip(loop, uac2, rig, makeRequest("MESSAGE", "sip:bob@dead.test", uac2, "f4"));
+  CHECK(resp2.statusCode() == 503);
+}
+
+TEST_CASE("incoming ACL: an untrusted source gets 403; a trusted PTR name passes") {
+  sip::EventLoop loop;
+  Peer uac(loop), uas(loop);
+  answerAll(uas);
+  sp::ProxyPolicy policy;
+  policy.acl = {sp::AclEntry{"192.0.2.1", sp::AclKind::Address, "lync"}};
+  policy.routes = {route(".test.remote.*", uas.ep.port, 1)};
+  Rig rig(policy);
+
+  auto resp = roundTrip(loop, uac, rig, makeRequest("MESSAGE", "sip:bob@remote.test", uac, "a1"));
+  CHECK(resp.statusCode() == 403);
+  CHECK(resp.reason() == "ACL - upstream not trusted - need to authenticate");
+  CHECK(rig.logged("ACL - upstream not trusted - need to authenticate"));
+  CHECK(uas.requests().empty());
+
+  // Live ACL change: the FQDN the source reverse-resolves to is now trusted.
+  rig.resolver->ptr["127.0.0.1"] = "ocs1.lync.test";
+  auto p2 = policy;
+  p2.acl.push_back(sp::AclEntry{"lync.test", sp::AclKind::Name, "lync pool"});
+  rig.proxy->updatePolicy(p2);
+  Peer uac2(loop);
+  auto resp2 = roundTrip(loop, uac2, rig, makeRequest("MESSAGE", "sip:bob@remote.test", uac2, "a2"));
+  CHECK(resp2.statusCode() == 200);
+  CHECK(uas.requests().size() == 1);
+}
+
+TEST_CASE("a slow reverse lookup is completed asynchronously, allowed by name and reported") {
+  sip::EventLoop loop;
+  Peer uac(loop), uas(loop);
+  answerAll(uas);
+  sp::ProxyPolicy policy;
+  policy.acl = {sp::AclEntry{"lync.test", sp::AclKind::Name, "lync pool"}};
+  policy.routes = {route(".test.remote.*", uas.ep.port, 1)};
+  std::shared_ptr<FakeResolver> slowDns = std::make_shared<FakeResolver>();
+  slowDns->ptr["127.0.0.1"] = "ocs1.lync.test";
+  slowDns->delay = 150ms;
+  Rig rig(policy, [&](sp::ProxyConfig& c) {
+    c.resolver = slowDns;
+    c.slowAclThreshold = 50ms;
+  });
+  // The PTR answer arrives late on a resolver thread and is posted back to the proxy's loop.
+  auto resp = roundTrip(loop, uac, rig, makeRequest("MESSAGE", "sip:bob@remote.test", uac, "s1"));
+  CHECK(resp.statusCode() == 200);
+  CHECK(rig.logged("incoming ACL check took over"));
+  CHECK(rig.logged("check DNS"));
+}
+
+TEST_CASE("Max-Forwards 0 is answered 483; an absent one is set to 70") {
+  sip::EventLoop loop;
+  Peer uac(loop), uas(loop);
+  answerAll(uas);
+  sp::ProxyPolicy policy;
+  policy.acl = allowAll();
+  policy.routes = {route(".test.remote.*", uas.ep.port, 1)};
+  Rig rig(policy);
+
+  auto resp = roundTrip(loop, uac, rig, makeRequest("MESSAGE", "sip:bob@remote.test", uac, "mf0", {}, "0"));
+  CHECK(resp.statusCode() == 483);
+  CHECK(uas.requests().empty());
+
+  Peer uac2(loop);
+  auto resp2 = roundTrip(loop, uac2, rig, makeRequest("MESSAGE", "sip:bob@remote.test", uac2, "mf1", {}, ""));
+  CHECK(resp2.statusCode() == 200);
+  REQUIRE(uas.requests().size() == 1);
+  CHECK(uas.requests().front().maxForwards() == 70);
+}
+
+TEST_CASE("partitioned federation: outbound requests are marked; one coming back is a loop (482)") {
+  sip::EventLoop loop;
+  Peer uac(loop), lync(loop);
+  answerAll(lync);
+  sp::ProxyPolicy policy;
+  policy.acl = allowAll();
+  policy.routes = {route(".com.example.*", lync.ep.port, 1)};
+  policy.federation.enabled = true;
+  policy.clusterNodes = {"imp", "imp2"};
+  Rig rig(policy, [](sp::ProxyConfig& c) { c.directory = std::make_shared<FakeDirectory>(); });
+
+  auto resp = roundTrip(loop, uac, rig, makeRequest("MESSAGE", "sip:carol@example.com", uac, "l1"));
+  CHECK(resp.statusCode() == 200);
+  REQUIRE(lync.requests().size() == 1);
+  const auto& out = lync.requests().front();
+  CHECK(out.header("X-IMP-PF") == "imp");
+  CHECK(out.topVia()->param("imp-pf") == "imp");
+
+  Peer uac2(loop);
+  auto resp2 = roundTrip(loop, uac2, rig,
+                         makeRequest("MESSAGE", "sip:carol@example.com", uac2, "l2", "X-IMP-PF: imp2\r\n"));
+  CHECK(resp2.statusCode() == 482);
+  CHECK(lync.requests().size() == 1);
+  CHECK(rig.logged("loop detected"));
+  CHECK(rig.proxy->stats().loops == 1);
+}
+
+TEST_CASE("a routing decision Reject is answered with its status") {
+  sip::EventLoop loop;
+  Peer uac(loop);
+  sp::ProxyPolicy policy;
+  policy.acl = allowAll();
+  Rig rig(policy);
+  auto resp = roundTrip(loop, uac, rig, makeRequest("MESSAGE", "sip:bob@nowhere.test", uac, "r1"));
+  CHECK(resp.statusCode() == 404);
+}
+
+TEST_CASE("OPTIONS to the proxy itself is answered 200 (load balancer heartbeat)") {
+  sip::EventLoop loop;
+  Peer uac(loop);
+  sp::ProxyPolicy policy;
+  policy.acl = allowAll();
+  Rig rig(policy);
+  auto resp = roundTrip(loop, uac, rig,
+                        makeRequest("OPTIONS", "sip:127.0.0.1:" + std::to_string(rig.ep.port), uac, "o1"));
+  CHECK(resp.statusCode() == 200);
+}
+
+#include "imp/sip_proxy/proxy_service.h"
+
+TEST_CASE("the sip-proxy service configures without side effects") {
+  auto desc = sp::sipProxyService({});
+  CHECK(desc.name == "sip-proxy");
+  CHECK(desc.kind == imp::core::ServiceKind::Feature);
+  auto svc = desc.factory();
+  CHECK(svc->name() == "sip-proxy");
+  imp::core::ServiceContext ctx;
+  ctx.nodeId = "imp1";
+  svc->configure(ctx);  // no database: one TCP listener on 5060, not bound yet
+  CHECK(svc->status().state == imp::core::ServiceState::Stopped);
+  svc->stop();  // before start: a no-op
+}
