@@ -2,6 +2,7 @@
 
 #include <openssl/rand.h>
 
+#include <algorithm>
 #include <stdexcept>
 
 #include "chars.h"
@@ -11,18 +12,80 @@ namespace imp::sip {
 namespace {
 
 constexpr std::string_view kCookie = "z9hG4bK";
+// Key fields are joined with LF: no header value can contain one after
+// unfolding, so two different requests never build the same key.
+constexpr char kSep = '\n';
 
-bool isCookie(std::string_view branch) { return branch.substr(0, kCookie.size()) == kCookie; }
+bool hasCookie(const std::optional<Via>& via) { return via && via->branch().substr(0, kCookie.size()) == kCookie; }
 
-std::string cseqMethod(const Message& m) {
-  auto c = m.cseq();
-  return c ? std::string(c->method) : std::string();
+std::string lowered(std::string_view s) {
+  std::string out(s);
+  for (auto& c : out) c = chars::lower(c);
+  return out;
 }
+
+void add(std::string& key, std::string_view field) {
+  key += kSep;
+  key += field;
+}
+
+std::string_view tagOf(const std::optional<NameAddr>& a) { return a ? a->tag() : std::string_view{}; }
+
+// §17.2.3: the key a request (or a CANCEL looking for its INVITE, with
+// method "INVITE") matches a server transaction by.
+std::string requestKey(const Message& m, std::string_view method) {
+  auto via = m.topVia();
+  std::string key;
+  if (hasCookie(via)) {
+    // branch, sent-by, method
+    key = "3261";
+    add(key, via->branch());
+    add(key, lowered(via->host) + ":" + std::to_string(via->port));
+    add(key, method);
+    return key;
+  }
+  // RFC 2543: Request-URI, To tag, From tag, Call-ID, CSeq, top Via.
+  auto cs = m.cseq();
+  key = "2543";
+  add(key, m.requestUri());
+  add(key, tagOf(m.to()));
+  add(key, tagOf(m.from()));
+  add(key, m.callId().value_or(""));
+  add(key, std::to_string(cs ? cs->seq : 0));
+  add(key, method);
+  add(key, via ? via->raw : std::string_view{});
+  return key;
+}
+
+// The key an ACK for a non-2xx final matches its INVITE by. Without the
+// cookie the To tag is not part of it: it must equal the tag of the
+// response sent, which the INVITE did not carry (checked in onAck()).
+std::string ackKey(const Message& m) {
+  auto via = m.topVia();
+  if (hasCookie(via)) return requestKey(m, "INVITE");
+  auto cs = m.cseq();
+  std::string key = "2543ack";
+  add(key, m.requestUri());
+  add(key, tagOf(m.from()));
+  add(key, m.callId().value_or(""));
+  add(key, std::to_string(cs ? cs->seq : 0));
+  add(key, via ? via->raw : std::string_view{});
+  return key;
+}
+
+// §17.1.3: branch of the top Via and the CSeq method.
+std::string clientKey(std::string_view branch, std::string_view method) {
+  std::string key(branch);
+  add(key, method);
+  return key;
+}
+
+void noError(const TransportError&) {}
 
 }  // namespace
 
 enum class ClientState { Calling, Trying, Proceeding, Completed };
-enum class ServerState { Proceeding, Trying, Completed, Confirmed };
+enum class ServerState { Trying, Proceeding, Completed, Confirmed };
 
 struct TransactionLayer::Client {
   TxId id = 0;
@@ -33,28 +96,34 @@ struct TransactionLayer::Client {
   ClientCallbacks cb;
   std::string key;
   Clock::duration interval{};
-  TimerId retransmit = 0, timeout = 0, linger = 0;
-  std::optional<Message> ack;  // for non-2xx finals of INVITE
+  TimerId retransmit = 0, timeout = 0, linger = 0;  // A/E, B/F, D/K
+  std::optional<Message> ack;                       // INVITE after a non-2xx final
 };
 
 struct TransactionLayer::Server {
   TxId id = 0;
   bool invite = false;
-  ServerState state = ServerState::Proceeding;
+  ServerState state = ServerState::Trying;
   Message request;
   Source source;
-  std::string key;
+  std::string key, ackKey;  // ackKey: INVITE only
   std::optional<Message> lastResponse;
   Clock::duration interval{};
-  TimerId retransmit = 0, timeout = 0, linger = 0, trying = 0;
+  TimerId retransmit = 0, timeout = 0, linger = 0, trying = 0;  // G, H, I/J, 100
 };
 
 TransactionLayer::TransactionLayer(TransactionTransport& transport, TimerQueue& timers, TransactionUser& tu,
                                    TransactionConfig config)
-    : transport_(transport), timers_(timers), tu_(tu), cfg_(config), alive_(std::make_shared<bool>(true)) {}
+    : transport_(transport), timers_(timers), tu_(tu), cfg_(config), alive_(std::make_shared<bool>(true)) {
+  // A zero T1 would make the retransmission timers fire forever at one instant.
+  if (cfg_.t1 <= Clock::duration::zero()) throw std::invalid_argument("transactions: T1 must be positive");
+  if (cfg_.t2 < cfg_.t1) throw std::invalid_argument("transactions: T2 must not be shorter than T1");
+  if (cfg_.t4 < Clock::duration::zero()) throw std::invalid_argument("transactions: T4 must not be negative");
+  if (cfg_.autoTrying < Clock::duration::zero())
+    throw std::invalid_argument("transactions: the 100 Trying delay must not be negative");
+}
 
 TransactionLayer::~TransactionLayer() {
-  *alive_ = false;
   for (auto& [id, c] : clients_)
     for (auto t : {c->retransmit, c->timeout, c->linger})
       if (t) timers_.cancel(t);
@@ -65,14 +134,29 @@ TransactionLayer::~TransactionLayer() {
 
 std::string TransactionLayer::newBranch() {
   unsigned char raw[16];
+  // Impossible once OpenSSL has seeded; a predictable branch would let a
+  // third party inject responses, so refuse rather than fall back.
   if (RAND_bytes(raw, sizeof raw) != 1) throw std::runtime_error("no randomness for a Via branch");
-  static const char* hex = "0123456789abcdef";
+  static constexpr char kHex[] = "0123456789abcdef";
   std::string out(kCookie);
   for (unsigned char b : raw) {
-    out += hex[b >> 4];
-    out += hex[b & 15];
+    out += kHex[b >> 4];
+    out += kHex[b & 15];
   }
   return out;
+}
+
+std::string TransactionLayer::prependVia(Message& request, Transport transport, std::string_view sentBy,
+                                         std::string_view params) {
+  auto branch = newBranch();
+  std::string via = "SIP/2.0/";
+  via += transportName(transport);
+  via += ' ';
+  via += sentBy;
+  via += ";branch=" + branch;
+  via += params;
+  request.prependHeader(HeaderId::Via, via);
+  return branch;
 }
 
 Message TransactionLayer::makeResponse(const Message& request, int status, std::string_view reason, std::string_view toTag) {
@@ -87,251 +171,320 @@ Message TransactionLayer::makeResponse(const Message& request, int status, std::
         break;
       case HeaderId::To: {
         auto to = parseNameAddr(h.value);
-        if (!toTag.empty() && to && to->tag().empty()) r.appendHeader(h.name, std::string(h.value) + ";tag=" + std::string(toTag));
-        else r.appendHeader(h.name, h.value);
+        if (!toTag.empty() && to && to->tag().empty())
+          r.appendHeader(h.name, std::string(h.value) + ";tag=" + std::string(toTag));
+        else
+          r.appendHeader(h.name, h.value);
         break;
       }
       default:
         break;
     }
   }
+  // §8.2.6.1: a 100 echoes the Timestamp so the client can measure the RTT.
+  if (status == 100)
+    if (auto ts = request.header("Timestamp")) r.appendHeader("Timestamp", *ts);
   return r;
 }
 
 TransactionCounts TransactionLayer::counts() const {
-  TransactionCounts c;
-  for (const auto& [id, x] : clients_) (x->invite ? c.clientInvite : c.clientNonInvite)++;
-  for (const auto& [id, x] : servers_) (x->invite ? c.serverInvite : c.serverNonInvite)++;
+  TransactionCounts c = totals_;
+  for (const auto& [id, x] : clients_) ++(x->invite ? c.clientInvite : c.clientNonInvite);
+  for (const auto& [id, x] : servers_) ++(x->invite ? c.serverInvite : c.serverNonInvite);
   return c;
 }
 
 // ---------------------------------------------------------------- client
 
-void TransactionLayer::sendClient(Client& c) {
+void TransactionLayer::sendClient(const std::shared_ptr<Client>& c) {
+  // `c` is held by the caller, so the request outlives a synchronous error
+  // that ends the transaction while the transport still looks at it.
   std::weak_ptr<bool> alive = alive_;
-  TxId id = c.id;
-  transport_.send(c.request, c.dest, [this, alive, id](const TransportError& err) {
-    auto a = alive.lock();
-    if (!a || !*a) return;
+  TxId id = c->id;
+  transport_.send(c->request, c->dest, [this, alive, id](const TransportError& err) {
+    if (alive.expired()) return;
     auto it = clients_.find(id);
+    // After a final response the TU has its answer; a late error of an
+    // earlier retransmission changes nothing.
     if (it == clients_.end() || it->second->state == ClientState::Completed) return;
-    auto cb = it->second->cb.onTransportError;
+    auto failed = it->second;
+    ++totals_.transportErrors;
     endClient(id);
-    if (cb) cb(err);
+    if (failed->cb.onTransportError) failed->cb.onTransportError(err);
   });
 }
 
-void TransactionLayer::armClientRetransmit(TxId id, Clock::duration interval) {
-  auto& c = *clients_.at(id);
+void TransactionLayer::armClientRetransmit(Client& c, Clock::duration interval) {
   c.interval = interval;
+  TxId id = c.id;
   c.retransmit = timers_.schedule(interval, [this, id] {
     auto it = clients_.find(id);
     if (it == clients_.end()) return;
-    auto& cl = *it->second;
-    cl.retransmit = 0;
-    if (cl.state == ClientState::Completed) return;
-    // Timer A doubles without bound; timer E doubles up to T2 (§17.1.2.2).
-    auto next = cl.invite ? cl.interval * 2 : std::min(cl.interval * 2, cfg_.t2);
-    if (!cl.invite && cl.state == ClientState::Proceeding) next = cfg_.t2;
+    auto cl = it->second;
+    cl->retransmit = 0;
+    if (cl->state == ClientState::Completed || (cl->invite && cl->state != ClientState::Calling)) return;
+    // Timer A doubles without bound (§17.1.1.2); timer E doubles up to T2,
+    // and is T2 once a provisional came (§17.1.2.2).
+    Clock::duration next = cl->interval * 2;
+    if (!cl->invite) next = cl->state == ClientState::Proceeding ? cfg_.t2 : std::min(next, cfg_.t2);
+    ++totals_.retransmissions;
     sendClient(cl);
-    if (clients_.count(id)) armClientRetransmit(id, next);
+    if (clients_.count(id)) armClientRetransmit(*cl, next);
   });
 }
 
 TxId TransactionLayer::sendRequest(Message request, const Endpoint& dest, ClientCallbacks callbacks) {
+  if (!request.isRequest()) throw std::invalid_argument("client transaction needs a request");
+  if (request.method() == "ACK") throw std::invalid_argument("ACK is not a transaction; send it through the transport");
   auto via = request.topVia();
-  if (!via || !isCookie(via->branch())) throw std::invalid_argument("client transaction needs a top Via with a z9hG4bK branch");
-  auto c = std::make_unique<Client>();
+  if (!hasCookie(via)) throw std::invalid_argument("client transaction needs a top Via with a z9hG4bK branch");
+  auto key = clientKey(via->branch(), request.method());
+  if (clientIndex_.count(key)) throw std::invalid_argument("client transaction branch already in use");
+
+  auto c = std::make_shared<Client>();
   c->id = ++next_;
   c->invite = request.method() == "INVITE";
   c->state = c->invite ? ClientState::Calling : ClientState::Trying;
-  c->key = std::string(via->branch()) + "|" + std::string(request.method());
+  c->key = std::move(key);
   c->request = std::move(request);
   c->dest = dest;
   c->cb = std::move(callbacks);
   TxId id = c->id;
   clientIndex_[c->key] = id;
-  auto& ref = *c;
-  clients_.emplace(id, std::move(c));
+  clients_.emplace(id, c);
   // Timer B / F: 64*T1 whatever the transport (§17.1.1.2, §17.1.2.2).
-  ref.timeout = timers_.schedule(64 * cfg_.t1, [this, id] {
+  c->timeout = timers_.schedule(64 * cfg_.t1, [this, id] {
     auto it = clients_.find(id);
     if (it == clients_.end()) return;
-    it->second->timeout = 0;
-    auto cb = it->second->cb.onTimeout;
+    auto cl = it->second;
+    cl->timeout = 0;
+    ++totals_.clientTimeouts;
     endClient(id);
-    if (cb) cb();
+    if (cl->cb.onTimeout) cl->cb.onTimeout();
   });
-  sendClient(ref);
-  if (clients_.count(id) && !isReliable(dest.transport)) armClientRetransmit(id, cfg_.t1);
+  sendClient(c);
+  if (clients_.count(id) && !isReliable(dest.transport)) armClientRetransmit(*c, cfg_.t1);
   return id;
 }
 
-void TransactionLayer::clientResponse(Client& c, Message msg) {
+void TransactionLayer::clientResponse(const std::shared_ptr<Client>& c, const Message& msg) {
   int code = msg.statusCode();
-  TxId id = c.id;
-  if (c.state == ClientState::Completed) {
-    // A retransmitted final: INVITE re-sends its ACK, non-INVITE absorbs it.
-    if (c.invite && c.ack && code >= 300) transport_.send(*c.ack, c.dest, nullptr);
+  TxId id = c->id;
+  if (c->state == ClientState::Completed) {
+    // A retransmitted final: INVITE re-sends its ACK (§17.1.1.2), non-INVITE absorbs it.
+    if (c->invite && c->ack && code >= 300) {
+      ++totals_.retransmissions;
+      transport_.send(*c->ack, c->dest, noError);
+    }
     return;
   }
   if (code < 200) {
-    if (c.invite && c.retransmit) {
-      timers_.cancel(c.retransmit);
-      c.retransmit = 0;
+    if (c->invite) {
+      // Proceeding: no more retransmissions, and no timer B — how long a
+      // callee may ring is the TU's business (timer C, §16.6).
+      for (auto* t : {&c->retransmit, &c->timeout})
+        if (*t) {
+          timers_.cancel(*t);
+          *t = 0;
+        }
     }
-    c.state = ClientState::Proceeding;
-    if (c.cb.onProvisional) c.cb.onProvisional(msg);
+    // Non-INVITE keeps timer E running; it fires at T2 from now on.
+    c->state = ClientState::Proceeding;
+    if (c->cb.onProvisional) c->cb.onProvisional(msg);
     return;
   }
-  auto onFinal = c.cb.onFinal;
-  if (c.invite && code < 300) {
-    // 2xx: the TU (or the UA core) acknowledges end to end.
+  if (c->invite && code < 300) {
+    // 2xx: the TU acknowledges end to end; later 2xx are strays (§17.1.1.2).
     endClient(id);
-    if (onFinal) onFinal(msg);
+    if (c->cb.onFinal) c->cb.onFinal(msg);
     return;
   }
-  if (c.retransmit) timers_.cancel(c.retransmit);
-  if (c.timeout) timers_.cancel(c.timeout);
-  c.retransmit = c.timeout = 0;
-  c.state = ClientState::Completed;
-  bool reliable = isReliable(c.dest.transport);
-  if (c.invite) {
-    // §17.1.1.3: ACK for a non-2xx final, same branch, To from the response.
-    auto ack = Message::request("ACK", c.request.requestUri());
-    if (auto v = c.request.header(HeaderId::Via)) ack.appendHeader("Via", splitList(*v).front());
+  for (auto* t : {&c->retransmit, &c->timeout})
+    if (*t) {
+      timers_.cancel(*t);
+      *t = 0;
+    }
+  c->state = ClientState::Completed;
+  bool reliable = isReliable(c->dest.transport);
+  if (c->invite) {
+    // §17.1.1.3: same Request-URI, Call-ID, From, CSeq number and top Via
+    // (so the same branch) as the INVITE, the Routes it carried, and the To
+    // of the response (its tag).
+    auto ack = Message::request("ACK", c->request.requestUri());
+    if (auto v = c->request.header(HeaderId::Via)) ack.appendHeader("Via", splitList(*v).front());
     ack.appendHeader("Max-Forwards", "70");
-    for (const auto& h : c.request.headers())
+    for (const auto& h : c->request.headers())
       if (h.id == HeaderId::Route) ack.appendHeader(h.name, h.value);
-    for (const auto& h : c.request.headers())
+    for (const auto& h : c->request.headers())
       if (h.id == HeaderId::From || h.id == HeaderId::CallId) ack.appendHeader(h.name, h.value);
     if (auto to = msg.header(HeaderId::To)) ack.appendHeader("To", *to);
-    if (auto cs = c.request.cseq()) ack.appendHeader("CSeq", std::to_string(cs->seq) + " ACK");
-    transport_.send(ack, c.dest, nullptr);
-    c.ack = std::move(ack);
+    if (auto cs = c->request.cseq()) ack.appendHeader("CSeq", std::to_string(cs->seq) + " ACK");
+    transport_.send(ack, c->dest, noError);
+    c->ack = std::move(ack);
   }
-  // Timer D (32 s, at least) / K (T4) on unreliable transports, zero on reliable.
-  auto linger = reliable ? Clock::duration::zero() : (c.invite ? std::max(std::chrono::duration_cast<Clock::duration>(std::chrono::seconds(32)), 64 * cfg_.t1) : cfg_.t4);
-  c.linger = timers_.schedule(linger, [this, id] {
+  // Timer D (at least 32 s) / K (T4) on unreliable transports, zero on reliable.
+  Clock::duration linger = Clock::duration::zero();
+  if (!reliable)
+    linger = c->invite ? std::max<Clock::duration>(std::chrono::seconds(32), 64 * cfg_.t1) : cfg_.t4;
+  c->linger = timers_.schedule(linger, [this, id] {
     auto it = clients_.find(id);
     if (it == clients_.end()) return;
     it->second->linger = 0;
     endClient(id);
   });
-  if (onFinal) onFinal(msg);
+  if (c->cb.onFinal) c->cb.onFinal(msg);
 }
+
+void TransactionLayer::terminateClient(TxId clientTx) { endClient(clientTx); }
 
 void TransactionLayer::endClient(TxId id) {
   auto it = clients_.find(id);
   if (it == clients_.end()) return;
-  for (auto t : {it->second->retransmit, it->second->timeout, it->second->linger})
+  auto& c = *it->second;
+  for (auto t : {c.retransmit, c.timeout, c.linger})
     if (t) timers_.cancel(t);
-  clientIndex_.erase(it->second->key);
+  c.retransmit = c.timeout = c.linger = 0;
+  if (auto ix = clientIndex_.find(c.key); ix != clientIndex_.end() && ix->second == id) clientIndex_.erase(ix);
   clients_.erase(it);
 }
 
 // ---------------------------------------------------------------- server
 
-std::string TransactionLayer::serverKey(const Message& m, bool forAck) const {
-  auto via = m.topVia();
-  std::string method = forAck ? "INVITE" : std::string(m.method());
-  if (via && isCookie(via->branch()))
-    return std::string(via->branch()) + "|" + std::string(via->host) + ":" + std::to_string(via->port) + "|" + method;
-  // RFC 2543 matching (§17.2.3): Request-URI, tags, Call-ID, CSeq, top Via.
-  auto from = m.from();
-  auto cs = m.cseq();
-  std::string key = "2543|" + std::string(m.callId().value_or("")) + "|" + std::string(from ? from->tag() : "") + "|" +
-                    std::to_string(cs ? cs->seq : 0) + "|" + method + "|" + (via ? std::string(via->raw) : "");
-  if (!forAck) key += "|" + std::string(m.requestUri());
-  return key;
+std::shared_ptr<TransactionLayer::Server> TransactionLayer::findServer(TxId id) const {
+  auto it = servers_.find(id);
+  return it == servers_.end() ? nullptr : it->second;
 }
 
-void TransactionLayer::sendServerResponse(Server& s) {
-  if (s.lastResponse) transport_.send(*s.lastResponse, s.source.remote, nullptr);
-}
-
-void TransactionLayer::armServerRetransmit(TxId id, Clock::duration interval) {
-  auto& s = *servers_.at(id);
-  s.interval = interval;
-  s.retransmit = timers_.schedule(interval, [this, id] {
-    auto it = servers_.find(id);
-    if (it == servers_.end()) return;
-    auto& sv = *it->second;
-    sv.retransmit = 0;
-    if (sv.state != ServerState::Completed) return;
-    sendServerResponse(sv);
-    armServerRetransmit(id, std::min(sv.interval * 2, cfg_.t2));  // timer G
+void TransactionLayer::sendServerResponse(const std::shared_ptr<Server>& s) {
+  if (!s->lastResponse) return;
+  std::weak_ptr<bool> alive = alive_;
+  TxId id = s->id;
+  // §18.2.2 reduced to what the transport offers: back to the source address,
+  // which reuses the request's connection for TCP and TLS.
+  transport_.send(*s->lastResponse, s->source.remote, [this, alive, id](const TransportError& err) {
+    if (alive.expired()) return;
+    auto failed = findServer(id);
+    // Confirmed: the ACK proved the final arrived.
+    if (!failed || failed->state == ServerState::Confirmed) return;
+    ++totals_.transportErrors;
+    dropServer(id);
+    tu_.onServerTransportError(id, err);
+    tu_.onServerTerminated(id);
   });
 }
 
-void TransactionLayer::serverRequestAgain(Server& s) {
-  // A retransmitted request: answer with the last response, if any (§17.2.1, §17.2.2).
-  if (s.state == ServerState::Confirmed) return;
-  sendServerResponse(s);
+void TransactionLayer::armServerRetransmit(Server& s, Clock::duration interval) {
+  s.interval = interval;
+  TxId id = s.id;
+  s.retransmit = timers_.schedule(interval, [this, id] {
+    auto sv = findServer(id);
+    if (!sv) return;
+    sv->retransmit = 0;
+    if (sv->state != ServerState::Completed) return;
+    ++totals_.retransmissions;
+    sendServerResponse(sv);
+    if (servers_.count(id)) armServerRetransmit(*sv, std::min(sv->interval * 2, cfg_.t2));  // timer G
+  });
 }
 
 void TransactionLayer::respond(TxId serverTx, Message response) {
-  auto it = servers_.find(serverTx);
-  if (it == servers_.end()) return;
-  auto& s = *it->second;
-  if (s.state == ServerState::Completed || s.state == ServerState::Confirmed) return;  // final already sent
-  if (s.trying) {
-    timers_.cancel(s.trying);
-    s.trying = 0;
+  if (!response.isResponse()) throw std::invalid_argument("respond() needs a response");
+  auto s = findServer(serverTx);
+  if (!s || s->state == ServerState::Completed || s->state == ServerState::Confirmed) return;
+  if (s->trying) {
+    timers_.cancel(s->trying);
+    s->trying = 0;
   }
   int code = response.statusCode();
-  s.lastResponse = std::move(response);
-  sendServerResponse(s);
-  bool reliable = isReliable(s.source.remote.transport);
+  s->lastResponse = std::move(response);
   if (code < 200) {
-    s.state = ServerState::Proceeding;
+    s->state = ServerState::Proceeding;
+    sendServerResponse(s);
     return;
   }
-  if (s.invite && code < 300) {
-    // 2xx: the transaction ends; retransmissions are the TU's (§17.2.1).
+  if (s->invite && code < 300) {
+    // 2xx: the transaction ends; retransmitting it is the TU's (§17.2.1).
+    sendServerResponse(s);
     endServer(serverTx);
     return;
   }
-  s.state = ServerState::Completed;
-  if (s.invite) {
-    if (!reliable) armServerRetransmit(serverTx, cfg_.t1);
-    // Timer H: wait 64*T1 for the ACK.
-    s.timeout = timers_.schedule(64 * cfg_.t1, [this, serverTx] {
-      auto sit = servers_.find(serverTx);
-      if (sit == servers_.end()) return;
-      sit->second->timeout = 0;
-      endServer(serverTx);
+  s->state = ServerState::Completed;
+  sendServerResponse(s);
+  if (!servers_.count(serverTx)) return;  // the send failed synchronously
+  bool reliable = isReliable(s->source.remote.transport);
+  if (s->invite) {
+    if (!reliable) armServerRetransmit(*s, cfg_.t1);
+    // Timer H: wait 64*T1 for the ACK, whatever the transport.
+    s->timeout = timers_.schedule(64 * cfg_.t1, [this, serverTx] {
+      auto sv = findServer(serverTx);
+      if (!sv) return;
+      sv->timeout = 0;
+      ++totals_.serverTimeouts;
+      dropServer(serverTx);
       tu_.onServerTimeout(serverTx);
+      tu_.onServerTerminated(serverTx);
     });
   } else {
-    // Timer J: absorb retransmissions for 64*T1 on unreliable transports.
-    s.linger = timers_.schedule(reliable ? Clock::duration::zero() : 64 * cfg_.t1, [this, serverTx] {
-      auto sit = servers_.find(serverTx);
-      if (sit == servers_.end()) return;
-      sit->second->linger = 0;
+    // Timer J: absorb request retransmissions for 64*T1 on unreliable transports.
+    s->linger = timers_.schedule(reliable ? Clock::duration::zero() : 64 * cfg_.t1, [this, serverTx] {
+      auto sv = findServer(serverTx);
+      if (!sv) return;
+      sv->linger = 0;
       endServer(serverTx);
     });
   }
+}
+
+void TransactionLayer::onAck(const Message& ack, const Source& source) {
+  auto it = ackIndex_.find(ackKey(ack));
+  auto s = it == ackIndex_.end() ? nullptr : findServer(it->second);
+  // RFC 2543 ACKs also name the response they acknowledge by its To tag.
+  if (s && !hasCookie(ack.topVia())) {
+    auto sentTo = s->lastResponse ? s->lastResponse->to() : std::nullopt;
+    if (tagOf(ack.to()) != tagOf(sentTo)) s = nullptr;
+  }
+  if (!s) {
+    tu_.onStrayAck(ack, source);
+    return;
+  }
+  // Proceeding has no ACK transition; Confirmed absorbs retransmitted ACKs.
+  if (s->state != ServerState::Completed) return;
+  s->state = ServerState::Confirmed;
+  for (auto* t : {&s->retransmit, &s->timeout})
+    if (*t) {
+      timers_.cancel(*t);
+      *t = 0;
+    }
+  TxId id = s->id;
+  // Timer I: absorb ACK retransmissions for T4 on unreliable transports.
+  s->linger = timers_.schedule(isReliable(s->source.remote.transport) ? Clock::duration::zero() : cfg_.t4, [this, id] {
+    auto sv = findServer(id);
+    if (!sv) return;
+    sv->linger = 0;
+    endServer(id);
+  });
 }
 
 void TransactionLayer::endServer(TxId id) {
+  if (dropServer(id)) tu_.onServerTerminated(id);
+}
+
+bool TransactionLayer::dropServer(TxId id) {
   auto it = servers_.find(id);
-  if (it == servers_.end()) return;
-  for (auto t : {it->second->retransmit, it->second->timeout, it->second->linger, it->second->trying})
+  if (it == servers_.end()) return false;
+  auto& s = *it->second;
+  for (auto t : {s.retransmit, s.timeout, s.linger, s.trying})
     if (t) timers_.cancel(t);
-  serverIndex_.erase(it->second->key);
+  s.retransmit = s.timeout = s.linger = s.trying = 0;
+  if (auto ix = serverIndex_.find(s.key); ix != serverIndex_.end() && ix->second == id) serverIndex_.erase(ix);
+  if (auto ix = ackIndex_.find(s.ackKey); s.invite && ix != ackIndex_.end() && ix->second == id) ackIndex_.erase(ix);
   servers_.erase(it);
+  return true;
 }
 
 std::optional<TxId> TransactionLayer::inviteFor(const Message& cancel) const {
-  auto key = serverKey(cancel, true);
-  // CANCEL carries the INVITE's branch and Request-URI; its method differs.
-  auto it = serverIndex_.find(key);
-  if (it == serverIndex_.end()) {
-    // RFC 2543 keys of an INVITE include the Request-URI
-    auto with = key + "|" + std::string(cancel.requestUri());
-    it = serverIndex_.find(with);
-  }
+  // §9.2: the transaction the CANCEL would match were its method INVITE.
+  auto it = serverIndex_.find(requestKey(cancel, "INVITE"));
   if (it == serverIndex_.end()) return std::nullopt;
   return it->second;
 }
@@ -346,72 +499,54 @@ const Message* TransactionLayer::serverRequest(TxId serverTx) const {
 void TransactionLayer::onMessage(Message msg, const Source& source) {
   if (msg.isResponse()) {
     auto via = msg.topVia();
-    auto method = cseqMethod(msg);
-    auto it = via ? clientIndex_.find(std::string(via->branch()) + "|" + method) : clientIndex_.end();
-    if (it == clientIndex_.end()) {
+    auto cs = msg.cseq();
+    auto it = via && cs ? clientIndex_.find(clientKey(via->branch(), cs->method)) : clientIndex_.end();
+    if (it == clientIndex_.end() || msg.statusCode() < 100) {
       tu_.onStrayResponse(msg, source);
       return;
     }
-    clientResponse(*clients_.at(it->second), std::move(msg));
+    auto c = clients_.at(it->second);
+    clientResponse(c, msg);
     return;
   }
   if (msg.method() == "ACK") {
-    auto it = serverIndex_.find(serverKey(msg, true));
-    if (it == serverIndex_.end()) {
-      // RFC 2543 INVITE keys carry the Request-URI too
-      it = serverIndex_.find(serverKey(msg, true) + "|" + std::string(msg.requestUri()));
-    }
-    if (it == serverIndex_.end()) {
-      tu_.onStrayAck(msg, source);
-      return;
-    }
-    auto& s = *servers_.at(it->second);
-    if (!s.invite) {
-      tu_.onStrayAck(msg, source);
-      return;
-    }
-    if (s.state == ServerState::Completed) {
-      s.state = ServerState::Confirmed;
-      if (s.retransmit) timers_.cancel(s.retransmit);
-      if (s.timeout) timers_.cancel(s.timeout);
-      s.retransmit = s.timeout = 0;
-      TxId id = s.id;
-      // Timer I: absorb ACK retransmissions for T4 on unreliable transports.
-      s.linger = timers_.schedule(isReliable(source.remote.transport) ? Clock::duration::zero() : cfg_.t4, [this, id] {
-        auto sit = servers_.find(id);
-        if (sit == servers_.end()) return;
-        sit->second->linger = 0;
-        endServer(id);
-      });
+    onAck(msg, source);
+    return;
+  }
+  auto key = requestKey(msg, msg.method());
+  if (auto it = serverIndex_.find(key); it != serverIndex_.end()) {
+    // A retransmitted request: the last response again, if there is one
+    // (§17.2.1, §17.2.2); Confirmed absorbs.
+    auto s = findServer(it->second);
+    if (s && s->state != ServerState::Confirmed && s->lastResponse) {
+      ++totals_.retransmissions;
+      sendServerResponse(s);
     }
     return;
   }
-  auto key = serverKey(msg, false);
-  auto it = serverIndex_.find(key);
-  if (it != serverIndex_.end()) {
-    serverRequestAgain(*servers_.at(it->second));
-    return;
-  }
-  auto s = std::make_unique<Server>();
+  auto s = std::make_shared<Server>();
   s->id = ++next_;
   s->invite = msg.method() == "INVITE";
   s->state = s->invite ? ServerState::Proceeding : ServerState::Trying;
-  s->key = key;
+  s->key = std::move(key);
+  if (s->invite) s->ackKey = ackKey(msg);
   s->source = source;
   s->request = std::move(msg);
   TxId id = s->id;
-  serverIndex_[key] = id;
-  auto& ref = *s;
-  servers_.emplace(id, std::move(s));
-  if (ref.invite && cfg_.autoTrying > Clock::duration::zero()) {
-    ref.trying = timers_.schedule(cfg_.autoTrying, [this, id] {
-      auto sit = servers_.find(id);
-      if (sit == servers_.end()) return;
-      sit->second->trying = 0;
-      if (!sit->second->lastResponse) respond(id, makeResponse(sit->second->request, 100, "Trying"));
+  serverIndex_[s->key] = id;
+  if (s->invite) ackIndex_[s->ackKey] = id;
+  servers_.emplace(id, s);
+  if (s->invite && cfg_.autoTrying > Clock::duration::zero()) {
+    s->trying = timers_.schedule(cfg_.autoTrying, [this, id] {
+      auto sv = findServer(id);
+      if (!sv) return;
+      sv->trying = 0;
+      if (!sv->lastResponse) respond(id, makeResponse(sv->request, 100, "Trying"));
     });
   }
-  tu_.onRequest(id, ref.request, ref.source);
+  // `s` keeps the request and source alive even if the TU ends the
+  // transaction from inside the callback (a synchronous 2xx).
+  tu_.onRequest(id, s->request, s->source);
 }
 
 }  // namespace imp::sip
