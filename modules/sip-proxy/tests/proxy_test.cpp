@@ -218,7 +218,7 @@ TEST_CASE("a MESSAGE is relayed over a static route and the 200 comes back") {
   CHECK(resp.statusCode() == 200);
   CHECK(resp.vias().size() == 1);  // the proxy's Via was stripped
   REQUIRE(uas.requests().size() == 1);
-  const auto& got = uas.requests().front();
+  auto got = uas.requests().front();
   CHECK(got.maxForwards() == 69);
   CHECK(got.vias().size() == 2);
   CHECK(got.topVia()->port == rig.ep.port);
@@ -249,7 +249,8 @@ TEST_CASE("an INVITE is record-routed, provisional and final responses relayed, 
   for (const auto& m : uac.got) ringing = ringing || (m.isResponse() && m.statusCode() == 180);
   CHECK(ringing);
   REQUIRE(uas.requests().size() == 1);
-  auto rr = uas.requests().front().recordRoutes();
+  auto invite = uas.requests().front();
+  auto rr = invite.recordRoutes();
   REQUIRE(rr.size() == 1);
   CHECK(std::string(rr.front().uri).find(";lr") != std::string::npos);
   CHECK(std::string(rr.front().uri).find(std::to_string(rig.ep.port)) != std::string::npos);
@@ -265,7 +266,7 @@ TEST_CASE("an INVITE is record-routed, provisional and final responses relayed, 
   auto ack = std::get<sip::Message>(sip::Parser().parseDatagram(s));
   uac.tl.send(ack, rig.ep);
   REQUIRE(loop.runUntil([&] { return uas.requests().size() == 2; }, kDeadline));
-  const auto& fwdAck = uas.requests().back();
+  auto fwdAck = uas.requests().back();
   CHECK(fwdAck.method() == "ACK");
   CHECK(fwdAck.count(sip::HeaderId::Route) == 0);  // our own Route was stripped
   CHECK(fwdAck.vias().size() == 2);
@@ -408,7 +409,7 @@ TEST_CASE("partitioned federation: outbound requests are marked; one coming back
   auto resp = roundTrip(loop, uac, rig, makeRequest("MESSAGE", "sip:carol@example.com", uac, "l1"));
   CHECK(resp.statusCode() == 200);
   REQUIRE(lync.requests().size() == 1);
-  const auto& out = lync.requests().front();
+  auto out = lync.requests().front();
   CHECK(out.header("X-IMP-PF") == "imp");
   CHECK(out.topVia()->param("imp-pf") == "imp");
 
