@@ -340,6 +340,8 @@ class TransportLayer::Impl : public std::enable_shared_from_this<TransportLayer:
   void sendUdp(std::string_view bytes, const Endpoint& dest, const Addr& addr, SendErrorHandler cb);
   Conn* connect(const Endpoint& dest, const Addr& addr, TransportError* err);
   void writeNow(Conn& c, std::string_view bytes, SendErrorHandler cb, bool isMessage);
+  // Sends what queued while the connection was opening (TCP connect or TLS handshake done).
+  void flushWaiting(Conn& c);
   void flush(Conn& c);
   void updateWriteInterest(Conn& c);
   void drainWbio(Conn& c);
@@ -819,6 +821,10 @@ void TransportLayer::Impl::onConnected(Conn& c) {
   c.connectTimer = 0;
   c.state = ConnState::Open;
   armIdle(c);
+  flushWaiting(c);
+}
+
+void TransportLayer::Impl::flushWaiting(Conn& c) {
   auto waiting = std::move(c.waiting);
   c.waiting.clear();
   c.waitingBytes = 0;
@@ -1080,16 +1086,7 @@ void TransportLayer::Impl::handshakeDone(Conn& c) {
   if (logs(spdlog::level::debug))
     cfg_.log->debug("conn {} TLS {} with {} ({}, peer CN '{}')", c.id, SSL_get_version(c.ssl), c.remote.toString(),
                     SSL_get_cipher_name(c.ssl), c.peerCn);
-  auto waiting = std::move(c.waiting);
-  c.waiting.clear();
-  c.waitingBytes = 0;
-  for (auto& w : waiting) {
-    if (c.state != ConnState::Open) {
-      fail(std::move(w.cb), {TransportErrorKind::ConnectionClosed, "connection to " + c.remote.toString() + " closed"});
-      continue;
-    }
-    writeNow(c, w.bytes, std::move(w.cb), true);
-  }
+  flushWaiting(c);
   if (c.state == ConnState::Open) readTlsApp(c);  // records that came with the last flight
 }
 
