@@ -1,5 +1,7 @@
 #include "cli.h"
 
+#include "../common/node_schema.h"
+
 #include <imp/core/config.h>
 
 #include <Poco/JSON/Parser.h>
@@ -123,7 +125,7 @@ Client makeClient(const Args& a, const po::variables_map& vm) {
   if (c.url.empty() || tokenFile.empty()) {
     imp::core::Config cfg;
     try {
-      cfg = imp::core::Config::load(a.config, imp::core::coreSchema());
+      cfg = imp::core::Config::load(a.config, imp::apps::nodeSchema());
     } catch (const imp::core::ConfigError& e) {
       throw Exit{kConfig, std::string(e.what()) + (vm["config"].defaulted() ? " (use --config, or --url and --token-file)" : "")};
     }

@@ -8,6 +8,7 @@
 // Exit codes follow sysexits: 78 configuration (incl. unreachable database),
 // 70 a service failed to start, 71 OS error.
 #include <imp/core/admin_http.h>
+#include <imp/core/certificates.h>
 #include <imp/core/cluster_settings.h>
 #include <imp/core/config.h>
 #include <imp/core/database.h>
@@ -21,6 +22,9 @@
 #include <imp/directory/directory.h>
 #include <imp/sip_proxy/admin_api.h>
 #include <imp/sip_proxy/config_store.h>
+#include <imp/sip_proxy/node_options.h>
+#include <imp/sip_proxy/proxy_service.h>
+#include <imp/sip_proxy/routing.h>
 #include <imp/serviceability/admin_api.h>
 #include <imp/serviceability/control.h>
 #include <imp/serviceability/services.h>
@@ -33,6 +37,8 @@
 #include <iostream>
 #include <regex>
 
+#include "../common/node_schema.h"
+
 namespace po = boost::program_options;
 using namespace imp;
 
@@ -40,7 +46,7 @@ namespace {
 
 using namespace core::exitcode;
 
-const core::ConfigSchema& schema() { return core::coreSchema(); }
+const core::ConfigSchema& schema() { return apps::nodeSchema(); }
 
 std::string hostName() {
   char buf[256] = {};
@@ -90,6 +96,7 @@ void checkSemantics(const core::Config& cfg) {
   } else if (!cfg.getString("database", "url").empty()) {
     throw core::ConfigError("database", "url is only used with mode = external (mode is managed)");
   }
+  sip_proxy::readNodeOptions(cfg);
 }
 
 int run(const Options& opts) {
@@ -213,10 +220,34 @@ int run(const Options& opts) {
     return fail(kConfig, std::string("in [admin]: ") + e.what(), log);
   }
 
+  // The node certificate for the SIP TLS listeners (TLS-1..3).
+  core::NodeCertificate cert;
+  try {
+    cert = core::ensureNodeCertificate(stateDir, cfg.getString("tls", "cert_file"), cfg.getString("tls", "key_file"),
+                                       cfg.getString("tls", "ca_file"), hostName());
+    log->info("node certificate {} (CN {}, valid until {}{})", cert.certFile.string(), cert.subjectCn, cert.notAfter,
+              cert.generated ? ", self-signed" : "");
+  } catch (const std::exception& e) {
+    return fail(kConfig, e.what(), log);
+  }
+
   serviceability::NodeIdentity self{nodeId, role, hostName(), admin.url(), IMP_VERSION};
   serviceability::NodeControl control(self, db, host, logs, logs.get("serviceability"));
   host.registerService(serviceability::serviceabilityService(control));
   host.registerService(serviceability::risCollectorService(control));
+  directory::Directory dir(db);
+  auto proxyHandle = std::make_shared<sip_proxy::ProxyHandle>();
+  {
+    sip_proxy::ProxyServiceOptions po;
+    po.traceFlags = logs.flags("sip-proxy");
+    po.directory = sip_proxy::directoryLookup(dir);
+    po.node = sip_proxy::readNodeOptions(cfg);
+    po.certFile = cert.certFile.string();
+    po.keyFile = cert.keyFile.string();
+    po.caFile = cert.caFile.string();
+    po.handle = proxyHandle;
+    host.registerService(sip_proxy::sipProxyService(po));
+  }
 
   metrics.collect("imp_database_ready", "1 if the cluster database answered the last check", core::Metrics::Type::Gauge,
                   "impd", [&] { return std::vector<core::Metrics::Sample>{{{}, settings.databaseReachable() ? 1.0 : 0.0}}; });
@@ -247,10 +278,10 @@ int run(const Options& opts) {
     return reasons;
   };
   serviceability::registerAdminRoutes(router, actx);
-  directory::Directory dir(db);
   directory::registerAdminRoutes(router, dir);
   sip_proxy::ConfigStore proxyConfig(db);
   sip_proxy::registerAdminRoutes(router, proxyConfig, dir);
+  sip_proxy::registerRuntimeRoutes(router, *proxyHandle);
 
   std::vector<std::string> wanted;
   try {

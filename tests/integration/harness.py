@@ -121,8 +121,10 @@ class PrivateMariaDB:
 class Impd:
     """One impd process with its own state and log directories."""
 
-    def __init__(self, node_id, extra=None, db_url=None, heartbeat=1, role="single"):
+    def __init__(self, node_id, extra=None, db_url=None, heartbeat=1, role="single", sip_extra=None):
         self.dir = short_tmpdir("imp-node-")
+        # SIP listeners on loopback, on ports of their own (several nodes per machine)
+        self.sip_tcp, self.sip_tls, self.sip_mtls = free_port(), free_port(), free_port()
         self.node_id = node_id
         self.conf = os.path.join(self.dir, "impd.conf")
         self.log_dir = os.path.join(self.dir, "log")
@@ -130,6 +132,9 @@ class Impd:
                  "log_dir = " + self.log_dir, "sql_dir = " + SQL_DIR,
                  "[admin]", "port = 0",
                  "[services]", "heartbeat_interval = %d" % heartbeat, "settings_poll_ms = 200", "stop_timeout = 5",
+                 "[sip-proxy]", "listen_address = 127.0.0.1", "advertised_host = 127.0.0.1",
+                 "tcp_port = %d" % self.sip_tcp, "tls_server_auth_port = %d" % self.sip_tls,
+                 "tls_peer_auth_port = %d" % self.sip_mtls] + (sip_extra or []) + [
                  "[database]", "buffer_pool_mb = 32", "connect_timeout = 3"]
         if db_url:
             lines += ["mode = external", "url = " + db_url]

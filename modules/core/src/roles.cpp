@@ -3,15 +3,15 @@
 namespace imp::core {
 
 const std::vector<Role>& roleTable() {
-  // Every role runs the serviceability agent and the RIS collector; the
-  // routing role (SV-2) will add only the SIP routing services, the others
-  // the user-facing ones, as those services arrive.
+  // Every role runs the serviceability agent, the RIS collector and the SIP
+  // proxy; the routing role (SV-2) will add only the SIP routing services,
+  // the others the user-facing ones, as those services arrive.
   static const std::vector<Role> table = {
-      {"single", "everything on one machine", {"serviceability", "ris-collector"}},
-      {"routing", "dedicated SIP routing node, no users (SV-2)", {"serviceability", "ris-collector"}},
-      {"home", "user node: client connections, presence, federation", {"serviceability", "ris-collector"}},
+      {"single", "everything on one machine", {"serviceability", "ris-collector", "sip-proxy"}},
+      {"routing", "dedicated SIP routing node, no users (SV-2)", {"serviceability", "ris-collector", "sip-proxy"}},
+      {"home", "user node: client connections, presence, federation", {"serviceability", "ris-collector", "sip-proxy"}},
       {"publisher", "home node that also runs cluster administration and bulk provisioning",
-       {"serviceability", "ris-collector"}},
+       {"serviceability", "ris-collector", "sip-proxy"}},
   };
   return table;
 }

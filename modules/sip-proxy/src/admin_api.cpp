@@ -11,6 +11,7 @@
 #include <limits>
 
 #include "imp/sip_proxy/config_store.h"
+#include "imp/sip_proxy/proxy_service.h"
 #include "imp/sip_proxy/routing.h"
 
 namespace imp::sip_proxy {
@@ -301,6 +302,70 @@ void registerAdminRoutes(core::AdminRouter& router, ConfigStore& store, director
     for (const auto& rt : d.routes) routes->add(routeJson(rt));
     o->set("routes", routes);
     o->set("reason", d.reason);
+    return AdminResponse::json(o);
+  });
+}
+
+namespace {
+AdminError notRunning() {
+  return AdminError(503, "service_not_running",
+                    "the sip-proxy service is not running on this node (impctl service start sip-proxy)");
+}
+
+Obj::Ptr bansJson(const std::vector<Ban>& bans) {
+  auto now = std::chrono::steady_clock::now();
+  Arr::Ptr a = new Arr;
+  for (const auto& b : bans) {
+    Obj::Ptr o = new Obj;
+    o->set("address", b.address);
+    o->set("expires_in_s",
+           static_cast<std::int64_t>(std::chrono::ceil<std::chrono::seconds>(b.until - now).count()));
+    o->set("refused", static_cast<std::uint64_t>(b.refused));
+    a->add(o);
+  }
+  Obj::Ptr o = new Obj;
+  o->set("bans", a);
+  return o;
+}
+}  // namespace
+
+void registerRuntimeRoutes(core::AdminRouter& router, ProxyHandle& proxy) {
+  router.add("GET", "/api/v1/sip-proxy/bans", [&proxy](const AdminRequest&) {
+    auto bans = proxy.bans();
+    if (!bans) throw notRunning();
+    return AdminResponse::json(bansJson(*bans));
+  });
+  router.add("DELETE", "/api/v1/sip-proxy/bans", [&proxy](const AdminRequest&) {
+    auto n = proxy.clearBans("");
+    if (!n) throw notRunning();
+    Obj::Ptr o = new Obj;
+    o->set("cleared", static_cast<std::uint64_t>(*n));
+    return AdminResponse::json(o);
+  });
+  router.add("DELETE", "/api/v1/sip-proxy/bans/{address}", [&proxy](const AdminRequest& r) {
+    const auto& given = r.params.at("address");
+    auto ip = canonicalIp(given);
+    if (!ip) throw AdminError(400, "invalid_address", "'" + given + "' is not an IP address");
+    auto n = proxy.clearBans(*ip);
+    if (!n) throw notRunning();
+    if (*n == 0) throw AdminError(404, "not_banned", *ip + " is not banned");
+    Obj::Ptr o = new Obj;
+    o->set("cleared", static_cast<std::uint64_t>(*n));
+    return AdminResponse::json(o);
+  });
+  router.add("GET", "/api/v1/sip-proxy/stats", [&proxy](const AdminRequest&) {
+    auto st = proxy.stats();
+    auto down = proxy.downHops();
+    if (!st || !down) throw notRunning();
+    Obj::Ptr o = new Obj;
+    o->set("requests", st->requests);
+    o->set("forwarded", st->forwarded);
+    o->set("failovers", st->failovers);
+    o->set("acl_refused", st->aclRefused);
+    o->set("loops", st->loops);
+    o->set("stateless_forwards", st->statelessForwards);
+    o->set("flood_refused", st->floodRefused);
+    o->set("next_hops_down", strings(*down));
     return AdminResponse::json(o);
   });
 }

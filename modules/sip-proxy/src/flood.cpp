@@ -43,9 +43,10 @@ std::vector<Ban> FloodLimiter::bans(Clock::time_point now) const {
 
 std::size_t FloodLimiter::clear(const std::string& address) {
   std::size_t n = 0;
+  const auto now = Clock::now();
   for (auto& [addr, e] : entries_)
     if ((address.empty() || addr == address) && e.bannedUntil != Clock::time_point{}) {
-      n += e.bannedUntil > Clock::now() || address.empty() ? 1 : 0;
+      n += e.bannedUntil > now ? 1 : 0;
       e.bannedUntil = {};
       e.count = 0;
     }

@@ -8,11 +8,13 @@
 #include <atomic>
 #include <condition_variable>
 #include <deque>
+#include <future>
 #include <mutex>
 #include <optional>
 #include <set>
 #include <stdexcept>
 #include <thread>
+#include <unordered_map>
 
 #include "imp/sip/event_loop.h"
 #include "imp/sip/transactions.h"
@@ -28,6 +30,8 @@ using sip::Message;
 using sip::TxId;
 using namespace std::chrono_literals;
 
+// How long a reverse-DNS ACL match exempts its address from the flood limiter.
+constexpr auto kNameTrust = std::chrono::seconds(60);
 constexpr std::string_view kAclRefused = "ACL - upstream not trusted - need to authenticate";
 constexpr std::string_view kNoFcm =
     "Temporarily Unavailable - user is homed on this node and no federation connection manager is connected";
@@ -228,17 +232,7 @@ class Proxy::Impl : public sip::TransactionTransport, public sip::TransactionUse
   void start() {
     if (started_) throw std::runtime_error("sip proxy already started");
     started_ = true;
-    for (const auto& l : cfg_.listeners) {
-      sip::ListenerConfig lc;
-      lc.transport = l.transport;
-      lc.address = l.address;
-      lc.port = l.port;
-      lc.tls = l.tls;
-      lc.acceptPeer = l.acceptPeer;
-      auto ep = transport_->listen(lc);
-      bound_.push_back(ep);
-      if (log_) log_->info("listening on {}", ep.toString());
-    }
+    for (const auto& l : cfg_.listeners) bind(l);
     if (!cfg_.advertisedHost.empty())
       advertised_ = cfg_.advertisedHost;
     else if (!bound_.empty() && !isWildcard(bound_.front().address))
@@ -248,6 +242,51 @@ class Proxy::Impl : public sip::TransactionTransport, public sip::TransactionUse
     worker_.start();
     running_ = true;
     thread_ = std::thread([this] { loop_.run(); });
+  }
+
+  sip::Endpoint bind(const ProxyListener& l) {
+    sip::ListenerConfig lc;
+    lc.transport = l.transport;
+    lc.address = l.address;
+    lc.port = l.port;
+    lc.tls = l.tls;
+    lc.acceptPeer = l.acceptPeer;
+    auto ep = transport_->listen(lc);
+    bound_.push_back(ep);
+    boundCfg_.push_back(l);
+    return ep;
+  }
+
+  static bool sameListener(const ProxyListener& a, const ProxyListener& b) {
+    return a.transport == b.transport && a.address == b.address && a.port == b.port && a.tls == b.tls &&
+           a.acceptPeerKey == b.acceptPeerKey;
+  }
+
+  // Loop thread. Closes the listeners not wanted any more, then binds the
+  // new ones (TLS-1: port changes apply live). Returns one message per
+  // listener that could not be bound.
+  std::vector<std::string> setListeners(const std::vector<ProxyListener>& wanted) {
+    std::vector<std::string> errors;
+    for (std::size_t i = bound_.size(); i-- > 0;) {
+      bool keep = std::any_of(wanted.begin(), wanted.end(), [&](const auto& w) { return sameListener(w, boundCfg_[i]); });
+      if (keep) continue;
+      transport_->closeListener(bound_[i]);
+      if (log_) log_->info("listener {} closed", bound_[i].toString());
+      bound_.erase(bound_.begin() + static_cast<std::ptrdiff_t>(i));
+      boundCfg_.erase(boundCfg_.begin() + static_cast<std::ptrdiff_t>(i));
+    }
+    for (const auto& w : wanted) {
+      bool have = std::any_of(boundCfg_.begin(), boundCfg_.end(), [&](const auto& b) { return sameListener(w, b); });
+      if (have) continue;
+      try {
+        auto ep = bind(w);
+        if (log_) log_->info("listener {} opened", ep.toString());
+      } catch (const std::exception& e) {
+        errors.push_back(e.what());
+        if (log_) log_->error("{}", e.what());
+      }
+    }
+    return errors;
   }
 
   void stop() noexcept {
@@ -352,12 +391,37 @@ class Proxy::Impl : public sip::TransactionTransport, public sip::TransactionUse
       afterAcl(ctx);
       return;
     }
+    // Not listed by address: the flood limiter applies (RT-7, like pike),
+    // except to addresses whose reverse-DNS name the ACL accepted lately.
+    if (cfg_.flood.maxRequests > 0 && !trustedByName(ip)) {
+      auto now = Clock::now();
+      auto issued = flood_.bansIssued();
+      if (!flood_.allow(ip, now)) {
+        ++floodRefused_;
+        if (flood_.bansIssued() != issued && log_)
+          log_->warn("flood limit: {} sent over {} requests in {} ms; banned for {} s (impctl ban list)", ip,
+                     cfg_.flood.maxRequests, cfg_.flood.window.count(), cfg_.flood.banTime.count());
+        auto resp = sip::TransactionLayer::makeResponse(ctx->request, 503, "Service Unavailable - flood limit",
+                                                        randomTag());
+        resp.appendHeader("Retry-After", std::to_string(cfg_.flood.banTime.count()));
+        txl_->respond(ctx->serverTx, resp);
+        return;
+      }
+    }
     auto started = Clock::now();
     auto poster = poster_;
     resolver_->reverse(ip, [poster, ctx, started](std::optional<std::string> name) {
       auto took = std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - started);
       poster->post([ctx, name = std::move(name), took](Impl& self) { self.aclAnswer(ctx, name, took); });
     });
+  }
+
+  bool trustedByName(const std::string& ip) {
+    auto it = nameTrusted_.find(ip);
+    if (it == nameTrusted_.end()) return false;
+    if (it->second > Clock::now()) return true;
+    nameTrusted_.erase(it);
+    return false;
   }
 
   void aclAnswer(const std::shared_ptr<Ctx>& ctx, const std::optional<std::string>& name,
@@ -367,6 +431,7 @@ class Proxy::Impl : public sip::TransactionTransport, public sip::TransactionUse
                  std::max<long long>(1, std::chrono::duration_cast<std::chrono::seconds>(cfg_.slowAclThreshold).count()),
                  took.count() >= 0 ? std::to_string(took.count()) + " ms" : "?", ctx->source.remote.address);
     if (name && policy_->acl.allowsName(*name)) {
+      nameTrusted_[ctx->source.remote.address] = Clock::now() + kNameTrust;
       afterAcl(ctx);
       return;
     }
@@ -762,13 +827,36 @@ class Proxy::Impl : public sip::TransactionTransport, public sip::TransactionUse
   bool started_ = false;
   std::atomic<bool> running_{false};
   std::vector<sip::Endpoint> bound_;
+  std::vector<ProxyListener> boundCfg_;  // parallel to bound_
   std::string advertised_;
   std::map<TxId, std::shared_ptr<Ctx>> active_;
   mutable std::mutex downMu_;
   std::set<std::string> down_;
 
-  std::atomic<std::uint64_t> requests_{0}, forwarded_{0}, failovers_{0}, aclRefused_{0}, loops_{0}, stateless_{0};
+  FloodLimiter flood_{cfg_.flood};                          // loop thread
+  std::unordered_map<std::string, Clock::time_point> nameTrusted_;  // ip -> until (loop)
+
+  std::atomic<std::uint64_t> requests_{0}, forwarded_{0}, failovers_{0}, aclRefused_{0}, loops_{0}, stateless_{0},
+      floodRefused_{0};
 };
+
+namespace {
+// Runs fn on the proxy's loop and waits for its result; nullopt when the
+// loop is not running or did not answer within 10 s.
+template <class R>
+std::optional<R> onLoop(const std::shared_ptr<Proxy::Impl>& impl, std::function<R(Proxy::Impl&)> fn) {
+  if (!impl->running_) return std::nullopt;
+  auto done = std::make_shared<std::promise<R>>();
+  auto result = done->get_future();
+  impl->poster_->post([done, fn = std::move(fn)](Proxy::Impl& self) { done->set_value(fn(self)); });
+  if (result.wait_for(std::chrono::seconds(10)) != std::future_status::ready) return std::nullopt;
+  try {
+    return result.get();
+  } catch (const std::future_error&) {
+    return std::nullopt;  // the loop stopped with the call queued
+  }
+}
+}  // namespace
 
 Proxy::Proxy(ProxyConfig config, ProxyPolicy policy)
     : impl_(std::make_shared<Impl>(std::move(config), std::move(policy))) {}
@@ -778,6 +866,29 @@ Proxy::~Proxy() { stop(); }
 void Proxy::start() { impl_->start(); }
 void Proxy::stop() noexcept { impl_->stop(); }
 bool Proxy::running() const { return impl_->running_; }
+
+std::vector<std::string> Proxy::setListeners(std::vector<ProxyListener> listeners) {
+  if (!impl_->running_) {
+    impl_->cfg_.listeners = std::move(listeners);
+    return {};
+  }
+  auto r = onLoop<std::vector<std::string>>(impl_, [listeners = std::move(listeners)](Impl& self) {
+    self.cfg_.listeners = listeners;
+    return self.setListeners(listeners);
+  });
+  if (!r) return {"the SIP proxy loop did not apply the listener change (stopped or busy for 10 s)"};
+  return *r;
+}
+
+std::vector<Ban> Proxy::bans() const {
+  auto r = onLoop<std::vector<Ban>>(impl_, [](Impl& self) { return self.flood_.bans(Clock::now()); });
+  return r.value_or(std::vector<Ban>{});
+}
+
+std::size_t Proxy::clearBans(const std::string& address) {
+  auto r = onLoop<std::size_t>(impl_, [address](Impl& self) { return self.flood_.clear(address); });
+  return r.value_or(0);
+}
 
 void Proxy::updatePolicy(ProxyPolicy policy) {
   auto compiled = impl_->compile(std::move(policy));
@@ -800,6 +911,7 @@ ProxyStats Proxy::stats() const {
   s.forwarded = impl_->forwarded_;
   s.failovers = impl_->failovers_;
   s.aclRefused = impl_->aclRefused_;
+  s.floodRefused = impl_->floodRefused_;
   s.loops = impl_->loops_;
   s.statelessForwards = impl_->stateless_;
   return s;

@@ -3,14 +3,47 @@
 #include <unistd.h>
 
 #include <imp/core/config.h>
+#include <imp/core/database.h>
+#include <imp/core/metrics.h>
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
 #include <atomic>
-#include <mutex>
 
 #include "imp/sip_proxy/config_store.h"
 
 namespace imp::sip_proxy {
+
+// ---------------- ProxyHandle ----------------
+
+void ProxyHandle::attach(std::shared_ptr<Proxy> p) {
+  std::lock_guard l(mu_);
+  proxy_ = std::move(p);
+}
+void ProxyHandle::detach() {
+  std::lock_guard l(mu_);
+  proxy_.reset();
+}
+std::shared_ptr<Proxy> ProxyHandle::get() const {
+  std::lock_guard l(mu_);
+  return proxy_ && proxy_->running() ? proxy_ : nullptr;
+}
+std::optional<std::vector<Ban>> ProxyHandle::bans() const {
+  if (auto p = get()) return p->bans();
+  return std::nullopt;
+}
+std::optional<std::size_t> ProxyHandle::clearBans(const std::string& address) {
+  if (auto p = get()) return p->clearBans(address);
+  return std::nullopt;
+}
+std::optional<ProxyStats> ProxyHandle::stats() const {
+  if (auto p = get()) return p->stats();
+  return std::nullopt;
+}
+std::optional<std::vector<std::string>> ProxyHandle::downHops() const {
+  if (auto p = get()) return p->downHops();
+  return std::nullopt;
+}
 
 namespace {
 
@@ -19,6 +52,29 @@ std::string hostName() {
   if (::gethostname(buf, sizeof buf - 1) != 0 || !buf[0]) return "";
   return buf;
 }
+
+sip::TlsVersion toSip(TlsVersion v) {
+  switch (v) {
+    case TlsVersion::V1_0: return sip::TlsVersion::Tls10;
+    case TlsVersion::V1_1: return sip::TlsVersion::Tls11;
+    case TlsVersion::V1_2: return sip::TlsVersion::Tls12;
+    case TlsVersion::V1_3: return sip::TlsVersion::Tls13;
+  }
+  return sip::TlsVersion::Tls12;
+}
+
+// Everything a built OpenSSL context depends on, to rebuild only on change.
+std::string contextKey(const TlsContext& c, bool verifyPeer) {
+  std::string k = c.name + "|" + c.ciphers + "|" + std::string(nameOf(c.minVersion)) + "|" +
+                  std::string(nameOf(c.maxVersion)) + "|" + (c.disableEmptyFragments ? "1" : "0") + "|" +
+                  (verifyPeer ? "v" : "-");
+  for (const auto& s : c.peerSubjects) k += "|" + s;
+  return k;
+}
+
+// The TLS context a listener uses (TLS-1..3).
+constexpr std::string_view kServerContext = "default-server";
+constexpr std::string_view kPeerAuthContext = "peer-auth";
 
 class ProxyService : public core::Service {
  public:
@@ -31,47 +87,36 @@ class ProxyService : public core::Service {
   void configure(const core::ServiceContext& ctx) override {
     db_ = ctx.database;
     log_ = ctx.logger;
+    metrics_ = ctx.metrics;
     cfg_ = ProxyConfig{};
     cfg_.nodeId = ctx.nodeId.empty() ? "imp" : ctx.nodeId;
-    cfg_.advertisedHost = !opts_.advertisedHost.empty() ? opts_.advertisedHost : hostName();
-    cfg_.tlsClient = opts_.tlsClient;
+    const auto& node = opts_.node;
+    cfg_.advertisedHost = !node.advertisedHost.empty() ? node.advertisedHost : hostName();
+    cfg_.hopTimeout = node.hopTimeout;
+    cfg_.probeInterval = node.probeInterval;
+    cfg_.connectTimeout = node.connectTimeout;
+    cfg_.flood = node.flood;
     cfg_.directory = opts_.directory;
+    cfg_.resolver = opts_.resolver;
     cfg_.log = log_;
     cfg_.traceFlags = opts_.traceFlags;
+    contexts_.clear();
     notes_.clear();
-    listeners_ = db_ ? ConfigStore(*db_).listeners() : std::vector<Listener>{{"tcp", true, 5060}};
-    for (const auto& l : listeners_) {
-      if (!l.enabled) continue;
-      const ListenerInfo* info = findListener(l.name);
-      if (!info) throw std::runtime_error("in [sip-proxy]: unknown listener '" + l.name + "'");
-      if (auto e = checkPort(l.port); !e.empty()) throw std::runtime_error("in [sip-proxy]: listener " + l.name + ": " + e);
-      ProxyListener pl;
-      pl.address = opts_.listenAddress;
-      pl.port = static_cast<std::uint16_t>(l.port);
-      if (info->transport == "TLS") {
-        auto it = opts_.tlsServer.find(l.name);
-        if (it == opts_.tlsServer.end() || !it->second) {
-          notes_ += "; " + std::string(info->displayName) + " not opened (no TLS context)";
-          continue;
-        }
-        pl.transport = sip::Transport::Tls;
-        pl.tls = it->second;
-      } else {
-        pl.transport = sip::Transport::Tcp;
-      }
-      cfg_.listeners.push_back(std::move(pl));
-    }
-    if (cfg_.listeners.empty()) throw std::runtime_error("in [sip-proxy]: no listener enabled");
+    cfg_.listeners = desiredListeners(&notes_);
+    cfg_.tlsClient = clientContext();
+    if (cfg_.listeners.empty()) throw std::runtime_error("in [sip-proxy]: no listener can be opened" + notes_);
     policy_ = readPolicy();
   }
 
   void start() override {
     std::lock_guard l(mu_);
-    proxy_ = std::make_unique<Proxy>(cfg_, policy_);
+    proxy_ = std::make_shared<Proxy>(cfg_, policy_);
     proxy_->start();
-    std::string where;
-    for (const auto& e : proxy_->endpoints()) where += (where.empty() ? "" : ", ") + e.toString();
-    detail_ = "listening on " + where + notes_;
+    listenersNow_ = cfg_.listeners;
+    describe(notes_);
+    publishEndpoint();
+    if (opts_.handle) opts_.handle->attach(proxy_);
+    registerMetrics();
     if (log_) log_->info("SIP proxy {}", detail_);
     running_ = true;
   }
@@ -79,17 +124,25 @@ class ProxyService : public core::Service {
   void stop() noexcept override {
     std::lock_guard l(mu_);
     running_ = false;
+    if (metrics_) metrics_->remove("sip-proxy");
+    if (opts_.handle) opts_.handle->detach();
     if (proxy_) proxy_->stop();
   }
 
   void reload(const core::ConfigChange& change) override {
     std::lock_guard l(mu_);
     if (!proxy_ || !running_) return;
-    auto p = readPolicy();
-    proxy_->updatePolicy(p);
-    if (db_ && ConfigStore(*db_).listeners() != listeners_ && log_)
-      log_->warn("listener settings changed: restart the sip-proxy service to apply them");
-    if (log_) log_->info("settings generation {} applied (ACL, static routes, federation)", change.toGeneration);
+    proxy_->updatePolicy(readPolicy());
+    std::string notes;
+    auto wanted = desiredListeners(&notes);
+    if (!sameListeners(wanted, listenersNow_)) {
+      auto errors = proxy_->setListeners(wanted);
+      listenersNow_ = wanted;
+      for (const auto& e : errors) notes += "; " + e;
+      publishEndpoint();
+    }
+    describe(notes);
+    if (log_) log_->info("settings generation {} applied: {}", change.toGeneration, detail_);
   }
 
   core::ServiceStatus status() const override {
@@ -98,30 +151,204 @@ class ProxyService : public core::Service {
   }
 
  private:
+  static bool sameListeners(const std::vector<ProxyListener>& a, const std::vector<ProxyListener>& b) {
+    if (a.size() != b.size()) return false;
+    for (std::size_t i = 0; i < a.size(); ++i)
+      if (a[i].transport != b[i].transport || a[i].address != b[i].address || a[i].port != b[i].port ||
+          a[i].tls != b[i].tls || a[i].acceptPeerKey != b[i].acceptPeerKey)
+        return false;
+    return true;
+  }
+
+  void describe(const std::string& notes) {
+    std::string where;
+    for (const auto& e : proxy_->endpoints()) where += (where.empty() ? "" : ", ") + e.toString();
+    detail_ = "listening on " + (where.empty() ? std::string("nothing") : where) + notes;
+  }
+
+  // A context, reused while its settings are unchanged so unchanged
+  // listeners are not rebound. nullptr (with *why) when it cannot be built.
+  std::shared_ptr<const sip::TlsContext> context(const TlsContext& c, sip::TlsRole role, bool verifyPeer,
+                                                 std::string* why) {
+    std::string key = contextKey(c, verifyPeer) + (role == sip::TlsRole::Server ? "|s" : "|c");
+    if (auto it = contexts_.find(key); it != contexts_.end()) return it->second;
+    if (opts_.certFile.empty()) {
+      *why = "no node certificate";
+      return nullptr;
+    }
+    if (verifyPeer && opts_.caFile.empty()) {
+      *why = "no trust store to verify peers ([tls] ca_file)";
+      return nullptr;
+    }
+    sip::TlsContextConfig tc;
+    tc.certFile = opts_.certFile;
+    tc.keyFile = opts_.keyFile;
+    tc.caFile = opts_.caFile;
+    auto lists = splitCipherList(c.ciphers);
+    tc.cipherList = lists.tls12;
+    tc.tls13CipherSuites = lists.tls13;
+    tc.minVersion = toSip(c.minVersion);
+    tc.maxVersion = toSip(c.maxVersion);
+    tc.allowTls10 = c.minVersion < TlsVersion::V1_2;
+    tc.verifyPeer = verifyPeer;
+    tc.disableEmptyFragments = c.disableEmptyFragments;
+    try {
+      auto ctx = std::make_shared<const sip::TlsContext>(tc, role);
+      // Drop the superseded build of this context (same name and role).
+      std::erase_if(contexts_, [&](const auto& kv) {
+        return kv.first.starts_with(c.name + "|") && kv.first.back() == key.back();
+      });
+      contexts_[key] = ctx;
+      return ctx;
+    } catch (const std::exception& e) {
+      *why = std::string("TLS context ") + c.name + ": " + e.what();
+      if (log_) log_->error("{}", *why);
+      return nullptr;
+    }
+  }
+
+  std::optional<TlsContext> storedContext(std::string_view name) {
+    if (db_) return ConfigStore(*db_).tlsContext(std::string(name));
+    TlsContext c;
+    c.name = std::string(name);
+    c.ciphers = "HIGH:!aNULL:!MD5";
+    return c;
+  }
+
+  // Outgoing TLS (static routes with transport TLS): the default context's
+  // settings, presenting the node certificate, verifying the next hop when
+  // a trust store is configured.
+  std::shared_ptr<const sip::TlsContext> clientContext() {
+    auto c = storedContext(kServerContext);
+    if (!c || opts_.certFile.empty()) return nullptr;
+    c->peerSubjects.clear();
+    std::string why;
+    auto ctx = context(*c, sip::TlsRole::Client, !opts_.caFile.empty(), &why);
+    if (!ctx && log_) log_->warn("outgoing TLS unavailable: {}", why);
+    return ctx;
+  }
+
+  // The listeners this node should have now: cluster settings, this node's
+  // port overrides, TLS contexts. *notes gets "; X not opened (why)".
+  std::vector<ProxyListener> desiredListeners(std::string* notes) {
+    std::vector<Listener> cluster =
+        db_ ? ConfigStore(*db_).listeners() : std::vector<Listener>{{"tcp", true, 5060}};
+    std::vector<ProxyListener> out;
+    for (const auto& l : cluster) {
+      if (!l.enabled) continue;
+      const ListenerInfo* info = findListener(l.name);
+      if (!info) continue;  // the catalog and the table come from the same release
+      int port = l.port;
+      if (auto it = opts_.node.portOverrides.find(l.name); it != opts_.node.portOverrides.end()) port = it->second;
+      ProxyListener pl;
+      pl.address = opts_.node.listenAddress;
+      pl.port = static_cast<std::uint16_t>(port);
+      if (info->transport == "TLS") {
+        bool mutual = info->auth == "mutual";
+        auto stored = storedContext(mutual ? kPeerAuthContext : kServerContext);
+        std::string why = "no TLS context";
+        std::shared_ptr<const sip::TlsContext> ctx;
+        if (stored) ctx = context(*stored, sip::TlsRole::Server, mutual, &why);
+        if (!ctx) {
+          *notes += "; " + std::string(info->displayName) + " not opened (" + why + ")";
+          continue;
+        }
+        pl.transport = sip::Transport::Tls;
+        pl.tls = ctx;
+        if (mutual) {
+          // TLS-2: only peers whose subject CN the context selects.
+          auto subjects = std::make_shared<std::vector<std::string>>(stored->peerSubjects);
+          pl.acceptPeer = [subjects](std::string_view cn) {
+            std::string key = lower(cn);
+            return std::find(subjects->begin(), subjects->end(), key) != subjects->end();
+          };
+          for (const auto& s : *subjects) pl.acceptPeerKey += s + ",";
+        }
+      } else {
+        pl.transport = sip::Transport::Tcp;
+      }
+      out.push_back(std::move(pl));
+    }
+    return out;
+  }
+
   ProxyPolicy readPolicy() const {
     ProxyPolicy p;
     p.clusterNodes = {cfg_.nodeId};
-    p.nodeAddresses = opts_.nodeAddresses;
-    for (const auto& [node, addr] : p.nodeAddresses) p.clusterNodes.push_back(node);
     if (!db_) return p;
     ConfigStore store(*db_);
     p.acl = store.acl();
     p.routes = store.routes();
     p.federation = store.federation().settings;
+    auto rows = db_->query("SELECT n.node_id, e.host, e.tcp_port FROM core_node n"
+                           " LEFT JOIN sip_node_endpoint e ON e.node_id = n.node_id");
+    for (std::size_t i = 0; i < rows.size(); ++i) {
+      auto node = rows.str(i, "node_id");
+      if (node != cfg_.nodeId) p.clusterNodes.push_back(node);
+      auto port = rows.num(i, "tcp_port");
+      if (node != cfg_.nodeId && port > 0) p.nodeAddresses[node] = rows.str(i, "host") + ":" + std::to_string(port);
+    }
     return p;
+  }
+
+  // Records where this node's proxy listens, for the other nodes.
+  void publishEndpoint() {
+    if (!db_) return;
+    core::SqlValue tcp = nullptr, tls = nullptr;
+    for (const auto& e : proxy_->endpoints()) {
+      if (e.transport == sip::Transport::Tcp && std::holds_alternative<std::nullptr_t>(tcp))
+        tcp = static_cast<std::int64_t>(e.port);
+      if (e.transport == sip::Transport::Tls && std::holds_alternative<std::nullptr_t>(tls))
+        tls = static_cast<std::int64_t>(e.port);
+    }
+    try {
+      db_->exec("INSERT INTO sip_node_endpoint (node_id, host, tcp_port, tls_port) VALUES (?, ?, ?, ?)"
+                " ON DUPLICATE KEY UPDATE host = VALUES(host), tcp_port = VALUES(tcp_port),"
+                " tls_port = VALUES(tls_port), updated_at = CURRENT_TIMESTAMP(3)",
+                {cfg_.nodeId, cfg_.advertisedHost, tcp, tls});
+    } catch (const std::exception& e) {
+      if (log_) log_->error("cannot record this node's SIP endpoint for the other nodes: {}", e.what());
+    }
+  }
+
+  void registerMetrics() {
+    if (!metrics_) return;
+    std::weak_ptr<Proxy> w = proxy_;
+    auto stat = [w](std::uint64_t ProxyStats::*field) {
+      return [w, field] {
+        auto p = w.lock();
+        double v = p ? static_cast<double>(p->stats().*field) : 0.0;
+        return std::vector<core::Metrics::Sample>{{{}, v}};
+      };
+    };
+    using T = core::Metrics::Type;
+    metrics_->collect("imp_sip_proxy_requests_total", "SIP requests received by the proxy", T::Counter, "sip-proxy",
+                      stat(&ProxyStats::requests));
+    metrics_->collect("imp_sip_proxy_forwarded_total", "SIP requests forwarded statefully", T::Counter, "sip-proxy",
+                      stat(&ProxyStats::forwarded));
+    metrics_->collect("imp_sip_proxy_failovers_total", "requests re-sent to the next route after a failure (RT-3)",
+                      T::Counter, "sip-proxy", stat(&ProxyStats::failovers));
+    metrics_->collect("imp_sip_proxy_acl_refused_total", "requests refused by the incoming ACL (RT-7)", T::Counter,
+                      "sip-proxy", stat(&ProxyStats::aclRefused));
+    metrics_->collect("imp_sip_proxy_loops_total", "partitioned-federation loops answered 482 (FED-7)", T::Counter,
+                      "sip-proxy", stat(&ProxyStats::loops));
+    metrics_->collect("imp_sip_proxy_flood_refused_total", "requests refused while their source was banned",
+                      T::Counter, "sip-proxy", stat(&ProxyStats::floodRefused));
   }
 
   ProxyServiceOptions opts_;
   core::Database* db_ = nullptr;
+  core::Metrics* metrics_ = nullptr;
   std::shared_ptr<spdlog::logger> log_;
   ProxyConfig cfg_;
   ProxyPolicy policy_;
-  std::vector<Listener> listeners_;
-  std::string notes_;
+  std::vector<ProxyListener> listenersNow_;
+  std::map<std::string, std::shared_ptr<const sip::TlsContext>> contexts_;
   mutable std::mutex mu_;
-  std::unique_ptr<Proxy> proxy_;
+  std::shared_ptr<Proxy> proxy_;
   std::atomic<bool> running_{false};
   std::string detail_;
+  std::string notes_;  // listeners configure() could not open
 };
 
 }  // namespace

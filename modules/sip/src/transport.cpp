@@ -324,6 +324,7 @@ class TransportLayer::Impl : public std::enable_shared_from_this<TransportLayer:
   ParseErrorHandler onParseError_;
 
   Endpoint listen(const ListenerConfig& lc);
+  bool closeListener(const Endpoint& local);
   std::vector<Endpoint> localEndpoints() const {
     std::lock_guard lock(endpointsMu_);
     return endpoints_;
@@ -525,6 +526,23 @@ Endpoint TransportLayer::Impl::listen(const ListenerConfig& lc) {
   }
   if (logs(spdlog::level::info)) cfg_.log->info("listening on {}", local->toString());
   return *local;
+}
+
+bool TransportLayer::Impl::closeListener(const Endpoint& local) {
+  auto it = std::find_if(listeners_.begin(), listeners_.end(),
+                         [&](const auto& l) { return !l->hidden && l->local == local; });
+  if (it == listeners_.end()) return false;
+  Listener& l = **it;
+  if (l.retryTimer != 0) loop_.cancel(l.retryTimer);
+  loop_.unwatch(l.fd);
+  ::close(l.fd);
+  {
+    std::lock_guard lock(endpointsMu_);
+    std::erase(endpoints_, local);
+  }
+  if (logs(spdlog::level::info)) cfg_.log->info("stopped listening on {}", local.toString());
+  listeners_.erase(it);
+  return true;
 }
 
 void TransportLayer::Impl::onListener(Listener& l, std::uint32_t) {
@@ -1345,6 +1363,7 @@ TransportLayer::~TransportLayer() = default;
 void TransportLayer::setMessageHandler(MessageHandler h) { impl_->onMessage_ = std::move(h); }
 void TransportLayer::setParseErrorHandler(ParseErrorHandler h) { impl_->onParseError_ = std::move(h); }
 Endpoint TransportLayer::listen(const ListenerConfig& config) { return impl_->listen(config); }
+bool TransportLayer::closeListener(const Endpoint& local) { return impl_->closeListener(local); }
 std::vector<Endpoint> TransportLayer::localEndpoints() const { return impl_->localEndpoints(); }
 
 std::optional<Endpoint> TransportLayer::localEndpoint(Transport t) const {

@@ -23,7 +23,16 @@ class Directory;
 namespace imp::sip_proxy {
 
 class ConfigStore;
+class ProxyHandle;
 
 void registerAdminRoutes(core::AdminRouter& router, ConfigStore& store, directory::Directory& dir);
+
+// The running proxy on this node (503 service_not_running while stopped):
+//
+//   GET    /api/v1/sip-proxy/bans             flood-limiter bans (RT-7)
+//   DELETE /api/v1/sip-proxy/bans             lift every ban
+//   DELETE /api/v1/sip-proxy/bans/{address}   lift one (404 if not banned)
+//   GET    /api/v1/sip-proxy/stats            counters and next hops marked down
+void registerRuntimeRoutes(core::AdminRouter& router, ProxyHandle& proxy);
 
 }  // namespace imp::sip_proxy

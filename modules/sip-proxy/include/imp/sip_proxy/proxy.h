@@ -38,6 +38,7 @@
 #include "imp/sip/endpoint.h"
 #include "imp/sip/tls.h"
 #include "imp/sip_proxy/acl.h"
+#include "imp/sip_proxy/flood.h"
 #include "imp/sip_proxy/routes.h"
 #include "imp/sip_proxy/routing.h"
 #include "imp/sip_proxy/settings.h"
@@ -58,6 +59,9 @@ struct ProxyListener {
   std::uint16_t port = 0;  // 0 = ephemeral (tests)
   std::shared_ptr<const sip::TlsContext> tls;  // TLS: a server context
   std::function<bool(std::string_view)> acceptPeer;  // TLS-2 subject check
+  // Identifies what acceptPeer accepts (e.g. the sorted subject list):
+  // setListeners() rebinds a listener whose key changed.
+  std::string acceptPeerKey;
 };
 
 // Fixed for the proxy's life (changing them needs a new Proxy).
@@ -72,6 +76,9 @@ struct ProxyConfig {
   std::chrono::milliseconds probeInterval{30000};    // OPTIONS to a down hop
   std::chrono::milliseconds connectTimeout{5000};
   std::chrono::milliseconds slowAclThreshold{2000};  // RT-8 report
+  // Per-address flood limiter for sources not listed in the ACL by address
+  // (maxRequests 0 = off).
+  FloodConfig flood;
   std::shared_ptr<core::Resolver> resolver;          // null = cached system resolver
   // Directory for the routing decision; may block (called on a worker
   // thread). Null = no local domains (everything goes by static route).
@@ -97,6 +104,7 @@ struct ProxyStats {
   std::uint64_t aclRefused = 0;
   std::uint64_t loops = 0;
   std::uint64_t statelessForwards = 0;
+  std::uint64_t floodRefused = 0;  // answered 503 while the source was banned
 };
 
 class Proxy {
@@ -114,9 +122,18 @@ class Proxy {
 
   // Applies new ACL / routes / federation settings on the loop.
   void updatePolicy(ProxyPolicy policy);
+  // Makes the bound listeners exactly `listeners` (TLS-1, live): closes the
+  // others (their connections stay), binds the new ones. Waits for the
+  // loop; returns one message per listener that could not be bound. Not
+  // from the loop thread.
+  std::vector<std::string> setListeners(std::vector<ProxyListener> listeners);
   // Bound listener endpoints (after start()).
   std::vector<sip::Endpoint> endpoints() const;
   ProxyStats stats() const;
+  // Addresses banned by the flood limiter now; lifting bans ("" = all)
+  // returns how many were lifted. Wait for the loop; empty/0 when stopped.
+  std::vector<Ban> bans() const;
+  std::size_t clearBans(const std::string& address = "");
   // Next hops currently marked down ("TCP 10.0.0.5:5061").
   std::vector<std::string> downHops() const;
 

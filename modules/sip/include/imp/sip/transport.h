@@ -119,6 +119,10 @@ class TransportLayer {
   void setParseErrorHandler(ParseErrorHandler h);
 
   Endpoint listen(const ListenerConfig& config);
+  // Stops accepting on the listener bound to `local` (as listen() returned
+  // it); connections it accepted stay open. False if there is none. Loop
+  // thread (live listener changes, TLS-1).
+  bool closeListener(const Endpoint& local);
   // Bound listener endpoints, in listen() order. Any thread.
   std::vector<Endpoint> localEndpoints() const;
   std::optional<Endpoint> localEndpoint(Transport t) const;
