@@ -8,7 +8,7 @@ PKGS=(
   libpoco-dev libssl-dev libmysqlcppconn-dev libspdlog-dev libfmt-dev
   libboost-program-options-dev doctest-dev libexpat1-dev
   mariadb-server mariadb-client
-  python3 curl
+  python3 curl sip-tester
   clang libclang-rt-14-dev
   dpkg-dev fakeroot lintian file rpm
 )

@@ -78,6 +78,8 @@ int federationCommand(const Args& a, const LazyClient& c);
 int listenerCommand(const Args& a, const LazyClient& c);
 int tlsCommand(const Args& a, const LazyClient& c);
 int aclCommand(const Args& a, const LazyClient& c);
+int banCommand(const Args& a, const LazyClient& c);
+int proxyCommand(const Args& a, const LazyClient& c);
 int routeCommand(const Args& a, const LazyClient& c);
 
 }  // namespace impctl

@@ -48,6 +48,8 @@ Commands:
   route add PATTERN --route-type domain|user --next-hop HOST [--port P] [--transport TCP|TLS|UDP]
       [--priority N] [--weight N]
   route list | route delete ID | route lookup USER@DOMAIN
+  ban list | ban clear [IP]           (flood-limiter bans on this node)
+  proxy stats                         (SIP proxy counters on this node)
 
 See impctl(8).
 )";
@@ -203,6 +205,8 @@ int dispatch(const Args& a, const LazyClient& c) {
   if (w[0] == "listener") return listenerCommand(a, c);
   if (w[0] == "tls") return tlsCommand(a, c);
   if (w[0] == "acl") return aclCommand(a, c);
+  if (w[0] == "ban") return banCommand(a, c);
+  if (w[0] == "proxy") return proxyCommand(a, c);
   if (w[0] == "route") return routeCommand(a, c);
   throw Exit{kUsage, "unknown command '" + w[0] + "'"};
 }

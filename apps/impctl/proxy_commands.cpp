@@ -221,6 +221,47 @@ int aclCommand(const Args& a, const LazyClient& c) {
   throw Exit{kUsage, "usage: impctl acl add all|IP|DOMAIN [--description TEXT] | acl list | acl delete PATTERN"};
 }
 
+// Flood-limiter bans of the node impctl talks to (--url / its impd.conf).
+int banCommand(const Args& a, const LazyClient& c) {
+  const auto& w = a.words;
+  if (w.size() == 2 && w[1] == "list") {
+    auto o = c.request("GET", "/api/v1/sip-proxy/bans", "", a.json);
+    if (a.json) return kOk;
+    auto bans = objects(o, "bans");
+    if (bans.empty()) {
+      std::cout << "no address is banned\n";
+      return kOk;
+    }
+    std::vector<std::vector<std::string>> rows = {{"ADDRESS", "EXPIRES IN", "REFUSED"}};
+    for (const auto& b : bans)
+      rows.push_back({str(b, "address"), duration(b->getValue<Poco::Int64>("expires_in_s")), str(b, "refused")});
+    table(rows);
+    return kOk;
+  }
+  if ((w.size() == 2 || w.size() == 3) && w[1] == "clear") {
+    std::string path = "/api/v1/sip-proxy/bans" + (w.size() == 3 ? "/" + pathPart(w[2]) : std::string());
+    auto o = c.request("DELETE", path, "", a.json);
+    if (!a.json) std::cout << "lifted " << str(o, "cleared") << " ban(s)\n";
+    return kOk;
+  }
+  throw Exit{kUsage, "usage: impctl ban list | ban clear [IP]"};
+}
+
+int proxyCommand(const Args& a, const LazyClient& c) {
+  const auto& w = a.words;
+  if (w.size() == 2 && w[1] == "stats") {
+    auto o = c.request("GET", "/api/v1/sip-proxy/stats", "", a.json);
+    if (a.json) return kOk;
+    for (const char* k : {"requests", "forwarded", "failovers", "acl_refused", "loops", "stateless_forwards",
+                          "flood_refused"})
+      std::cout << k << ": " << str(o, k) << "\n";
+    auto down = joined(o, "next_hops_down");
+    std::cout << "next hops down: " << (down == "-" ? "none" : down) << "\n";
+    return kOk;
+  }
+  throw Exit{kUsage, "usage: impctl proxy stats"};
+}
+
 int routeCommand(const Args& a, const LazyClient& c) {
   const auto& w = a.words;
   const char* usage =

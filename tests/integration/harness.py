@@ -199,7 +199,10 @@ class Impd:
 
     def log(self, service):
         p = os.path.join(self.log_dir, service + ".log")
-        return open(p).read() if os.path.exists(p) else ""
+        if not os.path.exists(p):
+            return ""
+        with open(p, errors="replace") as f:
+            return f.read()
 
     def stop(self, timeout=60):
         if self.proc and self.proc.poll() is None:

@@ -286,6 +286,19 @@ class Proxy::Impl : public sip::TransactionTransport, public sip::TransactionUse
         if (log_) log_->error("{}", e.what());
       }
     }
+    // Keep the configured order: our Via and Record-Route use the first
+    // listener of a transport (server-auth before peer-auth).
+    std::vector<sip::Endpoint> eps;
+    std::vector<ProxyListener> cfgs;
+    for (const auto& w : wanted)
+      for (std::size_t i = 0; i < boundCfg_.size(); ++i)
+        if (sameListener(w, boundCfg_[i])) {
+          eps.push_back(bound_[i]);
+          cfgs.push_back(boundCfg_[i]);
+          break;
+        }
+    bound_ = std::move(eps);
+    boundCfg_ = std::move(cfgs);
     return errors;
   }
 
