@@ -32,7 +32,7 @@ void addNodeOptions(core::ConfigSchema& s) {
          "how long a next hop may stay silent before the request fails over to the next route (RT-3)"});
   s.add({kSection, "connect_timeout_ms", T::Int, "5000", 100, 60000, {},
          "TCP connect plus TLS handshake limit toward a next hop"});
-  s.add({kSection, "probe_interval_ms", T::Int, "30000", 500, 3600000, {},
+  s.add({kSection, "probe_interval_ms", T::Int, "30000", 100, 3600000, {},
          "how often a next hop marked down is probed with OPTIONS"});
   s.add({kSection, "flood_max_requests", T::Int, "200", 0, 1000000, {},
          "requests one address not listed in the incoming ACL may send per window; 0 = no flood limit"});

@@ -393,6 +393,9 @@ class Proxy::Impl : public sip::TransactionTransport, public sip::TransactionUse
     ctx->serverTx = tx;
     ctx->request = req;
     ctx->source = src;
+    if (trace("sip-message-state"))
+      log_->info("State: transaction {} {} {} from {}: received (server transaction trying)", tx, req.method(),
+                 req.requestUri(), src.remote.toString());
     checkAcl(ctx);
   }
 
@@ -634,6 +637,9 @@ class Proxy::Impl : public sip::TransactionTransport, public sip::TransactionUse
     ctx->current = m;
     ctx->gotProvisional = false;
     if (trace("routing")) log_->info("Routing: {} {} to {}", m.method(), m.requestUri(), ep.toString());
+    if (trace("sip-message-state"))
+      log_->info("State: transaction {}: attempt {} to {} (client transaction calling)", ctx->serverTx, attempt,
+                 ep.toString());
     sip::ClientCallbacks cb;
     cb.onProvisional = [this, ctx, attempt](const Message& r) {
       if (ctx->done || ctx->attempt != attempt) return;
@@ -678,6 +684,9 @@ class Proxy::Impl : public sip::TransactionTransport, public sip::TransactionUse
   }
 
   void relay(const std::shared_ptr<Ctx>& ctx, const Message& r, bool final) {
+    if (trace("sip-message-state"))
+      log_->info("State: transaction {}: {} {} from {} relayed{}", ctx->serverTx, r.statusCode(), r.reason(),
+                 ctx->currentEp.toString(), final ? " (server transaction completed)" : " (proceeding)");
     Message up = r;
     up.removeFirstValue(sip::HeaderId::Via);
     if (final) {
@@ -688,6 +697,8 @@ class Proxy::Impl : public sip::TransactionTransport, public sip::TransactionUse
   }
 
   void finish(const std::shared_ptr<Ctx>& ctx, int status, std::string_view reason) {
+    if (trace("sip-message-state"))
+      log_->info("State: transaction {}: answered {} {} (server transaction completed)", ctx->serverTx, status, reason);
     ctx->done = true;
     loop_.cancel(ctx->hopTimer);
     active_.erase(ctx->serverTx);
@@ -909,10 +920,20 @@ void Proxy::updatePolicy(ProxyPolicy policy) {
     impl_->policy_ = std::move(compiled);
     return;
   }
-  impl_->poster_->post([compiled](Impl& self) {
+  // Waits for the loop, so that once this returns every new request sees the
+  // new policy (what "settings generation N applied" promises).
+  onLoop<bool>(impl_, [compiled](Impl& self) {
     self.policy_ = compiled;
     if (self.log_)
       self.log_->info("applied {} ACL entries, {} static routes", compiled->raw.acl.size(), compiled->routes.size());
+    if (self.trace("server")) {
+      for (const auto& a : compiled->raw.acl)
+        self.log_->info("Server: incoming ACL {} ({}) {}", a.pattern, nameOf(a.kind), a.description);
+      for (const auto& r : compiled->raw.routes) self.log_->info("Server: static route {}", r.describe());
+      self.log_->info("Server: federation {} routing mode {}", compiled->raw.federation.enabled ? "enabled" : "disabled",
+                      nameOf(compiled->raw.federation.routingMode));
+    }
+    return true;
   });
 }
 

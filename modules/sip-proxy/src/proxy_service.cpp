@@ -141,6 +141,7 @@ class ProxyService : public core::Service {
       for (const auto& e : errors) notes += "; " + e;
       publishEndpoint();
     }
+    generation_ = change.toGeneration;
     describe(notes);
     if (log_) log_->info("settings generation {} applied: {}", change.toGeneration, detail_);
   }
@@ -164,6 +165,7 @@ class ProxyService : public core::Service {
     std::string where;
     for (const auto& e : proxy_->endpoints()) where += (where.empty() ? "" : ", ") + e.toString();
     detail_ = "listening on " + (where.empty() ? std::string("nothing") : where) + notes;
+    if (generation_ > 0) detail_ += "; settings generation " + std::to_string(generation_);
   }
 
   // A context, reused while its settings are unchanged so unchanged
@@ -349,6 +351,7 @@ class ProxyService : public core::Service {
   std::atomic<bool> running_{false};
   std::string detail_;
   std::string notes_;  // listeners configure() could not open
+  std::uint64_t generation_ = 0;  // last settings generation applied
 };
 
 }  // namespace

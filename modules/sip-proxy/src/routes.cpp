@@ -59,11 +59,25 @@ std::vector<std::string> splitLabels(std::string_view s) {
 
 // Top-level domains that give away a domain written forwards
 // ("example.com" instead of ".com.example.*"), the commonest slip.
-bool looksLikeTld(const std::string& l) {
-  static const std::array<const char*, 22> kTlds = {"com", "net", "org", "edu", "gov", "mil",  "int",      "info",
-                                                    "biz", "io",  "co",  "jp",  "uk",  "de",   "fr",       "cn",
-                                                    "us",  "eu",  "local", "lan", "corp", "internal"};
+// Public TLDs an administrator is likely to type.
+bool isCommonTld(const std::string& l) {
+  static const std::array<const char*, 18> kTlds = {"com", "net", "org", "edu", "gov", "mil", "int", "info", "biz",
+                                                    "io",  "co",  "jp",  "uk",  "de",  "fr",  "cn",  "us",   "eu"};
   return std::any_of(kTlds.begin(), kTlds.end(), [&](const char* t) { return l == t; });
+}
+
+// Private suffixes used for AD domains, and the RFC 2606 names.
+bool isPrivateTld(const std::string& l) {
+  static const std::array<const char*, 7> kTlds = {"local", "lan", "corp", "internal", "example", "test", "invalid"};
+  return std::any_of(kTlds.begin(), kTlds.end(), [&](const char* t) { return l == t; });
+}
+
+bool looksLikeTld(const std::string& l) { return isCommonTld(l) || isPrivateTld(l); }
+
+// "example.com" rather than ".com.example": a TLD last and none first, or a
+// public TLD last and a private one first ("example.com", not "corp.example").
+bool looksForwards(const std::string& front, const std::string& back) {
+  return (looksLikeTld(back) && !looksLikeTld(front)) || (isCommonTld(back) && isPrivateTld(front));
 }
 
 std::string normaliseDomainPattern(const std::string& in, std::string* out) {
@@ -94,7 +108,7 @@ std::string normaliseDomainPattern(const std::string& in, std::string* out) {
     if (label.front() == '-' || label.back() == '-') return q + ": a label may not start or end with '-'";
   }
   if (wildcard) labels.pop_back();
-  if (labels.size() >= 2 && looksLikeTld(labels.back()) && !looksLikeTld(labels.front())) {
+  if (labels.size() >= 2 && looksForwards(labels.front(), labels.back())) {
     std::string reversed;
     for (auto it = labels.rbegin(); it != labels.rend(); ++it) reversed += "." + *it;
     return q + " looks like a domain written forwards; write it reversed: '" + reversed + ".*' (RT-2)";

@@ -43,6 +43,12 @@ TEST_CASE("RT-2: domain destination patterns are reversed domains with a final '
   CHECK(domainPattern("*") == ".*");
   CHECK(domainPattern(".*") == ".*");
   CHECK(domainPattern(".jp.co.example.*") == ".jp.co.example.*");
+  // private and RFC 2606 suffixes: corp.example reversed is not "forwards"
+  CHECK(domainPattern(".example.corp.*") == ".example.corp.*");
+  CHECK(domainPattern(".corp.acme.*") == ".corp.acme.*");
+  CHECK(domainPattern("acme.corp") ==
+        "ERROR: destination pattern 'acme.corp' looks like a domain written forwards; write it reversed: "
+        "'.corp.acme.*' (RT-2)");
   const std::string form = " (write the domain reversed, e.g. '.com.example.*' for example.com, RT-2)";
   CHECK(domainPattern("") == "ERROR: destination pattern is empty" + form);
   CHECK(domainPattern("example.com") ==

@@ -23,8 +23,9 @@
 // statelessly.
 //
 // Threads: the constructor and start()/stop() run on the owner's thread;
-// everything else runs on the proxy's loop thread. updatePolicy() may be
-// called from any thread (it posts to the loop). Untrusted input never
+// everything else runs on the proxy's loop thread. updatePolicy(),
+// setListeners(), bans() and clearBans() post to the loop and wait for it:
+// call them from any thread but the loop's. Untrusted input never
 // throws out of the loop; environment failures (DNS, next hops) are logged
 // and answered.
 #include <chrono>
