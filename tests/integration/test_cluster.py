@@ -2,6 +2,7 @@
 both nodes, remote service control and trace, database outage and recovery."""
 import json
 import os
+import socket
 import subprocess
 import threading
 import unittest
@@ -83,6 +84,37 @@ class Cluster(unittest.TestCase):
                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         self.assertEqual(r.returncode, 77)
         self.assertIn("missing or invalid bearer token", r.stderr)
+
+    def test_045_request_for_a_user_homed_elsewhere_goes_to_that_node(self):
+        """FED-6: node-a's proxy forwards to the SIP proxy of the user's home
+        node, found in the node endpoints each proxy publishes; node-b has no
+        federation connection manager yet and answers 480."""
+        a, b = self.n1, self.n2
+        a.ctl("acl", "add", "127.0.0.1", "--description", "cluster nodes and the test client")
+        a.ctl("domain", "add", "cluster.example")
+        a.ctl("user", "add", "bea", "--im-address", "bea@cluster.example", "--home-node", "node-b")
+
+        def ask():
+            s = socket.create_connection(("127.0.0.1", a.sip_tcp), timeout=10)
+            try:
+                s.sendall(("MESSAGE sip:bea@cluster.example SIP/2.0\r\n"
+                           "Via: SIP/2.0/TCP 127.0.0.1:5099;branch=z9hG4bK-cluster-%s\r\n"
+                           "From: <sip:ann@client.example>;tag=1\r\nTo: <sip:bea@cluster.example>\r\n"
+                           "Call-ID: cluster-%s\r\nCSeq: 1 MESSAGE\r\nMax-Forwards: 70\r\n"
+                           "Content-Length: 0\r\n\r\n" % (os.urandom(4).hex(), os.urandom(4).hex())).encode())
+                data = b""
+                while b"\r\n\r\n" not in data:
+                    chunk = s.recv(4096)
+                    if not chunk:
+                        break
+                    data += chunk
+                return data.decode(errors="replace")
+            finally:
+                s.close()
+        wait_for(lambda: ask().startswith("SIP/2.0 480 "), 30, "480 from node-b relayed by node-a")
+        wait_for(lambda: "recipient homed on node 'node-b'" in b.log("sip-proxy"), 10,
+                 "node-b's proxy got the request")
+        self.assertNotIn("recipient homed on node 'node-b'", a.log("sip-proxy"))
 
     def test_05_database_outage_and_recovery(self):
         self.db.stop()

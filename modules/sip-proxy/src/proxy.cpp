@@ -183,6 +183,8 @@ class Proxy::Impl : public sip::TransactionTransport, public sip::TransactionUse
     bool federation = false;  // outbound partitioned-federation request
     std::uint64_t attempt = 0;
     sip::TimerId hopTimer = 0;
+    sip::TimerId timerC = 0;  // INVITE after a provisional answer
+    TxId clientTx = 0;        // the current attempt's client transaction
     bool gotProvisional = false;
     bool done = false;
     bool cancelled = false;
@@ -645,7 +647,8 @@ class Proxy::Impl : public sip::TransactionTransport, public sip::TransactionUse
       if (ctx->done || ctx->attempt != attempt) return;
       ctx->gotProvisional = true;
       loop_.cancel(ctx->hopTimer);
-      if (ctx->cancelled && !ctx->cancelSent) sendCancel(ctx);
+      if (ctx->request.method() == "INVITE" && !ctx->cancelSent) armTimerC(ctx, attempt);
+      if (ctx->cancelled && !ctx->cancelSent) cancelBranch(ctx);
       if (r.statusCode() > 100) relay(ctx, r, false);
     };
     cb.onFinal = [this, ctx, attempt](const Message& r) {
@@ -670,7 +673,43 @@ class Proxy::Impl : public sip::TransactionTransport, public sip::TransactionUse
       if (ctx->done || ctx->attempt != attempt || ctx->gotProvisional) return;
       hopFailed(ctx, "no answer within " + std::to_string(cfg_.hopTimeout.count()) + " ms", true);
     });
-    txl_->sendRequest(std::move(m), ep, std::move(cb));
+    ctx->clientTx = txl_->sendRequest(std::move(m), ep, std::move(cb));
+  }
+
+  // Timer C (RFC 3261 16.6 item 11, 16.7 item 2): reset by every provisional.
+  void armTimerC(const std::shared_ptr<Ctx>& ctx, std::uint64_t attempt) {
+    loop_.cancel(ctx->timerC);
+    ctx->timerC = loop_.schedule(cfg_.timerC, [this, ctx, attempt] {
+      ctx->timerC = 0;
+      if (ctx->done || ctx->attempt != attempt) return;
+      if (log_)
+        log_->warn("timer C: {} {} to {} has had no final answer for {} s; cancelling the branch",
+                   ctx->request.method(), ctx->request.requestUri(), ctx->currentEp.toString(),
+                   std::chrono::duration_cast<std::chrono::seconds>(cfg_.timerC).count());
+      cancelBranch(ctx);
+    });
+  }
+
+  // CANCELs the current branch; a branch that still gives no final answer
+  // within cancelGuard is abandoned and the client gets 408 (or 487 when it
+  // cancelled itself).
+  void cancelBranch(const std::shared_ptr<Ctx>& ctx) {
+    sendCancel(ctx);
+    loop_.cancel(ctx->timerC);
+    std::uint64_t attempt = ctx->attempt;
+    ctx->timerC = loop_.schedule(cfg_.cancelGuard, [this, ctx, attempt] {
+      ctx->timerC = 0;
+      if (ctx->done || ctx->attempt != attempt) return;
+      if (log_)
+        log_->warn("{} {}: no final answer after CANCEL to {}; giving up on the branch", ctx->request.method(),
+                   ctx->request.requestUri(), ctx->currentEp.toString());
+      ++ctx->attempt;
+      txl_->terminateClient(ctx->clientTx);
+      if (ctx->cancelled)
+        finish(ctx, 487, "Request Terminated");
+      else
+        finish(ctx, 408, "Request Timeout");
+    });
   }
 
   void hopFailed(const std::shared_ptr<Ctx>& ctx, const std::string& why, bool timeout) {
@@ -684,6 +723,7 @@ class Proxy::Impl : public sip::TransactionTransport, public sip::TransactionUse
   }
 
   void relay(const std::shared_ptr<Ctx>& ctx, const Message& r, bool final) {
+    if (final) loop_.cancel(ctx->timerC);
     if (trace("sip-message-state"))
       log_->info("State: transaction {}: {} {} from {} relayed{}", ctx->serverTx, r.statusCode(), r.reason(),
                  ctx->currentEp.toString(), final ? " (server transaction completed)" : " (proceeding)");
@@ -697,6 +737,7 @@ class Proxy::Impl : public sip::TransactionTransport, public sip::TransactionUse
   }
 
   void finish(const std::shared_ptr<Ctx>& ctx, int status, std::string_view reason) {
+    loop_.cancel(ctx->timerC);
     if (trace("sip-message-state"))
       log_->info("State: transaction {}: answered {} {} (server transaction completed)", ctx->serverTx, status, reason);
     ctx->done = true;
@@ -716,7 +757,7 @@ class Proxy::Impl : public sip::TransactionTransport, public sip::TransactionUse
     answer(tx, cancel, 200, "OK");
     auto ctx = it->second;
     ctx->cancelled = true;
-    if (ctx->gotProvisional && !ctx->cancelSent) sendCancel(ctx);
+    if (ctx->gotProvisional && !ctx->cancelSent) cancelBranch(ctx);
   }
 
   void sendCancel(const std::shared_ptr<Ctx>& ctx) {
@@ -739,6 +780,7 @@ class Proxy::Impl : public sip::TransactionTransport, public sip::TransactionUse
     if (it == active_.end()) return;
     it->second->done = true;  // nobody to answer any more
     loop_.cancel(it->second->hopTimer);
+    loop_.cancel(it->second->timerC);
     active_.erase(it);
   }
 

@@ -2,6 +2,7 @@
 
 #include <unistd.h>
 
+#include <imp/core/cluster_settings.h>
 #include <imp/core/config.h>
 #include <imp/core/database.h>
 #include <imp/core/metrics.h>
@@ -303,11 +304,20 @@ class ProxyService : public core::Service {
       if (e.transport == sip::Transport::Tls && std::holds_alternative<std::nullptr_t>(tls))
         tls = static_cast<std::int64_t>(e.port);
     }
+    auto num = [](const core::SqlValue& v) { return v.index() == 1 ? std::get<std::int64_t>(v) : 0; };
     try {
-      db_->exec("INSERT INTO sip_node_endpoint (node_id, host, tcp_port, tls_port) VALUES (?, ?, ?, ?)"
-                " ON DUPLICATE KEY UPDATE host = VALUES(host), tcp_port = VALUES(tcp_port),"
-                " tls_port = VALUES(tls_port), updated_at = CURRENT_TIMESTAMP(3)",
-                {cfg_.nodeId, cfg_.advertisedHost, tcp, tls});
+      auto rows = db_->query("SELECT host, tcp_port, tls_port FROM sip_node_endpoint WHERE node_id = ?", {cfg_.nodeId});
+      if (rows.size() == 1 && rows.str(0, "host") == cfg_.advertisedHost && rows.num(0, "tcp_port") == num(tcp) &&
+          rows.num(0, "tls_port") == num(tls))
+        return;
+      // A new generation makes the other nodes re-read where to reach us.
+      db_->transaction([&](core::DbSession& s) {
+        s.exec("INSERT INTO sip_node_endpoint (node_id, host, tcp_port, tls_port) VALUES (?, ?, ?, ?)"
+               " ON DUPLICATE KEY UPDATE host = VALUES(host), tcp_port = VALUES(tcp_port),"
+               " tls_port = VALUES(tls_port), updated_at = CURRENT_TIMESTAMP(3)",
+               {cfg_.nodeId, cfg_.advertisedHost, tcp, tls});
+        core::ClusterSettings::bump(s);
+      });
     } catch (const std::exception& e) {
       if (log_) log_->error("cannot record this node's SIP endpoint for the other nodes: {}", e.what());
     }

@@ -457,3 +457,126 @@ TEST_CASE("the sip-proxy service configures without side effects") {
   CHECK(svc->status().state == imp::core::ServiceState::Stopped);
   svc->stop();  // before start: a no-op
 }
+
+namespace {
+
+// A UAS that rings on INVITE and never answers finally; on CANCEL it
+// answers 200 and, when `honourCancel`, 487 to the INVITE.
+void ringForever(Peer& uas, bool honourCancel) {
+  auto invite = std::make_shared<std::optional<sip::Message>>();
+  uas.onMessage = [&uas, invite, honourCancel](const sip::Message& m, const sip::Source& s) {
+    if (m.method() == "INVITE") {
+      *invite = m;
+      uas.tl.send(responseTo(m, 180, "Ringing"), s.remote);
+    } else if (m.method() == "CANCEL" && honourCancel) {
+      uas.tl.send(responseTo(m, 200, "OK"), s.remote);
+      if (*invite) uas.tl.send(responseTo(**invite, 487, "Request Terminated"), s.remote);
+    }
+  };
+}
+
+bool gotStatus(const Peer& p, int status) {
+  for (const auto& m : p.got)
+    if (m.isResponse() && m.statusCode() == status) return true;
+  return false;
+}
+
+std::size_t countMethod(const Peer& p, std::string_view method) {
+  std::size_t n = 0;
+  for (const auto& m : p.requests()) n += m.method() == method ? 1 : 0;
+  return n;
+}
+
+}  // namespace
+
+TEST_CASE("timer C: a ringing INVITE branch with no final answer is cancelled; the 487 is relayed") {
+  sip::EventLoop loop;
+  Peer uac(loop), uas(loop);
+  ringForever(uas, true);
+  sp::ProxyPolicy policy;
+  policy.acl = allowAll();
+  policy.routes = {route(".test.remote.*", uas.ep.port, 1)};
+  Rig rig(policy, [](sp::ProxyConfig& c) { c.timerC = 300ms; });
+
+  auto resp = roundTrip(loop, uac, rig, makeRequest("INVITE", "sip:bob@remote.test", uac, "tc1"));
+  CHECK(resp.statusCode() == 487);
+  CHECK(gotStatus(uac, 180));
+  CHECK(countMethod(uas, "CANCEL") == 1);
+  CHECK(rig.logged("timer C: INVITE sip:bob@remote.test"));
+}
+
+TEST_CASE("timer C: a branch that ignores the CANCEL is abandoned and the caller gets 408") {
+  sip::EventLoop loop;
+  Peer uac(loop), uas(loop);
+  ringForever(uas, false);
+  sp::ProxyPolicy policy;
+  policy.acl = allowAll();
+  policy.routes = {route(".test.remote.*", uas.ep.port, 1)};
+  Rig rig(policy, [](sp::ProxyConfig& c) {
+    c.timerC = 200ms;
+    c.cancelGuard = 300ms;
+  });
+
+  auto resp = roundTrip(loop, uac, rig, makeRequest("INVITE", "sip:bob@remote.test", uac, "tc2"));
+  CHECK(resp.statusCode() == 408);
+  CHECK(countMethod(uas, "CANCEL") == 1);
+  CHECK(rig.logged("no final answer after CANCEL"));
+}
+
+TEST_CASE("a CANCEL from the caller is answered hop by hop and passed down the ringing branch") {
+  sip::EventLoop loop;
+  Peer uac(loop), uas(loop);
+  ringForever(uas, true);
+  sp::ProxyPolicy policy;
+  policy.acl = allowAll();
+  policy.routes = {route(".test.remote.*", uas.ep.port, 1)};
+  Rig rig(policy);
+
+  auto invite = makeRequest("INVITE", "sip:bob@remote.test", uac, "cx1");
+  uac.tl.send(invite, rig.ep);
+  REQUIRE(loop.runUntil([&] { return gotStatus(uac, 180); }, kDeadline));
+  std::string s = "CANCEL sip:bob@remote.test SIP/2.0\r\n";
+  s += "Via: SIP/2.0/TCP 127.0.0.1:" + std::to_string(uac.ep.port) + ";branch=z9hG4bK-cx1\r\n";
+  s += "Max-Forwards: 70\r\nFrom: <sip:alice@imp.test>;tag=a1\r\nTo: <sip:bob@remote.test>\r\n";
+  s += "Call-ID: cx1\r\nCSeq: 1 CANCEL\r\nContent-Length: 0\r\n\r\n";
+  uac.tl.send(std::get<sip::Message>(sip::Parser().parseDatagram(s)), rig.ep);
+  REQUIRE(loop.runUntil([&] { return gotStatus(uac, 487); }, kDeadline));
+  CHECK(gotStatus(uac, 200));  // the CANCEL's own answer, from the proxy
+  CHECK(countMethod(uas, "CANCEL") == 1);
+  // an unknown CANCEL gets 481
+  std::string u = s;
+  u.replace(u.find("z9hG4bK-cx1"), 11, "z9hG4bK-zz9");
+  u.replace(u.find("Call-ID: cx1"), 12, "Call-ID: zz9");
+  uac.tl.send(std::get<sip::Message>(sip::Parser().parseDatagram(u)), rig.ep);
+  REQUIRE(loop.runUntil([&] { return gotStatus(uac, 481); }, kDeadline));
+}
+
+TEST_CASE("TLS-1: listeners change live: the old port closes, the new one relays, bad ports are reported") {
+  sip::EventLoop loop;
+  Peer uac(loop), uas(loop);
+  answerAll(uas);
+  sp::ProxyPolicy policy;
+  policy.acl = allowAll();
+  policy.routes = {route(".test.remote.*", uas.ep.port, 1)};
+  Rig rig(policy);
+  const auto oldEp = rig.ep;
+  const std::uint16_t port = closedPort();
+
+  auto errors = rig.proxy->setListeners({{sip::Transport::Tcp, "127.0.0.1", port, nullptr, {}, {}}});
+  CHECK(errors.empty());
+  auto eps = rig.proxy->endpoints();
+  REQUIRE(eps.size() == 1);
+  CHECK(eps.front().port == port);
+  CHECK(eps.front().port != oldEp.port);
+  rig.ep = eps.front();
+  CHECK(roundTrip(loop, uac, rig, makeRequest("MESSAGE", "sip:bob@remote.test", uac, "l1")).statusCode() == 200);
+  CHECK(uas.requests().front().topVia()->port == port);  // our Via follows the listener
+
+  // a port another socket holds: reported, the working listener kept
+  auto taken = uas.ep.port;
+  errors = rig.proxy->setListeners({{sip::Transport::Tcp, "127.0.0.1", port, nullptr, {}, {}},
+                                    {sip::Transport::Tcp, "127.0.0.1", taken, nullptr, {}, {}}});
+  REQUIRE(errors.size() == 1);
+  CHECK(errors.front().find("TCP listener on 127.0.0.1:" + std::to_string(taken) + ": bind:") != std::string::npos);
+  CHECK(rig.proxy->endpoints().size() == 1);
+}

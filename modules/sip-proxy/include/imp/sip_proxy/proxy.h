@@ -75,6 +75,11 @@ struct ProxyConfig {
   std::shared_ptr<const sip::TlsContext> tlsClient;  // outgoing TLS
   std::chrono::milliseconds hopTimeout{5000};        // per next hop, < timer B
   std::chrono::milliseconds probeInterval{30000};    // OPTIONS to a down hop
+  // RFC 3261 16.6 item 11: an INVITE branch that has answered provisionally
+  // but not finally within timer C (> 3 min) is CANCELled; if no final
+  // answer follows within cancelGuard (64*T1) the client gets 408.
+  std::chrono::milliseconds timerC{181000};
+  std::chrono::milliseconds cancelGuard{32000};
   std::chrono::milliseconds connectTimeout{5000};
   std::chrono::milliseconds slowAclThreshold{2000};  // RT-8 report
   // Per-address flood limiter for sources not listed in the ACL by address
