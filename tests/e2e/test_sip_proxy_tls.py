@@ -12,7 +12,7 @@ import ssl
 import tempfile
 import unittest
 
-from sippeer import (SipResponder, SipStream, TestCa, final_response, free_port, header, sip_message, status_of,
+from sippeer import (SipResponder, SipStream, TestCa, final_response, header, sip_message, status_of, wait_applied,
                      wait_for)
 from harness import Impd
 
@@ -167,8 +167,8 @@ class SipProxyTls(unittest.TestCase):
                   str(bad.port), "--transport", "TLS", "--priority", "1")
             n.ctl("route", "add", ".com.untrusted.*", "--route-type", "domain", "--next-hop", "127.0.0.1", "--port",
                   str(self.uas.port), "--transport", "TCP", "--priority", "2")
-            wait_for(lambda: self._tcp_status("sip:bob@untrusted.com") == 200, 30,
-                     "MESSAGE failed over from the untrusted TLS hop to the backup")
+            wait_applied(n)
+            self.assertEqual(self._tcp_status("sip:bob@untrusted.com"), 200)
             self.logged(r"next hop TLS 127\.0\.0\.1:%d for MESSAGE sip:bob@untrusted\.com failed "
                                          r"\(TLS handshake failed: .*certificate verify failed.*\): trying the next one" % bad.port)
             self.assertEqual(bad.requests, [])
@@ -199,6 +199,21 @@ class SipProxyTls(unittest.TestCase):
         self.logged(r"Received from TLS 127\.0\.0\.1:\d+:\r?\nMESSAGE sip:bob@example\.com SIP/2\.0\r?\n(.*\n)*?"
                     r"Call-ID: %s" % marker)
         n.ctl("trace", "set", "sip-proxy", "--off", "--clear-flags")
+
+    def test_08_invite_changing_transport_is_double_record_routed(self):
+        """RFC 5658: in over TLS, out over TCP -> one Record-Route per side."""
+        s = self._connect(self.node.sip_tls, self.ca.client_context())
+        try:
+            invite = sip_message("sip:bob@example.com", transport="TLS", call_id="rr-" + os.urandom(4).hex())
+            invite = invite.replace(b"MESSAGE sip:", b"INVITE sip:", 1).replace(b"CSeq: 1 MESSAGE", b"CSeq: 1 INVITE")
+            s.sendall(invite)
+            self.assertEqual(status_of(final_response(SipStream(s))), 200)
+        finally:
+            s.close()
+        got = [r for r in self.uas.wait_requests(1, method="INVITE") if r.startswith("INVITE ")][-1]
+        rrs = [v.strip() for v in re.findall(r"(?im)^record-route\s*:\s*(.*)$", got)]
+        self.assertEqual(rrs, ["<sip:127.0.0.1:%d;transport=tcp;lr>" % self.node.sip_tcp,
+                               "<sip:127.0.0.1:%d;transport=tls;lr>" % self.node.sip_tls], got)
 
 
 if __name__ == "__main__":

@@ -355,6 +355,14 @@ class Proxy::Impl : public sip::TransactionTransport, public sip::TransactionUse
     return h && isOwn(h->host, h->port, h->transport);
   }
 
+  bool hasListener(sip::Transport t) const {
+    return std::any_of(bound_.begin(), bound_.end(), [t](const sip::Endpoint& e) { return e.transport == t; });
+  }
+
+  std::string recordRoute(sip::Transport t) const {
+    return "<sip:" + hostPort(advertised_, ownPort(t)) + ";transport=" + lower(sip::transportName(t)) + ";lr>";
+  }
+
   std::string viaFor(sip::Transport t) const {
     return "SIP/2.0/" + std::string(sip::transportName(t)) + " " + hostPort(advertised_, ownPort(t)) +
            ";branch=" + sip::TransactionLayer::newBranch();
@@ -591,12 +599,8 @@ class Proxy::Impl : public sip::TransactionTransport, public sip::TransactionUse
     std::stable_partition(hops.begin(), hops.end(), [&](const Hop& h) { return !isDown(h.key()); });
     ctx->hops = std::move(hops);
     auto to = ctx->request.to();
-    if (isDialogCreating(ctx->request.method()) && (!to || to->tag().empty())) {
-      auto t = ctx->source.local.transport;
-      ctx->fwd.prependHeader(sip::HeaderId::RecordRoute,
-                             "<sip:" + hostPort(advertised_, ownPort(t)) + ";transport=" +
-                                 lower(sip::transportName(t)) + ";lr>");
-    }
+    if (isDialogCreating(ctx->request.method()) && (!to || to->tag().empty()))
+      ctx->fwd.prependHeader(sip::HeaderId::RecordRoute, recordRoute(ctx->source.local.transport));
     active_[ctx->serverTx] = ctx;
     ++forwarded_;
     tryNext(ctx);
@@ -630,6 +634,14 @@ class Proxy::Impl : public sip::TransactionTransport, public sip::TransactionUse
 
   void sendHop(const std::shared_ptr<Ctx>& ctx, const Hop& hop, const sip::Endpoint& ep) {
     Message m = ctx->fwd;
+    // RFC 5658 double Record-Route: the request leaves over another transport
+    // than it came in on, so the callee's side gets a Record-Route of its own
+    // (on top), the caller's side keeps the one added in forward().
+    auto inbound = ctx->source.local.transport;
+    auto to = ctx->request.to();
+    if (ep.transport != inbound && isDialogCreating(ctx->request.method()) && (!to || to->tag().empty()) &&
+        hasListener(ep.transport))
+      m.prependHeader(sip::HeaderId::RecordRoute, recordRoute(ep.transport));
     std::string via = viaFor(ep.transport);
     if (ctx->federation) via += federationViaParam(cfg_.nodeId);
     m.prependHeader(sip::HeaderId::Via, via);
