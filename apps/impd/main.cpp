@@ -12,6 +12,8 @@
 #include <imp/core/cluster_settings.h>
 #include <imp/core/config.h>
 #include <imp/core/database.h>
+#include <imp/core/dns.h>
+#include <imp/core/dns_client.h>
 #include <imp/core/logging.h>
 #include <imp/core/managed_db.h>
 #include <imp/core/metrics.h>
@@ -96,7 +98,32 @@ void checkSemantics(const core::Config& cfg) {
   } else if (!cfg.getString("database", "url").empty()) {
     throw core::ConfigError("database", "url is only used with mode = external (mode is managed)");
   }
+  try {
+    core::parseDnsServers(cfg.getString("dns", "servers"));
+  } catch (const std::invalid_argument& e) {
+    throw core::ConfigError("dns", e.what());
+  }
   sip_proxy::readNodeOptions(cfg);
+}
+
+// Name resolution for next hops and the incoming ACL (RT-8, RT-10): the
+// configured DNS servers or the system resolver, cached either way.
+std::shared_ptr<core::Resolver> makeResolver(const core::Config& cfg) {
+  std::shared_ptr<core::Resolver> inner;
+  auto servers = core::parseDnsServers(cfg.getString("dns", "servers"));
+  if (servers.empty()) {
+    inner = std::make_shared<core::SystemResolver>(4);
+  } else {
+    core::DnsClientConfig dc;
+    dc.servers = std::move(servers);
+    dc.timeout = std::chrono::milliseconds(cfg.getInt("dns", "timeout_ms"));
+    dc.attempts = static_cast<unsigned>(cfg.getInt("dns", "attempts"));
+    inner = std::make_shared<core::DnsClientResolver>(dc);
+  }
+  core::DnsCacheConfig cc;
+  cc.positiveTtl = std::chrono::seconds(cfg.getInt("dns", "positive_ttl"));
+  cc.negativeTtl = std::chrono::seconds(cfg.getInt("dns", "negative_ttl"));
+  return std::make_shared<core::CachingResolver>(inner, cc);
 }
 
 int run(const Options& opts) {
@@ -246,6 +273,7 @@ int run(const Options& opts) {
     po.keyFile = cert.keyFile.string();
     po.caFile = cert.caFile.string();
     po.handle = proxyHandle;
+    po.resolver = makeResolver(cfg);
     host.registerService(sip_proxy::sipProxyService(po));
   }
 

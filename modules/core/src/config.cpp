@@ -110,6 +110,12 @@ void addCoreOptions(ConfigSchema& s) {
   s.add({"tls", "key_file", T::Path, "", 0, 0, {}, "private key of cert_file (PEM, unencrypted, readable by impd only)"});
   s.add({"tls", "ca_file", T::Path, "", 0, 0, {}, "trust store (PEM bundle) for verifying TLS peers such as the Microsoft server"});
 
+  s.add({"dns", "servers", T::String, "", 0, 0, {}, "DNS servers for next hops and the incoming ACL's reverse lookups, e.g. 10.0.0.2, 10.0.0.3:53; empty = the system resolver (/etc/resolv.conf)"});
+  s.add({"dns", "timeout_ms", T::Int, "2000", 100, 60000, {}, "servers only: how long one query attempt may take"});
+  s.add({"dns", "attempts", T::Int, "2", 1, 5, {}, "servers only: attempts per server before the next one"});
+  s.add({"dns", "positive_ttl", T::Int, "300", 0, 86400, {}, "seconds an answer is cached"});
+  s.add({"dns", "negative_ttl", T::Int, "60", 0, 86400, {}, "seconds a missing answer (no PTR, no address) is cached"});
+
   s.add({"services", "stop_timeout", T::Int, "10", 1, 600, {}, "seconds a service may take to stop before it is reported and abandoned"});
   s.add({"services", "settings_poll_ms", T::Int, "1000", 50, 60000, {}, "how often the cluster settings generation is checked"});
   s.add({"services", "heartbeat_interval", T::Int, "5", 1, 3600, {}, "seconds between node heartbeats (ris-collector)"});

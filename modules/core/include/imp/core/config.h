@@ -49,7 +49,7 @@ class ConfigSchema {
   std::vector<OptionSpec> options_;
 };
 
-// The options core itself owns: [node], [database], [admin], [log], [services].
+// The options core itself owns: [node], [database], [admin], [log], [tls], [dns], [services].
 void addCoreOptions(ConfigSchema& schema);
 // A process-wide schema holding the core options (what impd and impctl read).
 const ConfigSchema& coreSchema();
