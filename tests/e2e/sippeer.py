@@ -3,6 +3,7 @@ a silent next hop, a raw SIP client over TCP/TLS, a fake DNS server and a
 test CA. Everything binds to loopback; every wait has a deadline and waits on
 an event (a socket, a process), never on a bare sleep."""
 import os
+import pwd
 import re
 import select
 import shutil
@@ -38,13 +39,37 @@ def expect_scenario(workdir, status):
     return path
 
 
+def db_generation(node):
+    """The cluster settings generation in the node's managed database."""
+    sock = os.path.join(node.dir, "state", "mariadb", "mysqld.sock")
+    r = subprocess.run(["mariadb", "--no-defaults", "-S", sock, "-u", pwd.getpwuid(os.geteuid()).pw_name, "-N", "-B",
+                        "imp", "-e", "SELECT generation FROM core_settings WHERE id = 1"],
+                       stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, timeout=60)
+    assert r.returncode == 0, r.stderr
+    return int(r.stdout.strip())
+
+
+def wait_applied(node, timeout=30):
+    """Waits until the node's sip-proxy has applied the settings generation
+    the database holds now (every change made so far is live)."""
+    want = db_generation(node)
+
+    def applied():
+        for s in node.ctl_json("service", "list")["services"]:
+            if s["name"] == "sip-proxy":
+                g = re.search(r"settings generation (\d+)", s.get("detail", ""))
+                return g and int(g.group(1)) >= want
+        return False
+    wait_for(applied, timeout, "sip-proxy to apply settings generation %d" % want)
+
+
 def sipp_uac(workdir, target_port, user, domain, calls=1, rate=10, expect=200, source="127.0.0.1", timeout=60,
              background=False):
     """Runs SIPp as a MESSAGE sender over TCP; returns the CompletedProcess
     (exit 0 = every call got `expect`) or, with background, the Popen."""
     scen = os.path.join(SIPP_DIR, "uac_message.xml") if expect == 200 else expect_scenario(workdir, expect)
     args = [SIPP, "127.0.0.1:%d" % target_port, "-sf", scen, "-t", "t1", "-i", source, "-p", str(free_port()),
-            "-s", user, "-set", "domain", domain, "-m", str(calls), "-r", str(rate), "-nostdin",
+            "-s", user, "-set", "domain", domain, "-m", str(calls), "-r", str(rate), "-nostdin", "-default_behaviors", "all,-bye",
             "-timeout", "%ds" % timeout, "-timeout_error", "-trace_err", "-error_file",
             os.path.join(workdir, "uac_%s_errors.log" % uuid.uuid4().hex[:8])]
     if background:

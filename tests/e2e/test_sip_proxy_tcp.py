@@ -21,7 +21,7 @@ import tempfile
 import unittest
 
 from sippeer import (FakeDns, SippUas, SipResponder, SipStream, final_response, free_port, header, send_from,
-                     sip_message, sipp_uac, status_of, wait_for)
+                     sip_message, sipp_uac, status_of, wait_applied, wait_for)
 from harness import Impd
 
 STALLED = "127.0.0.4"   # its PTR answer takes 20 s
@@ -34,15 +34,20 @@ FLOODER = "127.0.0.3"   # not in the ACL
 class SipProxyTcp(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
+        # class cleanups also run when setUpClass fails half-way
         cls.work = tempfile.mkdtemp(prefix="imp-e2e-")
+        cls.addClassCleanup(shutil.rmtree, cls.work, ignore_errors=True)
         cls.dns = FakeDns({STALLED: "slow.lync.example.com", NAMED: "gw1.lync.example.com",
                            FQDN: "edge.partner.example", "127.0.0.7": "other.partner.example"},
                           delays={STALLED: 20})
+        cls.addClassCleanup(cls.dns.stop)
         cls.uas = SippUas(cls.work)
+        cls.addClassCleanup(cls.uas.stop)
         cls.node = Impd("e2e1", sip_extra=["hop_timeout_ms = 1000", "probe_interval_ms = 300",
                                            "flood_max_requests = 20", "flood_window_ms = 60000"],
                         extra=["[dns]", "servers = 127.0.0.1:%d" % cls.dns.port, "timeout_ms = 30000",
                                "attempts = 1"])
+        cls.addClassCleanup(cls.node.cleanup)
         cls.node.start()
         cls.port = cls.node.sip_tcp
         n = cls.node
@@ -51,13 +56,6 @@ class SipProxyTcp(unittest.TestCase):
               str(cls.uas.port), "--transport", "TCP", "--priority", "1")
         wait_for(lambda: sipp_uac(cls.work, cls.port, "probe", "example.com").returncode == 0, 30,
                  "the route to the SIPp UAS to apply")
-
-    @classmethod
-    def tearDownClass(cls):
-        cls.node.cleanup()
-        cls.uas.stop()
-        cls.dns.stop()
-        shutil.rmtree(cls.work, ignore_errors=True)
 
     def log(self):
         return self.node.log("sip-proxy")
@@ -95,12 +93,12 @@ class SipProxyTcp(unittest.TestCase):
         closed = free_port()
         n = self.node
         n.ctl("route", "add", ".com.refused.*", "--route-type", "domain", "--next-hop", "127.0.0.1", "--port",
-              str(closed), "--priority", "1")
+              str(closed), "--transport", "TCP", "--priority", "1")
         n.ctl("route", "add", ".com.refused.*", "--route-type", "domain", "--next-hop", "127.0.0.1", "--port",
-              str(self.uas.port), "--priority", "2")
-        self.applied(lambda: "refused.com" in n.ctl("route", "list").stdout and
-                     sipp_uac(self.work, self.port, "bob", "refused.com").returncode == 0,
-                     "MESSAGE to refused.com answered 200 via the backup")
+              str(self.uas.port), "--transport", "TCP", "--priority", "2")
+        wait_applied(n)
+        r = sipp_uac(self.work, self.port, "bob", "refused.com")
+        self.assertEqual(r.returncode, 0, r.stdout[-2000:])
         self.logged(r"next hop TCP 127\.0\.0\.1:%d for MESSAGE sip:bob@refused\.com failed "
                                      r"\(connection refused[^)]*\): trying the next one" % closed)
         self.assertIn("TCP 127.0.0.1:%d" % closed, n.ctl_json("proxy", "stats")["next_hops_down"])
@@ -121,10 +119,10 @@ class SipProxyTcp(unittest.TestCase):
         n = self.node
         try:
             n.ctl("route", "add", ".com.silent.*", "--route-type", "domain", "--next-hop", "127.0.0.1", "--port",
-                  str(silent.port), "--priority", "1")
+                  str(silent.port), "--transport", "TCP", "--priority", "1")
             n.ctl("route", "add", ".com.silent.*", "--route-type", "domain", "--next-hop", "127.0.0.1", "--port",
-                  str(self.uas.port), "--priority", "2")
-            self.applied(lambda: "silent.com" in n.ctl("route", "list").stdout, "routes stored")
+                  str(self.uas.port), "--transport", "TCP", "--priority", "2")
+            wait_applied(n)
             r = sipp_uac(self.work, self.port, "bob", "silent.com")
             self.assertEqual(r.returncode, 0, r.stdout[-2000:])
             silent.wait_requests(1, method="MESSAGE")  # it did reach the silent hop first
@@ -136,7 +134,7 @@ class SipProxyTcp(unittest.TestCase):
     def test_04_every_hop_failing_answers_503(self):
         n = self.node
         n.ctl("route", "add", ".com.dead.*", "--route-type", "domain", "--next-hop", "127.0.0.1", "--port",
-              str(free_port()), "--priority", "1")
+              str(free_port()), "--transport", "TCP", "--priority", "1")
         self.applied(lambda: sipp_uac(self.work, self.port, "bob", "dead.com", expect=503).returncode == 0,
                      "MESSAGE to dead.com answered 503")
 
@@ -250,11 +248,11 @@ class SipProxyTcp(unittest.TestCase):
         n.ctl("user", "add", "erin", "--im-address", "erin@loop.example", "--unlicensed", "--ms-uri",
               "sip:erin@loop.example")
         n.ctl("route", "add", ".example.corp.*", "--route-type", "domain", "--next-hop", "127.0.0.1", "--port",
-              str(self.uas.port), "--priority", "1")
+              str(self.uas.port), "--transport", "TCP", "--priority", "1")
         # The "Microsoft server" for loop.example is this proxy itself: what it
         # sends there comes straight back (FED-7).
         n.ctl("route", "add", ".example.loop.*", "--route-type", "domain", "--next-hop", "127.0.0.1", "--port",
-              str(self.port), "--priority", "1")
+              str(self.port), "--transport", "TCP", "--priority", "1")
 
         def expect(user, domain, status):
             r = sipp_uac(self.work, self.port, user, domain, expect=status)
@@ -264,14 +262,21 @@ class SipProxyTcp(unittest.TestCase):
             for user, domain, status in rows:
                 self.applied(lambda: expect(user, domain, status), "%s: %s@%s -> %d" % (what, user, domain, status))
 
+        n.ctl("trace", "set", "sip-proxy", "--on", "--flag", "routing", "--flag", "method-event-routing")
         n.ctl("federation", "disable")
         matrix([("carol", "corp.example", 404), ("dave", "corp.example", 404), ("bob", "nowhere.example", 404),
                 ("bob", "example.com", 200)], "federation disabled")
-        self.logged(re.escape("partitioned intradomain federation is disabled"))
+        self.logged(re.escape("Routing: corp.example rejected with 404: carol@corp.example is in local presence domain "
+                              "corp.example but is not a licensed IMP user, and partitioned intradomain federation "
+                              "is disabled"))
 
         n.ctl("federation", "enable", "--routing-mode", "basic")
         matrix([("carol", "corp.example", 200), ("dave", "corp.example", 200), ("bob", "nowhere.example", 404),
                 ("alice", "corp.example", 480)], "basic")
+        # the seed's routing trace lines (RT-9) and the outbound marking (FED-8)
+        self.logged(re.escape("Routing: dipping for corp.example"))
+        self.logged(re.escape("Found domain route for corp.example: .example.corp.*"))
+        self.logged(re.escape("This is an outbound Partitioned federation request"))
 
         n.ctl("federation", "set", "--routing-mode", "advanced")
         matrix([("carol", "corp.example", 200), ("dave", "corp.example", 404)], "advanced")
@@ -282,6 +287,7 @@ class SipProxyTcp(unittest.TestCase):
         self.assertGreater(n.ctl_json("proxy", "stats")["loops"], before)
         self.logged(re.escape("loop detected (FED-7): MESSAGE sip:erin@loop.example came back"))
         n.ctl("federation", "disable")
+        n.ctl("trace", "set", "sip-proxy", "--off", "--clear-flags")
 
 
 if __name__ == "__main__":

@@ -20,16 +20,20 @@ from harness import Impd
 class SipProxyTls(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
+        # class cleanups also run when setUpClass fails half-way
         cls.work = tempfile.mkdtemp(prefix="imp-e2e-tls-")
+        cls.addClassCleanup(shutil.rmtree, cls.work, ignore_errors=True)
         cls.ca = TestCa(cls.work)
         cls.node_cert = cls.ca.issue("imp-node.test", ip="127.0.0.1")
         cls.lync = cls.ca.issue("lync.example.com")
         cls.rogue = cls.ca.issue("rogue.example.com")
         cls.hop_cert = cls.ca.issue("pool.example.com", ip="127.0.0.1")
         cls.uas = SipResponder()
+        cls.addClassCleanup(cls.uas.stop)
         cls.node = Impd("tls1", sip_extra=["hop_timeout_ms = 2000"],
                         extra=["[tls]", "cert_file = " + cls.node_cert[0], "key_file = " + cls.node_cert[1],
                                "ca_file = " + cls.ca.cert])
+        cls.addClassCleanup(cls.node.cleanup)
         cls.node.start()
         n = cls.node
         n.ctl("acl", "add", "127.0.0.1")
@@ -37,12 +41,6 @@ class SipProxyTls(unittest.TestCase):
               str(cls.uas.port), "--transport", "TCP", "--priority", "1")
         wait_for(lambda: cls._status(cls.node.sip_tls, cls.ca.client_context(), "sip:bob@example.com") == 200, 30,
                  "a MESSAGE over the server-auth listener answered 200")
-
-    @classmethod
-    def tearDownClass(cls):
-        cls.node.cleanup()
-        cls.uas.stop()
-        shutil.rmtree(cls.work, ignore_errors=True)
 
     @staticmethod
     def _connect(port, ctx):
