@@ -25,6 +25,20 @@ SIPP = shutil.which("sipp") or "/usr/bin/sipp"
 SIPP_DIR = os.path.join(HERE, "..", "peers", "sipp")
 
 
+class ProxyLog:
+    """Mixin for test classes whose `node` runs sip-proxy."""
+
+    def log(self):
+        return self.node.log("sip-proxy")
+
+    def logged(self, pattern, timeout=10):
+        """Waits for a line matching `pattern` in sip-proxy.log (flushed every second)."""
+        try:
+            wait_for(lambda: re.search(pattern, self.log()), timeout, "sip-proxy.log to match /%s/" % pattern)
+        except AssertionError as e:
+            raise AssertionError("%s; the log ends with:\n%s" % (e, self.log()[-3000:])) from None
+
+
 # ---------------------------------------------------------------- SIPp
 
 

@@ -20,7 +20,7 @@ import shutil
 import tempfile
 import unittest
 
-from sippeer import (FakeDns, SippUas, SipResponder, SipStream, final_response, free_port, header, send_from,
+from sippeer import (ProxyLog, FakeDns, SippUas, SipResponder, SipStream, final_response, free_port, header, send_from,
                      sip_message, sipp_uac, status_of, wait_applied, wait_for)
 from harness import Impd
 
@@ -31,7 +31,7 @@ UNNAMED = "127.0.0.2"   # no PTR record
 FLOODER = "127.0.0.3"   # not in the ACL
 
 
-class SipProxyTcp(unittest.TestCase):
+class SipProxyTcp(ProxyLog, unittest.TestCase):
     @classmethod
     def setUpClass(cls):
         # class cleanups also run when setUpClass fails half-way
@@ -56,16 +56,6 @@ class SipProxyTcp(unittest.TestCase):
               str(cls.uas.port), "--transport", "TCP", "--priority", "1")
         wait_for(lambda: sipp_uac(cls.work, cls.port, "probe", "example.com").returncode == 0, 30,
                  "the route to the SIPp UAS to apply")
-
-    def log(self):
-        return self.node.log("sip-proxy")
-
-    def logged(self, pattern, timeout=10):
-        """Waits for a line matching `pattern` in sip-proxy.log (flushed every second)."""
-        try:
-            wait_for(lambda: re.search(pattern, self.log()), timeout, "sip-proxy.log to match /%s/" % pattern)
-        except AssertionError as e:
-            raise AssertionError("%s; the log ends with:\n%s" % (e, self.log()[-3000:])) from None
 
     def applied(self, pred, what):
         """Waits until a settings change shows in the proxy's behaviour."""

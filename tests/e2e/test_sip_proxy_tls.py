@@ -12,12 +12,12 @@ import ssl
 import tempfile
 import unittest
 
-from sippeer import (SipResponder, SipStream, TestCa, final_response, header, sip_message, status_of, wait_applied,
+from sippeer import (ProxyLog, SipResponder, SipStream, TestCa, final_response, header, sip_message, status_of, wait_applied,
                      wait_for)
 from harness import Impd
 
 
-class SipProxyTls(unittest.TestCase):
+class SipProxyTls(ProxyLog, unittest.TestCase):
     @classmethod
     def setUpClass(cls):
         # class cleanups also run when setUpClass fails half-way
@@ -68,16 +68,6 @@ class SipProxyTls(unittest.TestCase):
             return None
         finally:
             s.close()
-
-    def log(self):
-        return self.node.log("sip-proxy")
-
-    def logged(self, pattern, timeout=10):
-        """Waits for a line matching `pattern` in sip-proxy.log (flushed every second)."""
-        try:
-            wait_for(lambda: re.search(pattern, self.log()), timeout, "sip-proxy.log to match /%s/" % pattern)
-        except AssertionError as e:
-            raise AssertionError("%s; the log ends with:\n%s" % (e, self.log()[-3000:])) from None
 
     def test_01_server_auth_listener_presents_node_certificate(self):
         s = self._connect(self.node.sip_tls, self.ca.client_context())

@@ -475,6 +475,14 @@ void ringForever(Peer& uas, bool honourCancel) {
   };
 }
 
+// Everyone allowed, remote.test routed to `uas`.
+sp::ProxyPolicy routeTo(const Peer& uas) {
+  sp::ProxyPolicy policy;
+  policy.acl = allowAll();
+  policy.routes = {route(".test.remote.*", uas.ep.port, 1)};
+  return policy;
+}
+
 bool gotStatus(const Peer& p, int status) {
   for (const auto& m : p.got)
     if (m.isResponse() && m.statusCode() == status) return true;
@@ -493,10 +501,7 @@ TEST_CASE("timer C: a ringing INVITE branch with no final answer is cancelled; t
   sip::EventLoop loop;
   Peer uac(loop), uas(loop);
   ringForever(uas, true);
-  sp::ProxyPolicy policy;
-  policy.acl = allowAll();
-  policy.routes = {route(".test.remote.*", uas.ep.port, 1)};
-  Rig rig(policy, [](sp::ProxyConfig& c) { c.timerC = 300ms; });
+  Rig rig(routeTo(uas), [](sp::ProxyConfig& c) { c.timerC = 300ms; });
 
   auto resp = roundTrip(loop, uac, rig, makeRequest("INVITE", "sip:bob@remote.test", uac, "tc1"));
   CHECK(resp.statusCode() == 487);
@@ -509,10 +514,7 @@ TEST_CASE("timer C: a branch that ignores the CANCEL is abandoned and the caller
   sip::EventLoop loop;
   Peer uac(loop), uas(loop);
   ringForever(uas, false);
-  sp::ProxyPolicy policy;
-  policy.acl = allowAll();
-  policy.routes = {route(".test.remote.*", uas.ep.port, 1)};
-  Rig rig(policy, [](sp::ProxyConfig& c) {
+  Rig rig(routeTo(uas), [](sp::ProxyConfig& c) {
     c.timerC = 200ms;
     c.cancelGuard = 300ms;
   });
@@ -527,10 +529,7 @@ TEST_CASE("a CANCEL from the caller is answered hop by hop and passed down the r
   sip::EventLoop loop;
   Peer uac(loop), uas(loop);
   ringForever(uas, true);
-  sp::ProxyPolicy policy;
-  policy.acl = allowAll();
-  policy.routes = {route(".test.remote.*", uas.ep.port, 1)};
-  Rig rig(policy);
+  Rig rig(routeTo(uas));
 
   auto invite = makeRequest("INVITE", "sip:bob@remote.test", uac, "cx1");
   uac.tl.send(invite, rig.ep);
@@ -555,10 +554,7 @@ TEST_CASE("TLS-1: listeners change live: the old port closes, the new one relays
   sip::EventLoop loop;
   Peer uac(loop), uas(loop);
   answerAll(uas);
-  sp::ProxyPolicy policy;
-  policy.acl = allowAll();
-  policy.routes = {route(".test.remote.*", uas.ep.port, 1)};
-  Rig rig(policy);
+  Rig rig(routeTo(uas));
   const auto oldEp = rig.ep;
   const std::uint16_t port = closedPort();
 
