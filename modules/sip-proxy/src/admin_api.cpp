@@ -365,6 +365,7 @@ void registerRuntimeRoutes(core::AdminRouter& router, ProxyHandle& proxy) {
     o->set("loops", st->loops);
     o->set("stateless_forwards", st->statelessForwards);
     o->set("flood_refused", st->floodRefused);
+    o->set("overloaded", st->overloaded);
     o->set("next_hops_down", strings(*down));
     return AdminResponse::json(o);
   });

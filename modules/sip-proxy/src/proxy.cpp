@@ -30,6 +30,17 @@ using sip::Message;
 using sip::TxId;
 using namespace std::chrono_literals;
 
+// Directory lookups allowed to wait for the worker before requests are
+// refused with 503 (about a second of work at the measured lookup cost).
+constexpr std::size_t kMaxDirectoryQueue = 5000;
+
+// For requests outside the local presence domains: no directory involved.
+struct NotLocal : DirectoryLookup {
+  bool isLocalDomain(const std::string&) override { return false; }
+  std::optional<std::string> licensedUserHome(const std::string&) override { return std::nullopt; }
+  bool hasMicrosoftSipUri(const std::string&) override { return false; }
+};
+
 // How long a reverse-DNS ACL match exempts its address from the flood limiter.
 constexpr auto kNameTrust = std::chrono::seconds(60);
 constexpr std::string_view kAclRefused = "ACL - upstream not trusted - need to authenticate";
@@ -111,13 +122,16 @@ class Worker {
       }
     });
   }
-  void post(std::function<void()> job) {
+  // False (job dropped) when `limit` jobs are already waiting.
+  bool post(std::function<void()> job, std::size_t limit = SIZE_MAX) {
     {
       std::lock_guard l(mu_);
-      if (stopping_) return;
+      if (stopping_) return true;
+      if (jobs_.size() >= limit) return false;
       jobs_.push_back(std::move(job));
     }
     cv_.notify_one();
+    return true;
   }
   void stop() {
     {
@@ -520,9 +534,16 @@ class Proxy::Impl : public sip::TransactionTransport, public sip::TransactionUse
     if (auto u = sip::parseUri(target)) domain = lower(u->host);
     if (trace("routing")) log_->info("Routing: dipping for {}", domain.empty() ? target : domain);
     bool own = carriesOwnFederationMarker(ctx->request, policy->clusterNodes);
+    const auto& local = policy->raw.localDomains;
+    if (local && !domain.empty() && local->count(domain) == 0) {
+      // Not a local presence domain: static routes only, decided here.
+      NotLocal notLocal;
+      applyDecision(ctx, decideRoute(target, policy->raw.federation, notLocal, policy->routes, own), domain);
+      return;
+    }
     auto directory = cfg_.directory;
     auto poster = poster_;
-    worker_.post([poster, ctx, policy, directory, target, domain, own] {
+    bool queued = worker_.post([poster, ctx, policy, directory, target, domain, own] {
       RoutingDecision d;
       try {
         d = decideRoute(target, policy->raw.federation, *directory, policy->routes, own);
@@ -532,7 +553,16 @@ class Proxy::Impl : public sip::TransactionTransport, public sip::TransactionUse
         d.reason = std::string("Service Unavailable - directory lookup failed: ") + e.what();
       }
       poster->post([ctx, d = std::move(d), domain](Impl& self) { self.applyDecision(ctx, d, domain); });
-    });
+    }, kMaxDirectoryQueue);
+    if (!queued) {
+      // Overload: the directory cannot keep up. Refuse now rather than let
+      // every request wait longer than its sender's timers.
+      if (overloaded_++ % 1000 == 0 && log_)
+        log_->warn("overload: {} directory lookups waiting; answering 503 (Retry-After 5)", kMaxDirectoryQueue);
+      auto resp = sip::TransactionLayer::makeResponse(ctx->request, 503, "Service Unavailable - overloaded", randomTag());
+      resp.appendHeader("Retry-After", "5");
+      txl_->respond(ctx->serverTx, resp);
+    }
   }
 
   static std::string phrase(std::string s) {
@@ -915,7 +945,7 @@ class Proxy::Impl : public sip::TransactionTransport, public sip::TransactionUse
   std::unordered_map<std::string, Clock::time_point> nameTrusted_;  // ip -> until (loop)
 
   std::atomic<std::uint64_t> requests_{0}, forwarded_{0}, failovers_{0}, aclRefused_{0}, loops_{0}, stateless_{0},
-      floodRefused_{0};
+      floodRefused_{0}, overloaded_{0};
 };
 
 namespace {
@@ -1000,6 +1030,7 @@ ProxyStats Proxy::stats() const {
   s.failovers = impl_->failovers_;
   s.aclRefused = impl_->aclRefused_;
   s.floodRefused = impl_->floodRefused_;
+  s.overloaded = impl_->overloaded_;
   s.loops = impl_->loops_;
   s.statelessForwards = impl_->stateless_;
   return s;

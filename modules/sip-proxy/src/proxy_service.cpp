@@ -283,6 +283,8 @@ class ProxyService : public core::Service {
     p.acl = store.acl();
     p.routes = store.routes();
     p.federation = store.federation().settings;
+    if (opts_.directory)
+      if (auto domains = opts_.directory->localDomains()) p.localDomains.emplace(domains->begin(), domains->end());
     auto rows = db_->query("SELECT n.node_id, e.host, e.tcp_port FROM core_node n"
                            " LEFT JOIN sip_node_endpoint e ON e.node_id = n.node_id");
     for (std::size_t i = 0; i < rows.size(); ++i) {
@@ -346,6 +348,8 @@ class ProxyService : public core::Service {
                       "sip-proxy", stat(&ProxyStats::loops));
     metrics_->collect("imp_sip_proxy_flood_refused_total", "requests refused while their source was banned",
                       T::Counter, "sip-proxy", stat(&ProxyStats::floodRefused));
+    metrics_->collect("imp_sip_proxy_overloaded_total", "requests refused with 503 because directory lookups queued up",
+                      T::Counter, "sip-proxy", stat(&ProxyStats::overloaded));
   }
 
   ProxyServiceOptions opts_;

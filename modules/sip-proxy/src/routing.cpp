@@ -174,6 +174,11 @@ class DirectoryAdapter : public DirectoryLookup {
     if (auto u = dir_.userByAddress(address); u && !u->msSipUri.empty()) return true;
     return dir_.userByMsSipUri("sip:" + address).has_value();
   }
+  std::optional<std::vector<std::string>> localDomains() override {
+    std::vector<std::string> out;
+    for (const auto& d : dir_.domains()) out.push_back(lower(d.name));
+    return out;
+  }
 
  private:
   directory::Directory& dir_;

@@ -11,10 +11,12 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <chrono>
 #include <functional>
 #include <map>
 #include <memory>
+#include <set>
 #include <string>
 #include <thread>
 #include <vector>
@@ -575,4 +577,36 @@ TEST_CASE("TLS-1: listeners change live: the old port closes, the new one relays
   REQUIRE(errors.size() == 1);
   CHECK(errors.front().find("TCP listener on 127.0.0.1:" + std::to_string(taken) + ": bind:") != std::string::npos);
   CHECK(rig.proxy->endpoints().size() == 1);
+}
+
+namespace {
+// Counts the lookups the proxy makes.
+class CountingDirectory : public FakeDirectory {
+ public:
+  bool isLocalDomain(const std::string& d) override {
+    ++calls;
+    return FakeDirectory::isLocalDomain(d);
+  }
+  std::atomic<int> calls{0};
+};
+}  // namespace
+
+TEST_CASE("with the local domains in the policy, other domains are routed without asking the directory") {
+  sip::EventLoop loop;
+  Peer uac(loop), uas(loop);
+  answerAll(uas);
+  auto policy = routeTo(uas);
+  policy.routes.push_back(route(".com.example.*", uas.ep.port, 1));
+  policy.federation.enabled = true;
+  policy.localDomains = std::set<std::string>{"example.com"};
+  auto dir = std::make_shared<CountingDirectory>();
+  Rig rig(policy, [dir](sp::ProxyConfig& c) { c.directory = dir; });
+
+  CHECK(roundTrip(loop, uac, rig, makeRequest("MESSAGE", "sip:bob@remote.test", uac, "d1")).statusCode() == 200);
+  CHECK(dir->calls == 0);
+  CHECK(rig.logged("Found domain route for remote.test"));
+  // a local domain still goes through the directory (federation to the Microsoft server)
+  Peer uac2(loop);
+  CHECK(roundTrip(loop, uac2, rig, makeRequest("MESSAGE", "sip:carol@example.com", uac2, "d2")).statusCode() == 200);
+  CHECK(dir->calls == 1);
 }

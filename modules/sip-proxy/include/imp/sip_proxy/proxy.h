@@ -32,6 +32,8 @@
 #include <cstdint>
 #include <functional>
 #include <map>
+#include <optional>
+#include <set>
 #include <memory>
 #include <string>
 #include <vector>
@@ -101,6 +103,11 @@ struct ProxyPolicy {
   std::vector<std::string> clusterNodes;  // node ids of this cluster (FED-7)
   // node id -> "host:port" (TCP) of its SIP proxy, for LocalUser forwarding.
   std::map<std::string, std::string> nodeAddresses;
+  // The local presence domains as of this policy (every directory change
+  // makes a new settings generation, so a new policy). Requests for other
+  // domains are routed on the loop without asking the directory; nullopt =
+  // ask the directory for every request.
+  std::optional<std::set<std::string>> localDomains;
 };
 
 struct ProxyStats {
@@ -111,6 +118,7 @@ struct ProxyStats {
   std::uint64_t loops = 0;
   std::uint64_t statelessForwards = 0;
   std::uint64_t floodRefused = 0;  // answered 503 while the source was banned
+  std::uint64_t overloaded = 0;    // answered 503: too many directory lookups queued
 };
 
 class Proxy {

@@ -59,6 +59,9 @@ class DirectoryLookup {
   // True if the directory holds a Microsoft SIP URI (msRTCSIP-
   // PrimaryUserAddress) for this address (advanced mode, FED-6).
   virtual bool hasMicrosoftSipUri(const std::string& address) = 0;
+  // Every local presence domain (lower-case), for callers that keep the set
+  // in memory between settings generations; nullopt = cannot list them.
+  virtual std::optional<std::vector<std::string>> localDomains() { return std::nullopt; }
 };
 
 // DirectoryLookup over the cluster directory.
