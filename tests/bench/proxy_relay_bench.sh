@@ -1,0 +1,533 @@
+#!/usr/bin/env bash
+# B-PROXY-RELAY and B-FAILOVER (docs/BENCHMARKS.md). Not a test: run by hand.
+#
+#   tests/bench/proxy_relay_bench.sh [BUILD_DIR=build/bench]
+#
+# BUILD_DIR is a Release tree built with
+#   scripts/build.sh build/bench -DCMAKE_BUILD_TYPE=Release -DIMP_BENCH=ON -DIMP_TESTS=OFF
+# This script builds nothing. Everything runs on loopback, in a private
+# temporary directory, and everything it starts is stopped on exit.
+#
+# B-PROXY-RELAY: stateful MESSAGE relay over TCP, SIPp UAC -> proxy -> SIPp
+# UAS, for (a) impd's sip-proxy (its managed MariaDB included) and (b)
+# Kamailio 5.6 with tests/bench/kamailio/relay.cfg (tlsf memory managers),
+# in the same run. Each round ramps each proxy (impd, Kamailio, impd,
+# Kamailio, ...) through fixed rates, STEP_SECS seconds per step, and stops
+# at the first step that fails; a step passes when every call got its 200,
+# the achieved call rate is at least 95% of the target and the p99 response
+# time as SIPp reads it is under 10 ms. Round 1 starts at the lowest rate,
+# later rounds one step below the round-1 result. After each round SIPp runs
+# UAC -> UAS directly at the highest rate used in that round, to show
+# whether the load generator itself keeps up. The proxies are pinned to CPU
+# PROXY_CPU and both SIPp instances to CPU LOAD_CPU.
+#
+# B-FAILOVER, afterwards, against the same impd (hop_timeout_ms =
+# HOP_TIMEOUT_MS): for each case a route pair (priority 1 = the broken next
+# hop, priority 2 = the SIPp UAS) for a domain of its own, and one MESSAGE
+# timed by a small client (the first request that meets the broken hop),
+# then a second request to the same domain (the hop is marked down by then
+# and skipped).
+#
+# Knobs (environment): STEP_SECS (10), ROUNDS (3), RATES (list, msg/s),
+# PROXY_CPU (1), LOAD_CPU (0), HOP_TIMEOUT_MS (1000), KAM_SHM_MB (4096),
+# BUDGET_SECS (900: no new relay step starts after this), KEEP_WORK (0).
+set -euo pipefail
+
+here=$(cd "$(dirname "$0")/../.." && pwd)
+build=${1:-build/bench}
+[[ $build = /* ]] || build=$(pwd)/$build
+IMPD=$build/apps/impd/impd
+IMPCTL=$build/apps/impctl/impctl
+UAC_XML=$here/tests/peers/sipp/uac_message.xml
+UAS_XML=$here/tests/peers/sipp/uas_message.xml
+KAM_CFG=$here/tests/bench/kamailio/relay.cfg
+SQL_DIR=$here/sql
+
+STEP_SECS=${STEP_SECS:-10}
+ROUNDS=${ROUNDS:-3}
+read -r -a RATES <<<"${RATES:-2000 4000 8000 12000 16000 20000 24000 28000 32000 36000 40000 44000 48000 56000 64000}"
+PROXY_CPU=${PROXY_CPU:-1}
+LOAD_CPU=${LOAD_CPU:-0}
+HOP_TIMEOUT_MS=${HOP_TIMEOUT_MS:-1000}
+KAM_SHM_MB=${KAM_SHM_MB:-4096}
+BUDGET_SECS=${BUDGET_SECS:-900}
+KEEP_WORK=${KEEP_WORK:-0}
+HZ=$(getconf CLK_TCK)
+
+for tool in sipp kamailio taskset python3 ss; do
+  command -v "$tool" >/dev/null || { echo "missing: $tool" >&2; exit 2; }
+done
+for f in "$IMPD" "$IMPCTL"; do [[ -x $f ]] || { echo "not built: $f (see the header of $0)" >&2; exit 2; }; done
+(($(nproc) >= 2)) || { echo "needs 2 CPUs (proxy and load generator pinned apart)" >&2; exit 2; }
+
+work=$(mktemp -d /tmp/imp-bench-XXXXXX)  # short: MariaDB's unix socket lives under it
+pids=()
+alive() {  # PID: running (not gone, not a zombie)
+  local st
+  st=$(awk '{sub(/^.*\) /, ""); print $1}' "/proc/$1/stat" 2>/dev/null) || return 1
+  [[ -n $st && $st != Z ]]
+}
+cleanup() {
+  local p
+  for ((i = ${#pids[@]} - 1; i >= 0; i--)); do
+    p=${pids[i]}
+    kill -TERM "$p" 2>/dev/null || true
+  done
+  for p in "${pids[@]}"; do
+    for _ in $(seq 300); do alive "$p" || break; sleep 0.1; done
+    kill -KILL "$p" 2>/dev/null || true
+    wait "$p" 2>/dev/null || true
+  done
+  # impd stops its MariaDB; should impd have been killed, stop that one too.
+  if [[ -n ${MARIADB_PID:-} ]] && alive "$MARIADB_PID"; then
+    kill -TERM "$MARIADB_PID" 2>/dev/null || true
+    for _ in $(seq 300); do alive "$MARIADB_PID" || break; sleep 0.1; done
+    kill -KILL "$MARIADB_PID" 2>/dev/null || true
+  fi
+  if [[ $KEEP_WORK = 1 ]]; then echo "work directory kept: $work"; else rm -rf "$work"; fi
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+t_start=$(date +%s)
+log() { printf '%s\n' "$*"; }
+now_ns() { date +%s%N; }
+
+# Free TCP ports on 127.0.0.1, distinct (held open together while choosing).
+free_ports() {
+  python3 - "$1" <<'EOF'
+import socket, sys
+socks = []
+for _ in range(int(sys.argv[1])):
+    s = socket.socket(); s.bind(("127.0.0.1", 0)); socks.append(s)
+print(" ".join(str(s.getsockname()[1]) for s in socks))
+EOF
+}
+
+wait_listen() {  # PORT PID WHAT: until something listens on 127.0.0.1:PORT
+  local deadline=$((SECONDS + 30))
+  until ss -Hltn "sport = :$1" | grep -q .; do
+    alive "$2" || { echo "$3 exited before listening on $1" >&2; exit 1; }
+    ((SECONDS < deadline)) || { echo "$3 not listening on $1 after 30 s" >&2; exit 1; }
+    sleep 0.05
+  done
+}
+
+ticks() {  # utime+stime of the given PIDs, in clock ticks
+  local s=0 p v
+  for p in "$@"; do
+    [[ -n $p ]] || continue
+    v=$(awk '{sub(/^.*\) /, ""); print $12 + $13}' "/proc/$p/stat" 2>/dev/null || echo 0)
+    s=$((s + v))
+  done
+  echo "$s"
+}
+status_kb() {  # FIELD PIDs...: sum of a /proc/PID/status field (kB)
+  local f=$1 s=0 p v; shift
+  for p in "$@"; do [[ -n $p ]] || continue; v=$(awk -v f="$f:" '$1 == f {print $2}' "/proc/$p/status" 2>/dev/null || echo 0); s=$((s + ${v:-0})); done
+  echo "$s"
+}
+proc_snapshot() {  # FILE: "pid own-ticks children-ticks" (utime+stime, cutime+cstime) of every process
+  awk '{n = split($0, a, ") "); split(a[n], f, " "); sub(/^\/proc\//, "", FILENAME); sub(/\/stat$/, "", FILENAME);
+        print FILENAME, f[12] + f[13], f[14] + f[15]}' /proc/[0-9]*/stat >"$1" 2>/dev/null || true
+}
+pid_pct() {  # SNAP0 SNAP1 WALL_S PID: CPU (% of one core) of one process and the children it reaped meanwhile
+  awk -v p="$4" -v w="$3" -v hz="$HZ" 'NR == FNR {if ($1 == p) a = $2 + $3; next}
+    $1 == p {printf "%.0f", 100 * ($2 + $3 - a) / hz / w}' "$1" "$2"
+}
+others_pct() {  # SNAP0 SNAP1 WALL_S: CPU (% of one core) of the processes this script did not start that
+  # ran through the whole window (short-lived ones, e.g. compilers, are missed: a lower bound)
+  local ours=" $$ ${IMPD_PID:-} ${MARIADB_PID:-} ${UAS_PID:-} ${UAS2_PID:-} ${SILENT_PID:-} ${KAM_PIDS[*]:-} "
+  awk -v ours="$ours" -v w="$3" -v hz="$HZ" 'NR == FNR {a[$1] = $2; next}
+    ($1 in a) && index(ours, " " $1 " ") == 0 {s += $2 - a[$1]} END {printf "%.0f", 100 * s / hz / w}' "$1" "$2"
+}
+pss_kb() {
+  local s=0 p v
+  for p in "$@"; do [[ -n $p ]] || continue; v=$(awk '$1 == "Pss:" {print $2}' "/proc/$p/smaps_rollup" 2>/dev/null || echo 0); s=$((s + ${v:-0})); done
+  echo "$s"
+}
+
+# ---------------------------------------------------------------- helpers
+cat >"$work/analyze.py" <<'EOF'
+# analyze.py STEPDIR TARGET_RATE CALLS: one line of key=value for a SIPp UAC run
+import glob, math, sys
+d, target, calls = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+vals = []
+for f in glob.glob(d + "/*_rtt.csv"):
+    for line in open(f).read().splitlines()[1:]:
+        p = line.split(";")
+        if len(p) >= 2 and p[1].strip():
+            vals.append(float(p[1]))
+vals.sort()
+def pct(q):
+    return vals[max(0, math.ceil(q * len(vals)) - 1)] if vals else float("nan")
+st = {}
+try:
+    lines = [l for l in open(d + "/stat.csv").read().splitlines() if l.strip()]
+    st = dict(zip(lines[0].split(";"), lines[-1].split(";")))
+except (OSError, IndexError):
+    pass
+ok = int(st.get("SuccessfulCall(C)", 0) or 0)
+failed = int(st.get("FailedCall(C)", 0) or 0)
+rate = float(st.get("CallRate(C)", 0) or 0)
+reasons = ",".join("%s=%s" % (k[6:-3], v) for k, v in st.items()
+                   if k.startswith("Failed") and k.endswith("(C)") and k != "FailedCall(C)" and v not in ("", "0"))
+p99 = pct(0.99)
+passed = ok == calls and failed == 0 and rate >= 0.95 * target and len(vals) == calls and p99 < 10
+print("ok=%d failed=%d rate=%.0f n=%d p50=%g p99=%g p999=%g max=%g pass=%d reasons=%s" % (
+    ok, failed, rate, len(vals), pct(0.5), p99, pct(0.999), vals[-1] if vals else float("nan"), passed,
+    reasons or "-"))
+EOF
+
+cat >"$work/sipclient.py" <<'EOF'
+# sipclient.py PORT DOMAIN TIMEOUT_S: one MESSAGE over TCP to 127.0.0.1:PORT,
+# prints "<status> <ms from send to final response> <To tag>"
+import socket, sys, time, uuid
+port, domain, timeout = int(sys.argv[1]), sys.argv[2], float(sys.argv[3])
+s = socket.create_connection(("127.0.0.1", port), timeout=timeout)
+lp = s.getsockname()[1]
+cid = uuid.uuid4().hex
+body = b"failover probe"
+msg = ("MESSAGE sip:bob@%s SIP/2.0\r\nVia: SIP/2.0/TCP 127.0.0.1:%d;branch=z9hG4bK%s\r\n"
+       "From: <sip:ann@%s>;tag=%s\r\nTo: <sip:bob@%s>\r\nCall-ID: %s\r\nCSeq: 1 MESSAGE\r\n"
+       "Max-Forwards: 70\r\nContent-Type: text/plain\r\nContent-Length: %d\r\n\r\n" %
+       (domain, lp, cid[:16], domain, cid[16:24], domain, cid, len(body))).encode() + body
+buf = b""
+t0 = time.perf_counter()
+s.sendall(msg)
+while True:
+    s.settimeout(max(0.01, t0 + timeout - time.perf_counter()))
+    try:
+        chunk = s.recv(65536)
+    except socket.timeout:
+        print("timeout %.1f -" % ((time.perf_counter() - t0) * 1000)); sys.exit(1)
+    if not chunk:
+        print("closed %.1f -" % ((time.perf_counter() - t0) * 1000)); sys.exit(1)
+    buf += chunk
+    while b"\r\n\r\n" in buf:
+        head, rest = buf.split(b"\r\n\r\n", 1)
+        lines = head.decode("latin-1").split("\r\n")
+        hdr = {}
+        for l in lines[1:]:
+            if ":" in l:
+                k, v = l.split(":", 1); hdr.setdefault(k.strip().lower(), v.strip())
+        n = int(hdr.get("content-length", hdr.get("l", "0")))
+        if len(rest) < n:
+            break
+        buf = rest[n:]
+        status = int(lines[0].split()[1])
+        if status >= 200:
+            ms = (time.perf_counter() - t0) * 1000
+            to = hdr.get("to", hdr.get("t", ""))
+            tag = to.split("tag=")[1].split(";")[0] if "tag=" in to else "-"
+            print("%d %.1f %s" % (status, ms, tag)); sys.exit(0)
+EOF
+
+cat >"$work/silent.py" <<'EOF'
+# silent.py N: N TCP listeners on 127.0.0.1 that accept, read and never answer.
+# Prints the ports; exits by itself after 15 minutes at the latest.
+import select, socket, sys, time
+ls = []
+for _ in range(int(sys.argv[1])):
+    s = socket.socket(); s.bind(("127.0.0.1", 0)); s.listen(64); ls.append(s)
+print(" ".join(str(s.getsockname()[1]) for s in ls), flush=True)
+conns, end = [], time.monotonic() + 900
+while time.monotonic() < end:
+    r, _, _ = select.select(ls + conns, [], [], 1.0)
+    for s in r:
+        if s in ls:
+            c, _ = s.accept(); conns.append(c)
+        elif not s.recv(65536):
+            conns.remove(s); s.close()
+EOF
+
+# ---------------------------------------------------------------- processes
+read -r SIP_TCP SIP_TLS SIP_MTLS KAM_PORT UAS_PORT UAS2_PORT REFUSED1 REFUSED2 REFUSED3 <<<"$(free_ports 9)"
+
+start_uas() {  # PORT DIR -> prints PID
+  mkdir -p "$2"
+  (cd "$2" && exec taskset -c "$LOAD_CPU" sipp -sf "$UAS_XML" -t t1 -i 127.0.0.1 -p "$1" -nostdin \
+     -deadcall_wait 1000 -timeout 900s >uas.out 2>&1) &
+  echo $!
+}
+UAS_PID=$(start_uas "$UAS_PORT" "$work/uas")
+pids+=("$UAS_PID")
+wait_listen "$UAS_PORT" "$UAS_PID" "SIPp UAS"
+
+python3 "$work/silent.py" 3 >"$work/silent.ports" &
+SILENT_PID=$!
+pids+=("$SILENT_PID")
+for _ in $(seq 200); do [[ -s $work/silent.ports ]] && break; sleep 0.05; done
+read -r SILENT1 SILENT2 SILENT3 <"$work/silent.ports"
+
+mkdir -p "$work/impd"
+cat >"$work/impd/impd.conf" <<EOF
+[node]
+id = bench1
+role = single
+state_dir = $work/impd/state
+log_dir = $work/impd/log
+sql_dir = $SQL_DIR
+[admin]
+port = 0
+[services]
+settings_poll_ms = 200
+stop_timeout = 5
+[database]
+buffer_pool_mb = 32
+[sip-proxy]
+listen_address = 127.0.0.1
+advertised_host = 127.0.0.1
+tcp_port = $SIP_TCP
+tls_server_auth_port = $SIP_TLS
+tls_peer_auth_port = $SIP_MTLS
+flood_max_requests = 0
+hop_timeout_ms = $HOP_TIMEOUT_MS
+EOF
+taskset -c "$PROXY_CPU" "$IMPD" -c "$work/impd/impd.conf" >"$work/impd/stdout" 2>"$work/impd/stderr" &
+IMPD_PID=$!
+pids+=("$IMPD_PID")
+deadline=$((SECONDS + 120))
+until grep -q '^impd: ready' "$work/impd/stdout"; do
+  alive "$IMPD_PID" || { echo "impd exited:" >&2; cat "$work/impd/stderr" >&2; exit 1; }
+  ((SECONDS < deadline)) || { echo "impd not ready after 120 s" >&2; exit 1; }
+  sleep 0.1
+done
+ADMIN_URL=$(sed -n 's/^impd: ready.*admin=\([^ ]*\).*/\1/p' "$work/impd/stdout" | head -1)
+MARIADB_PID=$(pgrep -P "$IMPD_PID" -x mariadbd | head -1 || true)
+ctl() { "$IMPCTL" -c "$work/impd/impd.conf" --url "$ADMIN_URL" "$@"; }
+
+# SIPp UAS #2: the primary of the "stopped next hop" failover case.
+UAS2_PID=$(start_uas "$UAS2_PORT" "$work/uas2")
+pids+=("$UAS2_PID")
+wait_listen "$UAS2_PORT" "$UAS2_PID" "SIPp UAS 2"
+
+ctl acl add 127.0.0.1 --description bench >/dev/null
+route() { ctl route add "$1" --route-type domain --next-hop 127.0.0.1 --port "$2" --transport TCP --priority "$3" >/dev/null; }
+i=0
+for p in "$REFUSED1" "$REFUSED2" "$REFUSED3"; do
+  i=$((i + 1)); route ".com.refused$i.*" "$p" 1; route ".com.refused$i.*" "$UAS_PORT" 2
+done
+i=0
+for p in "$SILENT1" "$SILENT2" "$SILENT3"; do
+  i=$((i + 1)); route ".com.silent$i.*" "$p" 1; route ".com.silent$i.*" "$UAS_PORT" 2
+done
+route ".com.stopped.*" "$UAS2_PORT" 1
+route ".com.stopped.*" "$UAS_PORT" 2
+route ".com.example.*" "$UAS_PORT" 1  # last: once it works, every route above is applied too
+
+mkdir -p "$work/kam"
+taskset -c "$PROXY_CPU" kamailio -f "$KAM_CFG" -DD -E -m "$KAM_SHM_MB" -M 16 -x tlsf -X tlsf -Y "$work/kam" -A WITH_CTL \
+  -A "UAS_PORT=$UAS_PORT" -A "LISTEN_PORT=$KAM_PORT" >"$work/kam/kamailio.log" 2>&1 &
+KAM_PID=$!
+pids+=("$KAM_PID")
+wait_listen "$KAM_PORT" "$KAM_PID" "kamailio"
+
+one_message() {  # PORT DOMAIN: one MESSAGE through SIPp, success = 200
+  (cd "$work" && taskset -c "$LOAD_CPU" sipp "127.0.0.1:$1" -sf "$UAC_XML" -s bob -set domain "$2" -t t1 \
+     -i 127.0.0.1 -p 0 -m 1 -nostdin -recv_timeout 2000 -timeout 5s -timeout_error >/dev/null 2>&1)
+}
+wait_relay() {  # PORT WHAT: poll with single MESSAGEs until one gets its 200
+  local deadline=$((SECONDS + 60))
+  until one_message "$1" example.com; do
+    ((SECONDS < deadline)) || { echo "$2 does not relay MESSAGE to the UAS after 60 s" >&2; exit 1; }
+    sleep 0.2
+  done
+}
+wait_relay "$SIP_TCP" "impd"
+wait_relay "$KAM_PORT" "kamailio"
+KAM_PIDS=("$KAM_PID" $(pgrep -P "$KAM_PID" || true))
+
+# How busy the machine is with everything started and idle: CPU used by
+# processes this script did not start (a shared machine); every step line
+# carries the same figure for its own duration ("others", % of one core).
+proc_snapshot "$work/procs0"
+sleep 3  # a measuring window, not a synchronisation
+proc_snapshot "$work/procs1"
+IDLE_NOTE="other processes used $(others_pct "$work/procs0" "$work/procs1" 3)% of one core in the 3 s before the first step"
+log "B-PROXY-RELAY / B-FAILOVER bench, $(date -u '+%Y-%m-%d %H:%M UTC'), $(nproc) CPUs ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'))"
+log "impd: $IMPD ($("$IMPD" --version 2>/dev/null | head -1), built $(date -u -r "$IMPD" '+%Y-%m-%d %H:%M UTC')), pid $IMPD_PID, MariaDB $(mariadbd --version 2>/dev/null | awk '{print $3}') pid ${MARIADB_PID:-?}, CPU $PROXY_CPU"
+log "kamailio: $(kamailio -v | head -1 | cut -d' ' -f2-), $((${#KAM_PIDS[@]})) processes, -m $KAM_SHM_MB -M 16 -x tlsf -X tlsf, CPU $PROXY_CPU"
+log "machine: $IDLE_NOTE"
+log "SIPp: $(sipp -v 2>&1 | grep -o 'SIPp v[^ ,]*' | head -1), UAC and UAS on CPU $LOAD_CPU, TCP (-t t1), ${STEP_SECS} s per step"
+log ""
+
+# ---------------------------------------------------------------- relay
+declare -A BEST  # name,round -> rate
+declare -A TOP   # name,round -> step line of the top passing step
+run_step() {  # NAME PORT RATE ROUND SETTLE(0|1) -> sets STEP_PASS, prints one line
+  local name=$1 port=$2 rate=$3 round=$4 calls=$(($3 * STEP_SECS))
+  local dir=$work/steps/$name-r$round-$rate
+  mkdir -p "$dir"
+  local -a cpu_pids=()
+  case $name in
+    impd) cpu_pids=("$IMPD_PID") ;;
+    kamailio) cpu_pids=("${KAM_PIDS[@]}") ;;
+  esac
+  local log_lines0=0
+  [[ $name = impd ]] && log_lines0=$(wc -l <"$work/impd/log/sip-proxy.log")
+  local t0 c0 m0 t1 c1 m1 rc=0
+  SETTLED=0
+  (($5)) && settle
+  proc_snapshot "$dir/procs0"
+  t0=$(now_ns); c0=$(ticks "${cpu_pids[@]:-}"); m0=$(ticks "${MARIADB_PID:-}")
+  (cd "$dir" && timeout $((STEP_SECS * 3 + 60)) taskset -c "$LOAD_CPU" sipp "127.0.0.1:$port" -sf "$UAC_XML" \
+     -s bob -set domain example.com -t t1 -i 127.0.0.1 -p 0 -r "$rate" -rp 1000 -m "$calls" -l $((rate * 10)) \
+     -nostdin -timer_resol 1 -deadcall_wait 1000 -recv_timeout 5000 -timeout $((STEP_SECS * 3 + 30))s \
+     -trace_rtt -rtt_freq "$rate" -trace_stat -stf stat.csv -fd "$STEP_SECS" \
+     -trace_err -error_file errors.log >sipp.out 2>&1) || rc=$?
+  t1=$(now_ns); c1=$(ticks "${cpu_pids[@]:-}"); m1=$(ticks "${MARIADB_PID:-}")
+  proc_snapshot "$dir/procs1"
+  local wall_s cpu res rss extra=""
+  wall_s=$(awk -v a="$t0" -v b="$t1" 'BEGIN {print (b - a) / 1e9}')
+  cpu=$(awk -v d=$((c1 - c0)) -v w="$wall_s" -v hz="$HZ" 'BEGIN {printf "%.0f", 100 * d / hz / w}')
+  res=$(python3 "$work/analyze.py" "$dir" "$rate" "$calls")
+  if [[ $name = impd ]]; then
+    local mcpu
+    mcpu=$(awk -v d=$((m1 - m0)) -v w="$wall_s" -v hz="$HZ" 'BEGIN {printf "%.0f", 100 * d / hz / w}')
+    rss="rss=$(($(status_kb VmRSS "$IMPD_PID") / 1024))MB hwm=$(($(status_kb VmHWM "$IMPD_PID") / 1024))MB"
+    rss+=" mariadb_cpu=${mcpu}% mariadb_rss=$(($(status_kb VmRSS "${MARIADB_PID:-}") / 1024))MB"
+    local new
+    new=$(tail -n +$((log_lines0 + 1)) "$work/impd/log/sip-proxy.log" | grep -c -E ' (warning|error|critical) ' || true)
+    [[ $new = 0 ]] || extra=" impd_log_warnings=$new"
+  elif [[ $name = kamailio ]]; then
+    rss="rss_sum=$(($(status_kb VmRSS "${KAM_PIDS[@]}") / 1024))MB pss_sum=$(($(pss_kb "${KAM_PIDS[@]}") / 1024))MB"
+  else
+    rss="-"
+  fi
+  local line
+  line=$(printf '%-8s r%d %6d/s cpu=%s%% %s %s wall=%.1fs rc=%d settle=%ds uac_cpu=%s%% uas_cpu=%s%% others=%s%%%s' "$name" "$round" "$rate" \
+    "$cpu" "$rss" "$res" "$wall_s" "$rc" "$SETTLED" "$(pid_pct "$dir/procs0" "$dir/procs1" "$wall_s" $$)" "$(pid_pct "$dir/procs0" "$dir/procs1" "$wall_s" "$UAS_PID")" \
+    "$(others_pct "$dir/procs0" "$dir/procs1" "$wall_s")" "$extra")
+  log "$line"
+  STEP_LINE=$line
+  [[ $res == *" pass=1 "* ]] && STEP_PASS=1 || STEP_PASS=0
+}
+
+kam_current() {  # transactions Kamailio holds now (tm.stats "current"), -1 if unknown
+  kamcmd -s "unix:$work/kam/kamailio_ctl" tm.stats 2>/dev/null | awk '$1 == "current:" {print $2; f = 1} END {if (!f) print -1}'
+}
+settle() {  # until Kamailio holds no transaction and the proxies, MariaDB and
+  # the UAS use < 5% of one core over 1 s (at most 90 s). Kamailio keeps each
+  # transaction 5 s after its final response (tm wait timer) and frees them
+  # afterwards, on the core the next step's proxy runs on.
+  local -a p=("$IMPD_PID" "${MARIADB_PID:-}" "${KAM_PIDS[@]}" "$UAS_PID")
+  local start=$SECONDS a b
+  while :; do
+    a=$(ticks "${p[@]}")
+    sleep 1  # a measuring window
+    b=$(ticks "${p[@]}")
+    ((100 * (b - a) / HZ < 5)) && (($(kam_current) <= 0)) && break
+    ((SECONDS - start < 90)) || { log "  (proxies still busy: $((100 * (b - a) / HZ))% of a core after 90 s)"; break; }
+  done
+  SETTLED=$((SECONDS - start))
+}
+
+idx_of() { local i; for i in "${!RATES[@]}"; do [[ ${RATES[i]} = "$1" ]] && { echo "$i"; return; }; done; echo 0; }
+over_budget() { (($(date +%s) - t_start > BUDGET_SECS)); }
+MAXRATE_USED=0
+ramp() {  # NAME PORT ROUND START_INDEX -> BEST[name,round] (0 = none passed)
+  # Up from START_INDEX until a step fails; when the very first step fails,
+  # down from there until one passes.
+  # Settles before the first step and after a failed one (the next step must
+  # not pay for the backlog of the failed one); consecutive passing steps
+  # follow each other directly, as a steadily rising load would.
+  local name=$1 port=$2 round=$3 i=$4 best=0 topline="" dir=up need_settle=1
+  while ((i >= 0 && i < ${#RATES[@]})); do
+    if over_budget; then log "$name r$round: time budget (${BUDGET_SECS} s) used up, ramp stopped"; break; fi
+    run_step "$name" "$port" "${RATES[i]}" "$round" "$need_settle"
+    need_settle=$((STEP_PASS ? 0 : 1))
+    ((RATES[i] > MAXRATE_USED)) && MAXRATE_USED=${RATES[i]}
+    if ((STEP_PASS)); then
+      best=${RATES[i]}; topline=$STEP_LINE
+      [[ $dir = down ]] && break
+      i=$((i + 1))
+    elif [[ $dir = up && $best = 0 && $i -gt 0 ]]; then
+      dir=down; i=$((i - 1))
+    elif [[ $dir = down ]]; then
+      i=$((i - 1))
+    else
+      break
+    fi
+  done
+  BEST[$name,$round]=$best
+  TOP[$name,$round]=$topline
+}
+
+DIRECT=()
+for ((round = 1; round <= ROUNDS; round++)); do
+  MAXRATE_USED=0
+  for name in impd kamailio; do
+    port=$SIP_TCP; [[ $name = kamailio ]] && port=$KAM_PORT
+    start=0
+    if ((round > 1)); then start=$(idx_of "${BEST[$name,1]}"); ((start > 0)) && start=$((start - 1)); fi
+    ramp "$name" "$port" "$round" "$start"
+  done
+  if ((MAXRATE_USED > 0)) && ! over_budget; then
+    run_step direct "$UAS_PORT" "$MAXRATE_USED" "$round" 1
+    DIRECT+=("$MAXRATE_USED/s: $( ((STEP_PASS)) && echo pass || echo FAIL) ($(grep -o 'p99=[^ ]*' <<<"$STEP_LINE"))")
+  fi
+done
+
+# ---------------------------------------------------------------- failover
+log ""
+log "B-FAILOVER: impd hop_timeout_ms = $HOP_TIMEOUT_MS, connect_timeout_ms default; time from sending the MESSAGE to its final response (client on loopback)"
+probe() {  # LABEL DOMAIN EXPECT_PID: one timed MESSAGE
+  local out status ms tag via
+  out=$(python3 "$work/sipclient.py" "$SIP_TCP" "$2" 15 || true)
+  read -r status ms tag <<<"$out"
+  via="?"
+  [[ $tag == "$UAS_PID"SIPpTag01* ]] && via="backup UAS"
+  [[ $tag == "$UAS2_PID"SIPpTag01* ]] && via="primary UAS"
+  printf '%-34s status=%s time_ms=%s answered_by=%s\n' "$1" "$status" "$ms" "$via"
+  FO_MS=$ms
+  [[ $status = 200 && $via = "$3" ]] && FO_OK=1 || FO_OK=0
+}
+declare -A FO
+fo_fail=0
+for i in 1 2 3; do
+  probe "baseline example.com (no failover)" example.com "backup UAS"; FO[base]+="$FO_MS "; ((FO_OK)) || fo_fail=1
+done
+for i in 1 2 3; do
+  probe "refused$i.com first request" "refused$i.com" "backup UAS"; FO[refused]+="$FO_MS "; ((FO_OK)) || fo_fail=1
+done
+probe "refused1.com second request" refused1.com "backup UAS"; FO[refused2]=$FO_MS
+for i in 1 2 3; do
+  probe "silent$i.com first request" "silent$i.com" "backup UAS"; FO[silent]+="$FO_MS "; ((FO_OK)) || fo_fail=1
+done
+probe "silent1.com second request" silent1.com "backup UAS"; FO[silent2]=$FO_MS
+probe "stopped.com while primary is up" stopped.com "primary UAS"; ((FO_OK)) || fo_fail=1
+kill -TERM "$UAS2_PID"; wait "$UAS2_PID" 2>/dev/null || true
+probe "stopped.com first after stop" stopped.com "backup UAS"; FO[stopped]=$FO_MS; ((FO_OK)) || fo_fail=1
+probe "stopped.com second after stop" stopped.com "backup UAS"; FO[stopped2]=$FO_MS
+log "impd sip-proxy.log during failover:"
+grep -E 'marked down|failed \(' "$work/impd/log/sip-proxy.log" | sed 's/^/  /' | cut -c1-220 || true
+
+# ---------------------------------------------------------------- summary
+median() { tr ' ' '\n' | grep . | sort -g | awk '{a[NR] = $1} END {if (NR) print a[int((NR + 1) / 2)]; else print "-"}'; }
+minmax() { tr ' ' '\n' | grep . | sort -g | awk 'NR == 1 {lo = $1} {hi = $1} END {print lo ".." hi}'; }
+log ""
+log "==================== summary ===================="
+log "B-PROXY-RELAY: highest rate with every call answered 200 and SIPp p99 < 10 ms (steps of ${STEP_SECS} s; rates ${RATES[*]})"
+declare -A MED
+for name in impd kamailio; do
+  all=""
+  for ((round = 1; round <= ROUNDS; round++)); do all+="${BEST[$name,$round]:-0} "; done
+  MED[$name]=$(median <<<"$all")
+  printf '  %-8s rounds: %s-> median %s msg/s (min..max %s)\n' "$name" "$all" "${MED[$name]}" "$(minmax <<<"$all")"
+  for ((round = 1; round <= ROUNDS; round++)); do
+    [[ -n ${TOP[$name,$round]:-} ]] && printf '      top step: %s\n' "${TOP[$name,$round]}"
+  done
+done
+awk -v a="${MED[impd]}" -v b="${MED[kamailio]}" 'BEGIN {if (b > 0) printf "  impd/kamailio (medians): %.2f\n", a / b}'
+for d in "${DIRECT[@]}"; do log "  SIPp UAC -> UAS direct at $d"; done
+log "B-FAILOVER (hop_timeout_ms = $HOP_TIMEOUT_MS): ms from send to 200 via the backup"
+log "  no failover (baseline):          ${FO[base]}-> median $(median <<<"${FO[base]}")"
+log "  refused, first request:          ${FO[refused]}-> median $(median <<<"${FO[refused]}") (second request ${FO[refused2]})"
+log "  silent, first request:           ${FO[silent]}-> median $(median <<<"${FO[silent]}") (second request ${FO[silent2]})"
+log "  primary stopped, first request:  ${FO[stopped]} (second request ${FO[stopped2]})"
+((fo_fail)) && log "  WARNING: some failover request did not end with 200 from the expected UAS (see above)"
+log "impd: $(grep -c -E ' (warning|error|critical) ' "$work/impd/log/sip-proxy.log" || true) warning/error lines in sip-proxy.log; proxy stats:"
+ctl proxy stats | sed 's/^/  /'
+log "kamailio: $(grep -c -E 'ERROR|CRITICAL' "$work/kam/kamailio.log" || true) ERROR/CRITICAL lines in its log"
+log "total time: $(($(date +%s) - t_start)) s"
