@@ -118,7 +118,8 @@ class SippUas:
         p = os.path.join(self.dir, "messages.log")
         if not os.path.exists(p):
             return []
-        text = open(p, errors="replace").read()
+        with open(p, errors="replace") as f:
+            text = f.read()
         return [m for m in re.split(r"-+ [\d\-:. ]+\n", text) if m.startswith("MESSAGE ") or "\nMESSAGE " in m]
 
     def stop(self):
