@@ -253,7 +253,7 @@ int proxyCommand(const Args& a, const LazyClient& c) {
     auto o = c.request("GET", "/api/v1/sip-proxy/stats", "", a.json);
     if (a.json) return kOk;
     for (const char* k : {"requests", "forwarded", "failovers", "acl_refused", "loops", "stateless_forwards",
-                          "flood_refused", "overloaded"})
+                          "flood_refused", "overloaded", "directory_lookups", "directory_cache_hits"})
       std::cout << k << ": " << str(o, k) << "\n";
     auto down = joined(o, "next_hops_down");
     std::cout << "next hops down: " << (down == "-" ? "none" : down) << "\n";

@@ -30,7 +30,11 @@
 #
 # Knobs (environment): STEP_SECS (10), ROUNDS (3), RATES (list, msg/s),
 # PROXY_CPU (1), LOAD_CPU (0), HOP_TIMEOUT_MS (1000), KAM_SHM_MB (4096),
-# BUDGET_SECS (900: no new relay step starts after this), KEEP_WORK (0).
+# BUDGET_SECS (900: no new relay step starts after this), KEEP_WORK (0),
+# PATH_KIND (static: example.com is an ordinary remote domain; federation:
+# example.com is a local presence domain with partitioned federation in
+# basic mode, so impd's routing decision consults the directory; Kamailio's
+# configuration is the same either way).
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")/../.." && pwd)
@@ -52,6 +56,8 @@ HOP_TIMEOUT_MS=${HOP_TIMEOUT_MS:-1000}
 KAM_SHM_MB=${KAM_SHM_MB:-4096}
 BUDGET_SECS=${BUDGET_SECS:-900}
 KEEP_WORK=${KEEP_WORK:-0}
+PATH_KIND=${PATH_KIND:-static}
+[[ $PATH_KIND = static || $PATH_KIND = federation ]] || { echo "PATH_KIND is static or federation" >&2; exit 2; }
 HZ=$(getconf CLK_TCK)
 
 for tool in sipp kamailio taskset python3 ss; do
@@ -314,6 +320,14 @@ for p in "$SILENT1" "$SILENT2" "$SILENT3"; do
 done
 route ".com.stopped.*" "$UAS2_PORT" 1
 route ".com.stopped.*" "$UAS_PORT" 2
+if [[ $PATH_KIND = federation ]]; then
+  # example.com is a local presence domain and bob is not an IMP user: each
+  # MESSAGE is a partitioned-federation request to the "Microsoft server"
+  # (the UAS) through the static route (FED-6 basic mode), so the routing
+  # decision asks the directory (or its recipient cache) first.
+  ctl domain add example.com >/dev/null
+  ctl federation enable --routing-mode basic >/dev/null
+fi
 route ".com.example.*" "$UAS_PORT" 1  # last: once it works, every route above is applied too
 
 mkdir -p "$work/kam"
@@ -349,6 +363,7 @@ log "B-PROXY-RELAY / B-FAILOVER bench, $(date -u '+%Y-%m-%d %H:%M UTC'), $(nproc
 log "impd: $IMPD ($("$IMPD" --version 2>/dev/null | head -1), built $(date -u -r "$IMPD" '+%Y-%m-%d %H:%M UTC')), pid $IMPD_PID, MariaDB $(mariadbd --version 2>/dev/null | awk '{print $3}') pid ${MARIADB_PID:-?}, CPU $PROXY_CPU"
 log "kamailio: $(kamailio -v | head -1 | cut -d' ' -f2-), $((${#KAM_PIDS[@]})) processes, -m $KAM_SHM_MB -M 16 -x tlsf -X tlsf, CPU $PROXY_CPU"
 log "machine: $IDLE_NOTE"
+log "impd path: $PATH_KIND"
 log "SIPp: $(sipp -v 2>&1 | grep -o 'SIPp v[^ ,]*' | head -1), UAC and UAS on CPU $LOAD_CPU, TCP (-t t1), ${STEP_SECS} s per step"
 log ""
 

@@ -267,6 +267,16 @@ class SipProxyTcp(ProxyLog, unittest.TestCase):
         self.logged(re.escape("Routing: dipping for corp.example"))
         self.logged(re.escape("Found domain route for corp.example: .example.corp.*"))
         self.logged(re.escape("This is an outbound Partitioned federation request"))
+        # Repeated recipients are answered from the proxy's recipient cache;
+        # a directory change (a new settings generation) is seen at once.
+        hits = n.ctl_json("proxy", "stats")["directory_cache_hits"]
+        self.assertTrue(expect("dave", "corp.example", 200))
+        self.assertGreater(n.ctl_json("proxy", "stats")["directory_cache_hits"], hits)
+        n.ctl("user", "delete", "dave")
+        n.ctl("user", "add", "dave", "--im-address", "dave@corp.example", "--home-node", "e2e1")
+        matrix([("dave", "corp.example", 480)], "dave licensed now")
+        n.ctl("user", "delete", "dave")
+        n.ctl("user", "add", "dave", "--im-address", "dave@corp.example", "--unlicensed")
 
         n.ctl("federation", "set", "--routing-mode", "advanced")
         matrix([("carol", "corp.example", 200), ("dave", "corp.example", 404)], "advanced")

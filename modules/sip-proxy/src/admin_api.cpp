@@ -366,6 +366,8 @@ void registerRuntimeRoutes(core::AdminRouter& router, ProxyHandle& proxy) {
     o->set("stateless_forwards", st->statelessForwards);
     o->set("flood_refused", st->floodRefused);
     o->set("overloaded", st->overloaded);
+    o->set("directory_lookups", st->directoryLookups);
+    o->set("directory_cache_hits", st->directoryCacheHits);
     o->set("next_hops_down", strings(*down));
     return AdminResponse::json(o);
   });

@@ -33,6 +33,9 @@ using namespace std::chrono_literals;
 // Directory lookups allowed to wait for the worker before requests are
 // refused with 503 (about a second of work at the measured lookup cost).
 constexpr std::size_t kMaxDirectoryQueue = 5000;
+// Recipients whose directory answers are kept between requests (cleared on
+// every settings generation; all of it dropped when it grows past this).
+constexpr std::size_t kMaxCachedRecipients = 100000;
 
 // For requests outside the local presence domains: no directory involved.
 struct NotLocal : DirectoryLookup {
@@ -526,7 +529,9 @@ class Proxy::Impl : public sip::TransactionTransport, public sip::TransactionUse
     decide(ctx);
   }
 
-  // (3) + (4): the routing decision, off the loop (the directory may block).
+  // (3) + (4): the routing decision. Requests for other domains and recipients
+  // cached since the last settings generation are decided on the loop; the
+  // rest off it, on the worker (the directory may block).
   void decide(const std::shared_ptr<Ctx>& ctx) {
     auto policy = policy_;
     std::string target(ctx->request.requestUri());
@@ -541,19 +546,49 @@ class Proxy::Impl : public sip::TransactionTransport, public sip::TransactionUse
       applyDecision(ctx, decideRoute(target, policy->raw.federation, notLocal, policy->routes, own), domain);
       return;
     }
+    // A local domain (or the set is unknown): the directory decides. What it
+    // said about this recipient since the last settings generation is kept
+    // on the loop (every directory change makes a new generation).
+    std::optional<std::string> key;
+    if (local) key = recipientAddress(target);
+    if (key) {
+      if (auto it = recipientCache_.find(*key); it != recipientCache_.end()) {
+        CachedLookup cached(it->second);
+        std::optional<RoutingDecision> d;
+        try {
+          d = decideRoute(target, policy->raw.federation, cached, policy->routes, own);
+        } catch (const CacheMiss&) {
+          // the decision needs an answer not cached yet (e.g. the routing mode changed)
+        }
+        if (d) {
+          ++directoryCacheHits_;
+          applyDecision(ctx, *d, domain);
+          return;
+        }
+      }
+    }
     auto directory = cfg_.directory;
     auto poster = poster_;
-    bool queued = worker_.post([poster, ctx, policy, directory, target, domain, own] {
+    auto epoch = cacheEpoch_;
+    bool queued = worker_.post([poster, ctx, policy, directory, target, domain, own, key, epoch] {
       RoutingDecision d;
+      CachedRecipient seen;
+      bool ok = false;
       try {
-        d = decideRoute(target, policy->raw.federation, *directory, policy->routes, own);
+        RecordingLookup recording(*directory, seen);
+        d = decideRoute(target, policy->raw.federation, recording, policy->routes, own);
+        ok = true;
       } catch (const std::exception& e) {
         d.kind = RoutingDecision::Kind::Reject;
         d.status = 503;
         d.reason = std::string("Service Unavailable - directory lookup failed: ") + e.what();
       }
-      poster->post([ctx, d = std::move(d), domain](Impl& self) { self.applyDecision(ctx, d, domain); });
+      poster->post([ctx, d = std::move(d), domain, key, epoch, seen, ok](Impl& self) {
+        if (ok && key && epoch == self.cacheEpoch_) self.remember(*key, seen);
+        self.applyDecision(ctx, d, domain);
+      });
     }, kMaxDirectoryQueue);
+    if (queued) ++directoryLookups_;
     if (!queued) {
       // Overload: the directory cannot keep up. Refuse now rather than let
       // every request wait longer than its sender's timers.
@@ -563,6 +598,18 @@ class Proxy::Impl : public sip::TransactionTransport, public sip::TransactionUse
       resp.appendHeader("Retry-After", "5");
       txl_->respond(ctx->serverTx, resp);
     }
+  }
+
+  // Loop thread. Answers noted while the settings generation they were asked
+  // under is still the current one.
+  void remember(const std::string& key, const CachedRecipient& seen) {
+    if (!seen.licensedHome && !seen.microsoftSipUri) return;
+    if (recipientCache_.size() >= kMaxCachedRecipients && recipientCache_.count(key) == 0) recipientCache_.clear();
+    recipientCache_[key].merge(seen);
+  }
+  void forgetRecipients() {
+    recipientCache_.clear();
+    ++cacheEpoch_;
   }
 
   static std::string phrase(std::string s) {
@@ -943,9 +990,11 @@ class Proxy::Impl : public sip::TransactionTransport, public sip::TransactionUse
 
   FloodLimiter flood_{cfg_.flood};                          // loop thread
   std::unordered_map<std::string, Clock::time_point> nameTrusted_;  // ip -> until (loop)
+  std::unordered_map<std::string, CachedRecipient> recipientCache_;  // user@domain -> answers (loop)
+  std::uint64_t cacheEpoch_ = 0;                                     // bumped with each new policy (loop)
 
   std::atomic<std::uint64_t> requests_{0}, forwarded_{0}, failovers_{0}, aclRefused_{0}, loops_{0}, stateless_{0},
-      floodRefused_{0}, overloaded_{0};
+      floodRefused_{0}, overloaded_{0}, directoryLookups_{0}, directoryCacheHits_{0};
 };
 
 namespace {
@@ -1002,12 +1051,14 @@ void Proxy::updatePolicy(ProxyPolicy policy) {
   auto compiled = impl_->compile(std::move(policy));
   if (!impl_->running_) {
     impl_->policy_ = std::move(compiled);
+    impl_->forgetRecipients();
     return;
   }
   // Waits for the loop, so that once this returns every new request sees the
   // new policy (what "settings generation N applied" promises).
   onLoop<bool>(impl_, [compiled](Impl& self) {
     self.policy_ = compiled;
+    self.forgetRecipients();
     if (self.log_)
       self.log_->info("applied {} ACL entries, {} static routes", compiled->raw.acl.size(), compiled->routes.size());
     if (self.trace("server")) {
@@ -1031,6 +1082,8 @@ ProxyStats Proxy::stats() const {
   s.aclRefused = impl_->aclRefused_;
   s.floodRefused = impl_->floodRefused_;
   s.overloaded = impl_->overloaded_;
+  s.directoryLookups = impl_->directoryLookups_;
+  s.directoryCacheHits = impl_->directoryCacheHits_;
   s.loops = impl_->loops_;
   s.statelessForwards = impl_->stateless_;
   return s;

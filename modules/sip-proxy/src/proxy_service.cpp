@@ -350,6 +350,11 @@ class ProxyService : public core::Service {
                       T::Counter, "sip-proxy", stat(&ProxyStats::floodRefused));
     metrics_->collect("imp_sip_proxy_overloaded_total", "requests refused with 503 because directory lookups queued up",
                       T::Counter, "sip-proxy", stat(&ProxyStats::overloaded));
+    metrics_->collect("imp_sip_proxy_directory_lookups_total", "routing decisions that asked the directory", T::Counter,
+                      "sip-proxy", stat(&ProxyStats::directoryLookups));
+    metrics_->collect("imp_sip_proxy_directory_cache_hits_total",
+                      "routing decisions answered from the recipient cache (cleared on every settings generation)",
+                      T::Counter, "sip-proxy", stat(&ProxyStats::directoryCacheHits));
   }
 
   ProxyServiceOptions opts_;

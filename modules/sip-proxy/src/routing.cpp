@@ -61,6 +61,8 @@ std::string routesText(const std::vector<StaticRoute>& routes) {
 
 }  // namespace
 
+std::optional<std::string> recipientAddress(std::string_view recipient) { return addressOf(recipient); }
+
 RoutingDecision decideRoute(std::string_view recipient, const FederationSettings& federation, DirectoryLookup& directory,
                             const RouteTable& routes, bool returningOwnRequest) {
   auto address = addressOf(recipient);

@@ -16,6 +16,8 @@
 #include <functional>
 #include <map>
 #include <memory>
+#include <mutex>
+#include <optional>
 #include <set>
 #include <string>
 #include <thread>
@@ -609,4 +611,70 @@ TEST_CASE("with the local domains in the policy, other domains are routed withou
   Peer uac2(loop);
   CHECK(roundTrip(loop, uac2, rig, makeRequest("MESSAGE", "sip:carol@example.com", uac2, "d2")).statusCode() == 200);
   CHECK(dir->calls == 1);
+}
+
+namespace {
+// A directory whose users can change under the proxy, counting user lookups.
+class ChangingDirectory : public FakeDirectory {
+ public:
+  std::optional<std::string> licensedUserHome(const std::string&) override {
+    ++userLookups;
+    std::lock_guard l(mu);
+    return home;
+  }
+  bool hasMicrosoftSipUri(const std::string&) override {
+    ++uriLookups;
+    return true;
+  }
+  void setHome(std::optional<std::string> h) {
+    std::lock_guard l(mu);
+    home = std::move(h);
+  }
+  std::atomic<int> userLookups{0}, uriLookups{0};
+  std::mutex mu;
+  std::optional<std::string> home;
+};
+}  // namespace
+
+TEST_CASE("directory answers about a recipient are reused until the next settings generation") {
+  sip::EventLoop loop;
+  Peer uas(loop);
+  answerAll(uas);
+  auto policy = routeTo(uas);
+  policy.routes.push_back(route(".com.example.*", uas.ep.port, 1));
+  policy.federation.enabled = true;  // basic mode: carol (not licensed) goes to the Microsoft server
+  policy.localDomains = std::set<std::string>{"example.com"};
+  auto dir = std::make_shared<ChangingDirectory>();
+  Rig rig(policy, [dir](sp::ProxyConfig& c) { c.directory = dir; });
+
+  Peer a(loop), b(loop), c(loop);
+  CHECK(roundTrip(loop, a, rig, makeRequest("MESSAGE", "sip:carol@example.com", a, "c1")).statusCode() == 200);
+  CHECK(dir->userLookups == 1);
+  // the same recipient, spelt differently: answered from the cache, same route
+  CHECK(roundTrip(loop, b, rig, makeRequest("MESSAGE", "sip:Carol@EXAMPLE.com", b, "c2")).statusCode() == 200);
+  CHECK(dir->userLookups == 1);
+  CHECK(uas.requests().size() == 2);
+  auto st = rig.proxy->stats();
+  CHECK(st.directoryLookups == 1);
+  CHECK(st.directoryCacheHits == 1);
+
+  // carol becomes a licensed IMP user homed on this node; the change reaches
+  // the proxy as a new settings generation, which drops what was cached
+  dir->setHome(std::string("imp"));
+  rig.proxy->updatePolicy(policy);
+  auto r = roundTrip(loop, c, rig, makeRequest("MESSAGE", "sip:carol@example.com", c, "c3"));
+  CHECK(r.statusCode() == 480);  // homed here, no federation connection manager yet
+  CHECK(dir->userLookups == 2);
+  CHECK(uas.requests().size() == 2);
+
+  // advanced mode asks for the Microsoft SIP URI too; both answers are kept
+  dir->setHome(std::nullopt);
+  policy.federation.routingMode = sp::RoutingMode::Advanced;
+  rig.proxy->updatePolicy(policy);
+  Peer d(loop), e(loop);
+  CHECK(roundTrip(loop, d, rig, makeRequest("MESSAGE", "sip:carol@example.com", d, "c4")).statusCode() == 200);
+  CHECK(roundTrip(loop, e, rig, makeRequest("MESSAGE", "sip:carol@example.com", e, "c5")).statusCode() == 200);
+  CHECK(dir->userLookups == 3);
+  CHECK(dir->uriLookups == 1);
+  CHECK(rig.proxy->stats().directoryCacheHits == 2);
 }

@@ -119,6 +119,8 @@ struct ProxyStats {
   std::uint64_t statelessForwards = 0;
   std::uint64_t floodRefused = 0;  // answered 503 while the source was banned
   std::uint64_t overloaded = 0;    // answered 503: too many directory lookups queued
+  std::uint64_t directoryLookups = 0;    // routing decisions that asked the directory
+  std::uint64_t directoryCacheHits = 0;  // ... answered from the recipient cache instead
 };
 
 class Proxy {

@@ -79,6 +79,65 @@ struct RoutingDecision {
 };
 std::string_view nameOf(RoutingDecision::Kind k);  // "local_user", "microsoft_server", ...
 
+// The recipient's address as the directory is asked for it: user@domain,
+// lower-case, from "user@domain" or a sip:/sips: URI; nullopt if it is not one.
+std::optional<std::string> recipientAddress(std::string_view recipient);
+
+// What the directory answered about one recipient, kept between requests by
+// a caller that drops it whenever the settings generation changes (every
+// directory change makes a new generation). A field is set once asked.
+struct CachedRecipient {
+  std::optional<std::optional<std::string>> licensedHome;  // licensedUserHome()
+  std::optional<bool> microsoftSipUri;                    // hasMicrosoftSipUri()
+  void merge(const CachedRecipient& o) {
+    if (o.licensedHome) licensedHome = o.licensedHome;
+    if (o.microsoftSipUri) microsoftSipUri = o.microsoftSipUri;
+  }
+};
+
+// A DirectoryLookup over another one that notes the answers about users in
+// `into` (for the cache above). isLocalDomain passes through.
+class RecordingLookup : public DirectoryLookup {
+ public:
+  RecordingLookup(DirectoryLookup& inner, CachedRecipient& into) : inner_(inner), into_(into) {}
+  bool isLocalDomain(const std::string& domain) override { return inner_.isLocalDomain(domain); }
+  std::optional<std::string> licensedUserHome(const std::string& address) override {
+    auto r = inner_.licensedUserHome(address);
+    into_.licensedHome = r;
+    return r;
+  }
+  bool hasMicrosoftSipUri(const std::string& address) override {
+    bool r = inner_.hasMicrosoftSipUri(address);
+    into_.microsoftSipUri = r;
+    return r;
+  }
+
+ private:
+  DirectoryLookup& inner_;
+  CachedRecipient& into_;
+};
+
+// A DirectoryLookup answering from a cached entry for a recipient whose
+// domain the caller already knows to be local; throws CacheMiss when the
+// decision needs something the entry does not hold (ask the directory then).
+struct CacheMiss {};
+class CachedLookup : public DirectoryLookup {
+ public:
+  explicit CachedLookup(const CachedRecipient& entry) : entry_(entry) {}
+  bool isLocalDomain(const std::string&) override { return true; }
+  std::optional<std::string> licensedUserHome(const std::string&) override {
+    if (!entry_.licensedHome) throw CacheMiss{};
+    return *entry_.licensedHome;
+  }
+  bool hasMicrosoftSipUri(const std::string&) override {
+    if (!entry_.microsoftSipUri) throw CacheMiss{};
+    return *entry_.microsoftSipUri;
+  }
+
+ private:
+  const CachedRecipient& entry_;
+};
+
 // recipient: "user@domain" or a sip:/sips: URI. `returningOwnRequest`: the
 // request carries this cluster's outbound partitioned-federation marker
 // (carriesOwnFederationMarker).
