@@ -149,7 +149,19 @@ class Impd:
 
     def start(self, timeout=120):
         self.proc = subprocess.Popen([IMPD, "-c", self.conf], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-        line = self._read_ready(timeout)
+        try:
+            line = self._read_ready(timeout)
+        except BaseException:
+            # not ready: stop it here, as a failed setUpClass gets no tearDownClass
+            if self.proc.poll() is None:
+                self.proc.terminate()
+                try:
+                    self.proc.wait(timeout=30)
+                except subprocess.TimeoutExpired:
+                    self.proc.kill()
+                    self.proc.wait()
+            self._close()
+            raise
         self.url = line.split("admin=")[1].strip()
         self.port = int(self.url.rsplit(":", 1)[1])
         return self
