@@ -558,7 +558,7 @@ class Proxy::Impl : public sip::TransactionTransport, public sip::TransactionUse
         try {
           d = decideRoute(target, policy->raw.federation, cached, policy->routes, own);
         } catch (const CacheMiss&) {
-          // the decision needs an answer not cached yet (e.g. the routing mode changed)
+          // a question the cached lookup did not ask: the directory answers it
         }
         if (d) {
           ++directoryCacheHits_;
@@ -605,7 +605,7 @@ class Proxy::Impl : public sip::TransactionTransport, public sip::TransactionUse
   void remember(const std::string& key, const CachedRecipient& seen) {
     if (!seen.licensedHome && !seen.microsoftSipUri) return;
     if (recipientCache_.size() >= kMaxCachedRecipients && recipientCache_.count(key) == 0) recipientCache_.clear();
-    recipientCache_[key].merge(seen);
+    recipientCache_[key] = seen;
   }
   void forgetRecipients() {
     recipientCache_.clear();

@@ -85,14 +85,11 @@ std::optional<std::string> recipientAddress(std::string_view recipient);
 
 // What the directory answered about one recipient, kept between requests by
 // a caller that drops it whenever the settings generation changes (every
-// directory change makes a new generation). A field is set once asked.
+// directory change makes a new generation). A field is set once asked; under
+// one policy decideRoute asks the same questions for a recipient each time.
 struct CachedRecipient {
   std::optional<std::optional<std::string>> licensedHome;  // licensedUserHome()
   std::optional<bool> microsoftSipUri;                    // hasMicrosoftSipUri()
-  void merge(const CachedRecipient& o) {
-    if (o.licensedHome) licensedHome = o.licensedHome;
-    if (o.microsoftSipUri) microsoftSipUri = o.microsoftSipUri;
-  }
 };
 
 // A DirectoryLookup over another one that notes the answers about users in
@@ -118,8 +115,8 @@ class RecordingLookup : public DirectoryLookup {
 };
 
 // A DirectoryLookup answering from a cached entry for a recipient whose
-// domain the caller already knows to be local; throws CacheMiss when the
-// decision needs something the entry does not hold (ask the directory then).
+// domain the caller already knows to be local; throws CacheMiss should the
+// decision need something the entry does not hold (ask the directory then).
 struct CacheMiss {};
 class CachedLookup : public DirectoryLookup {
  public:
