@@ -85,6 +85,27 @@ std::optional<ParseError> parseStartLine(std::string_view line, Message& m, bool
   return std::nullopt;
 }
 
+// Whether the header lines from `pos` on name Via, From, To, Call-ID and
+// CSeq: a request with a bad start line can still be answered (the transport
+// copies them into its 400/505).
+bool hasIdentityHeaders(std::string_view d, std::size_t pos) {
+  bool via = false, from = false, to = false, callId = false, cseq = false;
+  std::string_view line;
+  while (nextLine(d, pos, line) && !line.empty()) {
+    auto colon = line.find(':');
+    if (colon == std::string_view::npos || isWs(line.front())) continue;
+    switch (headerIdOf(trim(line.substr(0, colon)))) {
+      case HeaderId::Via: via = true; break;
+      case HeaderId::From: from = true; break;
+      case HeaderId::To: to = true; break;
+      case HeaderId::CallId: callId = true; break;
+      case HeaderId::CSeq: cseq = true; break;
+      default: break;
+    }
+  }
+  return via && from && to && callId && cseq;
+}
+
 }  // namespace
 
 ParseResult Parser::parseDatagram(std::string_view data) const { return parse(data, true); }
@@ -102,7 +123,10 @@ ParseResult Parser::parse(std::string_view data, bool datagram) const {
   // RFC 3261 §7.5: ignore CRLFs before the start line.
   while (pos < d.size() && (d[pos] == '\r' || d[pos] == '\n')) ++pos;
   if (!nextLine(d, pos, line)) return error(400, "Incomplete message");
-  if (auto err = parseStartLine(line, m, m.request_, m.method_, m.requestUri_, m.status_, m.reason_)) return *err;
+  if (auto err = parseStartLine(line, m, m.request_, m.method_, m.requestUri_, m.status_, m.reason_)) {
+    if (m.request_) err->canRespond = hasIdentityHeaders(d, pos);
+    return *err;
+  }
 
   m.headers_.reserve(16);
   bool ended = false;

@@ -160,7 +160,11 @@ void msgCallback(int writeP, int version, int contentType, const void* buf, std:
 
 }  // namespace
 
-std::optional<std::string> errorResponseFor(std::string_view raw, int status, std::string_view reason) {
+std::optional<std::string> errorResponseFor(std::string_view raw, int status, std::string_view reason, std::string* why) {
+  auto no = [why](const char* because) -> std::optional<std::string> {
+    if (why != nullptr) *why = because;
+    return std::nullopt;
+  };
   std::size_t p = 0;
   while (p < raw.size() && (raw[p] == '\r' || raw[p] == '\n')) ++p;
   raw.remove_prefix(p);
@@ -191,9 +195,14 @@ std::optional<std::string> errorResponseFor(std::string_view raw, int status, st
     lines.emplace_back(line);
     if (lines.size() > 4096) break;
   }
-  if (startLine.empty() || startLine.starts_with("SIP/")) return std::nullopt;
+  if (startLine.empty()) return no("the request's head did not arrive whole");
+  // RFC 3261 §18.1.2: a malformed response is discarded, never answered.
+  if (startLine.size() >= 4 && std::equal(startLine.begin(), startLine.begin() + 4, "SIP/",
+                                          [](char a, char b) { return std::toupper(static_cast<unsigned char>(a)) == b; }))
+    return no("a malformed response is dropped");
   auto method = std::string_view(startLine).substr(0, startLine.find(' '));
-  if (!isToken(method) || method == "ACK") return std::nullopt;  // §17.2.1: ACK is never answered
+  if (!isToken(method)) return no("no request method on the start line");
+  if (method == "ACK") return no("an ACK is never answered");  // §17.2.1
 
   std::vector<std::string_view> vias;
   std::optional<std::string_view> from, to, callId, cseq;
@@ -212,7 +221,7 @@ std::optional<std::string> errorResponseFor(std::string_view raw, int status, st
       default: break;
     }
   }
-  if (vias.empty() || !from || !to || !callId || !cseq) return std::nullopt;
+  if (vias.empty()) return no("no Via to send a response along");
 
   std::string phrase;
   for (unsigned char ch : reason.substr(0, 200)) phrase += (ch < 0x20 || ch == 0x7f) ? ' ' : static_cast<char>(ch);
@@ -221,10 +230,12 @@ std::optional<std::string> errorResponseFor(std::string_view raw, int status, st
 
   Message m = Message::response(status, phrase);
   for (auto v : vias) m.appendHeader("Via", v);
-  m.appendHeader("From", *from);
-  m.appendHeader("To", hasTagParam(*to) ? std::string(*to) : std::string(*to) + ";tag=" + randomTag());
-  m.appendHeader("Call-ID", *callId);
-  m.appendHeader("CSeq", *cseq);
+  // RFC 4475 §3.3.1: a request missing From, To or Call-ID still gets its
+  // 400, with what it has (the Via alone routes the response back).
+  if (from) m.appendHeader("From", *from);
+  if (to) m.appendHeader("To", hasTagParam(*to) ? std::string(*to) : std::string(*to) + ";tag=" + randomTag());
+  if (callId) m.appendHeader("Call-ID", *callId);
+  if (cseq) m.appendHeader("CSeq", *cseq);
   return m.serialize();
 }
 
@@ -307,7 +318,7 @@ std::atomic<std::uint64_t> g_nextConnectionId{0};
 
 struct Counters {
   std::atomic<std::uint64_t> messagesIn{0}, messagesOut{0}, bytesIn{0}, bytesOut{0}, parseErrors{0},
-      errorResponsesSent{0}, unframeableStreams{0}, keepAlivePings{0}, connectionsAccepted{0},
+      errorResponsesSent{0}, errorResponsesUnsent{0}, malformedResponsesDropped{0}, unframeableStreams{0}, keepAlivePings{0}, connectionsAccepted{0},
       connectionsOpened{0}, connectionsClosed{0}, connectionsActive{0}, connectionsRejected{0},
       connectFailures{0}, tlsHandshakeFailures{0}, tlsPeersRefused{0}, idleClosed{0}, sendErrors{0};
 };
@@ -370,6 +381,11 @@ class TransportLayer::Impl : public std::enable_shared_from_this<TransportLayer:
 
   void deliver(Message msg, const Source& src);
   void reportParseError(const ParseError& e, const Source& src);
+  // Answers a request that failed to parse through `write` (which returns
+  // false when the bytes could not be written); logs and counts why when
+  // no answer could be formed or sent.
+  void answerBadInput(const Endpoint& from, std::string_view raw, const ParseError& err,
+                      const std::function<bool(const std::string&)>& write);
 
   Conn* find(std::uint64_t id) {
     auto it = conns_.find(id);
@@ -645,16 +661,38 @@ void TransportLayer::Impl::readDatagrams(Listener& l) {
     const auto& err = std::get<ParseError>(res);
     counters_.parseErrors++;
     reportParseError(err, src);
-    if (!err.canRespond) continue;
-    auto resp = errorResponseFor(data, err.status, err.reason);
-    if (!resp) continue;
-    auto to = toAddr(src.remote.address, src.remote.port);
-    if (to && ::sendto(l.fd, resp->data(), resp->size(), MSG_NOSIGNAL | MSG_DONTWAIT, to->sa(), to->len) ==
-                  static_cast<ssize_t>(resp->size())) {
-      counters_.errorResponsesSent++;
-      counters_.bytesOut += resp->size();
-    }
+    // The answer leaves from the listening socket to the source address and
+    // port (RFC 3581 §4: the response goes where the request came from).
+    answerBadInput(src.remote, data, err, [&](const std::string& resp) {
+      auto to = toAddr(src.remote.address, src.remote.port);
+      if (!to) return false;
+      ssize_t sent = ::sendto(l.fd, resp.data(), resp.size(), MSG_NOSIGNAL | MSG_DONTWAIT, to->sa(), to->len);
+      if (sent != static_cast<ssize_t>(resp.size())) return false;
+      counters_.bytesOut += resp.size();
+      return true;
+    });
   }
+}
+
+void TransportLayer::Impl::answerBadInput(const Endpoint& from, std::string_view raw, const ParseError& err,
+                                          const std::function<bool(const std::string&)>& write) {
+  std::string why;
+  auto resp = errorResponseFor(raw, err.status, err.reason, &why);
+  if (resp) {
+    if (write(*resp)) {
+      counters_.errorResponsesSent++;
+      return;
+    }
+    why = "the response could not be sent: " + errnoText(errno);
+  }
+  if (why == "a malformed response is dropped") {
+    counters_.malformedResponsesDropped++;
+    if (logs(spdlog::level::info)) cfg_.log->info("malformed response from {} dropped: {}", from.toString(), err.reason);
+    return;
+  }
+  counters_.errorResponsesUnsent++;
+  if (logs(spdlog::level::warn))
+    cfg_.log->warn("bad input from {} ({} {}) not answered: {}", from.toString(), err.status, err.reason, why);
 }
 
 // ---------------- sending ----------------
@@ -1197,16 +1235,17 @@ void TransportLayer::Impl::processFrames(Conn& c) {
                          resynced ? "" : " (closing: stream cannot be framed)");
         reportParseError(perr, c.source());
         if (c.state != ConnState::Open) return;
-        // A dead framer's error has no parsed message behind it; answer it
-        // too when the head arrived whole (missing/bad Content-Length, 513).
-        bool headWhole = raw.find("\r\n\r\n") != std::string::npos;
-        if (perr.canRespond || (!resynced && headWhole)) {
-          if (auto resp = errorResponseFor(raw, perr.status, perr.reason)) {
-            writeNow(c, *resp, {}, false);
-            counters_.errorResponsesSent++;
-            if (c.state == ConnState::Closed) return;
-          }
-        }
+        // Every bad request is answered on the connection it came on, framed
+        // or not (a dead framer's head: missing/bad Content-Length, 513),
+        // whenever the bytes hold a Via to answer along; otherwise the reason
+        // is logged and counted.
+        bool headWhole = resynced || raw.find("\r\n\r\n") != std::string::npos;
+        if (!headWhole) raw.clear();  // a partial head is not trusted for an answer
+        answerBadInput(c.remote, raw, perr, [&](const std::string& resp) {
+          writeNow(c, resp, {}, false);
+          return true;
+        });
+        if (c.state == ConnState::Closed) return;
         if (!resynced) {
           counters_.unframeableStreams++;
           beginDrain(c);
@@ -1338,6 +1377,8 @@ TransportStats TransportLayer::Impl::stats() const {
   s.bytesOut = k.bytesOut;
   s.parseErrors = k.parseErrors;
   s.errorResponsesSent = k.errorResponsesSent;
+  s.errorResponsesUnsent = k.errorResponsesUnsent;
+  s.malformedResponsesDropped = k.malformedResponsesDropped;
   s.unframeableStreams = k.unframeableStreams;
   s.keepAlivePings = k.keepAlivePings;
   s.connectionsAccepted = k.connectionsAccepted;

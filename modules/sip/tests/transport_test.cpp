@@ -3,6 +3,7 @@
 #include <doctest/doctest.h>
 
 #include <atomic>
+#include <cstring>
 #include <future>
 #include <thread>
 
@@ -434,5 +435,76 @@ TEST_CASE("errorResponseFor copies the identity headers and never answers ACK or
   CHECK(r->find("\r\nInjected:") == std::string::npos);
   CHECK_FALSE(errorResponseFor(request("ACK", Transport::Udp, "er-2"), 400, "x"));
   CHECK_FALSE(errorResponseFor("SIP/2.0 200 OK\r\nVia: x\r\n\r\n", 400, "x"));
-  CHECK_FALSE(errorResponseFor("OPTIONS sip:a SIP/2.0\r\nVia: x\r\n\r\n", 400, "x"));  // no From/To/...
+  std::string why;
+  CHECK_FALSE(errorResponseFor("OPTIONS sip:a SIP/2.0\r\nFrom: <sip:b@c>\r\n\r\n", 400, "x", &why));
+  CHECK(why.find("Via") != std::string::npos);
+  // RFC 4475 §3.3.1: no From, To or Call-ID, yet the Via routes a 400 back.
+  auto partial = errorResponseFor("OPTIONS sip:a SIP/2.0\r\nVia: SIP/2.0/TCP h;branch=z9hG4bKp\r\nCSeq: 1 OPTIONS\r\n\r\n",
+                                  400, "Missing Call-ID");
+  REQUIRE(partial);
+  CHECK(partial->starts_with("SIP/2.0 400 Missing Call-ID\r\nVia: SIP/2.0/TCP h;branch=z9hG4bKp\r\nCSeq: 1 OPTIONS\r\n"));
+}
+
+// The 400/505 for a bad Request-Line reaches the sender on every transport
+// (RFC 4475 §3.1.2.7, §3.1.2.8, §3.1.2.16): the start line fails before the
+// headers are read, yet the headers needed for the answer are there.
+TEST_CASE("a request with a bad Request-Line is answered on its connection or to its address") {
+  struct Case {
+    const char* from;
+    const char* to;
+    const char* status;
+  };
+  for (Case k : {Case{"OPTIONS sip:proxy.test SIP/2.0", "OPTIONS <sip:proxy.test> SIP/2.0", "SIP/2.0 400 Malformed Request-URI"},
+                 Case{"OPTIONS sip:proxy.test SIP/2.0", "OPTIONS sip:proxy.test SIP/7.0", "SIP/2.0 505 Version Not Supported"}}) {
+    CAPTURE(k.to);
+    EventLoop loop;
+    TransportLayer server(loop);
+    Inbox in;
+    in.attach(server);
+    std::string bad = request("OPTIONS", Transport::Tcp, "rl-tcp");
+    REQUIRE(bad.starts_with(k.from));
+    bad.replace(0, std::strlen(k.from), k.to);
+    SUBCASE("TCP") {
+      Endpoint es = server.listen(on(Transport::Tcp));
+      RawPeer peer(loop, es);
+      peer.write(bad);
+      REQUIRE(loop.runUntil([&] { return peer.received().find("\r\n\r\n") != std::string::npos; }, kDeadline));
+      CHECK(peer.received().starts_with(k.status));
+      CHECK(peer.received().find("Call-ID: rl-tcp\r\n") != std::string::npos);
+      CHECK_FALSE(peer.closed());  // framed: the stream goes on
+    }
+    SUBCASE("UDP") {
+      Endpoint es = server.listen(on(Transport::Udp));
+      TransportLayer client(loop);
+      client.listen(on(Transport::Udp));
+      Inbox atClient;
+      atClient.attach(client);
+      std::string dgram = bad;
+      dgram.replace(dgram.find("SIP/2.0/TCP"), 11, "SIP/2.0/UDP");
+      client.sendBytes(dgram, es);
+      REQUIRE(loop.runUntil([&] { return !atClient.messages.empty(); }, kDeadline));
+      CHECK((std::string("SIP/2.0 ") + std::to_string(atClient.messages[0].statusCode()) + " " +
+             std::string(atClient.messages[0].reason()))
+                .starts_with(k.status));
+      CHECK(atClient.messages[0].callId() == "rl-tcp");
+    }
+    CHECK(in.messages.empty());
+    CHECK(server.stats().errorResponsesSent == 1);
+    CHECK(server.stats().errorResponsesUnsent == 0);
+  }
+}
+
+TEST_CASE("bad input that cannot be answered is counted; malformed responses are dropped") {
+  EventLoop loop;
+  TransportLayer server(loop), client(loop);
+  Endpoint es = server.listen(on(Transport::Udp));
+  client.listen(on(Transport::Udp));
+  Inbox in;
+  in.attach(server);
+  client.sendBytes("OPTIONS sip:a@b SIP/2.0\r\nFrom: <sip:c@d>;tag=1\r\nContent-Length: x\r\n\r\n", es);
+  client.sendBytes("SIP/2.0 9999 Huge\r\nVia: SIP/2.0/UDP h;branch=z9hG4bKr\r\n\r\n", es);
+  REQUIRE(loop.runUntil([&] { return in.parseErrors.size() == 2; }, kDeadline));
+  CHECK(server.stats().errorResponsesUnsent == 1);
+  CHECK(server.stats().malformedResponsesDropped == 1);
+  CHECK(server.stats().errorResponsesSent == 0);
 }

@@ -90,6 +90,10 @@ struct TransportStats {
   std::uint64_t bytesOut = 0;
   std::uint64_t parseErrors = 0;
   std::uint64_t errorResponsesSent = 0;  // 400/413/505/513 answers to bad input
+  // Bad input no answer could be formed or sent for (logged with the reason):
+  // no Via, an unframeable head, a socket error.
+  std::uint64_t errorResponsesUnsent = 0;
+  std::uint64_t malformedResponsesDropped = 0;  // RFC 3261 §18.1.2
   std::uint64_t unframeableStreams = 0;  // connections closed for bad framing
   std::uint64_t keepAlivePings = 0;      // CRLFCRLF answered with CRLF
   std::uint64_t connectionsAccepted = 0;
@@ -148,10 +152,13 @@ class TransportLayer {
   std::shared_ptr<Impl> impl_;
 };
 
-// Minimal answer to a request that failed to parse: copies Via, From, To
-// (adding a tag), Call-ID and CSeq lines out of the raw bytes. nullopt when
-// they are missing, the message is a response or an ACK, or the bytes are
-// not text. Exposed for tests.
-std::optional<std::string> errorResponseFor(std::string_view raw, int status, std::string_view reason);
+// Minimal answer to a request that failed to parse: copies the Via lines
+// and, where present, From, To (adding a tag), Call-ID and CSeq out of the
+// raw bytes (RFC 4475 §3.3.1: a request missing some still gets its 400).
+// nullopt, with the reason in *why, when there is no Via, the message is a
+// response (RFC 3261 §18.1.2: discarded) or an ACK, or no complete start
+// line arrived. Exposed for tests.
+std::optional<std::string> errorResponseFor(std::string_view raw, int status, std::string_view reason,
+                                            std::string* why = nullptr);
 
 }  // namespace imp::sip
