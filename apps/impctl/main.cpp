@@ -39,7 +39,7 @@ Commands:
   domain add DOMAIN [--description TEXT] | domain list | domain delete DOMAIN
   federation show | federation enable|disable [--routing-mode basic|advanced]
   federation set [--routing-mode basic|advanced] [--email-for-interdomain on|off]
-  listener list | listener set tcp|tls-server-auth|tls-peer-auth [--port P] [--enable|--disable]
+  listener list | listener set tcp|tls-server-auth|tls-peer-auth|udp [--port P] [--enable|--disable]
   tls peer-subject add CN [--description TEXT] | tls peer-subject list | tls peer-subject delete CN
   tls context list
   tls context set NAME [--ciphers LIST] [--min-version 1.0|1.1|1.2|1.3] [--max-version V]

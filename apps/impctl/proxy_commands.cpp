@@ -88,7 +88,7 @@ int federationCommand(const Args& a, const LazyClient& c) {
 int listenerCommand(const Args& a, const LazyClient& c) {
   const auto& w = a.words;
   const char* usage =
-      "usage: impctl listener list | listener set tcp|tls-server-auth|tls-peer-auth [--port P] [--enable|--disable]";
+      "usage: impctl listener list | listener set tcp|tls-server-auth|tls-peer-auth|udp [--port P] [--enable|--disable]";
   auto print = [](const std::vector<Obj::Ptr>& ls) {
     std::vector<std::vector<std::string>> rows = {{"NAME", "TRANSPORT", "AUTH", "ENABLED", "PORT", "DEFAULT", "DISPLAY NAME"}};
     for (const auto& l : ls)
@@ -253,7 +253,9 @@ int proxyCommand(const Args& a, const LazyClient& c) {
     auto o = c.request("GET", "/api/v1/sip-proxy/stats", "", a.json);
     if (a.json) return kOk;
     for (const char* k : {"requests", "forwarded", "failovers", "acl_refused", "loops", "stateless_forwards",
-                          "flood_refused", "overloaded", "directory_lookups", "directory_cache_hits"})
+                          "flood_refused", "overloaded", "directory_lookups", "directory_cache_hits", "rejected",
+                          "parse_errors", "error_responses_sent", "error_responses_unsent",
+                          "malformed_responses_dropped"})
       std::cout << k << ": " << str(o, k) << "\n";
     auto down = joined(o, "next_hops_down");
     std::cout << "next hops down: " << (down == "-" ? "none" : down) << "\n";

@@ -96,8 +96,12 @@ class ProxyConfig(unittest.TestCase):
         n = self.node
         ls = {l["name"]: l for l in n.ctl_json("listener", "list")["listeners"]}
         self.assertEqual({k: (v["port"], v["enabled"]) for k, v in ls.items()},
-                         {"tcp": (5060, True), "tls-server-auth": (5061, True), "tls-peer-auth": (5062, True)})
+                         {"tcp": (5060, True), "tls-server-auth": (5061, True), "tls-peer-auth": (5062, True),
+                          "udp": (5060, False)})
         self.assertEqual(ls["tls-peer-auth"]["auth"], "mutual")
+        # UDP is off by default (Lync and OCS do not use it) and may share 5060 with TCP.
+        self.assertEqual((ls["udp"]["transport"], ls["udp"]["display_name"]),
+                         ("UDP", "Default Cisco SIP Proxy UDP Listener"))
         # TLS-1: Lync needs Peer Auth on 5061, so Server Auth moves away first.
         n.ctl("listener", "set", "tls-server-auth", "--port", "5063")
         n.ctl("listener", "set", "tls-peer-auth", "--port", "5061")
@@ -106,7 +110,8 @@ class ProxyConfig(unittest.TestCase):
         n.ctl("listener", "set", "tcp", "--disable")
         ls = {l["name"]: l for l in n.ctl_json("listener", "list")["listeners"]}
         self.assertEqual({k: (v["port"], v["enabled"]) for k, v in ls.items()},
-                         {"tcp": (5060, False), "tls-server-auth": (5062, True), "tls-peer-auth": (5061, True)})
+                         {"tcp": (5060, False), "tls-server-auth": (5062, True), "tls-peer-auth": (5061, True),
+                          "udp": (5060, False)})
         n.ctl("listener", "set", "tcp", "--enable", "--port", "5060")
         self.assertIn("tcp", n.ctl("listener", "list").stdout)
 
@@ -273,8 +278,8 @@ class ProxyConfig(unittest.TestCase):
                 (["listener", "set", "tcp", "--port", "0"], "port 0 is out of range 1..65535"),
                 (["listener", "set", "tcp", "--port", "99999"], "port 99999 is out of range 1..65535"),
                 (["listener", "set", "tcp", "--port", "sip"], "field 'port' must be a whole number ('sip')"),
-                (["listener", "set", "udp", "--port", "5070"],
-                 "no listener 'udp'; listeners: tcp, tls-server-auth, tls-peer-auth"),
+                (["listener", "set", "sctp", "--port", "5070"],
+                 "no listener 'sctp'; listeners: tcp, tls-server-auth, tls-peer-auth, udp"),
                 # TLS peer subjects and contexts (TLS-2, TLS-3)
                 (["tls", "peer-subject", "add", "*.example.com"], "may not be a wildcard"),
                 (["tls", "peer-subject", "add", "bad_cn.example.com"], "may hold only letters, digits"),

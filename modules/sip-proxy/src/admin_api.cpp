@@ -368,6 +368,11 @@ void registerRuntimeRoutes(core::AdminRouter& router, ProxyHandle& proxy) {
     o->set("overloaded", st->overloaded);
     o->set("directory_lookups", st->directoryLookups);
     o->set("directory_cache_hits", st->directoryCacheHits);
+    o->set("rejected", st->rejected);
+    o->set("parse_errors", st->parseErrors);
+    o->set("error_responses_sent", st->errorResponsesSent);
+    o->set("error_responses_unsent", st->errorResponsesUnsent);
+    o->set("malformed_responses_dropped", st->malformedResponsesDropped);
     o->set("next_hops_down", strings(*down));
     return AdminResponse::json(o);
   });

@@ -102,7 +102,8 @@ std::vector<Listener> readListeners(DbSession& s, bool forUpdate) {
   std::vector<Listener> out;
   for (const auto& info : listenerCatalog()) {
     auto it = stored.find(std::string(info.name));
-    out.push_back(it != stored.end() ? it->second : Listener{std::string(info.name), true, info.defaultPort});
+    out.push_back(it != stored.end() ? it->second
+                                     : Listener{std::string(info.name), info.enabledByDefault, info.defaultPort});
   }
   return out;
 }

@@ -57,7 +57,7 @@ NodeOptions readNodeOptions(const core::Config& cfg) {
   }
   for (auto a = o.portOverrides.begin(); a != o.portOverrides.end(); ++a)
     for (auto b = std::next(a); b != o.portOverrides.end(); ++b)
-      if (a->second != 0 && a->second == b->second)
+      if (a->second != 0 && a->second == b->second && (a->first == "udp") == (b->first == "udp"))
         throw core::ConfigError(kSection, portKey(a->first) + " and " + portKey(b->first) + " are both " +
                                               std::to_string(a->second) + ": each listener needs its own port");
   o.hopTimeout = std::chrono::milliseconds(cfg.getInt(kSection, "hop_timeout_ms"));

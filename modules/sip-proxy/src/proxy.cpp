@@ -20,6 +20,7 @@
 #include "imp/sip/transactions.h"
 #include "imp/sip/transport.h"
 #include "imp/sip/uri.h"
+#include "imp/sip_proxy/request_checks.h"
 
 namespace imp::sip_proxy {
 
@@ -43,6 +44,11 @@ struct NotLocal : DirectoryLookup {
   std::optional<std::string> licensedUserHome(const std::string&) override { return std::nullopt; }
   bool hasMicrosoftSipUri(const std::string&) override { return false; }
 };
+
+// RFC 3261 §18.1.1: requests larger than this (MTU unknown: 1500 - 200)
+// leave over TCP rather than UDP; our Via adds about kViaAllowance bytes.
+constexpr std::size_t kMaxUdpRequest = 1300;
+constexpr std::size_t kViaAllowance = 100;
 
 // How long a reverse-DNS ACL match exempts its address from the flood limiter.
 constexpr auto kNameTrust = std::chrono::seconds(60);
@@ -385,6 +391,45 @@ class Proxy::Impl : public sip::TransactionTransport, public sip::TransactionUse
            ";branch=" + sip::TransactionLayer::newBranch();
   }
 
+  // RFC 3261 §18.2.1 and RFC 3581 §4: the top Via gets received= when its
+  // sent-by host is not the source address, and rport= (with received=)
+  // when the client asked for it, so responses, stateless ones included, go
+  // back to where the request came from (through NAT too).
+  static void markReceived(Message& m, const sip::Source& src) {
+    auto top = m.topVia();
+    if (!top) return;
+    auto rport = top->param("rport");
+    bool wantRport = rport && rport->empty();
+    bool hostDiffers = canonicalIp(top->host).value_or(std::string(top->host)) != src.remote.address;
+    if (!wantRport && (!hostDiffers || top->param("received"))) return;
+    std::string raw(top->raw);
+    if (wantRport) {
+      // ";rport" gets its value in place (the parameter stays where it was).
+      auto p = raw.find(";rport");
+      while (p != std::string::npos) {
+        auto after = p + 6;
+        if (after == raw.size() || raw[after] == ';' || raw[after] == ' ' || raw[after] == '\t') {
+          raw.insert(after, "=" + std::to_string(src.remote.port));
+          break;
+        }
+        p = raw.find(";rport", after);
+      }
+    }
+    if (!top->param("received")) raw += ";received=" + src.remote.address;
+    m.removeFirstValue(sip::HeaderId::Via);
+    m.prependHeader(sip::HeaderId::Via, raw);
+  }
+
+  void reject(const std::shared_ptr<Ctx>& ctx, const RequestRejection& r) {
+    ++rejected_;
+    if (log_)
+      log_->info("{} {} from {} refused: {} {}", ctx->request.method(), ctx->request.requestUri(),
+                 ctx->source.remote.toString(), r.status, r.reason);
+    auto resp = sip::TransactionLayer::makeResponse(ctx->request, r.status, r.reason, randomTag());
+    for (const auto& [name, value] : r.headers) resp.appendHeader(name, value);
+    txl_->respond(ctx->serverTx, std::move(resp));
+  }
+
   void answer(TxId tx, const Message& req, int status, std::string_view reason) {
     txl_->respond(tx, sip::TransactionLayer::makeResponse(req, status, reason, randomTag()));
   }
@@ -488,12 +533,23 @@ class Proxy::Impl : public sip::TransactionTransport, public sip::TransactionUse
   // (2) Max-Forwards, own Route, then (3)/(4)
   void afterAcl(const std::shared_ptr<Ctx>& ctx) {
     const Message& req = ctx->request;
-    ctx->fwd = req;
+    // RFC 3261 §16.3 steps 1-2: a request the proxy cannot forward as it is
+    // gets 400 naming the header, or 416 for the scheme, before routing.
+    if (auto bad = checkRequestSyntax(req)) {
+      reject(ctx, *bad);
+      return;
+    }
     auto mf = req.maxForwards();
     if (mf && *mf <= 0) {
       answer(ctx->serverTx, req, 483, "Too Many Hops");
       return;
     }
+    if (auto bad = checkProxyRequire(req)) {  // step 5
+      reject(ctx, *bad);
+      return;
+    }
+    ctx->fwd = req;
+    markReceived(ctx->fwd, ctx->source);
     ctx->fwd.setHeader(sip::HeaderId::MaxForwards, mf ? std::to_string(*mf - 1) : "70");
     for (int i = 0; i < 8; ++i) {
       auto routes = ctx->fwd.routes();
@@ -709,8 +765,18 @@ class Proxy::Impl : public sip::TransactionTransport, public sip::TransactionUse
     });
   }
 
-  void sendHop(const std::shared_ptr<Ctx>& ctx, const Hop& hop, const sip::Endpoint& ep) {
+  void sendHop(const std::shared_ptr<Ctx>& ctx, const Hop& hop, const sip::Endpoint& hopEp, bool udpRetry = false) {
     Message m = ctx->fwd;
+    // RFC 3261 §18.1.1: a request within 200 bytes of the path MTU (1300
+    // bytes when it is unknown) does not go over UDP but over TCP to the
+    // same address; if the next hop refuses TCP it gets the datagram after all.
+    sip::Endpoint ep = hopEp;
+    bool largeOverTcp = false;
+    if (ep.transport == sip::Transport::Udp && !udpRetry &&
+        m.serialize().size() + kViaAllowance > kMaxUdpRequest) {
+      ep.transport = sip::Transport::Tcp;
+      largeOverTcp = true;
+    }
     // RFC 5658 double Record-Route: the request leaves over another transport
     // than it came in on, so the callee's side gets a Record-Route of its own
     // (on top), the caller's side keeps the one added in forward().
@@ -753,9 +819,17 @@ class Proxy::Impl : public sip::TransactionTransport, public sip::TransactionUse
       if (ctx->done || ctx->attempt != attempt) return;
       hopFailed(ctx, "timed out", true);
     };
-    cb.onTransportError = [this, ctx, attempt](const sip::TransportError& e) {
+    cb.onTransportError = [this, ctx, attempt, hop, hopEp, largeOverTcp](const sip::TransportError& e) {
       if (ctx->done || ctx->attempt != attempt) return;
       loop_.cancel(ctx->hopTimer);
+      if (largeOverTcp && (e.kind == sip::TransportErrorKind::ConnectionRefused ||
+                           e.kind == sip::TransportErrorKind::ConnectTimeout)) {
+        if (log_)
+          log_->info("{} {}: {} does not take TCP ({}); sending the {}-byte request over UDP", ctx->request.method(),
+                     ctx->request.requestUri(), hopEp.toString(), sip::errorKindName(e.kind), ctx->fwd.serialize().size());
+        sendHop(ctx, hop, hopEp, true);
+        return;
+      }
       hopFailed(ctx, std::string(sip::errorKindName(e.kind)) + (e.detail.empty() ? "" : ": " + e.detail), false);
     };
     ctx->hopTimer = loop_.schedule(cfg_.hopTimeout, [this, ctx, attempt] {
@@ -994,7 +1068,7 @@ class Proxy::Impl : public sip::TransactionTransport, public sip::TransactionUse
   std::uint64_t cacheEpoch_ = 0;                                     // bumped with each new policy (loop)
 
   std::atomic<std::uint64_t> requests_{0}, forwarded_{0}, failovers_{0}, aclRefused_{0}, loops_{0}, stateless_{0},
-      floodRefused_{0}, overloaded_{0}, directoryLookups_{0}, directoryCacheHits_{0};
+      floodRefused_{0}, overloaded_{0}, directoryLookups_{0}, directoryCacheHits_{0}, rejected_{0};
 };
 
 namespace {
@@ -1085,6 +1159,12 @@ ProxyStats Proxy::stats() const {
   s.directoryLookups = impl_->directoryLookups_;
   s.directoryCacheHits = impl_->directoryCacheHits_;
   s.loops = impl_->loops_;
+  s.rejected = impl_->rejected_;
+  auto t = impl_->transport_->stats();
+  s.parseErrors = t.parseErrors;
+  s.errorResponsesSent = t.errorResponsesSent;
+  s.errorResponsesUnsent = t.errorResponsesUnsent;
+  s.malformedResponsesDropped = t.malformedResponsesDropped;
   s.statelessForwards = impl_->stateless_;
   return s;
 }

@@ -268,7 +268,7 @@ class ProxyService : public core::Service {
           for (const auto& s : *subjects) pl.acceptPeerKey += s + ",";
         }
       } else {
-        pl.transport = sip::Transport::Tcp;
+        pl.transport = info->transport == "UDP" ? sip::Transport::Udp : sip::Transport::Tcp;
       }
       out.push_back(std::move(pl));
     }
@@ -355,6 +355,18 @@ class ProxyService : public core::Service {
     metrics_->collect("imp_sip_proxy_directory_cache_hits_total",
                       "routing decisions answered from the recipient cache (cleared on every settings generation)",
                       T::Counter, "sip-proxy", stat(&ProxyStats::directoryCacheHits));
+    metrics_->collect("imp_sip_proxy_rejected_total",
+                      "requests refused by validation before routing (400/416/420, RFC 3261 16.3)", T::Counter,
+                      "sip-proxy", stat(&ProxyStats::rejected));
+    metrics_->collect("imp_sip_proxy_parse_errors_total", "SIP messages that failed to parse", T::Counter, "sip-proxy",
+                      stat(&ProxyStats::parseErrors));
+    metrics_->collect("imp_sip_proxy_error_responses_total", "4xx/5xx answers sent for requests that failed to parse",
+                      T::Counter, "sip-proxy", stat(&ProxyStats::errorResponsesSent));
+    metrics_->collect("imp_sip_proxy_error_responses_unsent_total",
+                      "bad requests no answer could be formed or sent for (the reason is logged)", T::Counter,
+                      "sip-proxy", stat(&ProxyStats::errorResponsesUnsent));
+    metrics_->collect("imp_sip_proxy_malformed_responses_dropped_total", "malformed SIP responses dropped",
+                      T::Counter, "sip-proxy", stat(&ProxyStats::malformedResponsesDropped));
   }
 
   ProxyServiceOptions opts_;

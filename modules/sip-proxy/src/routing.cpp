@@ -53,6 +53,17 @@ std::optional<std::string> addressOf(std::string_view recipient) {
   return lower(user) + "@" + lower(host);
 }
 
+// The host of a sip:/sips: URI without a user part ("sip:example.com"),
+// lower-case, without a trailing dot.
+std::optional<std::string> domainOnly(std::string_view recipient) {
+  auto u = sip::parseUri(recipient);
+  if (!u || !u->isSip() || !u->user.empty() || u->host.empty()) return std::nullopt;
+  std::string host = lower(u->host);
+  if (host.back() == '.') host.pop_back();
+  if (host.empty()) return std::nullopt;
+  return host;
+}
+
 std::string routesText(const std::vector<StaticRoute>& routes) {
   std::string s;
   for (const auto& r : routes) s += (s.empty() ? "" : ", ") + r.describe();
@@ -63,10 +74,50 @@ std::string routesText(const std::vector<StaticRoute>& routes) {
 
 std::optional<std::string> recipientAddress(std::string_view recipient) { return addressOf(recipient); }
 
+RoutingDecision decideDomainRoute(const std::string& domain, const FederationSettings& federation,
+                                  DirectoryLookup& directory, const RouteTable& routes, bool returningOwnRequest) {
+  auto m = routes.match(domain);
+  bool routed = m && !m->routes.empty();
+  if (directory.isLocalDomain(domain)) {
+    // A local presence domain shared with the Microsoft server (FED-6): what
+    // is addressed to the domain itself (REGISTER, OPTIONS) belongs to that
+    // server when federation routes there; IMP is no registrar.
+    if (!federation.enabled)
+      return reject(404, "sip:" + domain + " names local presence domain " + domain +
+                             " but no user; IMP is no registrar and partitioned intradomain federation is disabled");
+    if (returningOwnRequest)
+      return reject(482, "loop detected: a request for sip:" + domain +
+                             " was already sent to the Microsoft server by this cluster and came back (FED-7)");
+    if (!routed)
+      return reject(404, "sip:" + domain + " names local presence domain " + domain +
+                             " but no user; IMP is no registrar and no static route leads to the Microsoft server for " +
+                             domain);
+    RoutingDecision d;
+    d.kind = RoutingDecision::Kind::MicrosoftServer;
+    d.pattern = m->pattern;
+    d.routes = std::move(m->routes);
+    d.reason = "partitioned federation: sip:" + domain + " (the domain itself) goes to the Microsoft server by " +
+               std::string(nameOf(m->type)) + " route " + d.pattern + ": " + routesText(d.routes);
+    return d;
+  }
+  if (!routed) return reject(404, domain + " is not a local presence domain and no static route matches it");
+  RoutingDecision d;
+  d.kind = RoutingDecision::Kind::StaticRoute;
+  d.pattern = m->pattern;
+  d.routes = std::move(m->routes);
+  d.reason = "found " + std::string(nameOf(m->type)) + " route " + d.pattern + " for " + domain + ": " +
+             routesText(d.routes);
+  return d;
+}
+
 RoutingDecision decideRoute(std::string_view recipient, const FederationSettings& federation, DirectoryLookup& directory,
                             const RouteTable& routes, bool returningOwnRequest) {
   auto address = addressOf(recipient);
-  if (!address) return reject(400, "recipient '" + std::string(recipient) + "' is not user@domain");
+  if (!address) {
+    if (auto domain = domainOnly(recipient))
+      return decideDomainRoute(*domain, federation, directory, routes, returningOwnRequest);
+    return reject(400, "recipient '" + std::string(recipient) + "' is not user@domain");
+  }
   const std::string domain = address->substr(address->rfind('@') + 1);
 
   if (directory.isLocalDomain(domain)) {

@@ -138,6 +138,7 @@ const std::vector<ListenerInfo>& listenerCatalog() {
       {"tcp", "Default Cisco SIP Proxy TCP Listener", "TCP", "none", 5060},
       {"tls-server-auth", "Default Cisco SIP Proxy TLS Listener - Server Auth", "TLS", "server", 5061},
       {"tls-peer-auth", "Default Cisco SIP Proxy TLS Listener - Peer Auth", "TLS", "mutual", 5062},
+      {"udp", "Default Cisco SIP Proxy UDP Listener", "UDP", "none", 5060, false},
   };
   return kListeners;
 }
@@ -154,6 +155,14 @@ std::string checkPort(std::int64_t port) {
 }
 
 std::string checkListenerPorts(const std::vector<Listener>& all, const std::string& changed) {
+  // A UDP socket and a TCP socket (TCP or TLS listener) do not share a port.
+  auto udp = [](const Listener& l) {
+    const ListenerInfo* info = findListener(l.name);
+    return info != nullptr && info->transport == "UDP";
+  };
+  auto conflict = [&](const Listener& a, const Listener& b) {
+    return a.enabled && b.enabled && a.port == b.port && udp(a) == udp(b);
+  };
   auto clash = [](const Listener& mine, const Listener& other) {
     return "port " + std::to_string(mine.port) + " is already used by the enabled listener '" + other.name +
            "'; choose another port for '" + mine.name + "' or move that listener first (TLS-1)";
@@ -161,10 +170,10 @@ std::string checkListenerPorts(const std::vector<Listener>& all, const std::stri
   for (const auto& l : all)
     if (l.name == changed && l.enabled)
       for (const auto& o : all)
-        if (&o != &l && o.enabled && o.port == l.port) return clash(l, o);
+        if (&o != &l && conflict(l, o)) return clash(l, o);
   for (std::size_t i = 0; i < all.size(); ++i)
     for (std::size_t j = i + 1; j < all.size(); ++j)
-      if (all[i].enabled && all[j].enabled && all[i].port == all[j].port) return clash(all[j], all[i]);
+      if (conflict(all[i], all[j])) return clash(all[j], all[i]);
   return "";
 }
 

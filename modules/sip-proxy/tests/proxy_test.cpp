@@ -83,13 +83,14 @@ class FakeDirectory : public sp::DirectoryLookup {
 
 // A SIP peer on the test loop: records what it receives; `onMessage` may answer.
 struct Peer {
-  explicit Peer(sip::EventLoop& loop) : tl(loop) {
+  explicit Peer(sip::EventLoop& loop, sip::Transport transport = sip::Transport::Tcp) : tl(loop) {
     tl.setMessageHandler([this](sip::Message m, const sip::Source& s) {
       got.push_back(m);
+      sources.push_back(s);
       if (onMessage) onMessage(got.back(), s);
     });
     sip::ListenerConfig lc;
-    lc.transport = sip::Transport::Tcp;
+    lc.transport = transport;
     lc.address = "127.0.0.1";
     ep = tl.listen(lc);
   }
@@ -108,6 +109,7 @@ struct Peer {
   sip::TransportLayer tl;
   sip::Endpoint ep;
   std::vector<sip::Message> got;
+  std::vector<sip::Source> sources;  // parallel to got
   std::function<void(const sip::Message&, const sip::Source&)> onMessage;
 };
 
@@ -677,4 +679,132 @@ TEST_CASE("directory answers about a recipient are reused until the next setting
   CHECK(dir->userLookups == 3);
   CHECK(dir->uriLookups == 1);
   CHECK(rig.proxy->stats().directoryCacheHits == 2);
+}
+
+// ---- RFC 3261 16.3 validation, UDP (RFC 3581, 18.1.1) ----
+
+namespace {
+
+sip::Message parsedText(const std::string& text) {
+  auto r = sip::Parser().parseDatagram(text);
+  REQUIRE(std::holds_alternative<sip::Message>(r));
+  return std::get<sip::Message>(std::move(r));
+}
+
+sip::Endpoint endpointOf(const Rig& rig, sip::Transport t) {
+  for (const auto& e : rig.proxy->endpoints())
+    if (e.transport == t) return e;
+  FAIL("the proxy has no listener of that transport");
+  return {};
+}
+
+}  // namespace
+
+TEST_CASE("requests a proxy must refuse get 400 naming the header, 416 or 420 with Unsupported, and go nowhere") {
+  sip::EventLoop loop;
+  Peer uac(loop), uas(loop);
+  answerAll(uas);
+  sp::ProxyPolicy policy;
+  policy.acl = allowAll();
+  policy.routes = {route(".test.remote.*", uas.ep.port, 1)};
+  Rig rig(policy);
+
+  auto r420 = roundTrip(loop, uac, rig,
+                        makeRequest("OPTIONS", "sip:bob@remote.test", uac, "pr1", "Proxy-Require: foo, bar\r\nRequire: baz\r\n"));
+  CHECK(r420.statusCode() == 420);
+  CHECK(r420.header("Unsupported") == "foo, bar");
+  uac.got.clear();
+  std::string noCallId = "MESSAGE sip:bob@remote.test SIP/2.0\r\nVia: SIP/2.0/TCP 127.0.0.1:" + std::to_string(uac.ep.port) +
+                         ";branch=z9hG4bK-nc1\r\nFrom: <sip:alice@imp.test>;tag=a1\r\nTo: <sip:bob@remote.test>\r\n"
+                         "CSeq: 1 MESSAGE\r\nContent-Length: 0\r\n\r\n";
+  auto r400 = roundTrip(loop, uac, rig, parsedText(noCallId));
+  CHECK(r400.statusCode() == 400);
+  CHECK(r400.reason() == "Bad Request - missing Call-ID header field");
+  uac.got.clear();
+  auto twice = roundTrip(loop, uac, rig, makeRequest("MESSAGE", "sip:bob@remote.test", uac, "tw1", "To: <sip:eve@remote.test>\r\n"));
+  CHECK(twice.statusCode() == 400);
+  CHECK(twice.reason() == "Bad Request - several values in single-value header field To");
+  uac.got.clear();
+  auto r416 = roundTrip(loop, uac, rig, makeRequest("OPTIONS", "mailto:bob@remote.test", uac, "sc1"));
+  CHECK(r416.statusCode() == 416);
+  CHECK(r416.reason().find("mailto") != std::string_view::npos);
+  CHECK(uas.requests().empty());
+  CHECK(rig.proxy->stats().rejected == 4);
+}
+
+TEST_CASE("a Request-URI without a user part is routed by its domain") {
+  sip::EventLoop loop;
+  Peer uac(loop), uas(loop);
+  answerAll(uas);
+  sp::ProxyPolicy policy;
+  policy.acl = allowAll();
+  policy.routes = {route(".test.remote.*", uas.ep.port, 1)};
+  Rig rig(policy);
+  auto ok = roundTrip(loop, uac, rig, makeRequest("REGISTER", "sip:remote.test", uac, "rg1"));
+  CHECK(ok.statusCode() == 200);
+  REQUIRE(uas.requests().size() == 1);
+  CHECK(uas.requests()[0].requestUri() == "sip:remote.test");
+  uac.got.clear();
+  auto none = roundTrip(loop, uac, rig, makeRequest("REGISTER", "sip:elsewhere.test", uac, "rg2"));
+  CHECK(none.statusCode() == 404);
+  CHECK(none.reason() == "elsewhere.test is not a local presence domain and no static route matches it");
+}
+
+TEST_CASE("UDP: received and rport are added to the top Via and the answer goes to the source port (RFC 3581)") {
+  sip::EventLoop loop;
+  Peer uac(loop, sip::Transport::Udp), uas(loop);
+  answerAll(uas);
+  sp::ProxyPolicy policy;
+  policy.acl = allowAll();
+  policy.routes = {route(".test.remote.*", uas.ep.port, 1)};
+  Rig rig(policy, [](sp::ProxyConfig& c) { c.listeners.push_back({sip::Transport::Udp, "127.0.0.1", 0, nullptr, {}}); });
+  // The Via names an address behind a NAT; only the source address works.
+  std::string text = "MESSAGE sip:bob@remote.test SIP/2.0\r\nVia: SIP/2.0/UDP 10.99.0.1:5999;rport;branch=z9hG4bK-u1\r\n"
+                     "Max-Forwards: 70\r\nFrom: <sip:alice@imp.test>;tag=a1\r\nTo: <sip:bob@remote.test>\r\n"
+                     "Call-ID: u1\r\nCSeq: 1 MESSAGE\r\nContent-Length: 2\r\n\r\nhi";
+  auto udpEp = endpointOf(rig, sip::Transport::Udp);
+  uac.tl.send(parsedText(text), udpEp);
+  REQUIRE(loop.runUntil([&] { return !uac.finals().empty(); }, kDeadline));
+  CHECK(uac.finals()[0].statusCode() == 200);
+  // From the listening socket (§18.2.2 / RFC 3581 §4).
+  CHECK(uac.sources.back().remote.port == udpEp.port);
+  REQUIRE(uas.requests().size() == 1);
+  auto vias = uas.requests()[0].vias();
+  REQUIRE(vias.size() == 2);
+  CHECK(vias[1].param("rport") == std::to_string(uac.ep.port));
+  CHECK(vias[1].param("received") == "127.0.0.1");
+}
+
+TEST_CASE("UDP next hop: a request over 1300 bytes goes over TCP, back to UDP when TCP is refused (RFC 3261 18.1.1)") {
+  sip::EventLoop loop;
+  Peer uac(loop), tcpUas(loop), udpUas(loop, sip::Transport::Udp);
+  answerAll(tcpUas);
+  answerAll(udpUas);
+  auto udpRoute = [](const std::string& pattern, std::uint16_t port) {
+    auto r = route(pattern, port, 1);
+    r.transport = sp::Transport::Udp;
+    return r;
+  };
+  sp::ProxyPolicy policy;
+  policy.acl = allowAll();
+  // tcp.test: a next hop that listens on TCP at the port the route names UDP for.
+  policy.routes = {udpRoute(".test.tcp.*", tcpUas.ep.port), udpRoute(".test.udp.*", udpUas.ep.port)};
+  Rig rig(policy, [](sp::ProxyConfig& c) { c.listeners.push_back({sip::Transport::Udp, "127.0.0.1", 0, nullptr, {}}); });
+  std::string big = "X-Padding: " + std::string(1400, 'p') + "\r\n";
+
+  auto small = roundTrip(loop, uac, rig, makeRequest("MESSAGE", "sip:bob@udp.test", uac, "s1"));
+  CHECK(small.statusCode() == 200);
+  REQUIRE(udpUas.requests().size() == 1);
+  CHECK(udpUas.requests()[0].topVia()->transport == "UDP");
+  uac.got.clear();
+  auto large = roundTrip(loop, uac, rig, makeRequest("MESSAGE", "sip:bob@tcp.test", uac, "l1", big));
+  CHECK(large.statusCode() == 200);
+  REQUIRE(tcpUas.requests().size() == 1);
+  CHECK(tcpUas.requests()[0].topVia()->transport == "TCP");
+  uac.got.clear();
+  auto fallback = roundTrip(loop, uac, rig, makeRequest("MESSAGE", "sip:bob@udp.test", uac, "l2", big));
+  CHECK(fallback.statusCode() == 200);
+  REQUIRE(udpUas.requests().size() == 2);
+  CHECK(udpUas.requests()[1].topVia()->transport == "UDP");
+  CHECK(rig.logged("does not take TCP"));
 }

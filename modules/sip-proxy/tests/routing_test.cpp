@@ -179,13 +179,40 @@ TEST_CASE("FED-7: a request IMP sent to the Microsoft server that comes back is 
 
 TEST_CASE("recipients that are not user@domain are refused") {
   World w;
-  for (const char* bad : {"example.com", "@example.com", "bob@", "sip:example.com", "tel:+14085551234", "a b@example.com"}) {
+  for (const char* bad : {"example.com", "@example.com", "bob@", "tel:+14085551234", "a b@example.com"}) {
     auto d = decideRoute(bad, federation(true), w.dir, w.routes);
     CHECK(d.kind == Kind::Reject);
     CHECK(d.status == 400);
   }
   CHECK(nameOf(Kind::MicrosoftServer) == "microsoft_server");
   CHECK(nameOf(Kind::StaticRoute) == "static_route");
+}
+
+// A Request-URI without a user part is a valid address (RFC 4475 escnull,
+// regaut01, cparam01...): routed by its domain, never refused as malformed.
+TEST_CASE("domain-only recipients are routed by their domain") {
+  World w;
+  // A remote domain: its static route, or 404 naming the domain.
+  auto remote = decideRoute("sip:partner.net", federation(true), w.dir, w.routes);
+  CHECK(remote.kind == Kind::StaticRoute);
+  CHECK(remote.pattern == ".net.partner.*");
+  auto none = decideRoute("sip:registrar.nowhere.org", federation(true), w.dir, w.routes);
+  CHECK(none.kind == Kind::Reject);
+  CHECK(none.status == 404);
+  CHECK(none.reason == "registrar.nowhere.org is not a local presence domain and no static route matches it");
+  // A local presence domain shared with the Microsoft server: there with
+  // federation on (FED-6); 404 saying IMP is no registrar otherwise.
+  auto shared = decideRoute("sips:Example.COM", federation(true), w.dir, w.routes);
+  CHECK(shared.kind == Kind::MicrosoftServer);
+  REQUIRE(shared.routes.size() == 2);
+  CHECK(shared.routes[0].nextHop == "10.0.0.1");
+  auto off = decideRoute("sip:example.com", federation(false), w.dir, w.routes);
+  CHECK(off.status == 404);
+  CHECK(off.reason.find("no registrar") != std::string::npos);
+  auto unrouted = decideRoute("sip:native-only.org", federation(true), w.dir, w.routes);
+  CHECK(unrouted.status == 404);
+  CHECK(unrouted.reason.find("no static route") != std::string::npos);
+  CHECK(decideRoute("sip:example.com", federation(true), w.dir, w.routes, true).status == 482);  // FED-7
 }
 
 namespace {

@@ -98,12 +98,18 @@ TEST_CASE("FED-6: advanced routing mode is refused while inter-cluster peers exi
 }
 
 TEST_CASE("TLS-1: listener ports") {
-  REQUIRE(listenerCatalog().size() == 3);
+  REQUIRE(listenerCatalog().size() == 4);
   CHECK(findListener("tcp")->defaultPort == 5060);
   CHECK(findListener("tls-server-auth")->defaultPort == 5061);
   CHECK(findListener("tls-peer-auth")->defaultPort == 5062);
   CHECK(findListener("tls-peer-auth")->auth == "mutual");
-  CHECK(findListener("udp") == nullptr);
+  REQUIRE(findListener("udp") != nullptr);
+  CHECK(findListener("udp")->defaultPort == 5060);
+  CHECK(findListener("udp")->transport == "UDP");
+  CHECK(findListener("udp")->displayName == "Default Cisco SIP Proxy UDP Listener");
+  CHECK_FALSE(findListener("udp")->enabledByDefault);  // Lync and OCS do not use UDP
+  CHECK(findListener("tcp")->enabledByDefault);
+  CHECK(findListener("nope") == nullptr);
   CHECK(checkPort(1) == "");
   CHECK(checkPort(65535) == "");
   CHECK(checkPort(0) == "port 0 is out of range 1..65535");
@@ -120,6 +126,12 @@ TEST_CASE("TLS-1: listener ports") {
   CHECK(checkListenerPorts(disabled, "tls-peer-auth") == "");
   disabled[1].enabled = true;
   CHECK(checkListenerPorts(disabled, "tls-server-auth").find("port 5061 is already used") == 0);
+  // UDP and TCP are different sockets: both may take 5060; UDP and TLS clash
+  // only with another UDP listener.
+  std::vector<Listener> udp = {{"tcp", true, 5060}, {"tls-server-auth", true, 5061}, {"udp", true, 5060}};
+  CHECK(checkListenerPorts(udp, "udp") == "");
+  udp[2].port = 5061;
+  CHECK(checkListenerPorts(udp, "udp") == "");
 }
 
 TEST_CASE("TLS-2: peer subject CNs") {

@@ -6,7 +6,10 @@
 //  1. incoming ACL: source address allowed, else asynchronous reverse DNS
 //     through the resolver and a name match; refused -> 403
 //     "ACL - upstream not trusted - need to authenticate";
-//  2. Max-Forwards: 0 -> 483, absent -> 70, else decremented;
+//  2. validation (request_checks.h, RFC 3261 §16.3): missing or repeated
+//     header fields -> 400 naming them, a scheme other than sip/sips ->
+//     416; Max-Forwards: 0 -> 483, absent -> 70, else decremented;
+//     Proxy-Require -> 420 with Unsupported;
 //  3. loop detection (FED-7): the cluster's own partitioned-federation
 //     marker on a request that would go to the Microsoft server -> 482;
 //  4. routing: a remaining Route header (after our own is stripped) or an
@@ -121,6 +124,14 @@ struct ProxyStats {
   std::uint64_t overloaded = 0;    // answered 503: too many directory lookups queued
   std::uint64_t directoryLookups = 0;    // routing decisions that asked the directory
   std::uint64_t directoryCacheHits = 0;  // ... answered from the recipient cache instead
+  std::uint64_t rejected = 0;  // refused by validation before routing (400/416/420, RFC 3261 16.3)
+  // From the transport: requests that failed to parse, the 4xx/5xx sent for
+  // them, those no answer could be formed or sent for (logged), and
+  // malformed responses dropped.
+  std::uint64_t parseErrors = 0;
+  std::uint64_t errorResponsesSent = 0;
+  std::uint64_t errorResponsesUnsent = 0;
+  std::uint64_t malformedResponsesDropped = 0;
 };
 
 class Proxy {

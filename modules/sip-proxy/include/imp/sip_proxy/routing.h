@@ -135,11 +135,20 @@ class CachedLookup : public DirectoryLookup {
   const CachedRecipient& entry_;
 };
 
-// recipient: "user@domain" or a sip:/sips: URI. `returningOwnRequest`: the
+// recipient: "user@domain" or a sip:/sips: URI; a URI without a user part
+// ("sip:example.com") is routed by its domain (decideDomainRoute). `returningOwnRequest`: the
 // request carries this cluster's outbound partitioned-federation marker
 // (carriesOwnFederationMarker).
 RoutingDecision decideRoute(std::string_view recipient, const FederationSettings& federation, DirectoryLookup& directory,
                             const RouteTable& routes, bool returningOwnRequest = false);
+
+// A request addressed to a domain itself (Request-URI without a user part,
+// e.g. REGISTER sip:example.com). Local presence domain: with federation
+// enabled it goes to the Microsoft server by the static route matching the
+// domain (482 when it comes back, FED-7), else Reject 404 saying IMP is no
+// registrar. Other domains: StaticRoute by the domain's routes, or 404.
+RoutingDecision decideDomainRoute(const std::string& domain, const FederationSettings& federation,
+                                  DirectoryLookup& directory, const RouteTable& routes, bool returningOwnRequest = false);
 
 inline constexpr std::string_view kFederationViaParam = "imp-pf";
 inline constexpr std::string_view kFederationHeader = "X-IMP-PF";

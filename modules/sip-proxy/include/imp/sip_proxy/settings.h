@@ -57,11 +57,12 @@ std::vector<std::string> federationEnableWarnings(std::size_t domainRoutes);
 // ---- Application listeners (TLS-1) ----
 
 struct ListenerInfo {
-  std::string_view name;         // "tcp", "tls-server-auth", "tls-peer-auth"
+  std::string_view name;         // "tcp", "tls-server-auth", "tls-peer-auth", "udp"
   std::string_view displayName;  // as the administrator knows it
-  std::string_view transport;    // "TCP" or "TLS"
+  std::string_view transport;    // "TCP", "TLS" or "UDP"
   std::string_view auth;         // "none", "server", "mutual"
   int defaultPort;
+  bool enabledByDefault = true;  // UDP is off: Lync and OCS do not use it
 };
 const std::vector<ListenerInfo>& listenerCatalog();
 const ListenerInfo* findListener(std::string_view name);
@@ -75,7 +76,7 @@ struct Listener {
 
 std::string checkPort(std::int64_t port);  // 1..65535
 // Two enabled listeners on one port are refused (a disabled one binds
-// nothing). Names the listener that already holds the port, as seen from
+// nothing); UDP and a stream listener (TCP, TLS) may share a port number. Names the listener that already holds the port, as seen from
 // `changed` (the one being set).
 std::string checkListenerPorts(const std::vector<Listener>& all, const std::string& changed);
 
