@@ -924,6 +924,7 @@ def main(argv=None):
     uas = None
     try:
         if a.kamailio:
+            sys.dont_write_bytecode = True   # no __pycache__ in the source tree
             sys.path.insert(0, HERE)
             from sippeer import TestCa
             ca = TestCa(work)
