@@ -32,7 +32,10 @@ std::vector<Obj::Ptr> objects(const Obj::Ptr& o, const std::string& key) {
 
 std::string joined(const Obj::Ptr& o, const std::string& key) {
   std::string s;
-  for (const auto& v : *o->getArray(key)) s += (s.empty() ? "" : ",") + v.convert<std::string>();
+  for (const auto& v : *o->getArray(key)) {
+    if (!s.empty()) s += ',';  // not "," + std::string: GCC 12 -O3 false -Wrestrict (GCC bug 105329)
+    s += v.convert<std::string>();
+  }
   return s.empty() ? "-" : s;
 }
 
