@@ -267,9 +267,10 @@ EOF
 KAM_STARTS=0
 start_kam() {  # (re)start Kamailio; its PIDs in KAM_PID and, once it relays, KAM_PIDS
   KAM_STARTS=$((KAM_STARTS + 1))
-  taskset -c "$PROXY_CPU" kamailio -f "$KAM_CFG" -DD -E --atexit=no -m "$KAM_SHM_MB" -M 16 -x tlsf -X tlsf -Y "$work/kam" -A WITH_CTL \
+  # no core file: a crashing worker would dump the whole shared pool (-m) into the working directory
+  (ulimit -c 0; exec taskset -c "$PROXY_CPU" kamailio -f "$KAM_CFG" -DD -E --atexit=no -m "$KAM_SHM_MB" -M 16 -x tlsf -X tlsf -Y "$work/kam" -A WITH_CTL \
     -A "TLS_CFG=\"$work/kam/tls.cfg\"" -A "LISTEN_PORT=$KAM_PORT" -A "UAS_PORT=$UAS13_PORT" -A "UAS12_PORT=$UAS12_PORT" \
-    >"$work/kam/kamailio.log.$KAM_STARTS" 2>&1 &
+    >"$work/kam/kamailio.log.$KAM_STARTS" 2>&1) &
   KAM_PID=$!
   pids+=("$KAM_PID")
   wait_listen "$KAM_PORT" "$KAM_PID" "kamailio"
