@@ -257,7 +257,7 @@ int proxyCommand(const Args& a, const LazyClient& c) {
     if (a.json) return kOk;
     for (const char* k : {"requests", "forwarded", "failovers", "acl_refused", "loops", "stateless_forwards",
                           "flood_refused", "overloaded", "directory_lookups", "directory_cache_hits", "rejected",
-                          "parse_errors", "error_responses_sent", "error_responses_unsent",
+                          "responses_unsent", "parse_errors", "error_responses_sent", "error_responses_unsent",
                           "malformed_responses_dropped"})
       std::cout << k << ": " << str(o, k) << "\n";
     auto down = joined(o, "next_hops_down");

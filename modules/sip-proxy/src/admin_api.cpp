@@ -369,6 +369,7 @@ void registerRuntimeRoutes(core::AdminRouter& router, ProxyHandle& proxy) {
     o->set("directory_lookups", st->directoryLookups);
     o->set("directory_cache_hits", st->directoryCacheHits);
     o->set("rejected", st->rejected);
+    o->set("responses_unsent", st->responsesUnsent);
     o->set("parse_errors", st->parseErrors);
     o->set("error_responses_sent", st->errorResponsesSent);
     o->set("error_responses_unsent", st->errorResponsesUnsent);

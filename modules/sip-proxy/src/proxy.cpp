@@ -938,6 +938,21 @@ class Proxy::Impl : public sip::TransactionTransport, public sip::TransactionUse
     txl_->sendRequest(std::move(c), ctx->currentEp, {});
   }
 
+  // A response (ours or relayed) that could not be written back to the
+  // client: its connection is gone or its address unreachable. Logged and
+  // counted, so no answer disappears silently.
+  void onServerTransportError(TxId tx, const sip::TransportError& e) override {
+    ++responsesUnsent_;
+    if (!log_) return;
+    auto it = active_.find(tx);
+    if (it != active_.end())
+      log_->warn("response to {} {} from {} not delivered: {}: {}", it->second->request.method(),
+                 it->second->request.requestUri(), it->second->source.remote.toString(), sip::errorKindName(e.kind),
+                 e.detail);
+    else
+      log_->warn("response for server transaction {} not delivered: {}: {}", tx, sip::errorKindName(e.kind), e.detail);
+  }
+
   void onServerTerminated(TxId tx) override {
     auto it = active_.find(tx);
     if (it == active_.end()) return;
@@ -1068,7 +1083,7 @@ class Proxy::Impl : public sip::TransactionTransport, public sip::TransactionUse
   std::uint64_t cacheEpoch_ = 0;                                     // bumped with each new policy (loop)
 
   std::atomic<std::uint64_t> requests_{0}, forwarded_{0}, failovers_{0}, aclRefused_{0}, loops_{0}, stateless_{0},
-      floodRefused_{0}, overloaded_{0}, directoryLookups_{0}, directoryCacheHits_{0}, rejected_{0};
+      floodRefused_{0}, overloaded_{0}, directoryLookups_{0}, directoryCacheHits_{0}, rejected_{0}, responsesUnsent_{0};
 };
 
 namespace {
@@ -1160,6 +1175,7 @@ ProxyStats Proxy::stats() const {
   s.directoryCacheHits = impl_->directoryCacheHits_;
   s.loops = impl_->loops_;
   s.rejected = impl_->rejected_;
+  s.responsesUnsent = impl_->responsesUnsent_;
   auto t = impl_->transport_->stats();
   s.parseErrors = t.parseErrors;
   s.errorResponsesSent = t.errorResponsesSent;

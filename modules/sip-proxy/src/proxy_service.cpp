@@ -358,6 +358,9 @@ class ProxyService : public core::Service {
     metrics_->collect("imp_sip_proxy_rejected_total",
                       "requests refused by validation before routing (400/416/420, RFC 3261 16.3)", T::Counter,
                       "sip-proxy", stat(&ProxyStats::rejected));
+    metrics_->collect("imp_sip_proxy_responses_unsent_total",
+                      "responses that could not be written back to the client (connection gone; logged)", T::Counter,
+                      "sip-proxy", stat(&ProxyStats::responsesUnsent));
     metrics_->collect("imp_sip_proxy_parse_errors_total", "SIP messages that failed to parse", T::Counter, "sip-proxy",
                       stat(&ProxyStats::parseErrors));
     metrics_->collect("imp_sip_proxy_error_responses_total", "4xx/5xx answers sent for requests that failed to parse",

@@ -808,3 +808,24 @@ TEST_CASE("UDP next hop: a request over 1300 bytes goes over TCP, back to UDP wh
   CHECK(udpUas.requests()[1].topVia()->transport == "UDP");
   CHECK(rig.logged("does not take TCP"));
 }
+
+TEST_CASE("a response that cannot reach the client any more is logged and counted, not lost silently") {
+  sip::EventLoop loop;
+  Peer uac(loop), uas(loop);  // the UAS answers only when told to
+  sp::ProxyPolicy policy;
+  policy.acl = allowAll();
+  policy.routes = {route(".test.remote.*", uas.ep.port, 1)};
+  Rig rig(policy);
+  uac.tl.send(makeRequest("MESSAGE", "sip:bob@remote.test", uac, "gone1"), rig.ep);
+  REQUIRE(loop.runUntil([&] { return uas.requests().size() == 1; }, kDeadline));
+  // The client hangs up before the answer: the proxy's TCP connection back
+  // to it (an ephemeral port nobody listens on) is refused.
+  uac.tl.closeConnection(uac.tl.connectionTo(rig.ep));
+  // Once the proxy has seen the close (else the answer would go into a
+  // socket the kernel accepts and the peer resets later: undetectable).
+  REQUIRE(loop.runUntil([&] { return rig.logged("closed by "); }, kDeadline));
+  uas.tl.send(responseTo(uas.requests()[0], 200, "OK"), uas.sources[0].remote);
+  REQUIRE(loop.runUntil([&] { return rig.proxy->stats().responsesUnsent == 1; }, kDeadline));
+  CHECK(rig.logged("not delivered: connection refused"));
+  CHECK(uac.finals().empty());
+}

@@ -365,8 +365,15 @@ void TransactionLayer::sendServerResponse(const std::shared_ptr<Server>& s) {
     if (alive.expired()) return;
     auto failed = findServer(id);
     // Confirmed: the ACK proved the final arrived.
-    if (!failed || failed->state == ServerState::Confirmed) return;
+    if (failed && failed->state == ServerState::Confirmed) return;
     ++totals_.transportErrors;
+    if (!failed) {
+      // The transaction ended before the transport gave up (zero timers J/K
+      // on TCP, a 2xx ending an INVITE): the answer is still lost, so the TU
+      // hears of it; onServerTerminated has already been called.
+      tu_.onServerTransportError(id, err);
+      return;
+    }
     dropServer(id);
     tu_.onServerTransportError(id, err);
     tu_.onServerTerminated(id);

@@ -490,6 +490,19 @@ TEST_CASE("transport errors on responses end the server transaction and reach th
   f.timers.advance(60s);
   CHECK(f.transport.count("SIP/2.0 500") == 2);
   CHECK(f.tu.timeouts.empty());
+
+  // TCP: timer J is zero, so the transaction has ended before an
+  // asynchronous send failure arrives; the loss still reaches the TU, once.
+  auto late = parse(request("MESSAGE", "z9hG4bKsrvErr3"));
+  f.layer.onMessage(late, f.from(Transport::Tcp));
+  auto tx3 = f.tu.requests.at(2);
+  f.layer.respond(tx3, TransactionLayer::makeResponse(late, 200, "OK", "s11"));
+  f.timers.advance(1ms);  // timer J (zero)
+  REQUIRE(f.tu.terminated.size() == 3);
+  f.transport.onErrors.back()(kRefused);
+  REQUIRE(f.tu.sendErrors.size() == 3);
+  CHECK(f.tu.sendErrors[2].first == tx3);
+  CHECK(f.tu.terminated.size() == 3);
 }
 
 // ------------------------------------------------------------ server INVITE

@@ -125,6 +125,7 @@ struct ProxyStats {
   std::uint64_t directoryLookups = 0;    // routing decisions that asked the directory
   std::uint64_t directoryCacheHits = 0;  // ... answered from the recipient cache instead
   std::uint64_t rejected = 0;  // refused by validation before routing (400/416/420, RFC 3261 16.3)
+  std::uint64_t responsesUnsent = 0;  // responses that could not be written back to the client (logged)
   // From the transport: requests that failed to parse, the 4xx/5xx sent for
   // them, those no answer could be formed or sent for (logged), and
   // malformed responses dropped.

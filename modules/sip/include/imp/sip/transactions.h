@@ -20,8 +20,9 @@
 // transaction whose request cannot be sent terminates and reports
 // onTransportError, never waiting for timer B/F — the proxy's fast failover
 // depends on it. A server transaction whose response cannot be sent
-// terminates and reports onServerTransportError (an error reported after a
-// 2xx to an INVITE is dropped: that transaction has already ended, §17.2.1).
+// terminates and reports onServerTransportError; an error reported after
+// the transaction ended (a 2xx to an INVITE, §17.2.1; zero timer J/K on TCP)
+// is still reported, without a second onServerTerminated.
 //
 // Reliable transports (TCP, TLS) get no retransmissions and zero-length
 // timers D, I, J, K, as §17 says.
@@ -99,7 +100,8 @@ class TransactionUser {
   virtual void onStrayAck(const Message&, const Source&) {}
   // Server INVITE transaction: timer H fired, the ACK never came.
   virtual void onServerTimeout(TxId) {}
-  // A response of this server transaction could not be sent (§17.2.4).
+  // A response of this server transaction could not be sent (§17.2.4); may
+  // come after onServerTerminated (see above).
   virtual void onServerTransportError(TxId, const TransportError&) {}
   // Called once whenever a server transaction ends (right after
   // onServerTimeout / onServerTransportError when those are the reason).
