@@ -92,17 +92,101 @@ void EventLoop::unwatch(int fd) {
   watches_.erase(it);
 }
 
+bool EventLoop::timerBefore(std::uint32_t a, std::uint32_t b) const {
+  const auto& x = timerNodes_[a];
+  const auto& y = timerNodes_[b];
+  return x.when < y.when || (x.when == y.when && x.seq < y.seq);
+}
+
+void EventLoop::heapUp(std::size_t i) {
+  std::uint32_t slot = timerHeap_[i];
+  while (i > 0) {
+    std::size_t parent = (i - 1) / 2;
+    if (!timerBefore(slot, timerHeap_[parent])) break;
+    timerHeap_[i] = timerHeap_[parent];
+    timerNodes_[timerHeap_[i]].heapPos = static_cast<std::uint32_t>(i);
+    i = parent;
+  }
+  timerHeap_[i] = slot;
+  timerNodes_[slot].heapPos = static_cast<std::uint32_t>(i);
+}
+
+void EventLoop::heapDown(std::size_t i) {
+  std::uint32_t slot = timerHeap_[i];
+  const std::size_t n = timerHeap_.size();
+  for (;;) {
+    std::size_t child = 2 * i + 1;
+    if (child >= n) break;
+    if (child + 1 < n && timerBefore(timerHeap_[child + 1], timerHeap_[child])) ++child;
+    if (!timerBefore(timerHeap_[child], slot)) break;
+    timerHeap_[i] = timerHeap_[child];
+    timerNodes_[timerHeap_[i]].heapPos = static_cast<std::uint32_t>(i);
+    i = child;
+  }
+  timerHeap_[i] = slot;
+  timerNodes_[slot].heapPos = static_cast<std::uint32_t>(i);
+}
+
+void EventLoop::heapRemove(std::size_t i) {
+  std::uint32_t last = timerHeap_.back();
+  timerHeap_.pop_back();
+  if (i == timerHeap_.size()) return;
+  timerHeap_[i] = last;
+  timerNodes_[last].heapPos = static_cast<std::uint32_t>(i);
+  if (i > 0 && timerBefore(last, timerHeap_[(i - 1) / 2]))
+    heapUp(i);
+  else
+    heapDown(i);
+}
+
+void EventLoop::freeTimer(std::uint32_t slot) {
+  auto& node = timerNodes_[slot];
+  if (++node.gen == 0) node.gen = 1;
+  freeSlots_.push_back(slot);
+}
+
 TimerId EventLoop::schedule(Clock::duration after, std::function<void()> fn) {
-  TimerId id = ++nextTimer_;
   if (after < Clock::duration::zero()) after = Clock::duration::zero();
-  heap_.emplace(Clock::now() + after, id);
-  timerFns_.emplace(id, std::move(fn));
-  return id;
+  std::uint32_t slot;
+  if (!freeSlots_.empty()) {
+    slot = freeSlots_.back();
+    freeSlots_.pop_back();
+  } else {
+    slot = static_cast<std::uint32_t>(timerNodes_.size());
+    timerNodes_.emplace_back();
+  }
+  auto& node = timerNodes_[slot];
+  node.when = Clock::now() + after;
+  node.seq = ++timerSeq_;
+  node.fn = std::move(fn);
+  timerHeap_.push_back(slot);
+  heapUp(timerHeap_.size() - 1);
+  return (static_cast<TimerId>(node.gen) << 32) | slot;
 }
 
 void EventLoop::cancel(TimerId id) {
-  // The heap entry stays until it surfaces; it is skipped then.
-  timerFns_.erase(id);
+  auto slot = static_cast<std::uint32_t>(id & 0xFFFFFFFFu);
+  auto gen = static_cast<std::uint32_t>(id >> 32);
+  if (gen == 0 || slot >= timerNodes_.size() || timerNodes_[slot].gen != gen) return;  // fired, cancelled or never issued
+  heapRemove(timerNodes_[slot].heapPos);
+  // Destroyed now (what it captured is released at once), after the slot is
+  // free: a destructor that schedules or cancels sees a consistent queue.
+  auto fn = std::move(timerNodes_[slot].fn);
+  timerNodes_[slot].fn = nullptr;
+  freeTimer(slot);
+}
+
+void EventLoop::atIterationEnd(std::function<void()> fn) { deferred_.push_back(std::move(fn)); }
+
+void EventLoop::runDeferred() {
+  // Bounded, so functions that keep queueing more cannot hold the loop:
+  // what is left runs at the start of the next iteration, which then does
+  // not wait.
+  for (int round = 0; round < 16 && !deferred_.empty(); ++round) {
+    deferredRunning_.swap(deferred_);
+    for (auto& fn : deferredRunning_) fn();
+    deferredRunning_.clear();
+  }
 }
 
 void EventLoop::post(std::function<void()> fn) {
@@ -140,14 +224,17 @@ bool EventLoop::runUntil(const std::function<bool()>& done, Clock::duration time
 }
 
 void EventLoop::iterate(Clock::duration maxWait) {
+  // Queued outside an iteration (set-up code, a test): run now, and do not
+  // sleep after it, as the caller may be waiting for what it did.
+  bool hadDeferred = !deferred_.empty();
+  runDeferred();
   auto wait = maxWait;
+  if (hadDeferred) wait = Clock::duration::zero();
   {
     std::lock_guard lock(postMu_);
     if (!posted_.empty()) wait = Clock::duration::zero();
   }
-  // Skip cancelled timers at the top so they do not shorten the wait.
-  while (!heap_.empty() && !timerFns_.contains(heap_.top().second)) heap_.pop();
-  if (!heap_.empty()) wait = std::min(wait, heap_.top().first - Clock::now());
+  if (!timerHeap_.empty()) wait = std::min(wait, timerNodes_[timerHeap_.front()].when - Clock::now());
   if (wait < Clock::duration::zero()) wait = Clock::duration::zero();
   // Round up so a timer 0.3 ms away does not turn into a busy spin.
   auto ms = std::chrono::ceil<std::chrono::milliseconds>(wait).count();
@@ -175,6 +262,7 @@ void EventLoop::iterate(Clock::duration maxWait) {
   }
   runPosted();
   runTimers();
+  runDeferred();
 }
 
 void EventLoop::runPosted() {
@@ -187,16 +275,17 @@ void EventLoop::runPosted() {
 }
 
 void EventLoop::runTimers() {
+  if (timerHeap_.empty()) return;
   auto now = Clock::now();
-  TimerId last = nextTimer_;  // timers scheduled by these callbacks wait a turn
-  while (!heap_.empty() && heap_.top().first <= now) {
-    TimerId id = heap_.top().second;
-    if (id > last) break;
-    heap_.pop();
-    auto it = timerFns_.find(id);
-    if (it == timerFns_.end()) continue;
-    auto fn = std::move(it->second);
-    timerFns_.erase(it);
+  std::uint64_t last = timerSeq_;  // timers scheduled by these callbacks wait a turn
+  while (!timerHeap_.empty()) {
+    std::uint32_t slot = timerHeap_.front();
+    auto& node = timerNodes_[slot];
+    if (node.when > now || node.seq > last) break;
+    heapRemove(0);
+    auto fn = std::move(node.fn);
+    node.fn = nullptr;
+    freeTimer(slot);
     fn();
   }
 }

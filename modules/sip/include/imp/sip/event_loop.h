@@ -12,9 +12,13 @@
 // own TransportLayer (SO_REUSEPORT listeners, connections sharded by loop);
 // loops share nothing.
 //
-// Timers: implements TimerQueue (timers.h) with a heap; cancel() is O(1) and
-// a no-op for fired/cancelled ids; a timer scheduled from a callback with a
-// zero delay fires on the next iteration, never in the same pass.
+// Timers: implements TimerQueue (timers.h) with a binary heap of live timers
+// only: schedule() and cancel() are O(log n) in the timers pending, cancel()
+// takes the timer out at once (its function is destroyed then) and is a
+// no-op for fired/cancelled ids; a timer scheduled from a callback with a
+// zero delay fires on the next iteration, never in the same pass. Timer
+// slots are reused: an id names its slot and the slot's generation, so a
+// stale id never cancels a later timer.
 //
 // Errors: the constructor throws std::system_error when epoll or eventfd
 // cannot be created; watch() throws std::system_error when epoll_ctl fails.
@@ -30,7 +34,6 @@
 #include <functional>
 #include <memory>
 #include <mutex>
-#include <queue>
 #include <thread>
 #include <unordered_map>
 #include <vector>
@@ -56,6 +59,14 @@ class EventLoop final : public TimerQueue {
   void modify(int fd, std::uint32_t events);
   void unwatch(int fd);
 
+  // Runs fn once at the end of the current iteration, after its I/O
+  // callbacks, posted functions and timers (or at the start of the next
+  // one when called outside an iteration); the loop does not sleep while
+  // one is pending. Functions queued by these functions run in the same
+  // pass. For work batched per iteration, e.g. one write per connection
+  // for all the messages the iteration produced. Loop thread only.
+  void atIterationEnd(std::function<void()> fn);
+
   // TimerQueue.
   Clock::time_point now() const override { return Clock::now(); }
   TimerId schedule(Clock::duration after, std::function<void()> fn) override;
@@ -75,7 +86,7 @@ class EventLoop final : public TimerQueue {
   bool runUntil(const std::function<bool()>& done, Clock::duration timeout);
 
   std::size_t watchedCount() const { return watches_.size(); }
-  std::size_t timerCount() const { return timerFns_.size(); }
+  std::size_t timerCount() const { return timerHeap_.size(); }
 
  private:
   struct Watch {
@@ -85,6 +96,7 @@ class EventLoop final : public TimerQueue {
   void iterate(Clock::duration maxWait);
   void runPosted();
   void runTimers();
+  void runDeferred();
 
   int epfd_ = -1;
   int wakefd_ = -1;
@@ -95,10 +107,25 @@ class EventLoop final : public TimerQueue {
   std::unordered_map<std::uint64_t, int> tokens_;  // live token -> fd
   std::uint64_t nextToken_ = 1;                    // 0 is the wake-up eventfd
 
-  using HeapEntry = std::pair<Clock::time_point, TimerId>;
-  std::priority_queue<HeapEntry, std::vector<HeapEntry>, std::greater<>> heap_;
-  std::unordered_map<TimerId, std::function<void()>> timerFns_;
-  TimerId nextTimer_ = 0;
+  struct TimerNode {
+    Clock::time_point when{};
+    std::uint64_t seq = 0;       // scheduling order: ties, and "not in this pass"
+    std::uint32_t gen = 1;       // bumped whenever the slot is freed; never 0
+    std::uint32_t heapPos = 0;   // index in timerHeap_ while pending
+    std::function<void()> fn;
+  };
+  bool timerBefore(std::uint32_t a, std::uint32_t b) const;
+  void heapUp(std::size_t i);
+  void heapDown(std::size_t i);
+  void heapRemove(std::size_t i);
+  void freeTimer(std::uint32_t slot);
+
+  std::vector<TimerNode> timerNodes_;     // by slot
+  std::vector<std::uint32_t> freeSlots_;
+  std::vector<std::uint32_t> timerHeap_;  // pending slots, min-heap on (when, seq)
+  std::uint64_t timerSeq_ = 0;
+
+  std::vector<std::function<void()>> deferred_, deferredRunning_;
 
   std::mutex postMu_;
   std::vector<std::function<void()>> posted_;
