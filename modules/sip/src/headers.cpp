@@ -159,12 +159,14 @@ std::string_view canonicalName(HeaderId id) {
   return {};
 }
 
-std::vector<std::string_view> splitList(std::string_view value) {
-  std::vector<std::string_view> out;
+bool nextListElement(std::string_view value, std::size_t& pos, std::string_view& element) {
+  if (pos > value.size()) return false;
+  // An element ends at a comma outside quotes and <>, so each one starts
+  // with both states clear.
   bool quoted = false;
   bool angle = false;
-  std::size_t start = 0;
-  for (std::size_t i = 0; i < value.size(); ++i) {
+  std::size_t i = pos;
+  for (; i < value.size(); ++i) {
     char c = value[i];
     if (quoted) {
       if (c == '\\') ++i;
@@ -174,12 +176,19 @@ std::vector<std::string_view> splitList(std::string_view value) {
     if (c == '"') quoted = true;
     else if (c == '<') angle = true;
     else if (c == '>') angle = false;
-    else if (c == ',' && !angle) {
-      out.push_back(trim(value.substr(start, i - start)));
-      start = i + 1;
-    }
+    else if (c == ',' && !angle) break;
   }
-  out.push_back(trim(value.substr(start)));
+  if (i > value.size()) i = value.size();  // a backslash as the last character
+  element = trim(value.substr(pos, i - pos));
+  pos = i + 1;
+  return true;
+}
+
+std::vector<std::string_view> splitList(std::string_view value) {
+  std::vector<std::string_view> out;
+  std::size_t pos = 0;
+  std::string_view e;
+  while (nextListElement(value, pos, e)) out.push_back(e);
   return out;
 }
 

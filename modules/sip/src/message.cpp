@@ -8,22 +8,16 @@ namespace imp::sip {
 
 using namespace chars;
 
-namespace {
-
-// Re-points a view from one buffer family to the same bytes in a copy.
-std::string_view shift(std::string_view v, const char* oldBase, std::size_t oldSize, const char* newBase) {
-  if (v.data() >= oldBase && v.data() <= oldBase + oldSize) return {newBase + (v.data() - oldBase), v.size()};
+std::string_view Message::keep(std::string s) {
+  auto node = std::make_shared<Owned>(Owned{std::move(s), std::move(owned_)});
+  std::string_view v = node->text;
+  owned_ = std::move(node);
   return v;
 }
 
-}  // namespace
-
-std::string_view Message::keep(std::string s) {
-  owned_.push_back(std::move(s));
-  return owned_.back();
-}
-
-// Copies share the received bytes (immutable) and deep-copy edited text.
+// Copies share the received bytes and the edited text (both immutable); room
+// for two more headers, as a copy is usually made to be edited (a Via, a
+// Record-Route on top).
 Message::Message(const Message& other) { *this = other; }
 
 Message& Message::operator=(const Message& other) {
@@ -35,28 +29,12 @@ Message& Message::operator=(const Message& other) {
   method_ = other.method_;
   requestUri_ = other.requestUri_;
   reason_ = other.reason_;
-  headers_ = other.headers_;
+  headers_.clear();
+  headers_.reserve(other.headers_.size() + 2);
+  headers_.insert(headers_.end(), other.headers_.begin(), other.headers_.end());
   body_ = other.body_;
-  owned_.clear();
-  rebase(other);
+  owned_ = other.owned_;
   return *this;
-}
-
-void Message::rebase(const Message& other) {
-  // Views into other's owned_ strings must move to our own copies.
-  for (const auto& s : other.owned_) {
-    owned_.push_back(s);
-    const std::string& mine = owned_.back();
-    auto fix = [&](std::string_view& v) { v = shift(v, s.data(), s.size(), mine.data()); };
-    fix(method_);
-    fix(requestUri_);
-    fix(reason_);
-    fix(body_);
-    for (auto& h : headers_) {
-      fix(h.name);
-      fix(h.value);
-    }
-  }
 }
 
 Message Message::request(std::string_view method, std::string_view requestUri) {
@@ -98,16 +76,22 @@ std::size_t Message::count(HeaderId id) const {
 std::vector<Via> Message::vias() const {
   std::vector<Via> out;
   for (const auto& h : headers_)
-    if (h.id == HeaderId::Via)
-      for (auto v : splitList(h.value))
+    if (h.id == HeaderId::Via) {
+      std::size_t pos = 0;
+      std::string_view v;
+      while (nextListElement(h.value, pos, v))
         if (auto via = parseVia(v)) out.push_back(*via);
+    }
   return out;
 }
 
 std::optional<Via> Message::topVia() const {
   auto v = header(HeaderId::Via);
   if (!v) return std::nullopt;
-  return parseVia(splitList(*v).front());
+  std::size_t pos = 0;
+  std::string_view first;
+  nextListElement(*v, pos, first);
+  return parseVia(first);
 }
 
 std::optional<NameAddr> Message::from() const {
@@ -126,7 +110,9 @@ std::vector<NameAddr> nameAddrs(const std::vector<HeaderField>& headers, HeaderI
   for (const auto& h : headers)
     if (h.id == id) {
       if (id == HeaderId::Contact && trim(h.value) == "*") continue;
-      for (auto v : splitList(h.value))
+      std::size_t pos = 0;
+      std::string_view v;
+      while (nextListElement(h.value, pos, v))
         if (auto na = parseNameAddr(v)) out.push_back(*na);
     }
   return out;
@@ -193,12 +179,13 @@ void Message::setHeader(HeaderId id, std::string_view value) {
 bool Message::removeFirstValue(HeaderId id) {
   for (auto it = headers_.begin(); it != headers_.end(); ++it) {
     if (it->id != id) continue;
-    auto parts = splitList(it->value);
-    if (parts.size() <= 1) {
+    std::size_t pos = 0;
+    std::string_view first, second;
+    nextListElement(it->value, pos, first);
+    if (!nextListElement(it->value, pos, second)) {
       headers_.erase(it);
     } else {
       // Keep the rest of the line byte-exact: cut after the first comma at top level.
-      auto second = parts[1];
       it->value = std::string_view(second.data(), it->value.data() + it->value.size() - second.data());
     }
     return true;

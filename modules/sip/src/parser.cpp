@@ -1,6 +1,7 @@
 #include "imp/sip/parser.h"
 
 #include <charconv>
+#include <cstring>
 
 #include "chars.h"
 
@@ -114,9 +115,12 @@ ParseResult Parser::parseFramed(std::string_view message) const { return parse(m
 ParseResult Parser::parse(std::string_view data, bool datagram) const {
   if (data.size() > limits_.maxMessageSize) return error(513, "Message Too Large");
   Message m;
-  auto raw = std::make_shared<std::string>(data);
-  std::string_view d = *raw;
-  m.raw_ = raw;
+  // One allocation for the bytes and their count (the views point into it).
+  auto raw = std::make_shared_for_overwrite<char[]>(data.size() + 1);
+  if (!data.empty()) std::memcpy(raw.get(), data.data(), data.size());
+  raw[data.size()] = '\0';
+  std::string_view d(raw.get(), data.size());
+  m.raw_ = std::move(raw);
 
   std::size_t pos = 0;
   std::string_view line;
@@ -199,11 +203,14 @@ ParseResult Parser::parse(std::string_view data, bool datagram) const {
   std::string why;
   for (const auto& h : m.headers_) {
     switch (h.id) {
-      case HeaderId::Via:
-        for (auto v : splitList(h.value))
+      case HeaderId::Via: {
+        std::size_t at = 0;
+        std::string_view v;
+        while (nextListElement(h.value, at, v))
           if (!parseVia(v, &why)) return fail(400, "Malformed Via: " + why);
         via = true;
         break;
+      }
       case HeaderId::From:
       case HeaderId::To:
         if (!parseNameAddr(h.value, &why))
@@ -214,10 +221,13 @@ ParseResult Parser::parse(std::string_view data, bool datagram) const {
         if (trim(h.value) == "*") break;
         [[fallthrough]];
       case HeaderId::Route:
-      case HeaderId::RecordRoute:
-        for (auto v : splitList(h.value))
+      case HeaderId::RecordRoute: {
+        std::size_t at = 0;
+        std::string_view v;
+        while (nextListElement(h.value, at, v))
           if (!parseNameAddr(v, &why)) return fail(400, "Malformed " + std::string(canonicalName(h.id)) + ": " + why);
         break;
+      }
       case HeaderId::CSeq: {
         auto c = parseCSeq(h.value, &why);
         if (!c) return fail(400, "Malformed CSeq: " + why);

@@ -16,9 +16,10 @@
 // Max-Forwards, Content-Length and Call-ID, so on a parsed Message they only
 // fail for headers added later by the application.
 //
-// Thread model: a Message is a value; no internal locking.
+// Thread model: a Message is a value; no internal locking. Copies share
+// immutable text (the received bytes, the text of edits) through
+// reference counts, so a copy may go to another thread.
 #include <cstdint>
-#include <deque>
 #include <memory>
 #include <optional>
 #include <string>
@@ -169,10 +170,17 @@ class Message {
  private:
   friend class Parser;
   std::string_view keep(std::string s);
-  void rebase(const Message& other);
 
-  std::shared_ptr<const std::string> raw_;  // received bytes (shared: copies are cheap)
-  std::deque<std::string> owned_;           // text of edits and unfolded values
+  std::shared_ptr<const char[]> raw_;  // received bytes (shared: copies are cheap; one allocation)
+  // Text of edits and unfolded values: an immutable list shared by copies
+  // (each edit puts a node in front), so copying a Message copies no text
+  // and re-points no view, and an empty one allocates nothing. Nodes never
+  // move or change, so views into them (short strings included) stay valid.
+  struct Owned {
+    std::string text;
+    std::shared_ptr<const Owned> next;
+  };
+  std::shared_ptr<const Owned> owned_;
   bool request_ = true;
   std::string_view method_, requestUri_, reason_;
   int status_ = 0;
@@ -184,6 +192,9 @@ class Message {
 // Splits a header value at top-level commas (not inside quotes or <>),
 // trimming whitespace. Empty elements are kept so callers can reject them.
 std::vector<std::string_view> splitList(std::string_view value);
+// The same elements one at a time, without a vector: start with pos = 0;
+// each call sets `element` and moves pos on; false once none is left.
+bool nextListElement(std::string_view value, std::size_t& pos, std::string_view& element);
 // Parses one Via value / name-addr / CSeq; nullopt + *error when invalid.
 std::optional<Via> parseVia(std::string_view value, std::string* error = nullptr);
 std::optional<NameAddr> parseNameAddr(std::string_view value, std::string* error = nullptr);
