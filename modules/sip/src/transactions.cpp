@@ -1,8 +1,12 @@
 #include "imp/sip/transactions.h"
 
 #include <openssl/rand.h>
+#include <pthread.h>
 
 #include <algorithm>
+#include <atomic>
+#include <charconv>
+#include <cstring>
 #include <stdexcept>
 
 #include "chars.h"
@@ -18,12 +22,6 @@ constexpr char kSep = '\n';
 
 bool hasCookie(const std::optional<Via>& via) { return via && via->branch().substr(0, kCookie.size()) == kCookie; }
 
-std::string lowered(std::string_view s) {
-  std::string out(s);
-  for (auto& c : out) c = chars::lower(c);
-  return out;
-}
-
 void add(std::string& key, std::string_view field) {
   key += kSep;
   key += field;
@@ -38,9 +36,17 @@ std::string requestKey(const Message& m, std::string_view method) {
   std::string key;
   if (hasCookie(via)) {
     // branch, sent-by, method
+    auto branch = via->branch();
+    key.reserve(4 + branch.size() + via->host.size() + method.size() + 10);
     key = "3261";
-    add(key, via->branch());
-    add(key, lowered(via->host) + ":" + std::to_string(via->port));
+    add(key, branch);
+    key += kSep;
+    for (char c : via->host) key += chars::lower(c);
+    key += ':';
+    char port[8];
+    auto [end, ec] = std::to_chars(port, port + sizeof port, via->port);
+    (void)ec;
+    key.append(port, end);
     add(key, method);
     return key;
   }
@@ -75,12 +81,47 @@ std::string ackKey(const Message& m) {
 
 // §17.1.3: branch of the top Via and the CSeq method.
 std::string clientKey(std::string_view branch, std::string_view method) {
-  std::string key(branch);
+  std::string key;
+  key.reserve(branch.size() + 1 + method.size());
+  key = branch;
   add(key, method);
   return key;
 }
 
 void noError(const TransportError&) {}
+
+// Random bytes for branches, drawn from the OpenSSL CSPRNG in blocks: one
+// RAND_bytes call costs about a microsecond whatever its size, and a relayed
+// request needs a branch each. Per thread, so no locking; a forked child
+// drops what its parent drew (it would otherwise hand out the same branches).
+std::atomic<unsigned> g_forks{0};
+void onFork() { g_forks.fetch_add(1, std::memory_order_relaxed); }
+
+void randomBytes(unsigned char* out, std::size_t n) {
+  struct Pool {
+    unsigned char bytes[1024];
+    std::size_t left = 0;
+    unsigned forks = 0;
+  };
+  static const int registered = pthread_atfork(nullptr, nullptr, onFork);
+  (void)registered;
+  thread_local Pool pool;
+  unsigned forks = g_forks.load(std::memory_order_relaxed);
+  if (pool.forks != forks) {
+    pool.left = 0;
+    pool.forks = forks;
+  }
+  if (pool.left < n) {
+    // Impossible once OpenSSL has seeded; a predictable branch would let a
+    // third party inject responses, so refuse rather than fall back.
+    if (RAND_bytes(pool.bytes, sizeof pool.bytes) != 1) throw std::runtime_error("no randomness for a Via branch");
+    pool.left = sizeof pool.bytes;
+  }
+  unsigned char* from = pool.bytes + (sizeof pool.bytes - pool.left);
+  std::memcpy(out, from, n);
+  std::memset(from, 0, n);  // each byte is handed out once
+  pool.left -= n;
+}
 
 }  // namespace
 
@@ -134,14 +175,14 @@ TransactionLayer::~TransactionLayer() {
 
 std::string TransactionLayer::newBranch() {
   unsigned char raw[16];
-  // Impossible once OpenSSL has seeded; a predictable branch would let a
-  // third party inject responses, so refuse rather than fall back.
-  if (RAND_bytes(raw, sizeof raw) != 1) throw std::runtime_error("no randomness for a Via branch");
+  randomBytes(raw, sizeof raw);
   static constexpr char kHex[] = "0123456789abcdef";
-  std::string out(kCookie);
+  std::string out(kCookie.size() + 2 * sizeof raw, '\0');
+  std::memcpy(out.data(), kCookie.data(), kCookie.size());
+  char* p = out.data() + kCookie.size();
   for (unsigned char b : raw) {
-    out += kHex[b >> 4];
-    out += kHex[b & 15];
+    *p++ = kHex[b >> 4];
+    *p++ = kHex[b & 15];
   }
   return out;
 }
