@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <array>
 #include <cctype>
 #include <cerrno>
 #include <climits>
@@ -306,6 +307,7 @@ struct Conn {
   std::size_t waitingBytes = 0;
   bool writeWatched = false;
   bool shutdownSent = false;
+  bool flushQueued = false;  // in flushQueue_: written at the end of this loop iteration
 
   TimerId connectTimer = 0, idleTimer = 0, lingerTimer = 0, confirmTimer = 0;
   Clock::time_point lastActivity = Clock::now();
@@ -340,7 +342,11 @@ class TransportLayer::Impl : public std::enable_shared_from_this<TransportLayer:
     std::lock_guard lock(endpointsMu_);
     return endpoints_;
   }
-  void send(std::string bytes, const Endpoint& dest, SendErrorHandler cb);
+  // `bytes` is moved from only when the connection is still being opened.
+  void send(std::string&& bytes, const Endpoint& dest, SendErrorHandler cb);
+  // Loop thread: serialises into a buffer kept for the purpose (the bytes
+  // are copied into the connection's output at once), no string per message.
+  void sendMessage(const Message& msg, const Endpoint& dest, SendErrorHandler cb);
   std::uint64_t connectionTo(const Endpoint& remote) const;
   void closeConnection(std::uint64_t id);
   TransportStats stats() const;
@@ -355,6 +361,8 @@ class TransportLayer::Impl : public std::enable_shared_from_this<TransportLayer:
   // Sends what queued while the connection was opening (TCP connect or TLS handshake done).
   void flushWaiting(Conn& c);
   void flush(Conn& c);
+  void queueFlush(Conn& c);
+  void flushQueued();
   void updateWriteInterest(Conn& c);
   void drainWbio(Conn& c);
   void fail(SendErrorHandler cb, TransportError err);
@@ -403,6 +411,20 @@ class TransportLayer::Impl : public std::enable_shared_from_this<TransportLayer:
   std::vector<std::unique_ptr<Listener>> listeners_;
   std::unordered_map<std::uint64_t, std::unique_ptr<Conn>> conns_;
   std::unordered_map<std::string, std::uint64_t> byKey_;
+  // The last few destinations send() resolved to a connection, so the next
+  // message to the same one skips parsing and formatting the address;
+  // valid while byKeyGen_ (bumped on every change of byKey_) is unchanged.
+  struct RecentDest {
+    Endpoint dest;
+    std::uint64_t conn = 0, gen = 0;
+  };
+  std::array<RecentDest, 4> recent_{};
+  std::size_t recentNext_ = 0;
+  std::uint64_t byKeyGen_ = 1;
+  std::vector<std::uint64_t> flushQueue_;  // connections written to in this iteration
+  std::string scratch_;        // send(Message): serialised here, then copied to the connection
+  bool scratchBusy_ = false;   // a send() from inside a send() serialises on its own
+  bool flushArmed_ = false;
   std::vector<std::unique_ptr<Conn>> graveyard_;
   bool buryPosted_ = false;
 
@@ -474,6 +496,7 @@ Conn& TransportLayer::Impl::registerConn(std::unique_ptr<Conn> c) {
   Conn& ref = *c;
   conns_[ref.id] = std::move(c);
   byKey_[ref.key] = ref.id;
+  ++byKeyGen_;
   counters_.connectionsActive++;
   return ref;
 }
@@ -704,24 +727,38 @@ void TransportLayer::Impl::fail(SendErrorHandler cb, TransportError err) {
   loop_.post([cb = std::move(cb), err = std::move(err)] { cb(err); });
 }
 
-void TransportLayer::Impl::send(std::string bytes, const Endpoint& dest, SendErrorHandler cb) {
+void TransportLayer::Impl::send(std::string&& bytes, const Endpoint& dest, SendErrorHandler cb) {
   if (bytes.size() > cfg_.limits.maxMessageSize) {
     fail(std::move(cb), {TransportErrorKind::MessageTooLarge, std::to_string(bytes.size()) + " bytes, limit " +
                                                                   std::to_string(cfg_.limits.maxMessageSize)});
     return;
   }
-  auto addr = toAddr(dest.address, dest.port);
-  if (!addr || dest.port == 0) {
-    fail(std::move(cb), {TransportErrorKind::NoRoute, "not an IP literal with a port: " + dest.toString()});
-    return;
-  }
-  if (dest.transport == Transport::Udp) {
-    sendUdp(bytes, dest, *addr, std::move(cb));
-    return;
-  }
   Conn* c = nullptr;
-  if (auto it = byKey_.find(connKey(dest.transport, *addr)); it != byKey_.end()) c = find(it->second);
+  if (dest.transport != Transport::Udp)
+    for (const auto& r : recent_)
+      if (r.gen == byKeyGen_ && r.dest.port == dest.port && r.dest.transport == dest.transport &&
+          r.dest.address == dest.address) {
+        c = find(r.conn);
+        break;
+      }
   if (c == nullptr) {
+    auto addr = toAddr(dest.address, dest.port);
+    if (!addr || dest.port == 0) {
+      fail(std::move(cb), {TransportErrorKind::NoRoute, "not an IP literal with a port: " + dest.toString()});
+      return;
+    }
+    if (dest.transport == Transport::Udp) {
+      sendUdp(bytes, dest, *addr, std::move(cb));
+      return;
+    }
+    if (auto it = byKey_.find(connKey(dest.transport, *addr)); it != byKey_.end()) c = find(it->second);
+    if (c != nullptr) {
+      recent_[recentNext_] = RecentDest{dest, c->id, byKeyGen_};
+      recentNext_ = (recentNext_ + 1) % recent_.size();
+    }
+  }
+  if (c == nullptr) {
+    auto addr = toAddr(dest.address, dest.port);
     TransportError err;
     c = connect(dest, *addr, &err);
     if (c == nullptr) {
@@ -914,7 +951,53 @@ void TransportLayer::Impl::writeNow(Conn& c, std::string_view bytes, SendErrorHa
   }
   if (isMessage) counters_.messagesOut++;
   c.inflight.push_back(Pending{c.queuedTotal, std::move(cb)});
-  flush(c);
+  queueFlush(c);
+}
+
+void TransportLayer::Impl::sendMessage(const Message& msg, const Endpoint& dest, SendErrorHandler cb) {
+  if (scratchBusy_) {  // a send from inside a send (an error callback)
+    send(msg.serialize(), dest, std::move(cb));
+    return;
+  }
+  scratch_.clear();
+  msg.serializeTo(scratch_);
+  scratchBusy_ = true;
+  try {
+    send(std::move(scratch_), dest, std::move(cb));
+  } catch (...) {
+    scratchBusy_ = false;
+    throw;
+  }
+  scratchBusy_ = false;
+}
+
+// What one loop iteration writes to a connection leaves in one send() at the
+// end of the iteration, not one per message: under load a read brings many
+// requests, and each would otherwise cost a system call and a TCP segment
+// of its own (on loopback the receiver's side of the stack runs in that
+// call too).
+void TransportLayer::Impl::queueFlush(Conn& c) {
+  if (c.flushQueued) return;
+  c.flushQueued = true;
+  flushQueue_.push_back(c.id);
+  if (flushArmed_) return;
+  flushArmed_ = true;
+  loop_.atIterationEnd([w = weak_from_this()] {
+    if (auto self = w.lock()) self->flushQueued();
+  });
+}
+
+void TransportLayer::Impl::flushQueued() {
+  flushArmed_ = false;
+  std::vector<std::uint64_t> ids;
+  ids.swap(flushQueue_);
+  for (auto id : ids)
+    if (Conn* c = find(id)) {
+      c->flushQueued = false;
+      flush(*c);
+    }
+  ids.clear();
+  if (flushQueue_.empty()) flushQueue_.swap(ids);  // keep the capacity
 }
 
 void TransportLayer::Impl::drainWbio(Conn& c) {
@@ -1199,7 +1282,15 @@ void TransportLayer::Impl::trimMirror(Conn& c) {
   std::uint64_t consumed = c.fedTotal - c.framer.buffered();
   if (consumed <= c.mirrorBase) return;
   auto drop = static_cast<std::size_t>(consumed - c.mirrorBase);
-  c.mirror.erase(0, std::min(drop, c.mirror.size()));
+  if (drop >= c.mirror.size()) {
+    c.mirror.clear();
+    c.mirrorBase = consumed;
+    return;
+  }
+  // Dropping a prefix moves the rest: once it is large, not after every
+  // message of a big read (the offsets stay valid either way).
+  if (drop < kReadChunk && drop * 2 < c.mirror.size()) return;
+  c.mirror.erase(0, drop);
   c.mirrorBase = consumed;
 }
 
@@ -1262,6 +1353,7 @@ void TransportLayer::Impl::beginDrain(Conn& c) {
   c.state = ConnState::Draining;
   c.mirror.clear();
   if (auto it = byKey_.find(c.key); it != byKey_.end() && it->second == c.id) byKey_.erase(it);
+  ++byKeyGen_;
   if (c.idleTimer != 0) loop_.cancel(c.idleTimer);
   c.idleTimer = 0;
   if (c.ssl != nullptr) {
@@ -1312,6 +1404,7 @@ void TransportLayer::Impl::closeConn(Conn& c, const TransportError& why) {
   ::close(c.fd);
   c.fd = -1;
   if (auto it = byKey_.find(c.key); it != byKey_.end() && it->second == c.id) byKey_.erase(it);
+  ++byKeyGen_;
   counters_.connectionsClosed++;
   counters_.connectionsActive--;
   if (logs(spdlog::level::debug))
@@ -1414,6 +1507,10 @@ std::optional<Endpoint> TransportLayer::localEndpoint(Transport t) const {
 }
 
 void TransportLayer::send(const Message& msg, const Endpoint& dest, SendErrorHandler onError) {
+  if (loop_.inLoopThread()) {
+    impl_->sendMessage(msg, dest, std::move(onError));
+    return;
+  }
   sendBytes(msg.serialize(), dest, std::move(onError));
 }
 
