@@ -6,6 +6,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <charconv>
 #include <condition_variable>
 #include <deque>
 #include <future>
@@ -382,13 +383,43 @@ class Proxy::Impl : public sip::TransactionTransport, public sip::TransactionUse
     return std::any_of(bound_.begin(), bound_.end(), [t](const sip::Endpoint& e) { return e.transport == t; });
   }
 
+  // Our host[:port] for a transport, as written in Via and Record-Route.
+  void appendSentBy(std::string& out, sip::Transport t) const {
+    bool v6 = advertised_.find(':') != std::string::npos;
+    if (v6) out += '[';
+    out += advertised_;
+    if (v6) out += ']';
+    if (std::uint16_t port = ownPort(t)) {
+      char digits[8];
+      auto [end, ec] = std::to_chars(digits, digits + sizeof digits, port);
+      (void)ec;
+      out += ':';
+      out.append(digits, end);
+    }
+  }
+
+  // Both built in one buffer: one per relayed request (Via) or dialog (Record-Route).
   std::string recordRoute(sip::Transport t) const {
-    return "<sip:" + hostPort(advertised_, ownPort(t)) + ";transport=" + lower(sip::transportName(t)) + ";lr>";
+    std::string rr;
+    rr.reserve(advertised_.size() + 40);
+    rr += "<sip:";
+    appendSentBy(rr, t);
+    rr += ";transport=";
+    for (char c : sip::transportName(t)) rr += static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+    rr += ";lr>";
+    return rr;
   }
 
   std::string viaFor(sip::Transport t) const {
-    return "SIP/2.0/" + std::string(sip::transportName(t)) + " " + hostPort(advertised_, ownPort(t)) +
-           ";branch=" + sip::TransactionLayer::newBranch();
+    std::string via;
+    via.reserve(advertised_.size() + 72);
+    via += "SIP/2.0/";
+    via += sip::transportName(t);
+    via += ' ';
+    appendSentBy(via, t);
+    via += ";branch=";
+    via += sip::TransactionLayer::newBranch();
+    return via;
   }
 
   // RFC 3261 §18.2.1 and RFC 3581 §4: the top Via gets received= when its
@@ -791,7 +822,8 @@ class Proxy::Impl : public sip::TransactionTransport, public sip::TransactionUse
     std::uint64_t attempt = ++ctx->attempt;
     ctx->currentHop = hop;
     ctx->currentEp = ep;
-    ctx->current = m;
+    // Kept for the CANCEL of this branch, which only an INVITE can get.
+    if (ctx->request.method() == "INVITE") ctx->current = m;
     ctx->gotProvisional = false;
     if (trace("routing")) log_->info("Routing: {} {} to {}", m.method(), m.requestUri(), ep.toString());
     if (trace("sip-message-state"))
