@@ -62,6 +62,15 @@ ticks() {  # utime+stime of the given PIDs, in clock ticks
   done
   echo "$s"
 }
+ctxsw() {  # PIDs...: context switches (voluntary + involuntary) of every thread of the given processes
+  local s=0 p v
+  for p in "$@"; do
+    [[ -n $p ]] || continue
+    v=$(cat /proc/"$p"/task/*/status 2>/dev/null | awk '$1 ~ /ctxt_switches:$/ {s += $2} END {print s + 0}')
+    s=$((s + v))
+  done
+  echo "$s"
+}
 status_kb() {  # FIELD PIDs...: sum of a /proc/PID/status field (kB)
   local f=$1 s=0 p v; shift
   for p in "$@"; do [[ -n $p ]] || continue; v=$(awk -v f="$f:" '$1 == f {print $2}' "/proc/$p/status" 2>/dev/null || echo 0); s=$((s + ${v:-0})); done

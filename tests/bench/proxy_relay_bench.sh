@@ -18,7 +18,9 @@
 # a second SIPp UAS); both proxies add Record-Route to INVITE, neither to
 # MESSAGE. Each step reports the proxy's CPU per call (us_per_call: utime +
 # stime of every impd thread, or of every Kamailio process, over the step,
-# divided by the calls SIPp completed; impd's MariaDB separately).
+# divided by the calls SIPp completed; impd's MariaDB separately) and the
+# context switches of those threads or processes per call (ctxsw_per_call);
+# before the first step, each proxy's CPU with no load at all (idle).
 #
 # Ramp mode (default): each round ramps each proxy (impd, Kamailio, impd,
 # Kamailio, ...) through fixed rates, STEP_SECS seconds per step, and stops
@@ -330,6 +332,13 @@ log "B-PROXY-RELAY / B-FAILOVER bench, $(date -u '+%Y-%m-%d %H:%M UTC'), $(nproc
 log "impd: $IMPD ($("$IMPD" --version 2>/dev/null | head -1), built $(date -u -r "$IMPD" '+%Y-%m-%d %H:%M UTC')), pid $IMPD_PID, MariaDB $(mariadbd --version 2>/dev/null | awk '{print $3}') pid ${MARIADB_PID:-?}, CPU $PROXY_CPU"
 log "kamailio: $(kamailio -v | head -1 | cut -d' ' -f2-), $((${#KAM_PIDS[@]})) processes, -m $KAM_SHM_MB -M 16 -x tlsf -X tlsf, CPU $PROXY_CPU"
 log "machine: $IDLE_NOTE"
+# What each proxy costs with no load at all (its timers, its other threads or
+# processes): spread over the calls, it weighs most at the lowest rates.
+i0=$(ticks "$IMPD_PID"); k0=$(ticks "${KAM_PIDS[@]}"); d0=$(ticks "${MARIADB_PID:-}")
+sleep 5  # a measuring window, not a synchronisation
+i1=$(ticks "$IMPD_PID"); k1=$(ticks "${KAM_PIDS[@]}"); d1=$(ticks "${MARIADB_PID:-}")
+idle_pct() { awk -v d="$1" -v hz="$HZ" 'BEGIN {printf "%.1f", 100 * d / hz / 5}'; }
+log "idle (5 s, no load): impd $(idle_pct $((i1 - i0)))% of a core, its MariaDB $(idle_pct $((d1 - d0)))%, kamailio $(idle_pct $((k1 - k0)))%"
 log "impd path: $PATH_KIND"
 log "SIPp: $(sipp -v 2>&1 | grep -o 'SIPp v[^ ,]*' | head -1), UAC and UAS on CPU $LOAD_CPU, TCP (-t t1), ${STEP_SECS} s per step"
 log "flows: ${FLOWS[*]}; mode: $( ((CPU_MODE)) && echo "CPU per call at fixed rates: MESSAGE ${CPU_RATE_LIST[*]}/s, INVITE ${CPU_RATE_LIST_INV[*]}/s" || echo "ramp ${RATES[*]}")"
@@ -354,25 +363,26 @@ run_step() {  # NAME PORT RATE ROUND SETTLE(0|1) [FLOW] -> sets STEP_PASS, STEP_
   esac
   local log_lines0=0
   [[ $name = impd ]] && log_lines0=$(wc -l <"$work/impd/log/sip-proxy.log")
-  local t0 c0 m0 t1 c1 m1 rc=0
+  local t0 c0 m0 t1 c1 m1 x0 x1 rc=0
   SETTLED=0
   (($5)) && settle
   proc_snapshot "$dir/procs0"
-  t0=$(now_ns); c0=$(ticks "${cpu_pids[@]:-}"); m0=$(ticks "${MARIADB_PID:-}")
+  t0=$(now_ns); c0=$(ticks "${cpu_pids[@]:-}"); m0=$(ticks "${MARIADB_PID:-}"); x0=$(ctxsw "${cpu_pids[@]:-}")
   (cd "$dir" && timeout $((STEP_SECS * 3 + 60)) taskset -c "$LOAD_CPU" sipp "127.0.0.1:$port" -sf "$uac_xml" \
      -s bob -set domain "$domain" -t t1 -i 127.0.0.1 -p 0 -r "$rate" -rp 1000 -m "$calls" -l $((rate * 10)) \
      -nostdin -timer_resol 1 -deadcall_wait 1000 -recv_timeout 5000 -timeout $((STEP_SECS * 3 + 30))s \
      -trace_rtt -rtt_freq "$rate" -trace_stat -stf stat.csv -fd "$STEP_SECS" \
      -trace_err -error_file errors.log >sipp.out 2>&1) || rc=$?
-  t1=$(now_ns); c1=$(ticks "${cpu_pids[@]:-}"); m1=$(ticks "${MARIADB_PID:-}")
+  t1=$(now_ns); c1=$(ticks "${cpu_pids[@]:-}"); m1=$(ticks "${MARIADB_PID:-}"); x1=$(ctxsw "${cpu_pids[@]:-}")
   proc_snapshot "$dir/procs1"
   local wall_s cpu res rss extra=""
   wall_s=$(awk -v a="$t0" -v b="$t1" 'BEGIN {print (b - a) / 1e9}')
   cpu=$(awk -v d=$((c1 - c0)) -v w="$wall_s" -v hz="$HZ" 'BEGIN {printf "%.0f", 100 * d / hz / w}')
   res=$(python3 "$work/analyze.py" "$dir" "$rate" "$calls" "$rtds")
-  local okc us="-"
+  local okc us="-" cs="-"
   okc=$(sed -n 's/^ok=\([0-9]*\) .*/\1/p' <<<"$res")
   ((${okc:-0} > 0)) && us=$(awk -v d=$((c1 - c0)) -v n="$okc" -v hz="$HZ" 'BEGIN {printf "%.1f", 1e6 * d / hz / n}')
+  ((${okc:-0} > 0)) && cs=$(awk -v d=$((x1 - x0)) -v n="$okc" 'BEGIN {printf "%.2f", d / n}')
   STEP_US=$us; STEP_US_DB="-"
   if [[ $name = impd ]]; then
     local mcpu
@@ -389,8 +399,8 @@ run_step() {  # NAME PORT RATE ROUND SETTLE(0|1) [FLOW] -> sets STEP_PASS, STEP_
     rss="-"
   fi
   local line
-  line=$(printf '%-7s %-8s r%d %6d/s cpu=%s%% us_per_call=%s %s %s wall=%.1fs rc=%d settle=%ds uac_cpu=%s%% uas_cpu=%s%% others=%s%%%s' "$flow" "$name" "$round" "$rate" \
-    "$cpu" "$us" "$rss" "$res" "$wall_s" "$rc" "$SETTLED" "$(pid_pct "$dir/procs0" "$dir/procs1" "$wall_s" $$)" "$(pid_pct "$dir/procs0" "$dir/procs1" "$wall_s" "$uas_pid")" \
+  line=$(printf '%-7s %-8s r%d %6d/s cpu=%s%% us_per_call=%s ctxsw_per_call=%s %s %s wall=%.1fs rc=%d settle=%ds uac_cpu=%s%% uas_cpu=%s%% others=%s%%%s' "$flow" "$name" "$round" "$rate" \
+    "$cpu" "$us" "$cs" "$rss" "$res" "$wall_s" "$rc" "$SETTLED" "$(pid_pct "$dir/procs0" "$dir/procs1" "$wall_s" $$)" "$(pid_pct "$dir/procs0" "$dir/procs1" "$wall_s" "$uas_pid")" \
     "$(others_pct "$dir/procs0" "$dir/procs1" "$wall_s")" "$extra")
   log "$line"
   STEP_LINE=$line
