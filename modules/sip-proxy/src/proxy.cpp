@@ -17,7 +17,7 @@
 #include <thread>
 #include <unordered_map>
 
-#include "imp/sip/event_loop.h"
+#include "imp/net/event_loop.h"
 #include "imp/sip/transactions.h"
 #include "imp/sip/transport.h"
 #include "imp/sip/uri.h"
@@ -27,7 +27,7 @@ namespace imp::sip_proxy {
 
 namespace {
 
-using sip::Clock;
+using net::Clock;
 using sip::Message;
 using sip::TxId;
 using namespace std::chrono_literals;
@@ -206,8 +206,8 @@ class Proxy::Impl : public sip::TransactionTransport, public sip::TransactionUse
     std::size_t next = 0;
     bool federation = false;  // outbound partitioned-federation request
     std::uint64_t attempt = 0;
-    sip::TimerId hopTimer = 0;
-    sip::TimerId timerC = 0;  // INVITE after a provisional answer
+    net::TimerId hopTimer = 0;
+    net::TimerId timerC = 0;  // INVITE after a provisional answer
     TxId clientTx = 0;        // the current attempt's client transaction
     bool gotProvisional = false;
     bool done = false;
@@ -1093,7 +1093,7 @@ class Proxy::Impl : public sip::TransactionTransport, public sip::TransactionUse
   std::shared_ptr<spdlog::logger> log_;
   std::shared_ptr<const core::TraceFlags> flags_;
   std::shared_ptr<core::Resolver> resolver_;
-  sip::EventLoop loop_;
+  net::EventLoop loop_;
   std::unique_ptr<sip::TransportLayer> transport_;
   std::unique_ptr<sip::TransactionLayer> txl_;
   std::shared_ptr<const CompiledPolicy> policy_;  // loop thread

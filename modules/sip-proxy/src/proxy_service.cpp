@@ -54,14 +54,14 @@ std::string hostName() {
   return buf;
 }
 
-sip::TlsVersion toSip(TlsVersion v) {
+net::TlsVersion toSip(TlsVersion v) {
   switch (v) {
-    case TlsVersion::V1_0: return sip::TlsVersion::Tls10;
-    case TlsVersion::V1_1: return sip::TlsVersion::Tls11;
-    case TlsVersion::V1_2: return sip::TlsVersion::Tls12;
-    case TlsVersion::V1_3: return sip::TlsVersion::Tls13;
+    case TlsVersion::V1_0: return net::TlsVersion::Tls10;
+    case TlsVersion::V1_1: return net::TlsVersion::Tls11;
+    case TlsVersion::V1_2: return net::TlsVersion::Tls12;
+    case TlsVersion::V1_3: return net::TlsVersion::Tls13;
   }
-  return sip::TlsVersion::Tls12;
+  return net::TlsVersion::Tls12;
 }
 
 // Everything a built OpenSSL context depends on, to rebuild only on change.
@@ -171,9 +171,9 @@ class ProxyService : public core::Service {
 
   // A context, reused while its settings are unchanged so unchanged
   // listeners are not rebound. nullptr (with *why) when it cannot be built.
-  std::shared_ptr<const sip::TlsContext> context(const TlsContext& c, sip::TlsRole role, bool verifyPeer,
+  std::shared_ptr<const net::TlsContext> context(const TlsContext& c, net::TlsRole role, bool verifyPeer,
                                                  std::string* why) {
-    std::string key = contextKey(c, verifyPeer) + (role == sip::TlsRole::Server ? "|s" : "|c");
+    std::string key = contextKey(c, verifyPeer) + (role == net::TlsRole::Server ? "|s" : "|c");
     if (auto it = contexts_.find(key); it != contexts_.end()) return it->second;
     if (opts_.certFile.empty()) {
       *why = "no node certificate";
@@ -183,7 +183,7 @@ class ProxyService : public core::Service {
       *why = "no trust store to verify peers ([tls] ca_file)";
       return nullptr;
     }
-    sip::TlsContextConfig tc;
+    net::TlsContextConfig tc;
     tc.certFile = opts_.certFile;
     tc.keyFile = opts_.keyFile;
     tc.caFile = opts_.caFile;
@@ -196,7 +196,7 @@ class ProxyService : public core::Service {
     tc.verifyPeer = verifyPeer;
     tc.disableEmptyFragments = c.disableEmptyFragments;
     try {
-      auto ctx = std::make_shared<const sip::TlsContext>(tc, role);
+      auto ctx = std::make_shared<const net::TlsContext>(tc, role);
       // Drop the superseded build of this context (same name and role).
       std::erase_if(contexts_, [&](const auto& kv) {
         return kv.first.starts_with(c.name + "|") && kv.first.back() == key.back();
@@ -221,12 +221,12 @@ class ProxyService : public core::Service {
   // Outgoing TLS (static routes with transport TLS): the default context's
   // settings, presenting the node certificate, verifying the next hop when
   // a trust store is configured.
-  std::shared_ptr<const sip::TlsContext> clientContext() {
+  std::shared_ptr<const net::TlsContext> clientContext() {
     auto c = storedContext(kServerContext);
     if (!c || opts_.certFile.empty()) return nullptr;
     c->peerSubjects.clear();
     std::string why;
-    auto ctx = context(*c, sip::TlsRole::Client, !opts_.caFile.empty(), &why);
+    auto ctx = context(*c, net::TlsRole::Client, !opts_.caFile.empty(), &why);
     if (!ctx && log_) log_->warn("outgoing TLS unavailable: {}", why);
     return ctx;
   }
@@ -250,8 +250,8 @@ class ProxyService : public core::Service {
         bool mutual = info->auth == "mutual";
         auto stored = storedContext(mutual ? kPeerAuthContext : kServerContext);
         std::string why = "no TLS context";
-        std::shared_ptr<const sip::TlsContext> ctx;
-        if (stored) ctx = context(*stored, sip::TlsRole::Server, mutual, &why);
+        std::shared_ptr<const net::TlsContext> ctx;
+        if (stored) ctx = context(*stored, net::TlsRole::Server, mutual, &why);
         if (!ctx) {
           *notes += "; " + std::string(info->displayName) + " not opened (" + why + ")";
           continue;
@@ -379,7 +379,7 @@ class ProxyService : public core::Service {
   ProxyConfig cfg_;
   ProxyPolicy policy_;
   std::vector<ProxyListener> listenersNow_;
-  std::map<std::string, std::shared_ptr<const sip::TlsContext>> contexts_;
+  std::map<std::string, std::shared_ptr<const net::TlsContext>> contexts_;
   mutable std::mutex mu_;
   std::shared_ptr<Proxy> proxy_;
   std::atomic<bool> running_{false};

@@ -23,13 +23,14 @@
 #include <thread>
 #include <vector>
 
-#include "imp/sip/event_loop.h"
+#include "imp/net/event_loop.h"
 #include "imp/sip/transactions.h"
 #include "imp/sip/transport.h"
 #include "imp/sip_proxy/proxy.h"
 
 using namespace std::chrono_literals;
 namespace sip = imp::sip;
+namespace net = imp::net;
 namespace sp = imp::sip_proxy;
 
 namespace {
@@ -83,7 +84,7 @@ class FakeDirectory : public sp::DirectoryLookup {
 
 // A SIP peer on the test loop: records what it receives; `onMessage` may answer.
 struct Peer {
-  explicit Peer(sip::EventLoop& loop, sip::Transport transport = sip::Transport::Tcp) : tl(loop) {
+  explicit Peer(net::EventLoop& loop, sip::Transport transport = sip::Transport::Tcp) : tl(loop) {
     tl.setMessageHandler([this](sip::Message m, const sip::Source& s) {
       got.push_back(m);
       sources.push_back(s);
@@ -203,7 +204,7 @@ struct Rig {
 };
 
 // Sends `req` from `uac` through the proxy and waits for a final response.
-sip::Message roundTrip(sip::EventLoop& loop, Peer& uac, const Rig& rig, const sip::Message& req) {
+sip::Message roundTrip(net::EventLoop& loop, Peer& uac, const Rig& rig, const sip::Message& req) {
   uac.tl.send(req, rig.ep);
   REQUIRE(loop.runUntil([&] { return !uac.finals().empty(); }, kDeadline));
   return uac.finals().front();
@@ -212,7 +213,7 @@ sip::Message roundTrip(sip::EventLoop& loop, Peer& uac, const Rig& rig, const si
 }  // namespace
 
 TEST_CASE("a MESSAGE is relayed over a static route and the 200 comes back") {
-  sip::EventLoop loop;
+  net::EventLoop loop;
   Peer uac(loop), uas(loop);
   answerAll(uas);
   sp::ProxyPolicy policy;
@@ -235,7 +236,7 @@ TEST_CASE("a MESSAGE is relayed over a static route and the 200 comes back") {
 }
 
 TEST_CASE("an INVITE is record-routed, provisional and final responses relayed, the 2xx ACK forwarded statelessly") {
-  sip::EventLoop loop;
+  net::EventLoop loop;
   Peer uac(loop), uas(loop);
   uas.onMessage = [&uas](const sip::Message& m, const sip::Source& s) {
     if (m.method() != "INVITE") return;
@@ -279,7 +280,7 @@ TEST_CASE("an INVITE is record-routed, provisional and final responses relayed, 
 }
 
 TEST_CASE("failover: a primary next hop that refuses connections is skipped for the backup") {
-  sip::EventLoop loop;
+  net::EventLoop loop;
   Peer uac(loop), backup(loop);
   answerAll(backup);
   auto dead = closedPort();
@@ -298,7 +299,7 @@ TEST_CASE("failover: a primary next hop that refuses connections is skipped for 
 }
 
 TEST_CASE("failover: a primary that accepts but never answers times out per hop") {
-  sip::EventLoop loop;
+  net::EventLoop loop;
   Peer uac(loop), silent(loop), backup(loop);
   answerAll(backup);
   sp::ProxyPolicy policy;
@@ -314,7 +315,7 @@ TEST_CASE("failover: a primary that accepts but never answers times out per hop"
 }
 
 TEST_CASE("failover: a 503 from the primary goes to the backup; all hops failing gives 503") {
-  sip::EventLoop loop;
+  net::EventLoop loop;
   Peer uac(loop), busy(loop), backup(loop);
   answerAll(busy, 503);
   answerAll(backup);
@@ -335,7 +336,7 @@ TEST_CASE("failover: a 503 from the primary goes to the backup; all hops failing
 }
 
 TEST_CASE("incoming ACL: an untrusted source gets 403; a trusted PTR name passes") {
-  sip::EventLoop loop;
+  net::EventLoop loop;
   Peer uac(loop), uas(loop);
   answerAll(uas);
   sp::ProxyPolicy policy;
@@ -361,7 +362,7 @@ TEST_CASE("incoming ACL: an untrusted source gets 403; a trusted PTR name passes
 }
 
 TEST_CASE("a slow reverse lookup is completed asynchronously, allowed by name and reported") {
-  sip::EventLoop loop;
+  net::EventLoop loop;
   Peer uac(loop), uas(loop);
   answerAll(uas);
   sp::ProxyPolicy policy;
@@ -382,7 +383,7 @@ TEST_CASE("a slow reverse lookup is completed asynchronously, allowed by name an
 }
 
 TEST_CASE("Max-Forwards 0 is answered 483; an absent one is set to 70") {
-  sip::EventLoop loop;
+  net::EventLoop loop;
   Peer uac(loop), uas(loop);
   answerAll(uas);
   sp::ProxyPolicy policy;
@@ -402,7 +403,7 @@ TEST_CASE("Max-Forwards 0 is answered 483; an absent one is set to 70") {
 }
 
 TEST_CASE("partitioned federation: outbound requests are marked; one coming back is a loop (482)") {
-  sip::EventLoop loop;
+  net::EventLoop loop;
   Peer uac(loop), lync(loop);
   answerAll(lync);
   sp::ProxyPolicy policy;
@@ -429,7 +430,7 @@ TEST_CASE("partitioned federation: outbound requests are marked; one coming back
 }
 
 TEST_CASE("a routing decision Reject is answered with its status") {
-  sip::EventLoop loop;
+  net::EventLoop loop;
   Peer uac(loop);
   sp::ProxyPolicy policy;
   policy.acl = allowAll();
@@ -439,7 +440,7 @@ TEST_CASE("a routing decision Reject is answered with its status") {
 }
 
 TEST_CASE("OPTIONS to the proxy itself is answered 200 (load balancer heartbeat)") {
-  sip::EventLoop loop;
+  net::EventLoop loop;
   Peer uac(loop);
   sp::ProxyPolicy policy;
   policy.acl = allowAll();
@@ -504,7 +505,7 @@ std::size_t countMethod(const Peer& p, std::string_view method) {
 }  // namespace
 
 TEST_CASE("timer C: a ringing INVITE branch with no final answer is cancelled; the 487 is relayed") {
-  sip::EventLoop loop;
+  net::EventLoop loop;
   Peer uac(loop), uas(loop);
   ringForever(uas, true);
   Rig rig(routeTo(uas), [](sp::ProxyConfig& c) { c.timerC = 300ms; });
@@ -517,7 +518,7 @@ TEST_CASE("timer C: a ringing INVITE branch with no final answer is cancelled; t
 }
 
 TEST_CASE("timer C: a branch that ignores the CANCEL is abandoned and the caller gets 408") {
-  sip::EventLoop loop;
+  net::EventLoop loop;
   Peer uac(loop), uas(loop);
   ringForever(uas, false);
   Rig rig(routeTo(uas), [](sp::ProxyConfig& c) {
@@ -532,7 +533,7 @@ TEST_CASE("timer C: a branch that ignores the CANCEL is abandoned and the caller
 }
 
 TEST_CASE("a CANCEL from the caller is answered hop by hop and passed down the ringing branch") {
-  sip::EventLoop loop;
+  net::EventLoop loop;
   Peer uac(loop), uas(loop);
   ringForever(uas, true);
   Rig rig(routeTo(uas));
@@ -557,7 +558,7 @@ TEST_CASE("a CANCEL from the caller is answered hop by hop and passed down the r
 }
 
 TEST_CASE("TLS-1: listeners change live: the old port closes, the new one relays, bad ports are reported") {
-  sip::EventLoop loop;
+  net::EventLoop loop;
   Peer uac(loop), uas(loop);
   answerAll(uas);
   Rig rig(routeTo(uas));
@@ -596,7 +597,7 @@ class CountingDirectory : public FakeDirectory {
 }  // namespace
 
 TEST_CASE("with the local domains in the policy, other domains are routed without asking the directory") {
-  sip::EventLoop loop;
+  net::EventLoop loop;
   Peer uac(loop), uas(loop);
   answerAll(uas);
   auto policy = routeTo(uas);
@@ -639,7 +640,7 @@ class ChangingDirectory : public FakeDirectory {
 }  // namespace
 
 TEST_CASE("directory answers about a recipient are reused until the next settings generation") {
-  sip::EventLoop loop;
+  net::EventLoop loop;
   Peer uas(loop);
   answerAll(uas);
   auto policy = routeTo(uas);
@@ -701,7 +702,7 @@ sip::Endpoint endpointOf(const Rig& rig, sip::Transport t) {
 }  // namespace
 
 TEST_CASE("requests a proxy must refuse get 400 naming the header, 416 or 420 with Unsupported, and go nowhere") {
-  sip::EventLoop loop;
+  net::EventLoop loop;
   Peer uac(loop), uas(loop);
   answerAll(uas);
   sp::ProxyPolicy policy;
@@ -733,7 +734,7 @@ TEST_CASE("requests a proxy must refuse get 400 naming the header, 416 or 420 wi
 }
 
 TEST_CASE("a Request-URI without a user part is routed by its domain") {
-  sip::EventLoop loop;
+  net::EventLoop loop;
   Peer uac(loop), uas(loop);
   answerAll(uas);
   sp::ProxyPolicy policy;
@@ -751,7 +752,7 @@ TEST_CASE("a Request-URI without a user part is routed by its domain") {
 }
 
 TEST_CASE("UDP: received and rport are added to the top Via and the answer goes to the source port (RFC 3581)") {
-  sip::EventLoop loop;
+  net::EventLoop loop;
   Peer uac(loop, sip::Transport::Udp), uas(loop);
   answerAll(uas);
   sp::ProxyPolicy policy;
@@ -776,7 +777,7 @@ TEST_CASE("UDP: received and rport are added to the top Via and the answer goes 
 }
 
 TEST_CASE("UDP next hop: a request over 1300 bytes goes over TCP, back to UDP when TCP is refused (RFC 3261 18.1.1)") {
-  sip::EventLoop loop;
+  net::EventLoop loop;
   Peer uac(loop), tcpUas(loop), udpUas(loop, sip::Transport::Udp);
   answerAll(tcpUas);
   answerAll(udpUas);
@@ -810,7 +811,7 @@ TEST_CASE("UDP next hop: a request over 1300 bytes goes over TCP, back to UDP wh
 }
 
 TEST_CASE("a response that cannot reach the client any more is logged and counted, not lost silently") {
-  sip::EventLoop loop;
+  net::EventLoop loop;
   Peer uac(loop), uas(loop);  // the UAS answers only when told to
   sp::ProxyPolicy policy;
   policy.acl = allowAll();

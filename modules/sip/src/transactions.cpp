@@ -136,8 +136,8 @@ struct TransactionLayer::Client {
   Endpoint dest;
   ClientCallbacks cb;
   std::string key;
-  Clock::duration interval{};
-  TimerId retransmit = 0, timeout = 0, linger = 0;  // A/E, B/F, D/K
+  net::Clock::duration interval{};
+  net::TimerId retransmit = 0, timeout = 0, linger = 0;  // A/E, B/F, D/K
   std::optional<Message> ack;                       // INVITE after a non-2xx final
 };
 
@@ -149,18 +149,18 @@ struct TransactionLayer::Server {
   Source source;
   std::string key, ackKey;  // ackKey: INVITE only
   std::optional<Message> lastResponse;
-  Clock::duration interval{};
-  TimerId retransmit = 0, timeout = 0, linger = 0, trying = 0;  // G, H, I/J, 100
+  net::Clock::duration interval{};
+  net::TimerId retransmit = 0, timeout = 0, linger = 0, trying = 0;  // G, H, I/J, 100
 };
 
-TransactionLayer::TransactionLayer(TransactionTransport& transport, TimerQueue& timers, TransactionUser& tu,
+TransactionLayer::TransactionLayer(TransactionTransport& transport, net::TimerQueue& timers, TransactionUser& tu,
                                    TransactionConfig config)
     : transport_(transport), timers_(timers), tu_(tu), cfg_(config), alive_(std::make_shared<bool>(true)) {
   // A zero T1 would make the retransmission timers fire forever at one instant.
-  if (cfg_.t1 <= Clock::duration::zero()) throw std::invalid_argument("transactions: T1 must be positive");
+  if (cfg_.t1 <= net::Clock::duration::zero()) throw std::invalid_argument("transactions: T1 must be positive");
   if (cfg_.t2 < cfg_.t1) throw std::invalid_argument("transactions: T2 must not be shorter than T1");
-  if (cfg_.t4 < Clock::duration::zero()) throw std::invalid_argument("transactions: T4 must not be negative");
-  if (cfg_.autoTrying < Clock::duration::zero())
+  if (cfg_.t4 < net::Clock::duration::zero()) throw std::invalid_argument("transactions: T4 must not be negative");
+  if (cfg_.autoTrying < net::Clock::duration::zero())
     throw std::invalid_argument("transactions: the 100 Trying delay must not be negative");
 }
 
@@ -255,7 +255,7 @@ void TransactionLayer::sendClient(const std::shared_ptr<Client>& c) {
   });
 }
 
-void TransactionLayer::armClientRetransmit(Client& c, Clock::duration interval) {
+void TransactionLayer::armClientRetransmit(Client& c, net::Clock::duration interval) {
   c.interval = interval;
   TxId id = c.id;
   c.retransmit = timers_.schedule(interval, [this, id] {
@@ -266,7 +266,7 @@ void TransactionLayer::armClientRetransmit(Client& c, Clock::duration interval) 
     if (cl->state == ClientState::Completed || (cl->invite && cl->state != ClientState::Calling)) return;
     // Timer A doubles without bound (§17.1.1.2); timer E doubles up to T2,
     // and is T2 once a provisional came (§17.1.2.2).
-    Clock::duration next = cl->interval * 2;
+    net::Clock::duration next = cl->interval * 2;
     if (!cl->invite) next = cl->state == ClientState::Proceeding ? cfg_.t2 : std::min(next, cfg_.t2);
     ++totals_.retransmissions;
     sendClient(cl);
@@ -364,9 +364,9 @@ void TransactionLayer::clientResponse(const std::shared_ptr<Client>& c, const Me
     c->ack = std::move(ack);
   }
   // Timer D (at least 32 s) / K (T4) on unreliable transports, zero on reliable.
-  Clock::duration linger = Clock::duration::zero();
+  net::Clock::duration linger = net::Clock::duration::zero();
   if (!reliable)
-    linger = c->invite ? std::max<Clock::duration>(std::chrono::seconds(32), 64 * cfg_.t1) : cfg_.t4;
+    linger = c->invite ? std::max<net::Clock::duration>(std::chrono::seconds(32), 64 * cfg_.t1) : cfg_.t4;
   c->linger = timers_.schedule(linger, [this, id] {
     auto it = clients_.find(id);
     if (it == clients_.end()) return;
@@ -421,7 +421,7 @@ void TransactionLayer::sendServerResponse(const std::shared_ptr<Server>& s) {
   });
 }
 
-void TransactionLayer::armServerRetransmit(Server& s, Clock::duration interval) {
+void TransactionLayer::armServerRetransmit(Server& s, net::Clock::duration interval) {
   s.interval = interval;
   TxId id = s.id;
   s.retransmit = timers_.schedule(interval, [this, id] {
@@ -474,7 +474,7 @@ void TransactionLayer::respond(TxId serverTx, Message response) {
     });
   } else {
     // Timer J: absorb request retransmissions for 64*T1 on unreliable transports.
-    s->linger = timers_.schedule(reliable ? Clock::duration::zero() : 64 * cfg_.t1, [this, serverTx] {
+    s->linger = timers_.schedule(reliable ? net::Clock::duration::zero() : 64 * cfg_.t1, [this, serverTx] {
       auto sv = findServer(serverTx);
       if (!sv) return;
       sv->linger = 0;
@@ -505,7 +505,7 @@ void TransactionLayer::onAck(const Message& ack, const Source& source) {
     }
   TxId id = s->id;
   // Timer I: absorb ACK retransmissions for T4 on unreliable transports.
-  s->linger = timers_.schedule(isReliable(s->source.remote.transport) ? Clock::duration::zero() : cfg_.t4, [this, id] {
+  s->linger = timers_.schedule(isReliable(s->source.remote.transport) ? net::Clock::duration::zero() : cfg_.t4, [this, id] {
     auto sv = findServer(id);
     if (!sv) return;
     sv->linger = 0;
@@ -584,7 +584,7 @@ void TransactionLayer::onMessage(Message msg, const Source& source) {
   serverIndex_[s->key] = id;
   if (s->invite) ackIndex_[s->ackKey] = id;
   servers_.emplace(id, s);
-  if (s->invite && cfg_.autoTrying > Clock::duration::zero()) {
+  if (s->invite && cfg_.autoTrying > net::Clock::duration::zero()) {
     s->trying = timers_.schedule(cfg_.autoTrying, [this, id] {
       auto sv = findServer(id);
       if (!sv) return;

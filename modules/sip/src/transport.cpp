@@ -258,7 +258,7 @@ struct Listener {
   int fd = -1;
   Endpoint local;
   bool hidden = false;  // lazily created UDP sender socket
-  TimerId retryTimer = 0;  // accept paused after EMFILE/ENOMEM
+  net::TimerId retryTimer = 0;  // accept paused after EMFILE/ENOMEM
 };
 
 enum class ConnState { Connecting, Handshaking, Open, Draining, Closed };
@@ -280,7 +280,7 @@ struct Conn {
   std::string key;
   std::function<bool(std::string_view)> acceptPeer;
 
-  std::shared_ptr<const TlsContext> tls;
+  std::shared_ptr<const net::TlsContext> tls;
   SSL* ssl = nullptr;
   BIO* rbio = nullptr;  // network -> SSL
   BIO* wbio = nullptr;  // SSL -> network
@@ -309,8 +309,8 @@ struct Conn {
   bool shutdownSent = false;
   bool flushQueued = false;  // in flushQueue_: written at the end of this loop iteration
 
-  TimerId connectTimer = 0, idleTimer = 0, lingerTimer = 0, confirmTimer = 0;
-  Clock::time_point lastActivity = Clock::now();
+  net::TimerId connectTimer = 0, idleTimer = 0, lingerTimer = 0, confirmTimer = 0;
+  net::Clock::time_point lastActivity = net::Clock::now();
 
   Source source() const { return Source{remote, local, id, peerCn}; }
   std::size_t pendingBytes() const { return (out.size() - outPos) + waitingBytes; }
@@ -329,7 +329,7 @@ struct Counters {
 
 class TransportLayer::Impl : public std::enable_shared_from_this<TransportLayer::Impl> {
  public:
-  Impl(EventLoop& loop, TransportConfig cfg)
+  Impl(net::EventLoop& loop, TransportConfig cfg)
       : loop_(loop), cfg_(std::move(cfg)), parser_(cfg_.limits), rbuf_(kReadChunk) {}
   ~Impl();
 
@@ -404,7 +404,7 @@ class TransportLayer::Impl : public std::enable_shared_from_this<TransportLayer:
   void buryLater();
   bool logs(spdlog::level::level_enum l) const { return cfg_.log && cfg_.log->should_log(l); }
 
-  EventLoop& loop_;
+  net::EventLoop& loop_;
   TransportConfig cfg_;
   Parser parser_;
   std::vector<char> rbuf_;
@@ -446,7 +446,7 @@ int verifyCallback(int preverifyOk, X509_STORE_CTX* store) {
   auto* c = ssl != nullptr ? static_cast<Conn*>(SSL_get_ex_data(ssl, sslConnIndex())) : nullptr;
   if (preverifyOk != 1 || c == nullptr || !c->acceptPeer) return preverifyOk;
   if (X509_STORE_CTX_get_error_depth(store) != 0) return 1;
-  std::string cn = certificateCommonName(X509_STORE_CTX_get_current_cert(store));
+  std::string cn = net::certificateCommonName(X509_STORE_CTX_get_current_cert(store));
   c->peerCheckRan = true;
   bool ok = false;
   try {
@@ -480,7 +480,7 @@ void msgCallback(int writeP, int, int contentType, const void* buf, std::size_t 
 TransportLayer::Impl::~Impl() {
   // Pending sends are dropped without callbacks: the owner is going away.
   for (auto& [id, c] : conns_) {
-    for (TimerId t : {c->connectTimer, c->idleTimer, c->lingerTimer, c->confirmTimer})
+    for (net::TimerId t : {c->connectTimer, c->idleTimer, c->lingerTimer, c->confirmTimer})
       if (t != 0) loop_.cancel(t);
     loop_.unwatch(c->fd);
     ::close(c->fd);
@@ -518,7 +518,7 @@ Endpoint TransportLayer::Impl::listen(const ListenerConfig& lc) {
   std::string what = std::string(transportName(lc.transport)) + " listener on " + lc.address + ":" + std::to_string(lc.port);
   auto addr = toAddr(lc.address, lc.port);
   if (!addr) throw std::runtime_error(what + ": address is not an IP literal");
-  if (lc.transport == Transport::Tls && (!lc.tls || lc.tls->role() != TlsRole::Server))
+  if (lc.transport == Transport::Tls && (!lc.tls || lc.tls->role() != net::TlsRole::Server))
     throw std::runtime_error(what + ": needs a server TLS context");
   bool udp = lc.transport == Transport::Udp;
   int fd = ::socket(addr->family(), (udp ? SOCK_DGRAM : SOCK_STREAM) | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
@@ -904,7 +904,7 @@ void TransportLayer::Impl::onConnected(Conn& c) {
   if (auto local = localOf(c.fd, c.transport)) c.local = *local;
   loop_.modify(c.fd, EPOLLIN);
   c.writeWatched = false;
-  c.lastActivity = Clock::now();
+  c.lastActivity = net::Clock::now();
   if (logs(spdlog::level::debug)) cfg_.log->debug("conn {} connected to {}", c.id, c.remote.toString());
   if (c.transport == Transport::Tls) {
     startTls(c, false);
@@ -940,7 +940,7 @@ void TransportLayer::Impl::writeNow(Conn& c, std::string_view bytes, SendErrorHa
       int chunk = static_cast<int>(std::min<std::size_t>(bytes.size() - off, INT_MAX));
       int r = SSL_write(c.ssl, bytes.data() + off, chunk);
       if (r <= 0) {
-        std::string why = takeOpenSslError();
+        std::string why = net::takeOpenSslError();
         fail(std::move(cb), {TransportErrorKind::ConnectionClosed, "TLS write to " + c.remote.toString() + ": " + why});
         closeConn(c, {TransportErrorKind::ConnectionClosed, "TLS write failed: " + why});
         return;
@@ -1025,7 +1025,7 @@ void TransportLayer::Impl::flush(Conn& c) {
       c.outPos += static_cast<std::size_t>(n);
       c.sentTotal += static_cast<std::uint64_t>(n);
       counters_.bytesOut += static_cast<std::uint64_t>(n);
-      c.lastActivity = Clock::now();
+      c.lastActivity = net::Clock::now();
       continue;
     }
     int e = errno;
@@ -1090,7 +1090,7 @@ void TransportLayer::Impl::readSocket(Conn& c) {
     if (n > 0) {
       auto size = static_cast<std::size_t>(n);
       counters_.bytesIn += size;
-      c.lastActivity = Clock::now();
+      c.lastActivity = net::Clock::now();
       if (c.state != ConnState::Draining) {
         if (c.ssl != nullptr) {
           BIO_write(c.rbio, rbuf_.data(), static_cast<int>(size));
@@ -1130,7 +1130,7 @@ void TransportLayer::Impl::startTls(Conn& c, bool server) {
     SSL_free(ssl);
     BIO_free(rbio);
     BIO_free(wbio);
-    tlsHandshakeFailed(c, "out of memory creating the TLS session: " + takeOpenSslError());
+    tlsHandshakeFailed(c, "out of memory creating the TLS session: " + net::takeOpenSslError());
     return;
   }
   c.ssl = ssl;
@@ -1167,7 +1167,7 @@ void TransportLayer::Impl::driveHandshake(Conn& c) {
     flush(c);
     return;
   }
-  std::string why = takeOpenSslError();
+  std::string why = net::takeOpenSslError();
   long vr = SSL_get_verify_result(c.ssl);
   if (vr != X509_V_OK && !c.peerRefused) why += std::string(" (certificate: ") + X509_verify_cert_error_string(vr) + ")";
   if (c.peerRefused) {
@@ -1193,7 +1193,7 @@ void TransportLayer::Impl::handshakeDone(Conn& c) {
   bool verified = (SSL_get_verify_mode(c.ssl) & SSL_VERIFY_PEER) != 0 && SSL_get0_peer_certificate(c.ssl) != nullptr &&
                   SSL_get_verify_result(c.ssl) == X509_V_OK;
   // TLS-2: only a verified certificate names the peer; CN, never SAN.
-  c.peerCn = verified ? peerCommonName(c.ssl) : std::string();
+  c.peerCn = verified ? net::peerCommonName(c.ssl) : std::string();
   if (!c.outgoing && c.acceptPeer && !c.peerCheckRan) {
     bool ok = false;
     try {
@@ -1247,7 +1247,7 @@ void TransportLayer::Impl::readTlsApp(Conn& c) {
       closeConn(c, {TransportErrorKind::ConnectionClosed, c.remote.toString() + " closed the TLS session"});
       return;
     }
-    std::string why = takeOpenSslError();
+    std::string why = net::takeOpenSslError();
     flush(c);
     if (c.state == ConnState::Closed) return;
     if (!c.tlsConfirmed) {
@@ -1382,7 +1382,7 @@ void TransportLayer::Impl::onIdle(std::uint64_t id) {
   Conn* c = find(id);
   if (c == nullptr) return;
   c->idleTimer = 0;
-  auto idle = Clock::now() - c->lastActivity;
+  auto idle = net::Clock::now() - c->lastActivity;
   if (idle >= cfg_.idleTimeout) {
     counters_.idleClosed++;
     closeConn(*c, {TransportErrorKind::ConnectionClosed,
@@ -1396,7 +1396,7 @@ void TransportLayer::Impl::closeConn(Conn& c, const TransportError& why) {
   if (c.state == ConnState::Closed) return;
   bool unconfirmed = !c.tlsConfirmed;
   c.state = ConnState::Closed;
-  for (TimerId* t : {&c.connectTimer, &c.idleTimer, &c.lingerTimer, &c.confirmTimer}) {
+  for (net::TimerId* t : {&c.connectTimer, &c.idleTimer, &c.lingerTimer, &c.confirmTimer}) {
     if (*t != 0) loop_.cancel(*t);
     *t = 0;
   }
@@ -1489,7 +1489,7 @@ TransportStats TransportLayer::Impl::stats() const {
 
 // ===================================================================
 
-TransportLayer::TransportLayer(EventLoop& loop, TransportConfig config)
+TransportLayer::TransportLayer(net::EventLoop& loop, TransportConfig config)
     : loop_(loop), impl_(std::make_shared<Impl>(loop, std::move(config))) {}
 
 TransportLayer::~TransportLayer() = default;

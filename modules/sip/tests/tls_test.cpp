@@ -13,10 +13,11 @@
 #include <memory>
 #include <set>
 
-#include "imp/sip/tls.h"
+#include "imp/net/tls.h"
 #include "transport_test_util.h"
 
 using namespace imp::sip;
+using namespace imp::net;
 using namespace imp::sip::testing;
 namespace fs = std::filesystem;
 

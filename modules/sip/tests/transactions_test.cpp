@@ -8,6 +8,7 @@
 #include <memory>
 
 using namespace imp::sip;
+using namespace imp::net;
 using namespace std::chrono_literals;
 
 namespace {

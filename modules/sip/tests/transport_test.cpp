@@ -10,6 +10,7 @@
 #include "transport_test_util.h"
 
 using namespace imp::sip;
+using namespace imp::net;
 using namespace imp::sip::testing;
 
 namespace {

@@ -16,7 +16,7 @@
 #include <variant>
 #include <vector>
 
-#include "imp/sip/event_loop.h"
+#include "imp/net/event_loop.h"
 #include "imp/sip/parser.h"
 #include "imp/sip/transport.h"
 
@@ -73,7 +73,7 @@ inline std::uint16_t closedPort() {
 // tests write little), reads never do.
 class RawPeer {
  public:
-  RawPeer(EventLoop& loop, const Endpoint& to) : loop_(loop) {
+  RawPeer(net::EventLoop& loop, const Endpoint& to) : loop_(loop) {
     fd_ = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
     sockaddr_in a{};
     a.sin_family = AF_INET;
@@ -121,7 +121,7 @@ class RawPeer {
     }
   }
 
-  EventLoop& loop_;
+  net::EventLoop& loop_;
   int fd_ = -1;
   bool connected_ = false;
   bool watched_ = false;

@@ -42,7 +42,7 @@
 #include <vector>
 
 #include "imp/sip/endpoint.h"
-#include "imp/sip/tls.h"
+#include "imp/net/tls.h"
 #include "imp/sip_proxy/acl.h"
 #include "imp/sip_proxy/flood.h"
 #include "imp/sip_proxy/routes.h"
@@ -63,7 +63,7 @@ struct ProxyListener {
   sip::Transport transport = sip::Transport::Tcp;
   std::string address = "0.0.0.0";
   std::uint16_t port = 0;  // 0 = ephemeral (tests)
-  std::shared_ptr<const sip::TlsContext> tls;  // TLS: a server context
+  std::shared_ptr<const net::TlsContext> tls;  // TLS: a server context
   std::function<bool(std::string_view)> acceptPeer;  // TLS-2 subject check
   // Identifies what acceptPeer accepts (e.g. the sorted subject list):
   // setListeners() rebinds a listener whose key changed.
@@ -77,7 +77,7 @@ struct ProxyConfig {
   // address (127.0.0.1 when it is a wildcard).
   std::string advertisedHost;
   std::vector<ProxyListener> listeners;
-  std::shared_ptr<const sip::TlsContext> tlsClient;  // outgoing TLS
+  std::shared_ptr<const net::TlsContext> tlsClient;  // outgoing TLS
   std::chrono::milliseconds hopTimeout{5000};        // per next hop, < timer B
   std::chrono::milliseconds probeInterval{30000};    // OPTIONS to a down hop
   // RFC 3261 16.6 item 11: an INVITE branch that has answered provisionally

@@ -47,17 +47,17 @@
 
 #include "imp/sip/endpoint.h"
 #include "imp/sip/message.h"
-#include "imp/sip/timers.h"
+#include "imp/net/timers.h"
 
 namespace imp::sip {
 
 struct TransactionConfig {
-  Clock::duration t1 = std::chrono::milliseconds(500);  // RTT estimate; > 0
-  Clock::duration t2 = std::chrono::seconds(4);         // retransmit cap; >= t1
-  Clock::duration t4 = std::chrono::seconds(5);         // network lifetime; >= 0
+  net::Clock::duration t1 = std::chrono::milliseconds(500);  // RTT estimate; > 0
+  net::Clock::duration t2 = std::chrono::seconds(4);         // retransmit cap; >= t1
+  net::Clock::duration t4 = std::chrono::seconds(5);         // network lifetime; >= 0
   // Server INVITE: send 100 Trying if the TU has not answered within this
   // delay (§17.2.1 "should"); zero = never.
-  Clock::duration autoTrying = std::chrono::milliseconds(200);
+  net::Clock::duration autoTrying = std::chrono::milliseconds(200);
 };
 
 // How transactions send: the transport layer in production, a fake in tests.
@@ -122,7 +122,7 @@ struct TransactionCounts {
 class TransactionLayer {
  public:
   // Throws std::invalid_argument for a config the timers cannot run with.
-  TransactionLayer(TransactionTransport& transport, TimerQueue& timers, TransactionUser& tu, TransactionConfig config = {});
+  TransactionLayer(TransactionTransport& transport, net::TimerQueue& timers, TransactionUser& tu, TransactionConfig config = {});
   ~TransactionLayer();
   TransactionLayer(const TransactionLayer&) = delete;
   TransactionLayer& operator=(const TransactionLayer&) = delete;
@@ -169,18 +169,18 @@ class TransactionLayer {
   struct Client;
   struct Server;
   void sendClient(const std::shared_ptr<Client>& c);
-  void armClientRetransmit(Client& c, Clock::duration interval);
+  void armClientRetransmit(Client& c, net::Clock::duration interval);
   void clientResponse(const std::shared_ptr<Client>& c, const Message& msg);
   void endClient(TxId id);
   void sendServerResponse(const std::shared_ptr<Server>& s);
-  void armServerRetransmit(Server& s, Clock::duration interval);
+  void armServerRetransmit(Server& s, net::Clock::duration interval);
   void onAck(const Message& ack, const Source& source);
   void endServer(TxId id);   // drop + onServerTerminated
   bool dropServer(TxId id);  // silently; false if already gone
   std::shared_ptr<Server> findServer(TxId id) const;
 
   TransactionTransport& transport_;
-  TimerQueue& timers_;
+  net::TimerQueue& timers_;
   TransactionUser& tu_;
   TransactionConfig cfg_;
   TxId next_ = 0;

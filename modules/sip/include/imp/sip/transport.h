@@ -47,10 +47,10 @@
 #include <vector>
 
 #include "imp/sip/endpoint.h"
-#include "imp/sip/event_loop.h"
+#include "imp/net/event_loop.h"
 #include "imp/sip/message.h"
 #include "imp/sip/parser.h"
-#include "imp/sip/tls.h"
+#include "imp/net/tls.h"
 
 namespace spdlog {
 class logger;
@@ -66,7 +66,7 @@ struct TransportConfig {
   std::chrono::milliseconds closeLinger{2000};
   std::size_t maxSendQueue = 4 * 1024 * 1024;  // bytes queued per connection
   std::size_t maxConnections = 10000;          // accepted beyond this are closed
-  std::shared_ptr<const TlsContext> tlsClient;  // for outgoing TLS; null = TLS sends fail
+  std::shared_ptr<const net::TlsContext> tlsClient;  // for outgoing TLS; null = TLS sends fail
   std::shared_ptr<spdlog::logger> log;          // null = silent
 };
 
@@ -74,7 +74,7 @@ struct ListenerConfig {
   Transport transport = Transport::Udp;
   std::string address = "0.0.0.0";  // IP literal
   std::uint16_t port = 0;           // 0 = ephemeral
-  std::shared_ptr<const TlsContext> tls;  // TLS listeners: a Server context
+  std::shared_ptr<const net::TlsContext> tls;  // TLS listeners: a Server context
   // TLS-2: called during the handshake with the verified client
   // certificate's subject CN ("" when the context does not verify peers);
   // false fails the handshake. Empty = accept every verified peer.
@@ -114,7 +114,7 @@ using SendErrorHandler = std::function<void(const TransportError& error)>;
 
 class TransportLayer {
  public:
-  TransportLayer(EventLoop& loop, TransportConfig config = {});
+  TransportLayer(net::EventLoop& loop, TransportConfig config = {});
   ~TransportLayer();
   TransportLayer(const TransportLayer&) = delete;
   TransportLayer& operator=(const TransportLayer&) = delete;
@@ -143,12 +143,12 @@ class TransportLayer {
   void closeConnection(std::uint64_t connectionId);
 
   TransportStats stats() const;
-  EventLoop& loop() const { return loop_; }
+  net::EventLoop& loop() const { return loop_; }
 
   class Impl;
 
  private:
-  EventLoop& loop_;
+  net::EventLoop& loop_;
   std::shared_ptr<Impl> impl_;
 };
 

@@ -6,9 +6,9 @@
 #include <string>
 #include <vector>
 
-#include "imp/sip/event_loop.h"
+#include "imp/net/event_loop.h"
 
-using namespace imp::sip;
+using namespace imp::net;
 using namespace std::chrono_literals;
 
 namespace {

@@ -1,4 +1,4 @@
-#include "imp/sip/tls.h"
+#include "imp/net/tls.h"
 
 #include <openssl/err.h>
 #include <openssl/ssl.h>
@@ -8,7 +8,7 @@
 #include <fstream>
 #include <stdexcept>
 
-namespace imp::sip {
+namespace imp::net {
 
 namespace {
 
@@ -153,7 +153,7 @@ TlsContext::TlsContext(const TlsContextConfig& config, TlsRole role) : config_(c
     }
     if (role == TlsRole::Server) {
       // Required for session resumption once client certificates are verified.
-      static const unsigned char kSessionContext[] = "imp-sip";
+      static const unsigned char kSessionContext[] = "imp";
       SSL_CTX_set_session_id_context(ctx_, kSessionContext, sizeof kSessionContext - 1);
     }
   } catch (...) {
@@ -190,4 +190,4 @@ std::string certificateCommonName(const X509* cert) {
   return cn;
 }
 
-}  // namespace imp::sip
+}  // namespace imp::net

@@ -9,8 +9,11 @@
 // order. Nothing run on the loop may block (no DNS, database, file I/O).
 //
 // Scaling: a process may run several loops, each on its own thread with its
-// own TransportLayer (SO_REUSEPORT listeners, connections sharded by loop);
+// own transports (SO_REUSEPORT listeners, connections sharded by loop);
 // loops share nothing.
+//
+// Layering: modules/net knows no protocol; sip (and the protocols after it)
+// build their transports on this loop.
 //
 // Timers: implements TimerQueue (timers.h) with a binary heap of live timers
 // only: schedule() and cancel() are O(log n) in the timers pending, cancel()
@@ -38,9 +41,9 @@
 #include <unordered_map>
 #include <vector>
 
-#include "imp/sip/timers.h"
+#include "imp/net/timers.h"
 
-namespace imp::sip {
+namespace imp::net {
 
 class EventLoop final : public TimerQueue {
  public:
@@ -131,4 +134,4 @@ class EventLoop final : public TimerQueue {
   std::vector<std::function<void()>> posted_;
 };
 
-}  // namespace imp::sip
+}  // namespace imp::net

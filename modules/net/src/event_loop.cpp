@@ -1,4 +1,4 @@
-#include "imp/sip/event_loop.h"
+#include "imp/net/event_loop.h"
 
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
@@ -7,7 +7,7 @@
 #include <cerrno>
 #include <system_error>
 
-namespace imp::sip {
+namespace imp::net {
 
 namespace {
 
@@ -290,4 +290,4 @@ void EventLoop::runTimers() {
   }
 }
 
-}  // namespace imp::sip
+}  // namespace imp::net

@@ -1,7 +1,8 @@
 #pragma once
-// Time for the SIP layers: an injectable timer queue so transaction timers
-// (RFC 3261 §17, timers A-K) run on the real event loop in production and on
-// a manual clock in tests.
+// Time for the protocol layers: an injectable timer queue, so protocol
+// timers (SIP transaction timers A-K of RFC 3261 §17, stream and handshake
+// timeouts) run on the real event loop in production and on a manual clock
+// in tests.
 //
 // Contract: callbacks run on the thread that owns the queue (the event loop
 // thread, or the test thread inside advance()); cancel() of a timer that
@@ -13,7 +14,7 @@
 #include <map>
 #include <utility>
 
-namespace imp::sip {
+namespace imp::net {
 
 using Clock = std::chrono::steady_clock;
 using TimerId = std::uint64_t;
@@ -62,4 +63,4 @@ class ManualTimers : public TimerQueue {
   std::map<std::pair<Clock::time_point, TimerId>, std::function<void()>> timers_;
 };
 
-}  // namespace imp::sip
+}  // namespace imp::net

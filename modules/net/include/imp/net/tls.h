@@ -1,6 +1,7 @@
 #pragma once
-// TLS contexts for SIP over TLS (TLS-1..TLS-3, MICROSOFT-SIP.md "Transport
-// and trust"), built on OpenSSL directly.
+// TLS contexts for the protocols that speak TLS, built on OpenSSL directly:
+// SIP over TLS (TLS-1..TLS-3, MICROSOFT-SIP.md "Transport and trust") first;
+// nothing here knows which protocol runs inside.
 //
 // A TlsContext wraps one SSL_CTX for one side (server: listeners; client:
 // outgoing connections). It is immutable after construction and shared by
@@ -32,7 +33,7 @@ typedef struct ssl_ctx_st SSL_CTX;
 typedef struct ssl_st SSL;
 typedef struct x509_st X509;
 
-namespace imp::sip {
+namespace imp::net {
 
 enum class TlsVersion : std::uint8_t { Tls10, Tls11, Tls12, Tls13 };
 std::string_view tlsVersionName(TlsVersion v);  // "TLSv1.0" ...
@@ -97,4 +98,4 @@ std::string takeOpenSslError();
 // no-tls1 etc.); says nothing about security levels.
 bool tlsVersionCompiledIn(TlsVersion v);
 
-}  // namespace imp::sip
+}  // namespace imp::net
