@@ -7,6 +7,86 @@
 
 namespace imp::core {
 
+AsyncSink::AsyncSink(std::vector<spdlog::sink_ptr> sinks, std::size_t capacity)
+    : sinks_(std::move(sinks)), capacity_(capacity == 0 ? 1 : capacity) {
+  writer_ = std::thread([this] { run(); });
+}
+
+AsyncSink::~AsyncSink() {
+  {
+    std::lock_guard lock(mu_);
+    stop_ = true;
+  }
+  wake_.notify_all();
+  writer_.join();
+}
+
+void AsyncSink::log(const spdlog::details::log_msg& msg) {
+  {
+    std::lock_guard lock(mu_);
+    if (queue_.size() >= capacity_) {
+      dropped_.fetch_add(1, std::memory_order_relaxed);
+      return;
+    }
+    if (loggerName_.empty()) loggerName_.assign(msg.logger_name.data(), msg.logger_name.size());
+    queue_.emplace_back(msg);
+    ++queued_;
+  }
+  wake_.notify_one();
+}
+
+void AsyncSink::flush() {
+  std::unique_lock lock(mu_);
+  auto target = queued_;
+  // A flush request of its own: the writer flushes the sinks after the batch
+  // that reaches `target`, then signals.
+  wake_.notify_one();
+  done_.wait(lock, [&] { return written_ >= target || stop_; });
+}
+
+void AsyncSink::set_pattern(const std::string& pattern) {
+  std::lock_guard lock(mu_);
+  for (auto& s : sinks_) s->set_pattern(pattern);
+}
+
+void AsyncSink::set_formatter(std::unique_ptr<spdlog::formatter> formatter) {
+  std::lock_guard lock(mu_);
+  for (auto& s : sinks_) s->set_formatter(formatter->clone());
+}
+
+void AsyncSink::run() {
+  std::deque<spdlog::details::log_msg_buffer> batch;
+  std::unique_lock lock(mu_);
+  for (;;) {
+    wake_.wait(lock, [&] { return stop_ || !queue_.empty(); });
+    batch.swap(queue_);
+    auto upto = queued_;
+    bool stopping = stop_;
+    std::string name = loggerName_;
+    lock.unlock();
+    for (const auto& m : batch) {
+      for (auto& s : sinks_)
+        if (s->should_log(m.level)) s->log(m);
+    }
+    batch.clear();
+    auto dropped = dropped_.load(std::memory_order_relaxed);
+    if (dropped != droppedReported_) {
+      std::string text = std::to_string(dropped - droppedReported_) +
+                         " log lines dropped: the log writer could not keep up (lower the trace level)";
+      spdlog::details::log_msg note(spdlog::source_loc{}, name, spdlog::level::warn, text);
+      for (auto& s : sinks_) s->log(note);
+      droppedReported_ = dropped;
+    }
+    // One flush per batch: lines show up at once when the writer keeps up,
+    // and cost one write per batch, not per line, when it is busy.
+    for (auto& s : sinks_) s->flush();
+    lock.lock();
+    written_ = upto;
+    done_.notify_all();
+    if (stopping && queue_.empty()) return;
+  }
+}
+
 struct LogRegistry::Entry {
   std::shared_ptr<spdlog::logger> logger;
   TraceSetting trace;
@@ -49,21 +129,9 @@ void TraceFlags::replace(std::set<std::string> flags) {
 
 LogRegistry::LogRegistry(LogSettings settings) : settings_(std::move(settings)) {
   if (!settings_.dir.empty()) std::filesystem::create_directories(settings_.dir);
-  flusher_ = std::thread([this] {
-    std::unique_lock lock(flushMu_);
-    while (!flushCv_.wait_for(lock, std::chrono::seconds(1), [&] { return stopping_; })) flushAll();
-  });
 }
 
-LogRegistry::~LogRegistry() {
-  {
-    std::lock_guard lock(flushMu_);
-    stopping_ = true;
-  }
-  flushCv_.notify_all();
-  flusher_.join();
-  flushAll();
-}
+LogRegistry::~LogRegistry() { flushAll(); }
 
 std::shared_ptr<spdlog::logger> LogRegistry::makeLogger(const std::string& name) {
   std::vector<spdlog::sink_ptr> sinks;
@@ -71,10 +139,10 @@ std::shared_ptr<spdlog::logger> LogRegistry::makeLogger(const std::string& name)
     sinks.push_back(std::make_shared<spdlog::sinks::rotating_file_sink_mt>(
         (settings_.dir / (name + ".log")).string(), settings_.maxSize, settings_.maxFiles));
   if (settings_.console) sinks.push_back(std::make_shared<spdlog::sinks::stderr_sink_mt>());
-  if (sinks.empty()) sinks.push_back(std::make_shared<spdlog::sinks::null_sink_mt>());
-  auto logger = std::make_shared<spdlog::logger>(name, sinks.begin(), sinks.end());
+  if (sinks.empty()) return std::make_shared<spdlog::logger>(name, std::make_shared<spdlog::sinks::null_sink_mt>());
+  // No flush_on(): a flush from the caller would wait for the writer.
+  auto logger = std::make_shared<spdlog::logger>(name, std::make_shared<AsyncSink>(std::move(sinks)));
   logger->set_pattern("%Y-%m-%dT%H:%M:%S.%e%z %-5l [%n] [%t] %v");
-  logger->flush_on(spdlog::level::info);
   return logger;
 }
 
@@ -115,8 +183,21 @@ std::shared_ptr<const TraceFlags> LogRegistry::flags(const std::string& name) {
 }
 
 void LogRegistry::flushAll() {
+  std::vector<std::shared_ptr<spdlog::logger>> loggers;
+  {
+    std::lock_guard lock(mu_);
+    for (auto& [name, e] : entries_) loggers.push_back(e->logger);
+  }
+  for (auto& l : loggers) l->flush();  // outside mu_: flushing waits for the writers
+}
+
+std::uint64_t LogRegistry::droppedLines() const {
   std::lock_guard lock(mu_);
-  for (auto& [name, e] : entries_) e->logger->flush();
+  std::uint64_t n = 0;
+  for (const auto& [name, e] : entries_)
+    for (const auto& sink : e->logger->sinks())
+      if (auto* a = dynamic_cast<const AsyncSink*>(sink.get())) n += a->dropped();
+  return n;
 }
 
 }  // namespace imp::core
