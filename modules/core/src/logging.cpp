@@ -7,8 +7,8 @@
 
 namespace imp::core {
 
-AsyncSink::AsyncSink(std::vector<spdlog::sink_ptr> sinks, std::size_t capacity)
-    : sinks_(std::move(sinks)), capacity_(capacity == 0 ? 1 : capacity) {
+AsyncSink::AsyncSink(std::string name, std::vector<spdlog::sink_ptr> sinks, std::size_t capacity)
+    : name_(std::move(name)), sinks_(std::move(sinks)), capacity_(capacity == 0 ? 1 : capacity) {
   writer_ = std::thread([this] { run(); });
 }
 
@@ -28,7 +28,6 @@ void AsyncSink::log(const spdlog::details::log_msg& msg) {
       dropped_.fetch_add(1, std::memory_order_relaxed);
       return;
     }
-    if (loggerName_.empty()) loggerName_.assign(msg.logger_name.data(), msg.logger_name.size());
     queue_.emplace_back(msg);
     ++queued_;
   }
@@ -37,10 +36,9 @@ void AsyncSink::log(const spdlog::details::log_msg& msg) {
 
 void AsyncSink::flush() {
   std::unique_lock lock(mu_);
+  // The writer flushes after every batch: wait for the one that reaches
+  // what is queued now.
   auto target = queued_;
-  // A flush request of its own: the writer flushes the sinks after the batch
-  // that reaches `target`, then signals.
-  wake_.notify_one();
   done_.wait(lock, [&] { return written_ >= target || stop_; });
 }
 
@@ -62,7 +60,6 @@ void AsyncSink::run() {
     batch.swap(queue_);
     auto upto = queued_;
     bool stopping = stop_;
-    std::string name = loggerName_;
     lock.unlock();
     for (const auto& m : batch) {
       for (auto& s : sinks_)
@@ -73,7 +70,7 @@ void AsyncSink::run() {
     if (dropped != droppedReported_) {
       std::string text = std::to_string(dropped - droppedReported_) +
                          " log lines dropped: the log writer could not keep up (lower the trace level)";
-      spdlog::details::log_msg note(spdlog::source_loc{}, name, spdlog::level::warn, text);
+      spdlog::details::log_msg note(spdlog::source_loc{}, name_, spdlog::level::warn, text);
       for (auto& s : sinks_) s->log(note);
       droppedReported_ = dropped;
     }
@@ -141,7 +138,7 @@ std::shared_ptr<spdlog::logger> LogRegistry::makeLogger(const std::string& name)
   if (settings_.console) sinks.push_back(std::make_shared<spdlog::sinks::stderr_sink_mt>());
   if (sinks.empty()) return std::make_shared<spdlog::logger>(name, std::make_shared<spdlog::sinks::null_sink_mt>());
   // No flush_on(): a flush from the caller would wait for the writer.
-  auto logger = std::make_shared<spdlog::logger>(name, std::make_shared<AsyncSink>(std::move(sinks)));
+  auto logger = std::make_shared<spdlog::logger>(name, std::make_shared<AsyncSink>(name, std::move(sinks)));
   logger->set_pattern("%Y-%m-%dT%H:%M:%S.%e%z %-5l [%n] [%t] %v");
   return logger;
 }

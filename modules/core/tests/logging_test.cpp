@@ -78,7 +78,7 @@ TEST_CASE("a writer that cannot keep up never blocks the caller: the overflow is
   std::promise<void> open;
   gate->release = open.get_future().share();
   auto entered = gate->entered.get_future();
-  auto async = std::make_shared<AsyncSink>(std::vector<spdlog::sink_ptr>{gate}, 4);
+  auto async = std::make_shared<AsyncSink>("svc", std::vector<spdlog::sink_ptr>{gate}, 4);
   spdlog::logger log("svc", async);
   log.set_pattern("%v");
 

@@ -28,7 +28,6 @@
 #include <thread>
 #include <condition_variable>
 #include <cstdint>
-
 #include <deque>
 #include <vector>
 
@@ -49,7 +48,8 @@ namespace imp::core {
 // shutdown and tests; loggers using this sink do not flush per line).
 class AsyncSink final : public spdlog::sinks::sink {
  public:
-  explicit AsyncSink(std::vector<spdlog::sink_ptr> sinks, std::size_t capacity = 65536);
+  // `name` is the logger's, for the writer's own "lines dropped" line.
+  AsyncSink(std::string name, std::vector<spdlog::sink_ptr> sinks, std::size_t capacity = 65536);
   ~AsyncSink() override;  // writes what is queued, then stops the writer
   AsyncSink(const AsyncSink&) = delete;
   AsyncSink& operator=(const AsyncSink&) = delete;
@@ -63,6 +63,7 @@ class AsyncSink final : public spdlog::sinks::sink {
  private:
   void run();
 
+  std::string name_;
   std::vector<spdlog::sink_ptr> sinks_;
   std::size_t capacity_;
   std::mutex mu_;
@@ -72,7 +73,6 @@ class AsyncSink final : public spdlog::sinks::sink {
   std::uint64_t droppedReported_ = 0;        // writer thread only
   std::atomic<std::uint64_t> dropped_{0};
   bool stop_ = false;
-  std::string loggerName_;  // for the writer's own "dropped" line
   std::thread writer_;
 };
 
