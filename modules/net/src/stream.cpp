@@ -164,6 +164,10 @@ void StreamConnection::onConnected() {
   state_ = State::Open;
   interest_ = 0;  // forces the modify
   updateInterest();
+  if (cb_.onConnected) {
+    cb_.onConnected();
+    if (state_ == State::Closed) return;
+  }
   if (tls_) {  // set up by the Connector before the connect finished
     state_ = State::Handshaking;
     driveHandshake();
@@ -472,7 +476,7 @@ void StreamConnection::finish(CloseReason why) {
 
 Acceptor::Acceptor(std::shared_ptr<StreamGroup> group, AcceptorOptions options, AcceptHandler onAccept)
     : group_(std::move(group)), opt_(std::move(options)), onAccept_(std::move(onAccept)) {
-  std::string what = "TCP listener on " + opt_.address.toString();
+  std::string what = opt_.name.empty() ? "TCP listener on " + opt_.address.toString() : opt_.name;
   if (!opt_.address.valid()) throw std::runtime_error(what + ": no address");
   if (opt_.tls && opt_.tls->role() != TlsRole::Server) throw std::runtime_error(what + ": needs a server TLS context");
   int fd = ::socket(opt_.address.family(), SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);

@@ -24,8 +24,8 @@ UdpSocket::UdpSocket(EventLoop& loop, int fd, std::function<void()> onReadable, 
 }
 
 namespace {
-int openBound(const SocketAddress& bind, bool reusePort) {
-  std::string what = "UDP socket on " + bind.toString();
+int openBound(const SocketAddress& bind, bool reusePort, const std::string& name) {
+  std::string what = name.empty() ? "UDP socket on " + bind.toString() : name;
   if (!bind.valid()) throw std::runtime_error(what + ": no address");
   int fd = ::socket(bind.family(), SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
   if (fd < 0) throw std::runtime_error(what + ": socket: " + std::strerror(errno));
@@ -43,7 +43,7 @@ int openBound(const SocketAddress& bind, bool reusePort) {
 }  // namespace
 
 UdpSocket::UdpSocket(EventLoop& loop, const SocketAddress& bind, std::function<void()> onReadable, Options options)
-    : UdpSocket(loop, openBound(bind, options.reusePort), std::move(onReadable), options) {}
+    : UdpSocket(loop, openBound(bind, options.reusePort, options.name), std::move(onReadable), options) {}
 
 std::unique_ptr<UdpSocket> UdpSocket::ephemeral(EventLoop& loop, int family, std::function<void()> onReadable) {
   int fd = ::socket(family, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);

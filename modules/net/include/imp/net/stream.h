@@ -84,6 +84,8 @@ struct StreamOptions {
 struct StreamCallbacks {
   // Bytes received (plaintext once TLS runs). Not called while draining.
   std::function<void(std::string_view data)> onData;
+  // Outgoing: the TCP connection is up (before the TLS handshake, if any).
+  std::function<void()> onConnected;
   // Outgoing: connected, and the TLS handshake done when TLS was asked for.
   // Accepted TLS: the handshake is done. Never for accepted plain streams
   // (open from the start) nor STARTTLS (onTlsReady).
@@ -248,6 +250,8 @@ struct AcceptorOptions {
   std::shared_ptr<const TlsContext> tls;  // direct TLS: a Server context
   PeerCheck acceptPeer;                   // TLS-2 check for tls
   StreamOptions stream;
+  // What error messages call the listener; "" = "TCP listener on <address>".
+  std::string name;
 };
 
 class Acceptor {

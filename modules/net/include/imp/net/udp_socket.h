@@ -35,6 +35,8 @@ class UdpSocket {
     bool reusePort = false;
     std::size_t maxDatagram = 64 * 1024;  // receive buffer
     int burst = 64;                       // datagrams per readBurst()
+    // What error messages call the socket; "" = "UDP socket on <address>".
+    std::string name;
   };
 
   UdpSocket(EventLoop& loop, const SocketAddress& bind, std::function<void()> onReadable, Options options);
