@@ -654,3 +654,31 @@ TEST_CASE("UDP: a datagram round trip with the source address; a batch read; an 
   CHECK(eph->local().port() != 0);  // bound by the first send
   CHECK_THROWS_WITH_AS(UdpSocket(loop, b->local(), [] {}), doctest::Contains("bind"), std::runtime_error);
 }
+
+TEST_CASE("TLS: data written while the handshake runs goes out once it is done; flush-then-close ends with close_notify") {
+  EventLoop loop;
+  AcceptorOptions opt;
+  opt.tls = serverTls();
+  Server server(loop, opt);
+  auto group = StreamGroup::create(loop);
+  ConnectorOptions copt;
+  copt.tls = clientTls(&pki().client);
+  auto client = dial(group, server.acceptor->local(), copt);
+  REQUIRE(client->conn);
+  CHECK(client->conn->write("early ") == StreamConnection::WriteResult::Queued);  // still connecting
+  REQUIRE(loop.runUntil([&] { return server.accepted.size() == 1 && server.accepted[0]->received == "early "; },
+                        kDeadline));
+  auto& srv = *server.accepted[0];
+  CHECK(srv.opened);
+  CHECK(client->opened);
+  const std::string data = pattern(1024 * 1024);
+  REQUIRE(srv.conn->write(data) == StreamConnection::WriteResult::Queued);
+  srv.conn->closeAfterFlush(10s, "bye");
+  // The client reads everything, then the peer's close_notify.
+  REQUIRE(loop.runUntil([&] { return client->closed.has_value(); }, kDeadline));
+  CHECK(client->received == data);
+  CHECK(client->closed->kind == CloseKind::PeerClosed);
+  CHECK(client->closed->detail.find("closed the TLS session") != std::string::npos);
+  REQUIRE(loop.runUntil([&] { return srv.closed.has_value(); }, kDeadline));
+  CHECK(srv.closed->kind == CloseKind::Drained);
+}
