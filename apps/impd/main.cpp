@@ -11,7 +11,7 @@
 #include <imp/core/certificates.h>
 #include <imp/core/cluster_settings.h>
 #include <imp/core/config.h>
-#include <imp/core/database.h>
+#include <imp/core/mysql_database.h>
 #include <imp/core/dns.h>
 #include <imp/core/dns_client.h>
 #include <imp/core/logging.h>
@@ -195,13 +195,13 @@ int run(const Options& opts) {
       dbParams.connectTimeout = timeout;
       dbLocation = dbParams.redacted();
     }
-    core::Database::ensureSchema(dbParams);
+    core::MySqlDatabase::ensureSchema(dbParams);
   } catch (const std::exception& e) {
     return fail(kConfig, "in [database]: cannot reach the " + dbMode + " database (" +
                                (dbLocation.empty() ? cfg.getString("database", "url") : dbLocation) + "): " + e.what(),
                 log);
   }
-  core::Database db(dbParams, logs.get("database"));
+  core::MySqlDatabase db(dbParams, logs.get("database"));
 
   core::Migrator migrator(db, cfg.getString("node", "sql_dir"), nodeId, log);
   try {

@@ -1,32 +1,14 @@
 #pragma once
-// Database access over MySQL Connector/C++ (MariaDB or MySQL).
-//
-// - A bounded connection pool; connections are created lazily.
-// - Parameters are always bound (prepared statements): no SQL is built by
-//   concatenating input.
-// - Lost connections (server gone, restarted, unreachable) are retried with
-//   backoff up to connect_timeout; a transaction is retried as a whole.
-// - All methods are thread-safe and blocking: never call them on an event
-//   loop thread (ARCHITECTURE.md, Concurrency).
+// Database access: connection parameters, values and rows, errors, and the
+// Database / DbSession interfaces every module talks to.
 #include <chrono>
-#include <atomic>
-#include <condition_variable>
 #include <cstdint>
 #include <functional>
-#include <memory>
-#include <mutex>
 #include <optional>
 #include <stdexcept>
 #include <string>
 #include <variant>
 #include <vector>
-
-namespace sql {
-class Connection;
-}
-namespace spdlog {
-class logger;
-}
 
 namespace imp::core {
 
@@ -73,62 +55,60 @@ struct Rows {
   std::int64_t num(std::size_t row, const std::string& column) const; // NULL -> 0
 };
 
-// One pooled connection, handed to callbacks; valid only inside them.
+// The database seam (issue 15, deliverable 5). Modules take `Database&` and
+// never know which implementation they talk to: MySqlDatabase in impd
+// (imp/core/mysql_database.h), an in-memory fake in unit tests
+// (tests/support, imp_test_support).
+//
+// Contract, for every implementation:
+// - SQL is MySQL/MariaDB dialect with `?` placeholders; parameters are always
+//   bound, never concatenated.
+// - Errors are DbError: code() is the MySQL error number (1062 duplicate key,
+//   1451/1452 foreign key), connectionLost() marks a failure worth retrying.
+// - Thread-safe and blocking: never call on an event loop thread.
+
+// A connection handed to run()/transaction() callbacks; valid only inside them.
 class DbSession {
  public:
-  explicit DbSession(sql::Connection& c) : conn_(c) {}
-  Rows query(const std::string& sql, const SqlParams& params = {});
+  virtual ~DbSession() = default;
+  virtual Rows query(const std::string& sql, const SqlParams& params = {}) = 0;
   // Returns the affected row count.
-  std::uint64_t exec(const std::string& sql, const SqlParams& params = {});
+  virtual std::uint64_t exec(const std::string& sql, const SqlParams& params = {}) = 0;
   // Runs one statement without parameters (migrations, DDL).
-  void execRaw(const std::string& sql);
-  std::uint64_t lastInsertId();
+  virtual void execRaw(const std::string& sql) = 0;
+  // The AUTO_INCREMENT id of this session's last INSERT.
+  virtual std::uint64_t lastInsertId() = 0;
 
- private:
-  sql::Connection& conn_;
+ protected:
+  DbSession() = default;
+  DbSession(const DbSession&) = default;
+  DbSession& operator=(const DbSession&) = default;
 };
 
 class Database {
  public:
-  Database(DbParams params, std::shared_ptr<spdlog::logger> logger);
-  ~Database();
+  virtual ~Database() = default;
   Database(const Database&) = delete;
   Database& operator=(const Database&) = delete;
 
-  // Runs fn with a pooled connection in autocommit mode; retried on a lost
-  // connection (fn must be safe to run again).
-  void run(const std::function<void(DbSession&)>& fn);
-  // Runs fn inside BEGIN/COMMIT; rolled back if fn throws; retried as a
-  // whole on a lost connection.
-  void transaction(const std::function<void(DbSession&)>& fn);
+  // Runs fn with one session in autocommit mode; a lost connection may make
+  // the implementation run fn again (fn must be safe to run again).
+  virtual void run(const std::function<void(DbSession&)>& fn) = 0;
+  // Runs fn inside BEGIN/COMMIT; rolled back if fn throws (nothing of it is
+  // kept); may be retried as a whole on a lost connection.
+  virtual void transaction(const std::function<void(DbSession&)>& fn) = 0;
 
+  // One statement in its own run().
   Rows query(const std::string& sql, const SqlParams& params = {});
   std::uint64_t exec(const std::string& sql, const SqlParams& params = {});
 
   // Checks the server with one round trip; never throws.
-  bool ping() noexcept;
+  virtual bool ping() noexcept = 0;
   // Result of the last operation or ping: false after a connection failure.
-  bool healthy() const { return healthy_.load(); }
-  const DbParams& params() const { return params_; }
+  virtual bool healthy() const = 0;
 
-  // Creates the schema named in params if it does not exist (connects
-  // without a default schema).
-  static void ensureSchema(const DbParams& params);
-
- private:
-  class Lease;
-  std::unique_ptr<sql::Connection> connect(bool withSchema = true) const;
-  std::unique_ptr<sql::Connection> acquire();
-  void release(std::unique_ptr<sql::Connection> c, bool broken);
-  void withRetry(const std::function<void(sql::Connection&)>& fn);
-
-  DbParams params_;
-  std::shared_ptr<spdlog::logger> log_;
-  std::mutex mu_;
-  std::condition_variable cv_;
-  std::vector<std::unique_ptr<sql::Connection>> idle_;
-  unsigned open_ = 0;
-  std::atomic<bool> healthy_{false};
+ protected:
+  Database() = default;
 };
 
 }  // namespace imp::core
