@@ -30,7 +30,7 @@
 #include <iostream>
 #include <regex>
 
-#include "../common/modules.h"
+#include "modules.h"
 
 namespace po = boost::program_options;
 using namespace imp;

@@ -29,7 +29,6 @@
 // Registration happens once, single-threaded, before the node starts; every
 // const member is then safe to call from any thread.
 #include <functional>
-#include <map>
 #include <memory>
 #include <string>
 #include <string_view>

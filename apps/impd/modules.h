@@ -1,8 +1,8 @@
 #pragma once
-// The modules this build holds (issue 15, deliverable 2). Adding a module is
-// one call below: its services, impd.conf section(s), admin routes and
-// commands come with it. impd runs the node from this registry; impctl reads
-// impd.conf with the schema it gives.
+// The modules impd runs (issue 15, deliverable 2). Adding a module is one
+// call below: its services, impd.conf section(s), admin routes and commands
+// come with it. impd runs the node from this registry; impctl includes this
+// file only to read impd.conf with the same schema.
 #include <imp/core/config.h>
 #include <imp/core/module_registry.h>
 #include <imp/directory/module.h>
