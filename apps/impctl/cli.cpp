@@ -1,6 +1,6 @@
 #include "cli.h"
 
-#include "../common/node_schema.h"
+#include "../impd/modules.h"
 
 #include <imp/core/config.h>
 

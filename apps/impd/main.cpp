@@ -18,18 +18,9 @@
 #include <imp/core/managed_db.h>
 #include <imp/core/metrics.h>
 #include <imp/core/migrations.h>
-#include <imp/core/roles.h>
+#include <imp/core/module_registry.h>
 #include <imp/core/service_host.h>
 #include <imp/core/sysexits.h>
-#include <imp/directory/directory.h>
-#include <imp/sip_proxy/admin_api.h>
-#include <imp/sip_proxy/config_store.h>
-#include <imp/sip_proxy/node_options.h>
-#include <imp/sip_proxy/proxy_service.h>
-#include <imp/sip_proxy/routing.h>
-#include <imp/serviceability/admin_api.h>
-#include <imp/serviceability/control.h>
-#include <imp/serviceability/services.h>
 #include <signal.h>
 #include <spdlog/spdlog.h>
 #include <unistd.h>
@@ -39,7 +30,7 @@
 #include <iostream>
 #include <regex>
 
-#include "../common/node_schema.h"
+#include "modules.h"
 
 namespace po = boost::program_options;
 using namespace imp;
@@ -81,8 +72,8 @@ int fail(int code, const std::string& message, const std::shared_ptr<spdlog::log
   return code;
 }
 
-// Validates what the schema alone cannot.
-void checkSemantics(const core::Config& cfg) {
+// Validates what the schema alone cannot (core sections, then each module's).
+void checkSemantics(const core::Config& cfg, const core::ModuleRegistry& modules) {
   static const std::regex kNodeId(R"(^[A-Za-z0-9._-]{1,64}$)");
   auto id = cfg.getString("node", "id");
   if (!id.empty() && !std::regex_match(id, kNodeId))
@@ -103,7 +94,7 @@ void checkSemantics(const core::Config& cfg) {
   } catch (const std::invalid_argument& e) {
     throw core::ConfigError("dns", e.what());
   }
-  sip_proxy::readNodeOptions(cfg);
+  modules.checkConfig(cfg);
 }
 
 // Name resolution for next hops and the incoming ACL (RT-8, RT-10): the
@@ -137,10 +128,14 @@ int run(const Options& opts) {
   pthread_sigmask(SIG_BLOCK, &sigs, nullptr);
   signal(SIGPIPE, SIG_IGN);
 
+  // Every module of this build (services, config sections, admin routes).
+  core::ModuleRegistry modules;
+  apps::registerModules(modules);
+
   core::Config cfg;
   try {
     cfg = core::Config::load(opts.configPath, schema());
-    checkSemantics(cfg);
+    checkSemantics(cfg, modules);
   } catch (const core::ConfigError& e) {
     return fail(kConfig, std::string(e.what()) + " (" + opts.configPath + ")");
   }
@@ -216,19 +211,6 @@ int run(const Options& opts) {
   core::Metrics metrics;
   core::ClusterSettings settings(db, std::chrono::milliseconds(cfg.getInt("services", "settings_poll_ms")),
                                  logs.get("impd"));
-  core::ServiceHost host(
-      [&](const std::string& name) {
-        core::ServiceContext ctx;
-        ctx.config = &cfg;
-        ctx.nodeId = nodeId;
-        ctx.database = &db;
-        ctx.settings = &settings;
-        ctx.metrics = &metrics;
-        ctx.logger = logs.get(name);
-        return ctx;
-      },
-      std::chrono::seconds(cfg.getInt("services", "stop_timeout")), log, &metrics);
-
   // Admin API socket first, so the node registers its real address.
   std::string tokenFile = cfg.getString("admin", "token_file");
   if (tokenFile.empty()) tokenFile = (stateDir / "admin.token").string();
@@ -258,24 +240,51 @@ int run(const Options& opts) {
     return fail(kConfig, e.what(), log);
   }
 
-  serviceability::NodeIdentity self{nodeId, role, hostName(), admin.url(), IMP_VERSION};
-  serviceability::NodeControl control(self, db, host, logs, logs.get("serviceability"));
-  host.registerService(serviceability::serviceabilityService(control));
-  host.registerService(serviceability::risCollectorService(control));
-  directory::Directory dir(db);
-  auto proxyHandle = std::make_shared<sip_proxy::ProxyHandle>();
-  {
-    sip_proxy::ProxyServiceOptions po;
-    po.traceFlags = logs.flags("sip-proxy");
-    po.directory = sip_proxy::directoryLookup(dir);
-    po.node = sip_proxy::readNodeOptions(cfg);
-    po.certFile = cert.certFile.string();
-    po.keyFile = cert.keyFile.string();
-    po.caFile = cert.caFile.string();
-    po.handle = proxyHandle;
-    po.resolver = makeResolver(cfg);
-    host.registerService(sip_proxy::sipProxyService(po));
-  }
+  auto resolver = makeResolver(cfg);
+  core::ServiceHost host(
+      [&](const std::string& name) {
+        core::ServiceContext ctx;
+        ctx.config = &cfg;
+        ctx.nodeId = nodeId;
+        ctx.database = &db;
+        ctx.settings = &settings;
+        ctx.metrics = &metrics;
+        ctx.logger = logs.get(name);
+        ctx.traceFlags = logs.flags(name);
+        ctx.resolver = resolver;
+        ctx.certificate = &cert;
+        ctx.router = &router;
+        ctx.modules = &modules;
+        // Shared loops and workers arrive with issue 15, deliverable 1;
+        // until then each service runs its own.
+        ctx.loops = nullptr;
+        ctx.workers = nullptr;
+        return ctx;
+      },
+      std::chrono::seconds(cfg.getInt("services", "stop_timeout")), log, &metrics);
+
+  core::NodeContext node;
+  node.config = &cfg;
+  node.nodeId = nodeId;
+  node.role = role;
+  node.hostname = hostName();
+  node.version = IMP_VERSION;
+  node.adminUrl = admin.url();
+  node.database = &db;
+  node.databaseMode = dbMode;
+  node.databaseLocation = dbLocation;
+  node.migrator = &migrator;
+  node.settings = &settings;
+  node.metrics = &metrics;
+  node.logs = &logs;
+  node.host = &host;
+  node.resolver = resolver;
+  node.certificate = &cert;
+  node.modules = &modules;
+  node.loops = nullptr;    // issue 15, deliverable 1
+  node.workers = nullptr;  // issue 15, deliverable 1
+  modules.registerServices(host);
+  modules.registerAdminRoutes(router, node);
 
   metrics.collect("imp_database_ready", "1 if the cluster database answered the last check", core::Metrics::Type::Gauge,
                   "impd", [&] { return std::vector<core::Metrics::Sample>{{{}, settings.databaseReachable() ? 1.0 : 0.0}}; });
@@ -284,38 +293,10 @@ int run(const Options& opts) {
                     core::Metrics::Type::Counter, "impd",
                     [&] { return std::vector<core::Metrics::Sample>{{{}, static_cast<double>(managed->restarts())}}; });
 
-  serviceability::AdminContext actx;
-  actx.control = &control;
-  actx.db = &db;
-  actx.settings = &settings;
-  actx.migrator = &migrator;
-  actx.metrics = &metrics;
-  actx.dbMode = dbMode;
-  actx.dbLocation = dbLocation;
-  actx.heartbeatInterval = static_cast<int>(cfg.getInt("services", "heartbeat_interval"));
-  actx.notReadyReasons = [&] {
-    std::vector<std::string> reasons;
-    if (!settings.databaseReachable()) reasons.push_back("database unreachable");
-    if (!host.allRunning()) {
-      std::string down;
-      for (const auto& i : host.list())
-        if (i.active && i.state != core::ServiceState::Running)
-          down += (down.empty() ? "" : ", ") + i.name + " (" + std::string(core::nameOf(i.state)) + ")";
-      reasons.push_back(down.empty() ? "services starting" : "services not running: " + down);
-    }
-    return reasons;
-  };
-  serviceability::registerAdminRoutes(router, actx);
-  directory::registerAdminRoutes(router, dir);
-  sip_proxy::ConfigStore proxyConfig(db);
-  sip_proxy::registerAdminRoutes(router, proxyConfig, dir);
-  sip_proxy::registerRuntimeRoutes(router, *proxyHandle);
-
   std::vector<std::string> wanted;
   try {
-    control.registerNode();
-    control.applyTraces();
-    wanted = control.desiredServices();
+    modules.nodeUp();
+    wanted = modules.activeServices(node);
   } catch (const std::exception& e) {
     return fail(kConfig, std::string("in [database]: ") + e.what(), log);
   }
@@ -324,7 +305,7 @@ int run(const Options& opts) {
   try {
     host.startAll(wanted);
   } catch (const core::HostError& e) {
-    control.markNodeDown();
+    modules.nodeDown();
     return fail(e.exitCode(), std::string(e.what()), log);
   }
   settings.start();
@@ -333,7 +314,7 @@ int run(const Options& opts) {
   } catch (const std::exception& e) {
     settings.stop();
     host.stopAll();
-    control.markNodeDown();
+    modules.nodeDown();
     return fail(kOsErr, std::string("in [admin]: ") + e.what(), log);
   }
 
@@ -357,7 +338,7 @@ int run(const Options& opts) {
   admin.stop();
   settings.stop();
   host.stopAll();
-  control.markNodeDown();
+  modules.nodeDown();
   auto abandoned = host.abandoned();
   if (managed) managed->stop();
   log->info("impd stopped");

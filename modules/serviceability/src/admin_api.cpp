@@ -5,11 +5,11 @@
 #include <imp/core/database.h>
 #include <imp/core/metrics.h>
 #include <imp/core/migrations.h>
+#include <imp/core/module_registry.h>
 
 #include <Poco/JSON/Array.h>
 #include <Poco/JSON/Object.h>
 
-#include "imp/serviceability/catalog.h"
 #include "imp/serviceability/control.h"
 
 namespace imp::serviceability {
@@ -36,17 +36,17 @@ Obj::Ptr serviceJson(const core::ServiceInfo& i) {
   return o;
 }
 
-Obj::Ptr traceJson(const TraceView& t) {
+Obj::Ptr traceJson(const core::ModuleRegistry& modules, const TraceView& t) {
   Obj::Ptr o = new Obj;
   o->set("service", t.service);
-  o->set("display_name", displayName(t.service));
+  o->set("display_name", modules.displayName(t.service));
   o->set("enabled", t.enabled);
   o->set("level", t.level);
   Arr::Ptr flags = new Arr;
   for (const auto& f : t.flags) flags->add(f);
   o->set("flags", flags);
   Arr::Ptr avail = new Arr;
-  for (const auto& f : traceFlagsFor(t.service)) {
+  for (const auto& f : modules.traceFlags(t.service)) {
     Obj::Ptr a = new Obj;
     a->set("id", f.id);
     a->set("label", f.label);
@@ -64,7 +64,7 @@ Arr::Ptr toArray(const std::vector<std::string>& v) {
 }
 
 // Remote nodes' services as their ris-collector last published them.
-Arr::Ptr publishedServices(core::Database& db, const std::string& node) {
+Arr::Ptr publishedServices(const core::ModuleRegistry& modules, core::Database& db, const std::string& node) {
   auto rows = db.query(
       "SELECT service, active, state, restarts, uptime_s, detail FROM svc_node_service WHERE node_id = ? ORDER BY service",
       {node});
@@ -72,7 +72,7 @@ Arr::Ptr publishedServices(core::Database& db, const std::string& node) {
   for (std::size_t i = 0; i < rows.size(); ++i) {
     Obj::Ptr o = new Obj;
     o->set("name", rows.str(i, "service"));
-    o->set("display_name", displayName(rows.str(i, "service")));
+    o->set("display_name", modules.displayName(rows.str(i, "service")));
     o->set("active", rows.num(i, "active") != 0);
     o->set("state", rows.str(i, "state"));
     o->set("restarts", rows.num(i, "restarts"));
@@ -86,6 +86,7 @@ Arr::Ptr publishedServices(core::Database& db, const std::string& node) {
 }  // namespace
 
 void registerAdminRoutes(core::AdminRouter& router, const AdminContext& c) {
+  if (!c.control || !c.modules || !c.db) throw std::logic_error("serviceability admin routes need control, modules and db");
   router.add("GET", "/health/live", [](const AdminRequest&) {
     Obj::Ptr o = new Obj;
     o->set("status", "live");
@@ -152,7 +153,7 @@ void registerAdminRoutes(core::AdminRouter& router, const AdminContext& c) {
       std::string state = rows.str(i, "state") == "down" ? "down" : age > 3 * c.heartbeatInterval ? "stale" : "up";
       n->set("state", state);
       n->set("self", id == c.control->self().id);
-      n->set("services", publishedServices(*c.db, id));
+      n->set("services", publishedServices(*c.modules, *c.db, id));
       nodes->add(n);
     }
     Obj::Ptr o = new Obj;
@@ -170,7 +171,7 @@ void registerAdminRoutes(core::AdminRouter& router, const AdminContext& c) {
       o->set("services", services);
     } else {
       c.control->requireNode(node);
-      o->set("services", publishedServices(*c.db, node));
+      o->set("services", publishedServices(*c.modules, *c.db, node));
       o->set("published", true);
     }
     return AdminResponse::json(o);
@@ -194,7 +195,7 @@ void registerAdminRoutes(core::AdminRouter& router, const AdminContext& c) {
   router.add("GET", "/api/v1/trace", [c](const AdminRequest& r) {
     auto node = r.queryOr("node", c.control->self().id);
     Arr::Ptr a = new Arr;
-    for (const auto& t : c.control->traces(node)) a->add(traceJson(t));
+    for (const auto& t : c.control->traces(node)) a->add(traceJson(*c.modules, t));
     Obj::Ptr o = new Obj;
     o->set("node", node);
     o->set("traces", a);
@@ -206,7 +207,7 @@ void registerAdminRoutes(core::AdminRouter& router, const AdminContext& c) {
     c.control->requireService(r.params.at("service"));
     for (const auto& t : c.control->traces(node))
       if (t.service == r.params.at("service")) {
-        auto o = traceJson(t);
+        auto o = traceJson(*c.modules, t);
         o->set("node", node);
         return AdminResponse::json(o);
       }
@@ -242,7 +243,7 @@ void registerAdminRoutes(core::AdminRouter& router, const AdminContext& c) {
       }
     }
     auto t = c.control->setTrace(node, r.params.at("service"), enabled, level, flags);
-    auto o = traceJson(t);
+    auto o = traceJson(*c.modules, t);
     o->set("node", node);
     o->set("applied", node == c.control->self().id ? "now" : "when the node sees the change");
     return AdminResponse::json(o);

@@ -3,14 +3,13 @@
 #include <imp/core/admin_http.h>
 #include <imp/core/cluster_settings.h>
 #include <imp/core/database.h>
-#include <imp/core/roles.h>
+#include <imp/core/module_registry.h>
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
 #include <sstream>
 #include <thread>
 
-#include "imp/serviceability/catalog.h"
 
 namespace imp::serviceability {
 
@@ -40,13 +39,12 @@ const std::vector<std::string> kActions = {"activate", "deactivate", "start", "s
 }  // namespace
 
 NodeControl::NodeControl(NodeIdentity self, core::Database& db, core::ServiceHost& host, core::LogRegistry& logs,
-                         std::shared_ptr<spdlog::logger> log)
-    : self_(std::move(self)), db_(db), host_(host), logs_(logs), log_(std::move(log)) {}
+                         const core::ModuleRegistry& modules, std::shared_ptr<spdlog::logger> log)
+    : self_(std::move(self)), db_(db), host_(host), logs_(logs), modules_(modules), log_(std::move(log)) {}
 
 std::vector<std::string> NodeControl::desiredServices() {
-  const auto* role = core::findRole(self_.role);
-  if (!role) throw std::logic_error("unknown role " + self_.role);
-  std::vector<std::string> out = role->services;
+  if (!core::findRole(self_.role)) throw std::logic_error("unknown role " + self_.role);
+  std::vector<std::string> out = modules_.servicesOf(self_.role);
   auto rows = db_.query("SELECT service, active FROM svc_activation WHERE node_id = ?", {self_.id});
   auto known = host_.knownNames();
   for (std::size_t i = 0; i < rows.size(); ++i) {
@@ -200,7 +198,7 @@ TraceView NodeControl::setTrace(const std::string& node, const std::string& serv
   if (level && !core::parseLevel(*level))
     throw AdminError(400, "bad_level", "unknown trace level '" + *level + "'; valid levels: trace, debug, info, warn, error, critical");
   if (flags) {
-    const auto& allowed = traceFlagsFor(service);
+    const auto& allowed = modules_.traceFlags(service);
     std::vector<std::string> names;
     for (const auto& a : allowed) names.push_back(a.id);
     for (const auto& f : *flags)

@@ -8,7 +8,6 @@
 #include <mutex>
 #include <thread>
 
-#include "imp/serviceability/catalog.h"
 #include "imp/serviceability/control.h"
 
 namespace imp::serviceability {
@@ -107,14 +106,10 @@ class RisCollector : public core::Service {
 
 }  // namespace
 
-core::ServiceDescriptor serviceabilityService(NodeControl& control) {
-  return {"serviceability", displayName("serviceability"), core::ServiceKind::Network,
-          [&control] { return std::make_unique<ServiceabilityService>(control); }};
+std::unique_ptr<core::Service> makeServiceabilityService(NodeControl& control) {
+  return std::make_unique<ServiceabilityService>(control);
 }
 
-core::ServiceDescriptor risCollectorService(NodeControl& control) {
-  return {"ris-collector", displayName("ris-collector"), core::ServiceKind::Network,
-          [&control] { return std::make_unique<RisCollector>(control); }};
-}
+std::unique_ptr<core::Service> makeRisCollector(NodeControl& control) { return std::make_unique<RisCollector>(control); }
 
 }  // namespace imp::serviceability

@@ -5,6 +5,10 @@
 #include <fakes/lifecycle_probe.h>
 #include <imp/core/admin_http.h>
 #include <imp/core/service_host.h>
+#include <imp/core/module_registry.h>
+#include <imp/directory/module.h>
+#include <imp/serviceability/module.h>
+#include <imp/sip_proxy/module.h>
 #include <imp/serviceability/control.h>
 #include <imp/testing/fake_database.h>
 
@@ -20,6 +24,18 @@ namespace {
 
 const std::vector<std::string> kServices = {"serviceability", "ris-collector", "sip-proxy"};
 
+// The node's real module registrations: role defaults and trace flags.
+const imp::core::ModuleRegistry& nodeModules() {
+  static const imp::core::ModuleRegistry r = [] {
+    imp::core::ModuleRegistry m;
+    imp::serviceability::registerModule(m);
+    imp::directory::registerModule(m);
+    imp::sip_proxy::registerModule(m);
+    return m;
+  }();
+  return r;
+}
+
 // One node: its service host (probes), its logs and its NodeControl.
 struct Node {
   std::shared_ptr<imp::testing::Journal> journal = std::make_shared<imp::testing::Journal>();
@@ -27,7 +43,7 @@ struct Node {
   imp::core::LogRegistry logs{imp::core::LogSettings{}};
   NodeControl control;
   Node(FakeDatabase& db, const std::string& id)
-      : control({id, "single", id + ".example.com", "http://" + id + ":8080", "0.1.0"}, db, host, logs, nullptr) {
+      : control({id, "single", id + ".example.com", "http://" + id + ":8080", "0.1.0"}, db, host, logs, nodeModules(), nullptr) {
     for (const auto& s : kServices) host.registerService(imp::testing::probe(s, {}, journal));
     host.startAll(kServices);
     control.registerNode();

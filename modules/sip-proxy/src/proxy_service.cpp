@@ -2,16 +2,19 @@
 
 #include <unistd.h>
 
+#include <imp/core/certificates.h>
 #include <imp/core/cluster_settings.h>
 #include <imp/core/config.h>
 #include <imp/core/database.h>
 #include <imp/core/metrics.h>
+#include <imp/directory/directory.h>
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
-#include <atomic>
 
 #include "imp/sip_proxy/config_store.h"
+#include "imp/sip_proxy/node_options.h"
+#include "imp/sip_proxy/routing.h"
 
 namespace imp::sip_proxy {
 
@@ -77,74 +80,124 @@ std::string contextKey(const TlsContext& c, bool verifyPeer) {
 constexpr std::string_view kServerContext = "default-server";
 constexpr std::string_view kPeerAuthContext = "peer-auth";
 
+// Throws ConfigError unless `path` names a readable file (not loaded here).
+void requireReadable(const std::string& path, std::string_view key) {
+  if (!path.empty() && ::access(path.c_str(), R_OK) != 0)
+    throw core::ConfigError("tls", std::string(key) + " = " + path + " is not readable by impd");
+}
+
 class ProxyService : public core::Service {
  public:
-  explicit ProxyService(ProxyServiceOptions o) : opts_(std::move(o)) {}
+  ProxyService(std::shared_ptr<ProxyHandle> running, std::shared_ptr<DirectoryLookup> directory)
+      : handle_(std::move(running)), directoryOverride_(std::move(directory)) {}
   ~ProxyService() override { stop(); }
 
   std::string_view name() const override { return "sip-proxy"; }
   core::ServiceKind kind() const override { return core::ServiceKind::Feature; }
 
+  // Validates only (service.h): no database, no files loaded.
   void configure(const core::ServiceContext& ctx) override {
     db_ = ctx.database;
     log_ = ctx.logger;
     metrics_ = ctx.metrics;
+    node_ = ctx.config ? readNodeOptions(*ctx.config) : NodeOptions{};
     cfg_ = ProxyConfig{};
     cfg_.nodeId = ctx.nodeId.empty() ? "imp" : ctx.nodeId;
-    const auto& node = opts_.node;
-    cfg_.advertisedHost = !node.advertisedHost.empty() ? node.advertisedHost : hostName();
-    cfg_.hopTimeout = node.hopTimeout;
-    cfg_.probeInterval = node.probeInterval;
-    cfg_.connectTimeout = node.connectTimeout;
-    cfg_.flood = node.flood;
-    cfg_.directory = opts_.directory;
-    cfg_.resolver = opts_.resolver;
+    cfg_.advertisedHost = !node_.advertisedHost.empty() ? node_.advertisedHost : hostName();
+    cfg_.hopTimeout = node_.hopTimeout;
+    cfg_.probeInterval = node_.probeInterval;
+    cfg_.connectTimeout = node_.connectTimeout;
+    cfg_.flood = node_.flood;
+    cfg_.directory = directoryOverride_;
+    if (!cfg_.directory && db_) {
+      // The lookup refers to the Directory: one pointer keeps both alive.
+      auto dir = std::make_shared<directory::Directory>(*db_);
+      std::shared_ptr<DirectoryLookup> lookup = directoryLookup(*dir);
+      cfg_.directory = std::shared_ptr<DirectoryLookup>(lookup.get(), [dir, lookup](DirectoryLookup*) {});
+    }
+    cfg_.resolver = ctx.resolver;
     cfg_.log = log_;
-    cfg_.traceFlags = opts_.traceFlags;
-    contexts_.clear();
-    notes_.clear();
-    cfg_.listeners = desiredListeners(&notes_);
-    cfg_.tlsClient = clientContext();
-    if (cfg_.listeners.empty()) throw std::runtime_error("in [sip-proxy]: no listener can be opened" + notes_);
-    policy_ = readPolicy();
+    cfg_.traceFlags = ctx.traceFlags;
+    certFile_.clear();
+    keyFile_.clear();
+    caFile_.clear();
+    if (ctx.certificate) {
+      certFile_ = ctx.certificate->certFile.string();
+      keyFile_ = ctx.certificate->keyFile.string();
+      caFile_ = ctx.certificate->caFile.string();
+      requireReadable(certFile_, "cert_file");
+      requireReadable(keyFile_, "key_file");
+      requireReadable(caFile_, "ca_file");
+    }
   }
 
   void start() override {
-    std::lock_guard l(mu_);
-    proxy_ = std::make_shared<Proxy>(cfg_, policy_);
-    proxy_->start();
+    std::lock_guard work(work_);
+    contexts_.clear();
+    std::string notes;  // listeners that cannot be opened
+    cfg_.listeners = desiredListeners(&notes);
+    cfg_.tlsClient = clientContext();
+    if (cfg_.listeners.empty()) throw std::runtime_error("in [sip-proxy]: no listener can be opened" + notes);
+    auto policy = readPolicy();
+    auto p = std::make_shared<Proxy>(cfg_, policy);
+    {
+      std::lock_guard l(mu_);
+      proxy_ = p;  // stop() stops it even if start() throws below
+    }
+    p->start();
     listenersNow_ = cfg_.listeners;
-    describe(notes_);
-    publishEndpoint();
-    if (opts_.handle) opts_.handle->attach(proxy_);
-    registerMetrics();
-    if (log_) log_->info("SIP proxy {}", detail_);
-    running_ = true;
+    publishEndpoint(*p);
+    if (handle_) handle_->attach(p);
+    registerMetrics(p);
+    auto detail = describe(*p, notes);
+    {
+      std::lock_guard l(mu_);
+      detail_ = detail;
+      running_ = true;
+    }
+    if (log_) log_->info("SIP proxy {}", detail);
   }
 
   void stop() noexcept override {
-    std::lock_guard l(mu_);
-    running_ = false;
+    // Waits for a reload in progress, so it cannot publish after the stop.
+    std::lock_guard work(work_);
+    std::shared_ptr<Proxy> p;
+    {
+      std::lock_guard l(mu_);
+      running_ = false;
+      p = proxy_;
+    }
     if (metrics_) metrics_->remove("sip-proxy");
-    if (opts_.handle) opts_.handle->detach();
-    if (proxy_) proxy_->stop();
+    if (handle_) handle_->detach();
+    if (p) p->stop();
   }
 
+  // Computes without mu_ (database, directory, loop waits), publishes under it
+  // (issue 15, deliverable 2): status() never waits for a reload.
   void reload(const core::ConfigChange& change) override {
-    std::lock_guard l(mu_);
-    if (!proxy_ || !running_) return;
-    proxy_->updatePolicy(readPolicy());
+    std::lock_guard work(work_);
+    std::shared_ptr<Proxy> p;
+    {
+      std::lock_guard l(mu_);
+      if (!proxy_ || !running_) return;
+      p = proxy_;
+    }
+    p->updatePolicy(readPolicy());
     std::string notes;
     auto wanted = desiredListeners(&notes);
     if (!sameListeners(wanted, listenersNow_)) {
-      auto errors = proxy_->setListeners(wanted);
+      auto errors = p->setListeners(wanted);
       listenersNow_ = wanted;
       for (const auto& e : errors) notes += "; " + e;
-      publishEndpoint();
+      publishEndpoint(*p);
     }
     generation_ = change.toGeneration;
-    describe(notes);
-    if (log_) log_->info("settings generation {} applied: {}", change.toGeneration, detail_);
+    auto detail = describe(*p, notes);
+    {
+      std::lock_guard l(mu_);
+      detail_ = detail;
+    }
+    if (log_) log_->info("settings generation {} applied: {}", change.toGeneration, detail);
   }
 
   core::ServiceStatus status() const override {
@@ -162,11 +215,12 @@ class ProxyService : public core::Service {
     return true;
   }
 
-  void describe(const std::string& notes) {
+  std::string describe(const Proxy& p, const std::string& notes) const {
     std::string where;
-    for (const auto& e : proxy_->endpoints()) where += (where.empty() ? "" : ", ") + e.toString();
-    detail_ = "listening on " + (where.empty() ? std::string("nothing") : where) + notes;
-    if (generation_ > 0) detail_ += "; settings generation " + std::to_string(generation_);
+    for (const auto& e : p.endpoints()) where += (where.empty() ? "" : ", ") + e.toString();
+    std::string detail = "listening on " + (where.empty() ? std::string("nothing") : where) + notes;
+    if (generation_ > 0) detail += "; settings generation " + std::to_string(generation_);
+    return detail;
   }
 
   // A context, reused while its settings are unchanged so unchanged
@@ -175,18 +229,18 @@ class ProxyService : public core::Service {
                                                  std::string* why) {
     std::string key = contextKey(c, verifyPeer) + (role == net::TlsRole::Server ? "|s" : "|c");
     if (auto it = contexts_.find(key); it != contexts_.end()) return it->second;
-    if (opts_.certFile.empty()) {
+    if (certFile_.empty()) {
       *why = "no node certificate";
       return nullptr;
     }
-    if (verifyPeer && opts_.caFile.empty()) {
+    if (verifyPeer && caFile_.empty()) {
       *why = "no trust store to verify peers ([tls] ca_file)";
       return nullptr;
     }
     net::TlsContextConfig tc;
-    tc.certFile = opts_.certFile;
-    tc.keyFile = opts_.keyFile;
-    tc.caFile = opts_.caFile;
+    tc.certFile = certFile_;
+    tc.keyFile = keyFile_;
+    tc.caFile = caFile_;
     auto lists = splitCipherList(c.ciphers);
     tc.cipherList = lists.tls12;
     tc.tls13CipherSuites = lists.tls13;
@@ -223,10 +277,10 @@ class ProxyService : public core::Service {
   // a trust store is configured.
   std::shared_ptr<const net::TlsContext> clientContext() {
     auto c = storedContext(kServerContext);
-    if (!c || opts_.certFile.empty()) return nullptr;
+    if (!c || certFile_.empty()) return nullptr;
     c->peerSubjects.clear();
     std::string why;
-    auto ctx = context(*c, net::TlsRole::Client, !opts_.caFile.empty(), &why);
+    auto ctx = context(*c, net::TlsRole::Client, !caFile_.empty(), &why);
     if (!ctx && log_) log_->warn("outgoing TLS unavailable: {}", why);
     return ctx;
   }
@@ -242,9 +296,9 @@ class ProxyService : public core::Service {
       const ListenerInfo* info = findListener(l.name);
       if (!info) continue;  // the catalog and the table come from the same release
       int port = l.port;
-      if (auto it = opts_.node.portOverrides.find(l.name); it != opts_.node.portOverrides.end()) port = it->second;
+      if (auto it = node_.portOverrides.find(l.name); it != node_.portOverrides.end()) port = it->second;
       ProxyListener pl;
-      pl.address = opts_.node.listenAddress;
+      pl.address = node_.listenAddress;
       pl.port = static_cast<std::uint16_t>(port);
       if (info->transport == "TLS") {
         bool mutual = info->auth == "mutual";
@@ -278,13 +332,13 @@ class ProxyService : public core::Service {
   ProxyPolicy readPolicy() const {
     ProxyPolicy p;
     p.clusterNodes = {cfg_.nodeId};
+    if (cfg_.directory)
+      if (auto domains = cfg_.directory->localDomains()) p.localDomains.emplace(domains->begin(), domains->end());
     if (!db_) return p;
     ConfigStore store(*db_);
     p.acl = store.acl();
     p.routes = store.routes();
     p.federation = store.federation().settings;
-    if (opts_.directory)
-      if (auto domains = opts_.directory->localDomains()) p.localDomains.emplace(domains->begin(), domains->end());
     auto rows = db_->query("SELECT n.node_id, e.host, e.tcp_port FROM core_node n"
                            " LEFT JOIN sip_node_endpoint e ON e.node_id = n.node_id");
     for (std::size_t i = 0; i < rows.size(); ++i) {
@@ -297,10 +351,10 @@ class ProxyService : public core::Service {
   }
 
   // Records where this node's proxy listens, for the other nodes.
-  void publishEndpoint() {
+  void publishEndpoint(const Proxy& proxy) {
     if (!db_) return;
     core::SqlValue tcp = nullptr, tls = nullptr;
-    for (const auto& e : proxy_->endpoints()) {
+    for (const auto& e : proxy.endpoints()) {
       if (e.transport == sip::Transport::Tcp && std::holds_alternative<std::nullptr_t>(tcp))
         tcp = static_cast<std::int64_t>(e.port);
       if (e.transport == sip::Transport::Tls && std::holds_alternative<std::nullptr_t>(tls))
@@ -325,9 +379,9 @@ class ProxyService : public core::Service {
     }
   }
 
-  void registerMetrics() {
+  void registerMetrics(const std::shared_ptr<Proxy>& proxy) {
     if (!metrics_) return;
-    std::weak_ptr<Proxy> w = proxy_;
+    std::weak_ptr<Proxy> w = proxy;
     auto stat = [w](std::uint64_t ProxyStats::*field) {
       return [w, field] {
         auto p = w.lock();
@@ -372,31 +426,32 @@ class ProxyService : public core::Service {
                       T::Counter, "sip-proxy", stat(&ProxyStats::malformedResponsesDropped));
   }
 
-  ProxyServiceOptions opts_;
+  const std::shared_ptr<ProxyHandle> handle_;                 // may be null
+  const std::shared_ptr<DirectoryLookup> directoryOverride_;  // tests; null = ctx.database
+  // Set by configure(), read by start()/reload().
   core::Database* db_ = nullptr;
   core::Metrics* metrics_ = nullptr;
   std::shared_ptr<spdlog::logger> log_;
+  NodeOptions node_;
+  std::string certFile_, keyFile_, caFile_;  // empty certFile_ = no TLS
+  // work_ serialises start/reload/stop and guards what they compute.
+  std::mutex work_;
   ProxyConfig cfg_;
-  ProxyPolicy policy_;
   std::vector<ProxyListener> listenersNow_;
   std::map<std::string, std::shared_ptr<const net::TlsContext>> contexts_;
+  std::uint64_t generation_ = 0;  // last settings generation applied
+  // mu_ guards what status() reads; never held across a query or a wait.
   mutable std::mutex mu_;
   std::shared_ptr<Proxy> proxy_;
-  std::atomic<bool> running_{false};
+  bool running_ = false;
   std::string detail_;
-  std::string notes_;  // listeners configure() could not open
-  std::uint64_t generation_ = 0;  // last settings generation applied
 };
 
 }  // namespace
 
-std::unique_ptr<core::Service> makeSipProxyService(ProxyServiceOptions options) {
-  return std::make_unique<ProxyService>(std::move(options));
-}
-
-core::ServiceDescriptor sipProxyService(ProxyServiceOptions options) {
-  return {"sip-proxy", "Cisco SIP Proxy", core::ServiceKind::Feature,
-          [options] { return makeSipProxyService(options); }};
+std::unique_ptr<core::Service> makeSipProxyService(std::shared_ptr<ProxyHandle> running,
+                                                   std::shared_ptr<DirectoryLookup> directory) {
+  return std::make_unique<ProxyService>(std::move(running), std::move(directory));
 }
 
 }  // namespace imp::sip_proxy

@@ -450,13 +450,17 @@ TEST_CASE("OPTIONS to the proxy itself is answered 200 (load balancer heartbeat)
   CHECK(resp.statusCode() == 200);
 }
 
-#include "imp/sip_proxy/proxy_service.h"
+#include <imp/core/module_registry.h>
+
+#include "imp/sip_proxy/module.h"
 
 TEST_CASE("the sip-proxy service configures without side effects") {
-  auto desc = sp::sipProxyService({});
-  CHECK(desc.name == "sip-proxy");
-  CHECK(desc.kind == imp::core::ServiceKind::Feature);
-  auto svc = desc.factory();
+  imp::core::ModuleRegistry modules;
+  sp::registerModule(modules);
+  const auto* desc = modules.service("sip-proxy");
+  REQUIRE(desc != nullptr);
+  CHECK(desc->kind == imp::core::ServiceKind::Feature);
+  auto svc = desc->factory();
   CHECK(svc->name() == "sip-proxy");
   imp::core::ServiceContext ctx;
   ctx.nodeId = "imp1";

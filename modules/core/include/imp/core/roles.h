@@ -1,13 +1,19 @@
 #pragma once
-// The compiled-in role table (SV-1, SV-2). A role names the services a node
-// runs unless per-node activation rows in the database say otherwise (SV-3).
-// It lists only services that exist in this build; each feature issue adds
-// its service to the roles that run it.
+// The roles a node can take (SV-1, SV-2): names and descriptions live here in
+// core; which services each role runs is not written here but derived from
+// the modules' registrations (ModuleRegistry::roleTable, issue 15
+// deliverable 2): a service names the roles that run it by default. Per-node
+// activation rows in the database override the defaults (SV-3).
 #include <string>
 #include <string_view>
 #include <vector>
 
 namespace imp::core {
+
+struct RoleInfo {
+  std::string name;
+  std::string description;
+};
 
 struct Role {
   std::string name;
@@ -15,7 +21,8 @@ struct Role {
   std::vector<std::string> services;  // default activation
 };
 
-const std::vector<Role>& roleTable();
-const Role* findRole(std::string_view name);
+// Every role, in the order `impctl` and the docs list them.
+const std::vector<RoleInfo>& roleNames();
+const RoleInfo* findRole(std::string_view name);
 
 }  // namespace imp::core

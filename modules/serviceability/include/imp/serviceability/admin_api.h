@@ -16,6 +16,7 @@ class ClusterSettings;
 class Database;
 class Metrics;
 class Migrator;
+class ModuleRegistry;
 }  // namespace imp::core
 
 namespace imp::serviceability {
@@ -24,6 +25,7 @@ class NodeControl;
 
 struct AdminContext {
   NodeControl* control = nullptr;
+  const core::ModuleRegistry* modules = nullptr;  // display names and trace flags
   core::Database* db = nullptr;
   core::ClusterSettings* settings = nullptr;
   core::Migrator* migrator = nullptr;

@@ -23,7 +23,8 @@
 
 namespace imp::core {
 class Database;
-}
+class ModuleRegistry;
+}  // namespace imp::core
 
 namespace imp::serviceability {
 
@@ -51,8 +52,10 @@ struct CommandResult {
 
 class NodeControl {
  public:
+  // `modules` gives each role's default services and each service's trace
+  // flags (issue 15, deliverable 2).
   NodeControl(NodeIdentity self, core::Database& db, core::ServiceHost& host, core::LogRegistry& logs,
-              std::shared_ptr<spdlog::logger> log);
+              const core::ModuleRegistry& modules, std::shared_ptr<spdlog::logger> log);
 
   const NodeIdentity& self() const { return self_; }
   core::ServiceHost& host() { return host_; }
@@ -95,6 +98,7 @@ class NodeControl {
   core::Database& db_;
   core::ServiceHost& host_;
   core::LogRegistry& logs_;
+  const core::ModuleRegistry& modules_;
   std::shared_ptr<spdlog::logger> log_;
   std::recursive_mutex applyMu_;  // one apply at a time; re-entered when serviceability restarts itself
 };

@@ -9,11 +9,14 @@
 //                  heartbeat_interval, which `impctl status --cluster` reads.
 #include <imp/core/service.h>
 
+#include <memory>
+
 namespace imp::serviceability {
 
 class NodeControl;
 
-core::ServiceDescriptor serviceabilityService(NodeControl& control);
-core::ServiceDescriptor risCollectorService(NodeControl& control);
+// Registered by registerModule (module.h); `control` outlives the service.
+std::unique_ptr<core::Service> makeServiceabilityService(NodeControl& control);
+std::unique_ptr<core::Service> makeRisCollector(NodeControl& control);
 
 }  // namespace imp::serviceability

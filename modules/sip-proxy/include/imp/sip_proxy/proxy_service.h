@@ -1,19 +1,27 @@
 #pragma once
 // The "sip-proxy" Service ("Cisco SIP Proxy"): adapts Proxy (proxy.h) to the
-// service lifecycle (core/service.h).
+// service lifecycle (core/service.h). It is registered by registerModule
+// (module.h) and takes everything else from the ServiceContext (issue 15,
+// deliverable 2): impd.conf [sip-proxy], database, resolver, node
+// certificate, trace flags, metrics.
 //
-//  configure()  reads the listeners (cluster settings plus this node's
+//  configure()  validates only: reads the [sip-proxy] section and checks the
+//               node certificate files are readable (without loading them).
+//  start()      reads the listeners (cluster settings plus this node's
 //               [sip-proxy] overrides), TLS contexts, incoming ACL, static
 //               routes, federation settings and the other nodes' SIP
 //               endpoints; builds the TLS contexts from the node certificate
-//               (no sockets, no threads). A TLS listener whose context cannot
-//               be built is left closed and reported in status().
-//  start()      builds the Proxy, binds the listeners, starts its loop and
-//               records this node's SIP endpoint for the other nodes.
+//               (a TLS listener whose context cannot be built is left closed
+//               and reported in status(); no listener at all fails), builds
+//               the Proxy, binds, starts its loop and records this node's SIP
+//               endpoint for the other nodes.
 //  stop()       stops the loop (idempotent).
 //  reload()     applies ACL, routes, federation, TLS contexts and listener
 //               changes live: listeners whose port or context changed are
-//               rebound; connections already open stay (TLS-1, FED-4).
+//               rebound; connections already open stay (TLS-1, FED-4). The
+//               database queries, directory lookups and loop waits run
+//               without the lock status() takes; the result is published
+//               under it at the end.
 //  status()     the listening addresses, and what is not open and why.
 #include <map>
 #include <memory>
@@ -22,12 +30,7 @@
 
 #include <imp/core/service.h>
 
-#include "imp/sip_proxy/node_options.h"
 #include "imp/sip_proxy/proxy.h"
-
-namespace imp::core {
-class TraceFlags;
-}
 
 namespace imp::sip_proxy {
 
@@ -50,20 +53,11 @@ class ProxyHandle {
   std::shared_ptr<Proxy> proxy_;
 };
 
-struct ProxyServiceOptions {
-  std::shared_ptr<const core::TraceFlags> traceFlags;  // the "sip-proxy" flags
-  std::shared_ptr<DirectoryLookup> directory;          // null = static routes only
-  NodeOptions node;                                    // impd.conf [sip-proxy]
-  // Node certificate and trust store (core/certificates.h); empty certFile =
-  // no TLS listeners, plain TCP only.
-  std::string certFile;
-  std::string keyFile;
-  std::string caFile;
-  std::shared_ptr<ProxyHandle> handle;  // may be null
-  std::shared_ptr<core::Resolver> resolver;  // null = cached system resolver
-};
-
-core::ServiceDescriptor sipProxyService(ProxyServiceOptions options = {});
-std::unique_ptr<core::Service> makeSipProxyService(ProxyServiceOptions options = {});
+// `running` (may be null) is attached to the Proxy while the service runs:
+// the module shares it with its admin routes. `directory` replaces the
+// directory over ctx.database (null = that one; no database = static routes
+// only).
+std::unique_ptr<core::Service> makeSipProxyService(std::shared_ptr<ProxyHandle> running = nullptr,
+                                                   std::shared_ptr<DirectoryLookup> directory = nullptr);
 
 }  // namespace imp::sip_proxy

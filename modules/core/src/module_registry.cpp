@@ -1,0 +1,130 @@
+#include "imp/core/module_registry.h"
+
+#include <algorithm>
+#include <stdexcept>
+
+#include "imp/core/config.h"
+#include "imp/core/service_host.h"
+
+namespace imp::core {
+
+void ModuleRegistry::addService(ServiceRegistration s) {
+  if (s.name.empty()) throw std::logic_error("a service registration needs a name");
+  if (service(s.name)) throw std::logic_error("service '" + s.name + "' is registered twice");
+  if (!s.factory) throw std::logic_error("service '" + s.name + "' has no factory");
+  for (const auto& r : s.roles)
+    if (!findRole(r)) throw std::logic_error("service '" + s.name + "' names unknown role '" + r + "'");
+  for (std::size_t i = 0; i < s.traceFlags.size(); ++i)
+    for (std::size_t j = i + 1; j < s.traceFlags.size(); ++j)
+      if (s.traceFlags[i].id == s.traceFlags[j].id)
+        throw std::logic_error("service '" + s.name + "' declares trace flag '" + s.traceFlags[i].id + "' twice");
+  if (s.displayName.empty()) s.displayName = s.name;
+  services_.push_back(std::move(s));
+}
+
+void ModuleRegistry::addConfig(ConfigOptionsFn options, ConfigCheckFn check) {
+  if (!options) throw std::logic_error("a config registration needs its options");
+  configOptions_.push_back(std::move(options));
+  if (check) configChecks_.push_back(std::move(check));
+}
+
+void ModuleRegistry::addAdminRoutes(AdminRoutesFn fn) {
+  if (!fn) throw std::logic_error("empty admin-route registration");
+  adminRoutes_.push_back(std::move(fn));
+}
+
+void ModuleRegistry::addCommands(CommandsFn fn) {
+  if (!fn) throw std::logic_error("empty command registration");
+  commands_.push_back(std::move(fn));
+}
+
+void ModuleRegistry::addNodeHooks(std::function<void()> up, std::function<void()> down) {
+  if (up) nodeUp_.push_back(std::move(up));
+  if (down) nodeDown_.push_back(std::move(down));
+}
+
+void ModuleRegistry::setActivation(std::function<std::vector<std::string>(const NodeContext&)> fn) {
+  if (!fn) throw std::logic_error("empty activation registration");
+  if (activation_) throw std::logic_error("two modules decide which services run");
+  activation_ = std::move(fn);
+}
+
+void ModuleRegistry::nodeUp() const {
+  for (const auto& f : nodeUp_) f();
+}
+
+void ModuleRegistry::nodeDown() const noexcept {
+  // Reverse order, like services stopping.
+  for (auto it = nodeDown_.rbegin(); it != nodeDown_.rend(); ++it) {
+    try {
+      (*it)();
+    } catch (...) {
+      // A down hook must not throw; the others still run.
+    }
+  }
+}
+
+std::vector<std::string> ModuleRegistry::activeServices(const NodeContext& node) const {
+  return activation_ ? activation_(node) : servicesOf(node.role);
+}
+
+const ServiceRegistration* ModuleRegistry::service(std::string_view name) const {
+  for (const auto& s : services_)
+    if (s.name == name) return &s;
+  return nullptr;
+}
+
+std::string ModuleRegistry::displayName(std::string_view name) const {
+  const auto* s = service(name);
+  return s ? s->displayName : std::string(name);
+}
+
+const std::vector<TraceFlagInfo>& ModuleRegistry::traceFlags(std::string_view name) const {
+  static const std::vector<TraceFlagInfo> none;
+  const auto* s = service(name);
+  return s ? s->traceFlags : none;
+}
+
+std::vector<Role> ModuleRegistry::roleTable() const {
+  std::vector<Role> out;
+  for (const auto& r : roleNames()) {
+    Role role{r.name, r.description, {}};
+    for (const auto& s : services_)
+      if (std::find(s.roles.begin(), s.roles.end(), r.name) != s.roles.end()) role.services.push_back(s.name);
+    out.push_back(std::move(role));
+  }
+  return out;
+}
+
+std::vector<std::string> ModuleRegistry::servicesOf(std::string_view role) const {
+  if (!findRole(role)) throw std::invalid_argument("unknown role " + std::string(role));
+  std::vector<std::string> out;
+  for (const auto& s : services_)
+    if (std::find(s.roles.begin(), s.roles.end(), role) != s.roles.end()) out.push_back(s.name);
+  return out;
+}
+
+ConfigSchema ModuleRegistry::configSchema() const {
+  ConfigSchema schema;
+  addCoreOptions(schema);
+  for (const auto& f : configOptions_) f(schema);
+  return schema;
+}
+
+void ModuleRegistry::checkConfig(const Config& cfg) const {
+  for (const auto& f : configChecks_) f(cfg);
+}
+
+void ModuleRegistry::registerServices(ServiceHost& host) const {
+  for (const auto& s : services_) host.registerService({s.name, s.displayName, s.kind, s.factory});
+}
+
+void ModuleRegistry::registerAdminRoutes(AdminRouter& router, const NodeContext& node) const {
+  for (const auto& f : adminRoutes_) f(router, node);
+}
+
+void ModuleRegistry::registerCommands(CommandRegistry& commands) const {
+  for (const auto& f : commands_) f(commands);
+}
+
+}  // namespace imp::core
