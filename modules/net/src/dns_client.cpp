@@ -163,7 +163,7 @@ struct DnsClient::Impl {
   std::uint64_t nextSerial = 0;
   std::vector<Ready> ready, running;
   std::size_t runIndex = 0;
-  bool flushing = false, flushScheduled = false, dying = false;
+  bool flushing = false, flushScheduled = false, dying = false, draining = false;
   // Expires with the client: a flush queued on the loop, or a callback that
   // destroyed the client, can tell.
   std::shared_ptr<char> alive = std::make_shared<char>(0);
@@ -297,11 +297,16 @@ struct DnsClient::Impl {
       a.ttl = reply->ttl;
     }
     deliver(std::move(q.cb), std::move(a));
+    // A launch can complete at once (no server reachable) and come back
+    // here: only the outermost call drains, so the stack stays flat.
+    if (draining) return;
+    draining = true;
     while (!backlog.empty() && outstanding.size() < kMaxOutstanding) {
       auto w = std::move(backlog.front());
       backlog.pop_front();
       launch(std::move(w.name), w.qtype, std::move(w.cb));
     }
+    draining = false;
   }
 
   void onTimeout(std::uint16_t id, std::uint64_t serial) {

@@ -17,7 +17,8 @@
 // done(result) to `loop` (EventLoop::post), so done runs on the loop thread.
 // Post-backs reach a loop in the order their jobs finished; with one worker
 // that is submission order. The loop must outlive the job (a loop destroyed
-// first destroys the posted done without running it).
+// first destroys the posted done without running it). Jobs, done and the
+// result travel in std::function, so they must be copyable.
 //
 // Errors: a job must handle its own errors, as loop callbacks do; an
 // exception leaving a job is a bug and terminates the process.
