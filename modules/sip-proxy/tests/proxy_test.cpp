@@ -73,6 +73,9 @@ class FakeResolver : public imp::core::Resolver {
     if (sp::canonicalIp(host)) cb({host});
     else cb({});
   }
+  // The proxy asks no SRV or NAPTR records (yet): the names have none.
+  void srv(const std::string&, imp::core::SrvCallback cb) override { cb({imp::core::DnsStatus::NxDomain, {}, {}}); }
+  void naptr(const std::string&, imp::core::NaptrCallback cb) override { cb({imp::core::DnsStatus::NxDomain, {}, {}}); }
 };
 
 class FakeDirectory : public sp::DirectoryLookup {

@@ -9,7 +9,7 @@ import socket
 import struct
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-A, CNAME, PTR, AAAA = 1, 5, 12, 28
+A, CNAME, PTR, AAAA, SRV, NAPTR = 1, 5, 12, 28, 33, 35
 
 
 def name(n):
@@ -75,6 +75,29 @@ seeds["nxdomain.bin"] = (header(0x0c0c, 0x8183, ns=1) + question("nowhere.exampl
 # SERVFAIL, truncated
 seeds["servfail.bin"] = header(0x0d0d, 0x8182) + question("1.2.0.192.in-addr.arpa", PTR)
 seeds["truncated.bin"] = header(0x0e0e, 0x8380, an=1) + question("big.example.com", A) + b"\xc0\x0c\x00\x01"
+
+# SRV (RFC 2782): two targets, one compressed into the other, and the root
+m = header(0x0f0f, 0x8580, an=3) + question("_sip._tls.example.com", SRV)
+srv1_at = len(m) + 12 + 6
+m += rr(PTR_PTR, SRV, struct.pack("!HHH", 10, 60, 5061) + name("sip1.example.com"), ttl=600)
+m += rr(PTR_PTR, SRV, struct.pack("!HHH", 20, 0, 5061) + b"\x04sip2" + struct.pack("!H", 0xC000 | (srv1_at + 5)), ttl=300)
+m += rr(PTR_PTR, SRV, struct.pack("!HHH", 0, 0, 0) + b"\0")
+seeds["srv.bin"] = m
+
+# NAPTR (RFC 3403): RFC 3263 replacements and an ENUM regexp
+def cs(t):
+    return bytes([len(t)]) + t
+
+
+m = header(0x1010, 0x8180, an=3) + question("example.com", NAPTR)
+m += rr(PTR_PTR, NAPTR, struct.pack("!HH", 10, 50) + cs(b"S") + cs(b"SIPS+D2T") + cs(b"") + name("_sips._tcp.example.com"))
+m += rr(PTR_PTR, NAPTR, struct.pack("!HH", 20, 50) + cs(b"s") + cs(b"SIP+D2U") + cs(b"") + name("_sip._udp.example.com"))
+m += rr(PTR_PTR, NAPTR, struct.pack("!HH", 30, 10) + cs(b"u") + cs(b"E2U+sip") + cs(b"!^.*$!sip:info@example.com!") + b"\0")
+seeds["naptr.bin"] = m
+
+# NXDOMAIN for an SRV name, negative TTL from the SOA (RFC 2308)
+seeds["srv_nxdomain.bin"] = (header(0x1111, 0x8183, ns=1) + question("_sip._udp.example.com", SRV)
+                             + rr(b"\xc0\x16", 6, name("ns.example.com") + soa, ttl=900))
 
 for fname, data in seeds.items():
     with open(os.path.join(HERE, fname), "wb") as f:
