@@ -238,6 +238,11 @@ void Proxy::Impl::stop() noexcept {
   if (ownLoop_) {
     loop_.stop();
     if (thread_.joinable()) thread_.join();
+  } else {
+    // A given loop keeps running: no new requests from now on.
+    for (const auto& ep : bound_) transport_->closeListener(ep);
+    bound_.clear();
+    boundCfg_.clear();
   }
   worker_.stop();
   running_ = false;

@@ -692,3 +692,22 @@ TEST_CASE("flood limiter: a source over the limit is answered 503 until its ban 
   CHECK(rig.proxy->stats().floodRefused == 2);
   CHECK(uas.requests().empty());
 }
+
+TEST_CASE("on a given loop: the proxy runs when the loop runs; stop() closes its listeners and the loop goes on") {
+  net::EventLoop loop;
+  net::ManualTimers clock;
+  Peer lync(loop), uas(loop);
+  Rig rig(routeTo(uas), {}, Rig::OnLoop{loop, clock});
+
+  lync.send(makeRequest("MESSAGE", "sip:bob@remote.test", lync, "g1"), rig.ep);
+  uas.expect("MESSAGE").reply(200);
+  lync.expect(200);
+  CHECK(rig.proxy->running());
+
+  rig.proxy->stop();
+  CHECK(!rig.proxy->running());
+  CHECK(rig.proxy->endpoints().empty());
+  // the loop still serves its other users
+  lync.send(makeRequest("MESSAGE", "sip:bob@remote.test", lync, "g2"), uas.ep);
+  uas.expect("MESSAGE");
+}

@@ -39,8 +39,9 @@
 // runUntil()); ProxyConfig::timers replaces the loop's clock for the
 // proxy's and its transactions' timers (net::ManualTimers in tests). With a
 // given loop, construct, start, stop and destroy the proxy on the loop's
-// thread or while no thread runs the loop; its pending timers and posted
-// functions are cancelled or made harmless when it goes.
+// thread or while no thread runs the loop; stop() closes its listeners
+// then, and its pending timers and posted functions are cancelled or made
+// harmless when it is destroyed.
 //
 // Threads: the constructor and start()/stop() run on the owner's thread;
 // everything else runs on the proxy's loop thread. updatePolicy(),
