@@ -4,13 +4,13 @@
 #include <imp/core/admin_json.h>
 #include <imp/core/cluster_settings.h>
 #include <imp/core/database.h>
-#include <imp/sip/uri.h>
 
 #include <Poco/JSON/Array.h>
 #include <Poco/JSON/Object.h>
 
 #include <algorithm>
 #include <cctype>
+#include <string_view>
 #include <map>
 
 namespace imp::directory {
@@ -88,13 +88,34 @@ std::string checkImAddress(const std::string& s) {
   return "";
 }
 
+// A plain sip:user@host check (the directory knows no SIP stack): a scheme,
+// then the user part, then a host with nothing after it.
 std::string checkMsSipUri(const std::string& s) {
-  std::string why;
-  auto u = sip::parseUri(s, &why);
-  if (!u) return "Microsoft SIP URI '" + s + "' is not a URI: " + why;
-  if (u->scheme != sip::UriScheme::Sip) return "Microsoft SIP URI must use the sip: scheme";
-  if (u->user.empty()) return "Microsoft SIP URI needs a user part (sip:user@domain)";
-  if (!u->params.empty() || !u->headers.empty() || u->port) return "Microsoft SIP URI must be a plain sip:user@domain";
+  auto notUri = [&](std::string_view why) { return "Microsoft SIP URI '" + s + "' is not a URI: " + std::string(why); };
+  auto colon = s.find(':');
+  if (colon == std::string::npos || colon == 0) return notUri("no scheme");
+  if (!std::isalpha(static_cast<unsigned char>(s[0]))) return notUri("the scheme must start with a letter");
+  for (std::size_t i = 1; i < colon; ++i) {
+    unsigned char c = static_cast<unsigned char>(s[i]);
+    if (!std::isalnum(c) && c != '+' && c != '-' && c != '.') return notUri("bad character in the scheme");
+  }
+  for (unsigned char c : s)
+    if (std::iscntrl(c) || std::isspace(c) || c == '<' || c == '>' || c == '"') return notUri("bad character");
+  if (lower(s.substr(0, colon)) != "sip") return "Microsoft SIP URI must use the sip: scheme";
+  std::string_view rest(s);
+  rest.remove_prefix(colon + 1);
+  auto at = rest.rfind('@');
+  if (at == std::string_view::npos || at == 0) return "Microsoft SIP URI needs a user part (sip:user@domain)";
+  std::string_view host = rest.substr(at + 1);
+  if (host.empty()) return notUri("no host");
+  bool v6 = host.front() == '[';
+  auto close = v6 ? host.find(']') : std::string_view::npos;
+  if (v6 && close == std::string_view::npos) return notUri("unterminated IPv6 reference");
+  std::string_view after = v6 ? host.substr(close + 1) : host;
+  if (after.find_first_of(";?:") != std::string_view::npos) return "Microsoft SIP URI must be a plain sip:user@domain";
+  if (!v6)
+    for (unsigned char c : host)
+      if (!std::isalnum(c) && c != '.' && c != '-') return notUri("bad character in the host");
   return "";
 }
 

@@ -1,15 +1,8 @@
 // Loopback tests of the SIP Proxy's forwarding core: real sockets, fake UAC
-// and UAS peers on a test-owned event loop, the proxy on its own thread.
+// and UAS peers on a test-owned event loop; the proxy on its own thread, or
+// on the test's loop with a manual clock for the timer tests. Call flows
+// read as ladders (ladder.h).
 #include <doctest/doctest.h>
-#include <imp/core/dns.h>
-#include <imp/core/logging.h>
-#include <spdlog/sinks/ringbuffer_sink.h>
-#include <spdlog/spdlog.h>
-
-#include <arpa/inet.h>
-#include <netinet/in.h>
-#include <sys/socket.h>
-#include <unistd.h>
 
 #include <atomic>
 #include <chrono>
@@ -23,212 +16,23 @@
 #include <thread>
 #include <vector>
 
-#include "imp/net/event_loop.h"
-#include "imp/sip/transactions.h"
-#include "imp/sip/transport.h"
-#include "imp/sip_proxy/proxy.h"
+#include "ladder.h"
 
-using namespace std::chrono_literals;
-namespace sip = imp::sip;
-namespace net = imp::net;
-namespace sp = imp::sip_proxy;
-
-namespace {
-
-constexpr auto kDeadline = 5s;
-
-std::uint16_t closedPort() {
-  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  ::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a);
-  socklen_t len = sizeof a;
-  ::getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len);
-  ::close(fd);
-  return ntohs(a.sin_port);
-}
-
-class FakeResolver : public imp::core::Resolver {
- public:
-  ~FakeResolver() override {
-    for (auto& t : slow) t.join();
-  }
-  std::map<std::string, std::string> ptr;
-  std::chrono::milliseconds delay{0};  // > 0: answer PTR lookups from another thread, late
-  std::vector<std::thread> slow;
-  void reverse(const std::string& ip, imp::core::ReverseCallback cb) override {
-    auto it = ptr.find(ip);
-    auto answer = it == ptr.end() ? std::nullopt : std::optional<std::string>(it->second);
-    if (delay.count() > 0) {
-      slow.emplace_back([d = delay, cb = std::move(cb), answer] {
-        std::this_thread::sleep_for(d);  // the slow DNS server being simulated
-        cb(answer);
-      });
-      return;
-    }
-    cb(answer);
-  }
-  void forward(const std::string& host, imp::core::ForwardCallback cb) override {
-    if (sp::canonicalIp(host)) cb({host});
-    else cb({});
-  }
-  // The proxy asks no SRV or NAPTR records (yet): the names have none.
-  void srv(const std::string&, imp::core::SrvCallback cb) override { cb({imp::core::DnsStatus::NxDomain, {}, {}}); }
-  void naptr(const std::string&, imp::core::NaptrCallback cb) override { cb({imp::core::DnsStatus::NxDomain, {}, {}}); }
-};
-
-class FakeDirectory : public sp::DirectoryLookup {
- public:
-  bool isLocalDomain(const std::string& d) override { return d == "example.com"; }
-  std::optional<std::string> licensedUserHome(const std::string&) override { return std::nullopt; }
-  bool hasMicrosoftSipUri(const std::string&) override { return false; }
-};
-
-// A SIP peer on the test loop: records what it receives; `onMessage` may answer.
-struct Peer {
-  explicit Peer(net::EventLoop& loop, sip::Transport transport = sip::Transport::Tcp) : tl(loop) {
-    tl.setMessageHandler([this](sip::Message m, const sip::Source& s) {
-      got.push_back(m);
-      sources.push_back(s);
-      if (onMessage) onMessage(got.back(), s);
-    });
-    sip::ListenerConfig lc;
-    lc.transport = transport;
-    lc.address = "127.0.0.1";
-    ep = tl.listen(lc);
-  }
-  std::vector<sip::Message> requests() const {
-    std::vector<sip::Message> r;
-    for (const auto& m : got)
-      if (m.isRequest()) r.push_back(m);
-    return r;
-  }
-  std::vector<sip::Message> finals() const {
-    std::vector<sip::Message> r;
-    for (const auto& m : got)
-      if (m.isResponse() && m.statusCode() >= 200) r.push_back(m);
-    return r;
-  }
-  sip::TransportLayer tl;
-  sip::Endpoint ep;
-  std::vector<sip::Message> got;
-  std::vector<sip::Source> sources;  // parallel to got
-  std::function<void(const sip::Message&, const sip::Source&)> onMessage;
-};
-
-sip::Message responseTo(const sip::Message& req, int status, std::string_view reason, bool tag = true) {
-  sip::Message r = sip::Message::response(status, reason);
-  for (const auto& h : req.headers()) {
-    if (h.id == sip::HeaderId::To && tag)
-      r.appendHeader("To", std::string(h.value) + ";tag=uas1");
-    else if (h.id == sip::HeaderId::Via || h.id == sip::HeaderId::From || h.id == sip::HeaderId::To ||
-             h.id == sip::HeaderId::CallId || h.id == sip::HeaderId::CSeq || h.id == sip::HeaderId::RecordRoute)
-      r.appendHeader(sip::canonicalName(h.id), h.value);
-  }
-  return r;
-}
-
-// A UAS answering every request but ACK with `status`.
-void answerAll(Peer& p, int status = 200) {
-  p.onMessage = [&p, status](const sip::Message& m, const sip::Source& s) {
-    if (m.isRequest() && m.method() != "ACK") {
-      auto r = responseTo(m, status, status == 200 ? "OK" : "Service Unavailable");
-      r.appendHeader("Contact", "<sip:uas@127.0.0.1:" + std::to_string(p.ep.port) + ";transport=tcp>");
-      p.tl.send(r, s.remote);
-    }
-  };
-}
-
-sip::Message makeRequest(std::string_view method, std::string_view uri, const Peer& from, std::string_view callId,
-                         std::string_view extra = {}, std::string_view maxForwards = "70") {
-  std::string s = std::string(method) + " " + std::string(uri) + " SIP/2.0\r\n";
-  s += "Via: SIP/2.0/TCP 127.0.0.1:" + std::to_string(from.ep.port) + ";branch=z9hG4bK-" + std::string(callId) + "\r\n";
-  if (!maxForwards.empty()) s += "Max-Forwards: " + std::string(maxForwards) + "\r\n";
-  s += "From: <sip:alice@imp.test>;tag=a1\r\n";
-  s += "To: <" + std::string(uri) + ">\r\n";
-  s += "Call-ID: " + std::string(callId) + "\r\n";
-  s += "CSeq: 1 " + std::string(method) + "\r\n";
-  s += extra;
-  s += "Content-Length: 2\r\n\r\nhi";
-  auto r = sip::Parser().parseDatagram(s);
-  REQUIRE(std::holds_alternative<sip::Message>(r));
-  return std::get<sip::Message>(std::move(r));
-}
-
-sp::StaticRoute route(const std::string& pattern, std::uint16_t port, int priority) {
-  sp::StaticRoute r;
-  std::string canon;
-  REQUIRE(sp::normaliseRoutePattern(sp::RouteType::Domain, pattern, &canon) == "");
-  r.id = priority;
-  r.pattern = canon;
-  r.type = sp::RouteType::Domain;
-  r.nextHop = "127.0.0.1";
-  r.port = port;
-  r.transport = sp::Transport::Tcp;
-  r.priority = priority;
-  return r;
-}
-
-std::vector<sp::AclEntry> allowAll() { return {sp::AclEntry{"all", sp::AclKind::All, "Allow from all"}}; }
-
-// The proxy under test with its log captured.
-struct Rig {
-  explicit Rig(sp::ProxyPolicy policy, std::function<void(sp::ProxyConfig&)> tweak = {}) {
-    sink = std::make_shared<spdlog::sinks::ringbuffer_sink_mt>(200);
-    auto log = std::make_shared<spdlog::logger>("sip-proxy-test", sink);
-    log->set_level(spdlog::level::debug);
-    flags = std::make_shared<imp::core::TraceFlags>();
-    flags->replace({"routing", "method-event-routing"});
-    resolver = std::make_shared<FakeResolver>();
-    sp::ProxyConfig cfg;
-    cfg.nodeId = "imp";
-    cfg.listeners.push_back({sip::Transport::Tcp, "127.0.0.1", 0, nullptr, {}});
-    cfg.resolver = resolver;
-    cfg.log = log;
-    cfg.traceFlags = flags;
-    cfg.connectTimeout = 2000ms;
-    if (tweak) tweak(cfg);
-    proxy = std::make_unique<sp::Proxy>(std::move(cfg), std::move(policy));
-    proxy->start();
-    ep = proxy->endpoints().at(0);
-  }
-  ~Rig() { proxy.reset(); }  // the proxy thread stops before the peers go
-  bool logged(std::string_view text) const {
-    for (const auto& l : sink->last_formatted())
-      if (l.find(text) != std::string::npos) return true;
-    return false;
-  }
-  std::shared_ptr<spdlog::sinks::ringbuffer_sink_mt> sink;
-  std::shared_ptr<imp::core::TraceFlags> flags;
-  std::shared_ptr<FakeResolver> resolver;
-  std::unique_ptr<sp::Proxy> proxy;
-  sip::Endpoint ep;
-};
-
-// Sends `req` from `uac` through the proxy and waits for a final response.
-sip::Message roundTrip(net::EventLoop& loop, Peer& uac, const Rig& rig, const sip::Message& req) {
-  uac.tl.send(req, rig.ep);
-  REQUIRE(loop.runUntil([&] { return !uac.finals().empty(); }, kDeadline));
-  return uac.finals().front();
-}
-
-}  // namespace
+using namespace imp::sip_proxy::testing;
 
 TEST_CASE("a MESSAGE is relayed over a static route and the 200 comes back") {
   net::EventLoop loop;
-  Peer uac(loop), uas(loop);
-  answerAll(uas);
+  Peer lync(loop), uas(loop);
   sp::ProxyPolicy policy;
   policy.acl = allowAll();
   policy.routes = {route(".test.remote.*", uas.ep.port, 1)};
   Rig rig(policy);
 
-  auto resp = roundTrip(loop, uac, rig, makeRequest("MESSAGE", "sip:bob@remote.test", uac, "m1"));
-  CHECK(resp.statusCode() == 200);
+  lync.send(makeRequest("MESSAGE", "sip:bob@remote.test", lync, "m1"), rig.ep);
+  auto got = uas.expect("MESSAGE").reply(200).msg;
+  auto resp = lync.expect(200).msg;
+
   CHECK(resp.vias().size() == 1);  // the proxy's Via was stripped
-  REQUIRE(uas.requests().size() == 1);
-  auto got = uas.requests().front();
   CHECK(got.maxForwards() == 69);
   CHECK(got.vias().size() == 2);
   CHECK(got.topVia()->port == rig.ep.port);
@@ -236,50 +40,34 @@ TEST_CASE("a MESSAGE is relayed over a static route and the 200 comes back") {
   CHECK(got.body() == "hi");
   CHECK(rig.logged("Routing: dipping for remote.test"));
   CHECK(rig.logged("Found domain route for remote.test"));
+  CHECK(uas.idle());
+  CHECK(lync.idle());
 }
 
 TEST_CASE("an INVITE is record-routed, provisional and final responses relayed, the 2xx ACK forwarded statelessly") {
   net::EventLoop loop;
-  Peer uac(loop), uas(loop);
-  uas.onMessage = [&uas](const sip::Message& m, const sip::Source& s) {
-    if (m.method() != "INVITE") return;
-    uas.tl.send(responseTo(m, 180, "Ringing"), s.remote);
-    auto ok = responseTo(m, 200, "OK");
-    ok.appendHeader("Contact", "<sip:uas@127.0.0.1:" + std::to_string(uas.ep.port) + ";transport=tcp>");
-    uas.tl.send(ok, s.remote);
-  };
+  Peer lync(loop), uas(loop);
   sp::ProxyPolicy policy;
   policy.acl = allowAll();
   policy.routes = {route(".test.remote.*", uas.ep.port, 1)};
   Rig rig(policy);
 
-  auto resp = roundTrip(loop, uac, rig, makeRequest("INVITE", "sip:bob@remote.test", uac, "i1"));
-  CHECK(resp.statusCode() == 200);
-  bool ringing = false;
-  for (const auto& m : uac.got) ringing = ringing || (m.isResponse() && m.statusCode() == 180);
-  CHECK(ringing);
-  REQUIRE(uas.requests().size() == 1);
-  auto invite = uas.requests().front();
+  lync.send(makeRequest("INVITE", "sip:bob@remote.test", lync, "i1"), rig.ep);
+  auto invite = uas.expect("INVITE").reply(180).reply(200).msg;
+  lync.expect(180);
+  auto ok = lync.expect(200).msg;
+
   auto rr = invite.recordRoutes();
   REQUIRE(rr.size() == 1);
   CHECK(std::string(rr.front().uri).find(";lr") != std::string::npos);
   CHECK(std::string(rr.front().uri).find(std::to_string(rig.ep.port)) != std::string::npos);
 
   // ACK for the 2xx: Route = the Record-Route, Request-URI = the UAS contact.
-  auto contact = resp.contacts();
-  REQUIRE(contact.size() == 1);
-  std::string extra = "Route: " + std::string(resp.recordRoutes().at(0).raw) + "\r\n";
-  std::string s = "ACK " + std::string(contact.front().uri) + " SIP/2.0\r\n";
-  s += "Via: SIP/2.0/TCP 127.0.0.1:" + std::to_string(uac.ep.port) + ";branch=z9hG4bK-ack1\r\n";
-  s += "Max-Forwards: 70\r\nFrom: <sip:alice@imp.test>;tag=a1\r\nTo: <sip:bob@remote.test>;tag=uas1\r\n";
-  s += "Call-ID: i1\r\nCSeq: 1 ACK\r\n" + extra + "Content-Length: 0\r\n\r\n";
-  auto ack = std::get<sip::Message>(sip::Parser().parseDatagram(s));
-  uac.tl.send(ack, rig.ep);
-  REQUIRE(loop.runUntil([&] { return uas.requests().size() == 2; }, kDeadline));
-  auto fwdAck = uas.requests().back();
-  CHECK(fwdAck.method() == "ACK");
+  lync.send(ackFor(ok, lync, "i1"), rig.ep);
+  auto fwdAck = uas.expect("ACK").msg;
   CHECK(fwdAck.count(sip::HeaderId::Route) == 0);  // our own Route was stripped
   CHECK(fwdAck.vias().size() == 2);
+  CHECK(rig.proxy->stats().statelessForwards == 1);
 }
 
 TEST_CASE("failover: a primary next hop that refuses connections is skipped for the backup") {
@@ -303,18 +91,48 @@ TEST_CASE("failover: a primary next hop that refuses connections is skipped for 
 
 TEST_CASE("failover: a primary that accepts but never answers times out per hop") {
   net::EventLoop loop;
-  Peer uac(loop), silent(loop), backup(loop);
-  answerAll(backup);
+  net::ManualTimers clock;
+  Peer lync(loop), silent(loop), backup(loop);
   sp::ProxyPolicy policy;
   policy.acl = allowAll();
   policy.routes = {route(".test.remote.*", silent.ep.port, 1), route(".test.remote.*", backup.ep.port, 2)};
-  Rig rig(policy, [](sp::ProxyConfig& c) { c.hopTimeout = 300ms; });
+  Rig rig(policy, [](sp::ProxyConfig& c) { c.hopTimeout = 300ms; }, Rig::OnLoop{loop, clock});
 
-  auto resp = roundTrip(loop, uac, rig, makeRequest("MESSAGE", "sip:bob@remote.test", uac, "f2"));
-  CHECK(resp.statusCode() == 200);
-  CHECK(silent.requests().size() == 1);
-  CHECK(backup.requests().size() == 1);
-  CHECK(rig.proxy->downHops().size() == 1);
+  lync.send(makeRequest("MESSAGE", "sip:bob@remote.test", lync, "f2"), rig.ep);
+  silent.expect("MESSAGE");  // and no answer
+  clock.advance(299ms);
+  CHECK(rig.proxy->downHops().empty());
+  clock.advance(1ms);
+  backup.expect("MESSAGE").reply(200);
+  lync.expect(200);
+  CHECK(rig.proxy->downHops() == std::vector<std::string>{"TCP 127.0.0.1:" + std::to_string(silent.ep.port)});
+  CHECK(rig.proxy->stats().failovers == 1);
+}
+
+TEST_CASE("408 when the only next hop does not answer; it is marked down, probed, and marked up when it answers") {
+  net::EventLoop loop;
+  net::ManualTimers clock;
+  Peer lync(loop), uas(loop);
+  sp::ProxyPolicy policy;
+  policy.acl = allowAll();
+  policy.routes = {route(".test.remote.*", uas.ep.port, 1)};
+  Rig rig(policy, [](sp::ProxyConfig& c) {
+    c.hopTimeout = 2s;
+    c.probeInterval = 30s;
+  }, Rig::OnLoop{loop, clock});
+  const std::string hop = "TCP 127.0.0.1:" + std::to_string(uas.ep.port);
+
+  lync.send(makeRequest("MESSAGE", "sip:bob@remote.test", lync, "t408"), rig.ep);
+  uas.expect("MESSAGE");  // unanswered
+  clock.advance(2s);
+  CHECK(lync.expect(408).msg.reason() == "Request Timeout - no next hop answered");
+  CHECK(rig.proxy->downHops() == std::vector<std::string>{hop});
+  CHECK(rig.logged("next hop " + hop + " marked down; probing with OPTIONS every 30000 ms"));
+
+  clock.advance(30s);
+  uas.expect("OPTIONS").reply(200);
+  REQUIRE(loop.runUntil([&] { return rig.proxy->downHops().empty(); }, kDeadline));
+  CHECK(rig.logged("next hop " + hop + " answers OPTIONS again: marked up"));
 }
 
 TEST_CASE("failover: a 503 from the primary goes to the backup; all hops failing gives 503") {
@@ -513,29 +331,38 @@ std::size_t countMethod(const Peer& p, std::string_view method) {
 
 TEST_CASE("timer C: a ringing INVITE branch with no final answer is cancelled; the 487 is relayed") {
   net::EventLoop loop;
-  Peer uac(loop), uas(loop);
-  ringForever(uas, true);
-  Rig rig(routeTo(uas), [](sp::ProxyConfig& c) { c.timerC = 300ms; });
+  net::ManualTimers clock;
+  Peer lync(loop), uas(loop);
+  Rig rig(routeTo(uas), {}, Rig::OnLoop{loop, clock});  // timer C: 181 s
 
-  auto resp = roundTrip(loop, uac, rig, makeRequest("INVITE", "sip:bob@remote.test", uac, "tc1"));
-  CHECK(resp.statusCode() == 487);
-  CHECK(gotStatus(uac, 180));
-  CHECK(countMethod(uas, "CANCEL") == 1);
+  lync.send(makeRequest("INVITE", "sip:bob@remote.test", lync, "tc1"), rig.ep);
+  auto invite = uas.expect("INVITE").reply(180);
+  lync.expect(180);
+  clock.advance(180s);
+  CHECK(!rig.logged("timer C"));
+  clock.advance(1s);
+  uas.expect("CANCEL").reply(200);
+  invite.reply(487);
+  lync.expect(487);
   CHECK(rig.logged("timer C: INVITE sip:bob@remote.test"));
 }
 
 TEST_CASE("timer C: a branch that ignores the CANCEL is abandoned and the caller gets 408") {
   net::EventLoop loop;
-  Peer uac(loop), uas(loop);
-  ringForever(uas, false);
+  net::ManualTimers clock;
+  Peer lync(loop), uas(loop);
   Rig rig(routeTo(uas), [](sp::ProxyConfig& c) {
-    c.timerC = 200ms;
-    c.cancelGuard = 300ms;
-  });
+    c.timerC = 200s;
+    c.cancelGuard = 32s;
+  }, Rig::OnLoop{loop, clock});
 
-  auto resp = roundTrip(loop, uac, rig, makeRequest("INVITE", "sip:bob@remote.test", uac, "tc2"));
-  CHECK(resp.statusCode() == 408);
-  CHECK(countMethod(uas, "CANCEL") == 1);
+  lync.send(makeRequest("INVITE", "sip:bob@remote.test", lync, "tc2"), rig.ep);
+  uas.expect("INVITE").reply(180);
+  lync.expect(180);
+  clock.advance(200s);
+  uas.expect("CANCEL");  // never answered, nor the INVITE
+  clock.advance(32s);
+  lync.expect(408);
   CHECK(rig.logged("no final answer after CANCEL"));
 }
 
@@ -693,12 +520,6 @@ TEST_CASE("directory answers about a recipient are reused until the next setting
 
 namespace {
 
-sip::Message parsedText(const std::string& text) {
-  auto r = sip::Parser().parseDatagram(text);
-  REQUIRE(std::holds_alternative<sip::Message>(r));
-  return std::get<sip::Message>(std::move(r));
-}
-
 sip::Endpoint endpointOf(const Rig& rig, sip::Transport t) {
   for (const auto& e : rig.proxy->endpoints())
     if (e.transport == t) return e;
@@ -836,4 +657,61 @@ TEST_CASE("a response that cannot reach the client any more is logged and counte
   REQUIRE(loop.runUntil([&] { return rig.proxy->stats().responsesUnsent == 1; }, kDeadline));
   CHECK(rig.logged("not delivered: connection refused"));
   CHECK(uac.finals().empty());
+}
+
+TEST_CASE("flood limiter: a source over the limit is answered 503 until its ban expires on the clock") {
+  net::EventLoop loop;
+  net::ManualTimers clock;
+  clock.advance(1h);
+  Peer uac(loop), uas(loop);
+  sp::ProxyPolicy policy;
+  policy.acl = {sp::AclEntry{"192.0.2.1", sp::AclKind::Address, "lync"}};  // 127.0.0.1 is not listed
+  policy.routes = {route(".test.remote.*", uas.ep.port, 1)};
+  Rig rig(policy, [](sp::ProxyConfig& c) {
+    c.flood.maxRequests = 2;
+    c.flood.window = 2000ms;
+    c.flood.banTime = 10s;
+  }, Rig::OnLoop{loop, clock});
+
+  uac.send(makeRequest("MESSAGE", "sip:bob@remote.test", uac, "fl1"), rig.ep);
+  uac.expect(403);  // let through by the limiter, refused by the ACL (no PTR record)
+  uac.send(makeRequest("MESSAGE", "sip:bob@remote.test", uac, "fl2"), rig.ep);
+  uac.expect(403);
+  uac.send(makeRequest("MESSAGE", "sip:bob@remote.test", uac, "fl3"), rig.ep);
+  auto banned = uac.expect(503).msg;
+  CHECK(banned.reason() == "Service Unavailable - flood limit");
+  CHECK(banned.header("Retry-After") == "10");
+  CHECK(rig.logged("flood limit: 127.0.0.1 sent over 2 requests in 2000 ms; banned for 10 s"));
+  auto bans = onTestLoop(loop, [&] { return rig.proxy->bans(); });
+  REQUIRE(bans.size() == 1);
+  CHECK(bans.front().address == "127.0.0.1");
+
+  clock.advance(9s);
+  uac.send(makeRequest("MESSAGE", "sip:bob@remote.test", uac, "fl4"), rig.ep);
+  uac.expect(503);  // still banned
+  clock.advance(1s);
+  CHECK(onTestLoop(loop, [&] { return rig.proxy->bans(); }).empty());
+  uac.send(makeRequest("MESSAGE", "sip:bob@remote.test", uac, "fl5"), rig.ep);
+  uac.expect(403);  // the ban expired: the ACL answers again
+  CHECK(rig.proxy->stats().floodRefused == 2);
+  CHECK(uas.requests().empty());
+}
+
+TEST_CASE("on a given loop: the proxy runs when the loop runs; stop() closes its listeners and the loop goes on") {
+  net::EventLoop loop;
+  net::ManualTimers clock;
+  Peer lync(loop), uas(loop);
+  Rig rig(routeTo(uas), {}, Rig::OnLoop{loop, clock});
+
+  lync.send(makeRequest("MESSAGE", "sip:bob@remote.test", lync, "g1"), rig.ep);
+  uas.expect("MESSAGE").reply(200);
+  lync.expect(200);
+  CHECK(rig.proxy->running());
+
+  rig.proxy->stop();
+  CHECK(!rig.proxy->running());
+  CHECK(rig.proxy->endpoints().empty());
+  // the loop still serves its other users
+  lync.send(makeRequest("MESSAGE", "sip:bob@remote.test", lync, "g2"), uas.ep);
+  uas.expect("MESSAGE");
 }

@@ -1,36 +1,54 @@
 #pragma once
 // The SIP Proxy's request-forwarding core (RT-3, RT-5, RT-7..RT-9, FED-6..8):
-// one event-loop thread, TCP/TLS listeners, an RFC 3261 transaction layer and
-// a stateful forwarding chain (reSIProcate repro style):
+// TCP/TLS/UDP listeners, an RFC 3261 transaction layer and a chain of
+// request processors (reSIProcate repro style; issue 15, deliverable 2),
+// each in its own file and called directly in this order (src/proxy_impl.h):
 //
-//  1. incoming ACL: source address allowed, else asynchronous reverse DNS
-//     through the resolver and a name match; refused -> 403
-//     "ACL - upstream not trusted - need to authenticate";
-//  2. validation (request_checks.h, RFC 3261 §16.3): missing or repeated
+//  1. Admission: source address allowed by the incoming ACL, else an
+//     asynchronous reverse DNS through the resolver and a name match;
+//     refused -> 403 "ACL - upstream not trusted - need to authenticate";
+//     sources not listed by address pass the flood limiter (503 when banned);
+//  2. Validation (request_checks.h, RFC 3261 §16.3): missing or repeated
 //     header fields -> 400 naming them, a scheme other than sip/sips ->
 //     416; Max-Forwards: 0 -> 483, absent -> 70, else decremented;
 //     Proxy-Require -> 420 with Unsupported;
-//  3. loop detection (FED-7): the cluster's own partitioned-federation
-//     marker on a request that would go to the Microsoft server -> 482;
-//  4. routing: a remaining Route header (after our own is stripped) or an
-//     in-dialog request goes where it says; otherwise decideRoute()
-//     (routing.h) on the Request-URI, run on a worker thread because the
-//     directory may block;
-//  5. stateful forwarding: Record-Route for INVITE/SUBSCRIBE/REFER, a new
+//  3. Router: our own Route entries are stripped; a remaining Route header
+//     or an in-dialog request goes where it says; otherwise decideRoute()
+//     (routing.h) on the Request-URI with loop detection (FED-7: the
+//     cluster's own partitioned-federation marker on a request that would
+//     go to the Microsoft server -> 482), on a worker thread when the
+//     directory must be asked (it may block), from the recipient cache
+//     otherwise;
+//  4. HopHealth: candidates marked down go last; a hop that fails is marked
+//     down and OPTIONS probes bring it back;
+//  5. StatefulForwarder: Record-Route for INVITE/SUBSCRIBE/REFER, a new
 //     Via, one client transaction per next hop; transport error, per-hop
-//     timeout or 503 marks the hop down (OPTIONS probes bring it back) and
-//     the request goes to the next candidate inside the same server
-//     transaction; 503 (408 after a timeout) when every candidate failed.
+//     timeout or 503 marks the hop down and the request goes to the next
+//     candidate inside the same server transaction; 503 (408 after a
+//     timeout) when every candidate failed; timer C and CANCEL.
+// Each answers Continue, Stop (answered) or Wait (it resumes the request
+// later on the loop: after the reverse DNS answer, after the directory).
 //
 // Responses matching no transaction and ACKs for 2xx are forwarded
-// statelessly.
+// statelessly (StatelessForwarder).
+//
+// Loop and clock (deliverable 4): by default the proxy runs its own event
+// loop on its own thread (start() starts it). Given ProxyConfig::loop, it
+// runs on that loop instead and starts no thread: whoever runs the loop
+// runs the proxy (a net::LoopGroup's loop, or a test driving the loop with
+// runUntil()); ProxyConfig::timers replaces the loop's clock for the
+// proxy's and its transactions' timers (net::ManualTimers in tests). With a
+// given loop, construct, start, stop and destroy the proxy on the loop's
+// thread or while no thread runs the loop; stop() closes its listeners
+// then, and its pending timers and posted functions are cancelled or made
+// harmless when it is destroyed.
 //
 // Threads: the constructor and start()/stop() run on the owner's thread;
 // everything else runs on the proxy's loop thread. updatePolicy(),
-// setListeners(), bans() and clearBans() post to the loop and wait for it:
-// call them from any thread but the loop's. Untrusted input never
-// throws out of the loop; environment failures (DNS, next hops) are logged
-// and answered.
+// setListeners(), bans() and clearBans() run at once when called on the
+// loop's thread, else post to the loop and wait for it. Untrusted input
+// never throws out of the loop; environment failures (DNS, next hops) are
+// logged and answered.
 #include <chrono>
 #include <cstdint>
 #include <functional>
@@ -56,6 +74,10 @@ namespace imp::core {
 class Resolver;
 class TraceFlags;
 }  // namespace imp::core
+namespace imp::net {
+class EventLoop;
+class TimerQueue;
+}  // namespace imp::net
 
 namespace imp::sip_proxy {
 
@@ -96,6 +118,12 @@ struct ProxyConfig {
   std::shared_ptr<DirectoryLookup> directory;
   std::shared_ptr<spdlog::logger> log;                // null = silent
   std::shared_ptr<const core::TraceFlags> traceFlags;  // null = no trace flags
+  // The loop to run on (must outlive the proxy); null = the proxy's own
+  // loop on its own thread. See the top (issue 15, deliverable 4).
+  net::EventLoop* loop = nullptr;
+  // The clock for the proxy's timers (hop timeout, timer C, probes, flood
+  // bans, the transaction timers); null = the loop. Used on the loop thread.
+  net::TimerQueue* timers = nullptr;
 };
 
 // Live settings (reload): replaced as a whole.

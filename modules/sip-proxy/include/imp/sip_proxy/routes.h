@@ -71,6 +71,7 @@ struct RouteMatch {
 
 class RouteTable {
  public:
+  using Route = StaticRoute;  // for directory::decideRoute (imp/directory/routing.h)
   RouteTable() = default;
   // Routes must be canonical (as stored); others are ignored.
   explicit RouteTable(std::vector<StaticRoute> routes);
