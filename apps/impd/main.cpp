@@ -10,6 +10,7 @@
 #include <imp/core/admin_http.h>
 #include <imp/core/certificates.h>
 #include <imp/core/cluster_settings.h>
+#include <imp/core/command_registry.h>
 #include <imp/core/config.h>
 #include <imp/core/database.h>
 #include <imp/core/dns.h>
@@ -21,6 +22,7 @@
 #include <imp/core/roles.h>
 #include <imp/core/service_host.h>
 #include <imp/core/sysexits.h>
+#include <imp/directory/admin_api.h>
 #include <imp/directory/directory.h>
 #include <imp/sip_proxy/admin_api.h>
 #include <imp/sip_proxy/config_store.h>
@@ -306,10 +308,18 @@ int run(const Options& opts) {
     return reasons;
   };
   serviceability::registerAdminRoutes(router, actx);
-  directory::registerAdminRoutes(router, dir);
   sip_proxy::ConfigStore proxyConfig(db);
-  sip_proxy::registerAdminRoutes(router, proxyConfig, dir);
-  sip_proxy::registerRuntimeRoutes(router, *proxyHandle);
+  // The admin API's command routes come from the command registry (issue 15
+  // deliverable 4); their handlers work on the objects provided here.
+  core::CommandRegistry commands;
+  serviceability::registerCommands(commands);
+  directory::registerCommands(commands);
+  sip_proxy::registerCommands(commands);
+  commands.provide(actx);
+  commands.provide(dir);
+  commands.provide(proxyConfig);
+  commands.provide(*proxyHandle);
+  commands.bind(router, IMP_VERSION);
 
   std::vector<std::string> wanted;
   try {
