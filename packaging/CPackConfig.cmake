@@ -42,6 +42,9 @@ set(_imp_compressed_docs "")
 foreach(_imp_page IN ITEMS impd.8 impctl.8 impd.conf.5)
   string(REGEX REPLACE "^.*\\.([0-9])$" "\\1" _imp_section "${_imp_page}")
   set(_imp_source "${PROJECT_SOURCE_DIR}/man/${_imp_page}")
+  if(_imp_page STREQUAL "impctl.8")
+    set(_imp_source "${IMPCTL_MAN_PAGE}")  # generated (apps/impctl/CMakeLists.txt)
+  endif()
   if(IMP_GZIP)
     set(_imp_output "${IMP_PACKAGING_BINARY_DIR}/${_imp_page}.gz")
     imp_gzip_file("${_imp_source}" "${_imp_output}")
@@ -60,6 +63,7 @@ if(IMP_GZIP)
   install(FILES "${_imp_output}" DESTINATION "${CMAKE_INSTALL_DATADIR}/doc/imp")
 endif()
 add_custom_target(imp_compressed_docs ALL DEPENDS ${_imp_compressed_docs})
+add_dependencies(imp_compressed_docs impctl_generated)
 
 # --------------------------------------------------------------------------
 # System files

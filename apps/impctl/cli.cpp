@@ -16,7 +16,8 @@
 
 namespace impctl {
 
-std::pair<int, std::string> Client::call(const std::string& method, const std::string& path, const std::string& body) const {
+std::pair<int, std::string> Client::call(const std::string& method, const std::string& path,
+                                        const std::string& body) const {
     Poco::URI base(url);
     try {
       Poco::Net::HTTPClientSession s(base.getHost(), base.getPort());
@@ -58,76 +59,16 @@ Obj::Ptr Client::request(const std::string& method, const std::string& path, con
     throw Exit{kRefused, msg};
   }
 
-std::string str(const Obj::Ptr& o, const std::string& k) {
-  if (!o->has(k) || o->get(k).isEmpty()) return "";
-  return o->get(k).convert<std::string>();
-}
-
-std::string duration(long long s) {
-  if (s <= 0) return "-";
-  std::ostringstream out;
-  if (s >= 86400) out << s / 86400 << "d";
-  if (s >= 3600) out << (s % 86400) / 3600 << "h";
-  if (s >= 60) out << (s % 3600) / 60 << "m";
-  out << s % 60 << "s";
-  return out.str();
-}
-
-// Prints rows as aligned columns; the last column is not padded.
-void table(const std::vector<std::vector<std::string>>& rows) {
-  std::vector<std::size_t> w;
-  for (const auto& r : rows)
-    for (std::size_t i = 0; i < r.size(); ++i) {
-      if (w.size() <= i) w.push_back(0);
-      w[i] = std::max(w[i], r[i].size());
-    }
-  for (const auto& r : rows) {
-    std::string line;
-    for (std::size_t i = 0; i < r.size(); ++i) {
-      line += r[i];
-      if (i + 1 < r.size()) line += std::string(w[i] - r[i].size() + 2, ' ');
-    }
-    while (!line.empty() && line.back() == ' ') line.pop_back();
-    std::cout << line << "\n";
-  }
-}
-
-std::string nodeQuery(const std::string& node) {
-  if (node.empty()) return "";
-  std::string enc;
-  Poco::URI::encode(node, "&=?#/", enc);
-  return "?node=" + enc;
-}
-
-std::string pathPart(const std::string& s) {
-  std::string enc;
-  Poco::URI::encode(s, "/?#&=", enc);
-  return enc;
-}
-
-std::string queryPart(const std::string& s) {
-  std::string enc;
-  Poco::URI::encode(s, "&=?#/+ ", enc);
-  return enc;
-}
-
-std::string opt(const Args& a, const char* name) {
-  if (!a.vm || !a.vm->count(name)) return "";
-  return (*a.vm)[name].as<std::string>();
-}
-
-bool flag(const Args& a, const char* name) { return a.vm && a.vm->count(name) && (*a.vm)[name].as<bool>(); }
-
-Client makeClient(const Args& a, const po::variables_map& vm) {
+Client makeClient(const std::string& config, bool configDefaulted, const std::string& url, const std::string& tokenFileGiven) {
   Client c;
-  std::string tokenFile = a.tokenFile;
-  if (!a.url.empty()) c.url = a.url;
+  std::string tokenFile = tokenFileGiven;
+  if (!url.empty()) c.url = url;
   if (c.url.empty() || tokenFile.empty()) {
     imp::core::Config cfg;
     try {
-      cfg = imp::core::Config::load(a.config, imp::apps::nodeSchema());
+      cfg = imp::core::Config::load(config, imp::apps::nodeSchema());
     } catch (const imp::core::ConfigError& e) {
-      throw Exit{kConfig, std::string(e.what()) + (vm["config"].defaulted() ? " (use --config, or --url and --token-file)" : "")};
+      throw Exit{kConfig, std::string(e.what()) + (configDefaulted ? " (use --config, or --url and --token-file)" : "")};
     }
     if (c.url.empty()) {
       auto addr = cfg.getString("admin", "address");
@@ -144,18 +85,6 @@ Client makeClient(const Args& a, const po::variables_map& vm) {
   if (!in || !std::getline(in, c.token) || c.token.empty())
     throw Exit{kConfig, "cannot read the admin token from " + tokenFile + " (run as a user that can read it, or use --token-file)"};
   return c;
-}
-
-Obj::Ptr LazyClient::request(const std::string& method, const std::string& path, const std::string& body, bool rawJson,
-                             int* status) const {
-  if (!client) client = makeClient(args, vm);
-  return client->request(method, path, body, rawJson, status);
-}
-
-std::string jsonBody(const Obj& o) {
-  std::ostringstream b;
-  o.stringify(b);
-  return b.str();
 }
 
 }  // namespace impctl

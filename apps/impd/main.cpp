@@ -10,6 +10,7 @@
 #include <imp/core/admin_http.h>
 #include <imp/core/certificates.h>
 #include <imp/core/cluster_settings.h>
+#include <imp/core/command_registry.h>
 #include <imp/core/config.h>
 #include <imp/core/mysql_database.h>
 #include <imp/core/dns.h>
@@ -284,7 +285,17 @@ int run(const Options& opts) {
   node.loops = nullptr;    // issue 15, deliverable 1
   node.workers = nullptr;  // issue 15, deliverable 1
   modules.registerServices(host);
+  // Commands (issue 15, deliverable 4): declared by the modules, their
+  // objects provided by the modules' admin-route functions, then bound.
+  core::CommandRegistry commands;
+  modules.registerCommands(commands);
+  node.commands = &commands;
   modules.registerAdminRoutes(router, node);
+  try {
+    commands.bind(router, IMP_VERSION);
+  } catch (const std::logic_error& e) {
+    return fail(kSoftware, std::string("admin commands: ") + e.what(), log);
+  }
 
   metrics.collect("imp_database_ready", "1 if the cluster database answered the last check", core::Metrics::Type::Gauge,
                   "impd", [&] { return std::vector<core::Metrics::Sample>{{{}, settings.databaseReachable() ? 1.0 : 0.0}}; });

@@ -80,6 +80,7 @@ expected=(
   ./lib/systemd/system/impd.service
   ./usr/share/man/man8/impd.8.gz
   ./usr/share/man/man8/impctl.8.gz
+  ./usr/share/bash-completion/completions/impctl
   ./usr/share/man/man5/impd.conf.5.gz
   ./usr/share/imp/sql/0001_core_schema.sql
   ./usr/share/doc/imp/impd.conf.example

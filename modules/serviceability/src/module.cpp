@@ -2,6 +2,7 @@
 
 #include <imp/core/cluster_settings.h>
 #include <imp/core/config.h>
+#include <imp/core/command_registry.h>
 #include <imp/core/module_registry.h>
 
 #include <stdexcept>
@@ -17,6 +18,7 @@ namespace {
 // Shared by the module's services, routes and node hooks.
 struct ModuleState {
   std::unique_ptr<NodeControl> control;
+  AdminContext admin;  // what the admin routes and the commands' handlers use
 
   NodeControl& get() const {
     if (!control) throw std::logic_error("the serviceability module is not attached to a node (admin routes not registered)");
@@ -40,7 +42,7 @@ void registerModule(core::ModuleRegistry& registry) {
     NodeIdentity self{node.nodeId, node.role, node.hostname, node.adminUrl, node.version};
     state->control = std::make_unique<NodeControl>(self, *node.database, *node.host, *node.logs, *node.modules,
                                                    node.logs->get("serviceability"));
-    AdminContext actx;
+    AdminContext& actx = state->admin;
     actx.control = state->control.get();
     actx.modules = node.modules;
     actx.db = node.database;
@@ -65,7 +67,10 @@ void registerModule(core::ModuleRegistry& registry) {
       return reasons;
     };
     registerAdminRoutes(router, actx);
+    if (!node.commands) throw std::logic_error("the serviceability admin commands need the node's command registry");
+    node.commands->provide(actx);
   });
+  registry.addCommands(registerCommands);
 
   registry.addNodeHooks(
       [state] {

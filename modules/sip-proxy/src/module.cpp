@@ -1,7 +1,7 @@
 #include "imp/sip_proxy/module.h"
 
+#include <imp/core/command_registry.h>
 #include <imp/core/module_registry.h>
-#include <imp/directory/directory.h>
 
 #include <stdexcept>
 
@@ -18,7 +18,6 @@ namespace {
 struct ModuleState {
   std::shared_ptr<ProxyHandle> running = std::make_shared<ProxyHandle>();
   std::unique_ptr<ConfigStore> store;
-  std::unique_ptr<directory::Directory> directory;
 };
 
 }  // namespace
@@ -39,12 +38,15 @@ void registerModule(core::ModuleRegistry& registry) {
                        },
                        [state] { return makeSipProxyService(state->running); }});
   registry.addConfig(addNodeOptions, [](const core::Config& cfg) { readNodeOptions(cfg); });
-  registry.addAdminRoutes([state](core::AdminRouter& router, const core::NodeContext& node) {
-    if (!node.database) throw std::logic_error("the sip-proxy admin routes need the node's database");
+  registry.addCommands(registerCommands);
+  // The commands' handlers work on the settings store and the running proxy
+  // (and on the directory module's Directory).
+  registry.addAdminRoutes([state](core::AdminRouter&, const core::NodeContext& node) {
+    if (!node.database || !node.commands)
+      throw std::logic_error("the sip-proxy admin commands need the node's database and command registry");
     state->store = std::make_unique<ConfigStore>(*node.database);
-    state->directory = std::make_unique<directory::Directory>(*node.database);
-    registerAdminRoutes(router, *state->store, *state->directory);
-    registerRuntimeRoutes(router, *state->running);
+    node.commands->provide(*state->store);
+    node.commands->provide(*state->running);
   });
 }
 

@@ -13,7 +13,9 @@
 //    of what the schema alone cannot validate;
 //  - its admin routes (addAdminRoutes): a function given the AdminRouter and
 //    the node's shared objects (NodeContext), called once per process;
-//  - its commands (addCommands): a function given the CommandRegistry;
+//  - its commands (addCommands): a function given the CommandRegistry
+//    (core/command_registry.h) that declares each impctl command once, with
+//    its admin route; the admin-route function provides their objects;
 //  - node hooks (addNodeHooks), run once the admin routes are registered:
 //    `up` before any service starts, `down` after every service stopped;
 //  - at most one module decides which services this node runs
@@ -85,6 +87,10 @@ struct NodeContext {
   std::shared_ptr<Resolver> resolver;
   const NodeCertificate* certificate = nullptr;
   const ModuleRegistry* modules = nullptr;
+  // The admin-route functions provide() the objects their commands'
+  // handlers work on (issue 15, deliverable 4); impd binds the commands
+  // after every module's routes are registered.
+  CommandRegistry* commands = nullptr;
   net::LoopGroup* loops = nullptr;
   net::WorkerPool* workers = nullptr;
 };

@@ -15,7 +15,6 @@
 
 namespace imp::core {
 class Database;
-class AdminRouter;
 }  // namespace imp::core
 
 namespace imp::directory {
@@ -63,7 +62,5 @@ class Directory {
  private:
   core::Database& db_;
 };
-
-void registerAdminRoutes(core::AdminRouter& router, Directory& dir);
 
 }  // namespace imp::directory

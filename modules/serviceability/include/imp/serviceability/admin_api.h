@@ -1,6 +1,9 @@
 #pragma once
-// The serviceability part of the admin API, registered next to its code:
+// The serviceability part of the admin API, registered next to its code.
+// registerAdminRoutes() adds the routes that are not impctl commands:
 //   GET  /health/live, /health/ready (no auth), /metrics (no auth)
+// registerCommands() declares the impctl commands (issue 15 deliverable 4;
+// their handlers need the AdminContext provided to the registry):
 //   GET  /api/v1/status, /api/v1/cluster/nodes
 //   GET  /api/v1/services[?node=ID]
 //   POST /api/v1/services/{name}/{activate|deactivate|start|stop|restart}[?node=ID]
@@ -12,6 +15,7 @@
 
 namespace imp::core {
 class AdminRouter;
+class CommandRegistry;
 class ClusterSettings;
 class Database;
 class Metrics;
@@ -38,5 +42,6 @@ struct AdminContext {
 };
 
 void registerAdminRoutes(core::AdminRouter& router, const AdminContext& ctx);
+void registerCommands(core::CommandRegistry& registry);
 
 }  // namespace imp::serviceability

@@ -1,0 +1,48 @@
+// Every registered command has help text and an entry in the generated
+// impctl(8) (issue 15 deliverable 4): the page is built from the registry,
+// so a command missing there means the build did not regenerate it.
+#include <doctest/doctest.h>
+#include <imp/core/command_registry.h>
+#include <imp/directory/admin_api.h>
+#include <imp/serviceability/admin_api.h>
+#include <imp/sip_proxy/admin_api.h>
+
+#include <fstream>
+#include <sstream>
+
+namespace {
+
+std::string roffEscaped(const std::string& s) {
+  std::string out;
+  for (char c : s) out += c == '-' ? std::string("\\-") : std::string(1, c);
+  return out;
+}
+
+}  // namespace
+
+TEST_CASE("every impctl command has help and an entry in impctl(8)") {
+  imp::core::CommandRegistry reg;
+  imp::serviceability::registerCommands(reg);
+  imp::directory::registerCommands(reg);
+  imp::sip_proxy::registerCommands(reg);
+  std::ifstream in(IMPCTL_MAN_PAGE);
+  REQUIRE_MESSAGE(in, "cannot read " IMPCTL_MAN_PAGE);
+  std::stringstream page;
+  page << in.rdbuf();
+  const auto man = page.str();
+  CHECK(man.find("@IMPCTL_COMMANDS@") == std::string::npos);
+  CHECK(man.find(".SH EXIT STATUS") != std::string::npos);
+  REQUIRE(reg.commands().size() >= 30);
+  for (const auto& c : reg.commands()) {
+    INFO("command: ", c.usage());
+    CHECK(c.helpText().size() > 10);
+    CHECK(c.helpText().back() == '.');
+    CHECK(man.find(".TP\n\\fB" + roffEscaped(c.wordsText()) + "\\fR") != std::string::npos);
+    for (const auto& item : c.cliItems()) {
+      if (item.kind == imp::core::Command::CliItem::Kind::Positional) continue;
+      INFO("option: --", item.name);
+      CHECK(!item.help.empty());
+      CHECK(man.find("\\fB\\-\\-" + roffEscaped(item.name) + "\\fR") != std::string::npos);
+    }
+  }
+}
