@@ -22,6 +22,8 @@
 #include <imp/core/module_registry.h>
 #include <imp/core/service_host.h>
 #include <imp/core/sysexits.h>
+#include <imp/net/loop_group.h>
+#include <imp/net/worker_pool.h>
 #include <signal.h>
 #include <spdlog/spdlog.h>
 #include <unistd.h>
@@ -99,18 +101,19 @@ void checkSemantics(const core::Config& cfg, const core::ModuleRegistry& modules
 }
 
 // Name resolution for next hops and the incoming ACL (RT-8, RT-10): the
-// configured DNS servers or the system resolver, cached either way.
-std::shared_ptr<core::Resolver> makeResolver(const core::Config& cfg) {
+// configured DNS servers (the DNS client on one of the node's loops) or the
+// system resolver (on the node's workers), cached either way.
+std::shared_ptr<core::Resolver> makeResolver(const core::Config& cfg, net::LoopGroup& loops, net::WorkerPool& workers) {
   std::shared_ptr<core::Resolver> inner;
   auto servers = core::parseDnsServers(cfg.getString("dns", "servers"));
   if (servers.empty()) {
-    inner = std::make_shared<core::SystemResolver>(4);
+    inner = std::make_shared<core::SystemResolver>(workers);
   } else {
     core::DnsClientConfig dc;
     dc.servers = std::move(servers);
     dc.timeout = std::chrono::milliseconds(cfg.getInt("dns", "timeout_ms"));
     dc.attempts = static_cast<unsigned>(cfg.getInt("dns", "attempts"));
-    inner = std::make_shared<core::DnsClientResolver>(dc);
+    inner = std::make_shared<core::DnsClientResolver>(loops.next(), dc);
   }
   core::DnsCacheConfig cc;
   cc.positiveTtl = std::chrono::seconds(cfg.getInt("dns", "positive_ttl"));
@@ -241,7 +244,25 @@ int run(const Options& opts) {
     return fail(kConfig, e.what(), log);
   }
 
-  auto resolver = makeResolver(cfg);
+  // The node's shared runtime (issue 15, deliverables 1 and 2): event loops
+  // for the network services and a bounded worker pool for blocking work.
+  std::unique_ptr<net::LoopGroup> loops;
+  std::unique_ptr<net::WorkerPool> workers;
+  try {
+    loops = std::make_unique<net::LoopGroup>(
+        net::LoopGroupConfig{"imp-loop", static_cast<unsigned>(cfg.getInt("services", "loops"))});
+    const auto nWorkers = static_cast<unsigned>(cfg.getInt("services", "workers"));
+    workers = std::make_unique<net::WorkerPool>(net::WorkerPoolConfig{"imp-work", nWorkers, 1024u * nWorkers});
+    loops->start();
+  } catch (const std::exception& e) {
+    return fail(kOsErr, std::string("in [services]: cannot start the loops and workers: ") + e.what(), log);
+  }
+  std::shared_ptr<core::Resolver> resolver;
+  try {
+    resolver = makeResolver(cfg, *loops, *workers);
+  } catch (const std::exception& e) {
+    return fail(kOsErr, std::string("in [dns]: ") + e.what(), log);
+  }
   core::ServiceHost host(
       [&](const std::string& name) {
         core::ServiceContext ctx;
@@ -256,10 +277,8 @@ int run(const Options& opts) {
         ctx.certificate = &cert;
         ctx.router = &router;
         ctx.modules = &modules;
-        // Shared loops and workers arrive with issue 15, deliverable 1;
-        // until then each service runs its own.
-        ctx.loops = nullptr;
-        ctx.workers = nullptr;
+        ctx.loops = loops.get();
+        ctx.workers = workers.get();
         return ctx;
       },
       std::chrono::seconds(cfg.getInt("services", "stop_timeout")), log, &metrics);
@@ -282,8 +301,8 @@ int run(const Options& opts) {
   node.resolver = resolver;
   node.certificate = &cert;
   node.modules = &modules;
-  node.loops = nullptr;    // issue 15, deliverable 1
-  node.workers = nullptr;  // issue 15, deliverable 1
+  node.loops = loops.get();
+  node.workers = workers.get();
   modules.registerServices(host);
   // Commands (issue 15, deliverable 4): declared by the modules, their
   // objects provided by the modules' admin-route functions, then bound.

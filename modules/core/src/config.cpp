@@ -119,6 +119,8 @@ void addCoreOptions(ConfigSchema& s) {
   s.add({"services", "stop_timeout", T::Int, "10", 1, 600, {}, "seconds a service may take to stop before it is reported and abandoned"});
   s.add({"services", "settings_poll_ms", T::Int, "1000", 50, 60000, {}, "how often the cluster settings generation is checked"});
   s.add({"services", "heartbeat_interval", T::Int, "5", 1, 3600, {}, "seconds between node heartbeats (ris-collector)"});
+  s.add({"services", "loops", T::Int, "1", 1, 64, {}, "event-loop threads the node's network services share (sip-proxy)"});
+  s.add({"services", "workers", T::Int, "4", 1, 256, {}, "worker threads for blocking work (name resolution); their queue holds 1024 jobs per thread"});
 }
 
 const ConfigSchema& coreSchema() {

@@ -1,5 +1,7 @@
 #include "imp/core/dns_client.h"
 
+#include <future>
+
 #include <pthread.h>
 
 #include <spdlog/spdlog.h>
@@ -19,7 +21,8 @@ namespace imp::core {
 // they run only on the loop thread, which holds the Impl alive while it runs.
 struct DnsClientResolver::Impl {
   std::shared_ptr<spdlog::logger> log;
-  net::EventLoop loop;
+  std::unique_ptr<net::EventLoop> own;  // null when the loop is given
+  net::EventLoop* loop = nullptr;
   std::unique_ptr<net::DnsClient> client;  // loop thread; moved out under `mu` at shutdown
 
   mutable std::mutex mu;
@@ -47,7 +50,7 @@ struct DnsClientResolver::Impl {
       if (!stopping) {
         // The shutdown is posted last, so the client is still there; the
         // check only keeps the exactly-once promise if that ever changed.
-        loop.post([this, job = std::move(job), failNow]() mutable {
+        loop->post([this, job = std::move(job), failNow]() mutable {
           if (client)
             job(client.get());
           else
@@ -59,7 +62,8 @@ struct DnsClientResolver::Impl {
     failNow();
   }
 
-  // On the loop thread: fails what is outstanding, then ends the loop.
+  // On the loop thread: fails what is outstanding, then ends the loop if it
+  // is our own (a given loop goes on serving its other users).
   void shutdown() {
     std::unique_ptr<net::DnsClient> dying;
     {
@@ -68,7 +72,17 @@ struct DnsClientResolver::Impl {
       dying = std::move(client);
     }
     dying.reset();  // completes every outstanding query with Failed
-    loop.stop();
+    if (own) loop->stop();
+  }
+
+  net::DnsClient::Report reporter() const {
+    return [logger = log](bool warning, const std::string& m) {
+      if (!logger) return;
+      if (warning)
+        logger->warn("{}", m);
+      else
+        logger->info("{}", m);
+    };
   }
 
   net::DnsClientStats stats() const {
@@ -81,19 +95,15 @@ DnsClientResolver::DnsClientResolver(DnsClientConfig config, std::shared_ptr<spd
     : impl_(std::make_shared<Impl>()) {
   auto& im = *impl_;
   im.log = std::move(log);
+  im.own = std::make_unique<net::EventLoop>();
+  im.loop = im.own.get();
   // Built here, before the loop thread exists, so configuration errors reach
   // the caller; from now on only the loop thread touches it.
-  im.client = std::make_unique<net::DnsClient>(im.loop, std::move(config), [logger = im.log](bool warning, const std::string& m) {
-    if (!logger) return;
-    if (warning)
-      logger->warn("{}", m);
-    else
-      logger->info("{}", m);
-  });
+  im.client = std::make_unique<net::DnsClient>(*im.loop, std::move(config), im.reporter());
   thread_ = std::thread([impl = impl_] {
     pthread_setname_np(pthread_self(), "imp-dns-loop");
     try {
-      impl->loop.run();
+      impl->loop->run();
     } catch (const std::exception& e) {
       // Only the loop itself failing (epoll) or memory running out get
       // here; callers would wait forever for their callbacks, so stop loudly.
@@ -104,12 +114,58 @@ DnsClientResolver::DnsClientResolver(DnsClientConfig config, std::shared_ptr<spd
   });
 }
 
+DnsClientResolver::DnsClientResolver(net::EventLoop& loop, DnsClientConfig config, std::shared_ptr<spdlog::logger> log)
+    : impl_(std::make_shared<Impl>()) {
+  auto& im = *impl_;
+  im.log = std::move(log);
+  im.loop = &loop;
+  // The client's sockets belong to the loop thread: built there when another
+  // thread runs the loop (configuration errors still reach the caller).
+  if (!loop.runningElsewhere()) {
+    im.client = std::make_unique<net::DnsClient>(loop, std::move(config), im.reporter());
+    return;
+  }
+  std::promise<void> built;
+  auto done = built.get_future();
+  loop.post([&] {
+    try {
+      im.client = std::make_unique<net::DnsClient>(loop, std::move(config), im.reporter());
+      built.set_value();
+    } catch (...) {
+      built.set_exception(std::current_exception());
+    }
+  });
+  done.get();
+}
+
 DnsClientResolver::~DnsClientResolver() {
   {
     std::lock_guard lock(impl_->mu);
     impl_->stopping = true;
+  }
+  if (!impl_->own) {
+    // A given loop: the shutdown runs on it (last in its queue, so every
+    // lookup posted before runs first); wait for it unless it is this
+    // thread's loop (dropped inside one of our callbacks, or a loop nobody
+    // runs now), where it runs once the current callback returns.
+    auto& loop = *impl_->loop;
+    if (!loop.runningElsewhere()) {
+      loop.post([impl = impl_] { impl->shutdown(); });
+      return;
+    }
+    std::promise<void> finished;
+    auto done = finished.get_future();
+    loop.post([impl = impl_, &finished] {
+      impl->shutdown();
+      finished.set_value();
+    });
+    done.wait();
+    return;
+  }
+  {
+    std::lock_guard lock(impl_->mu);
     // Last in the loop's queue: every lookup posted before runs first.
-    impl_->loop.post([impl = impl_.get()] { impl->shutdown(); });
+    impl_->loop->post([impl = impl_.get()] { impl->shutdown(); });
   }
   if (!thread_.joinable()) return;
   // Dropped from inside one of our own callbacks: the thread cannot join

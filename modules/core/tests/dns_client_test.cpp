@@ -2,6 +2,7 @@
 // a fake DNS server on loopback (the codec's own tests are net's).
 #include <doctest/doctest.h>
 #include <imp/core/dns_client.h>
+#include <imp/net/loop_group.h>
 
 #include <fakes/fake_dns.h>
 
@@ -337,4 +338,35 @@ TEST_CASE("DnsClientResolver: callbacks run on the resolver's own loop thread") 
     cb(name);
   });
   CHECK(where.get() == "imp-dns-loop");
+}
+
+TEST_CASE("DnsClientResolver on a node loop: answers there, and destruction fails what is outstanding, once") {
+  imp::net::LoopGroup group(imp::net::LoopGroupConfig{"test-dns", 1});
+  group.start();
+  FakeDns dns;
+  dns.set("_sip._tcp.example.com", kDnsTypeSrv, {FakeDns::Mode::Answer, {"1 1 5060 a.example.com"}});
+  dns.set("1.2.0.192.in-addr.arpa", kDnsTypePtr, {FakeDns::Mode::Hold, {}});
+  ReverseResult held;
+  {
+    DnsClientResolver r(group.at(0), configFor({dns.server()}, 60000ms, 1));
+    Result<std::string> where;
+    r.srv("_sip._tcp.example.com", [cb = where.callback()](SrvAnswer a) {
+      char name[16] = {};
+      pthread_getname_np(pthread_self(), name, sizeof name);
+      cb(std::string(name) + " " + (a.records.empty() ? "-" : a.records.front().target));
+    });
+    CHECK(where.get() == "test-dns-0 a.example.com");
+    r.reverse("192.0.2.1", held.callback());
+    REQUIRE(dns.waitForQuery("1.2.0.192.in-addr.arpa"));
+  }
+  CHECK(held.done());  // the destructor waited for the shutdown on the loop
+  CHECK_FALSE(held.get());
+  CHECK(*held.calls == 1);
+  CHECK(group.running());  // the node's loop goes on
+}
+
+TEST_CASE("DnsClientResolver on a node loop: a bad configuration is refused to the caller") {
+  imp::net::LoopGroup group(imp::net::LoopGroupConfig{"test-dns", 1});
+  group.start();
+  CHECK_THROWS_AS(DnsClientResolver(group.at(0), configFor({})), std::invalid_argument);
 }

@@ -460,10 +460,62 @@ std::optional<R> onLoop(const std::shared_ptr<Proxy::Impl>& impl, std::function<
 Proxy::Proxy(ProxyConfig config, ProxyPolicy policy)
     : impl_(std::make_shared<Impl>(std::move(config), std::move(policy))) {}
 
-Proxy::~Proxy() { stop(); }
+namespace {
 
-void Proxy::start() { impl_->start(); }
-void Proxy::stop() noexcept { impl_->stop(); }
+// A proxy on a loop it was given while another thread runs that loop (a
+// node's net::LoopGroup, issue 15 deliverable 2): start, stop and teardown
+// touch the transport, the transactions and the timers, which belong to the
+// loop thread, so they run there and the caller waits. Otherwise (own
+// loop, or a loop nobody runs now, as in tests that drive it) right here.
+// Exceptions thrown on the loop reach the caller.
+template <class F>
+void onGivenLoop(const std::shared_ptr<Proxy::Impl>& impl, net::EventLoop& loop, F&& fn) {
+  if (impl->ownLoop_ || !loop.runningElsewhere()) {
+    fn();
+    return;
+  }
+  std::promise<void> done;
+  auto finished = done.get_future();
+  loop.post([&] {
+    try {
+      fn();
+      done.set_value();
+    } catch (...) {
+      done.set_exception(std::current_exception());
+    }
+  });
+  finished.get();
+}
+
+}  // namespace
+
+Proxy::~Proxy() {
+  if (!impl_) return;
+  if (impl_->ownLoop_ || !impl_->loop_.runningElsewhere()) {
+    stop();
+    return;
+  }
+  // The last reference is dropped on the loop thread, so the transport,
+  // transactions and timers are torn down there.
+  auto& loop = impl_->loop_;
+  std::promise<void> done;
+  auto finished = done.get_future();
+  loop.post([impl = std::move(impl_), &done]() mutable {
+    impl->stop();
+    impl.reset();
+    done.set_value();
+  });
+  finished.wait();
+}
+
+void Proxy::start() { onGivenLoop(impl_, impl_->loop_, [this] { impl_->start(); }); }
+void Proxy::stop() noexcept {
+  try {
+    onGivenLoop(impl_, impl_->loop_, [this] { impl_->stop(); });
+  } catch (...) {
+    // Impl::stop() is noexcept; only a broken promise could get here.
+  }
+}
 bool Proxy::running() const { return impl_->running_; }
 
 std::vector<std::string> Proxy::setListeners(std::vector<ProxyListener> listeners) {

@@ -1,5 +1,7 @@
 #include "imp/sip_proxy/proxy_service.h"
 
+#include <imp/net/loop_group.h>
+
 #include <unistd.h>
 
 #include <imp/core/certificates.h>
@@ -116,6 +118,9 @@ class ProxyService : public core::Service {
       cfg_.directory = std::shared_ptr<DirectoryLookup>(lookup.get(), [dir, lookup](DirectoryLookup*) {});
     }
     cfg_.resolver = ctx.resolver;
+    // The node's shared loops (issue 15, deliverable 2); a proxy without one
+    // (unit tests) runs its own loop thread.
+    cfg_.loop = ctx.loops ? &ctx.loops->next() : nullptr;
     cfg_.log = log_;
     cfg_.traceFlags = ctx.traceFlags;
     certFile_.clear();

@@ -715,3 +715,43 @@ TEST_CASE("on a given loop: the proxy runs when the loop runs; stop() closes its
   lync.send(makeRequest("MESSAGE", "sip:bob@remote.test", lync, "g2"), uas.ep);
   uas.expect("MESSAGE");
 }
+
+#include <imp/net/loop_group.h>
+
+TEST_CASE("on a node loop another thread runs: start, relay, stop and teardown run on that loop; a new proxy follows") {
+  // impd hands the proxy a loop of its net::LoopGroup (issue 15,
+  // deliverable 2): the group's thread runs it, the service host's threads
+  // start, stop and destroy the proxy.
+  net::LoopGroup group(net::LoopGroupConfig{"test-loop", 1});
+  group.start();
+  net::EventLoop loop;  // the peers' loop, driven by this thread
+  Peer lync(loop), uas(loop);
+  auto onGroup = [&](sp::ProxyConfig& c) { c.loop = &group.at(0); };
+
+  auto first = std::make_unique<Rig>(routeTo(uas), onGroup);
+  lync.send(makeRequest("MESSAGE", "sip:bob@remote.test", lync, "n1"), first->ep);
+  uas.expect("MESSAGE").reply(200);
+  lync.expect(200);
+  const auto firstEp = first->ep;
+  first->proxy->stop();
+  CHECK(!first->proxy->running());
+  first.reset();  // torn down on the group's thread, which goes on
+  {
+    // its listener is closed: a connect is refused
+    int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    a.sin_port = htons(firstEp.port);
+    CHECK(::connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0);
+    ::close(fd);
+  }
+
+  auto second = std::make_unique<Rig>(routeTo(uas), onGroup);
+  CHECK(second->ep.port != 0);
+  lync.send(makeRequest("MESSAGE", "sip:bob@remote.test", lync, "n2"), second->ep);
+  uas.expect("MESSAGE").reply(200);
+  lync.expect(200);
+  second.reset();  // destroyed while running: stop and teardown on the loop
+  CHECK(group.running());
+}

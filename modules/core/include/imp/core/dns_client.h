@@ -56,6 +56,13 @@ class DnsClientResolver : public Resolver {
   // address that is not an IP literal, port 0, zero timeout or attempts) and
   // std::system_error if a socket, the loop or its thread cannot be created.
   explicit DnsClientResolver(DnsClientConfig config, std::shared_ptr<spdlog::logger> log = nullptr);
+  // On a loop the caller owns, e.g. one of the node's net::LoopGroup
+  // (issue 15, deliverable 1): no thread of its own; callbacks run on that
+  // loop's thread. The loop must outlive the resolver and keep running
+  // until the destructor, which waits for the shutdown to run on it (unless
+  // the resolver is dropped on the loop thread itself, or while nobody runs
+  // the loop: then outstanding lookups fail once the loop runs again).
+  DnsClientResolver(net::EventLoop& loop, DnsClientConfig config, std::shared_ptr<spdlog::logger> log = nullptr);
   ~DnsClientResolver() override;
   DnsClientResolver(const DnsClientResolver&) = delete;
   DnsClientResolver& operator=(const DnsClientResolver&) = delete;
@@ -72,7 +79,7 @@ class DnsClientResolver : public Resolver {
  private:
   struct Impl;
   std::shared_ptr<Impl> impl_;  // shared with the thread, which may outlive us (see above)
-  std::thread thread_;
+  std::thread thread_;  // only with a loop of our own
 };
 
 }  // namespace imp::core

@@ -80,6 +80,12 @@ class EventLoop final : public TimerQueue {
   void stop();
   // True on the thread currently running the loop.
   bool inLoopThread() const { return owner_.load() == std::this_thread::get_id(); }
+  // True while another thread runs the loop (run()/runUntil()): what the
+  // loop owns must then be touched through post() only.
+  bool runningElsewhere() const {
+    auto o = owner_.load();
+    return o != std::thread::id{} && o != std::this_thread::get_id();
+  }
 
   // Runs until stop() (a stop() before run() makes run() return at once).
   void run();
