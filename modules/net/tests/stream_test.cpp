@@ -19,6 +19,8 @@
 #include <string>
 #include <vector>
 
+#include <fakes/test_pki.h>
+
 #include "imp/net/event_loop.h"
 #include "imp/net/socket_address.h"
 #include "imp/net/stream.h"
@@ -34,104 +36,16 @@ namespace {
 
 constexpr auto kDeadline = 10s;
 
-// ---- test PKI ----
+// ---- test PKI (tests/fakes/test_pki.h) ----
 
-struct KeyFree {
-  void operator()(EVP_PKEY* k) const { EVP_PKEY_free(k); }
-};
-struct CertFree {
-  void operator()(X509* c) const { X509_free(c); }
-};
-using Key = std::unique_ptr<EVP_PKEY, KeyFree>;
-using Cert = std::unique_ptr<X509, CertFree>;
-
-void addExt(X509* cert, X509* issuer, int nid, const char* value) {
-  X509V3_CTX ctx;
-  X509V3_set_ctx_nodb(&ctx);
-  X509V3_set_ctx(&ctx, issuer, cert, nullptr, nullptr, 0);
-  X509_EXTENSION* ext = X509V3_EXT_conf_nid(nullptr, &ctx, nid, value);
-  REQUIRE(ext != nullptr);
-  X509_add_ext(cert, ext, -1);
-  X509_EXTENSION_free(ext);
-}
-
-Key makeKey() {
-  Key k(EVP_EC_gen("P-256"));
-  REQUIRE(k != nullptr);
-  return k;
-}
-
-Cert makeCert(const std::string& cn, EVP_PKEY* key, X509* issuer, EVP_PKEY* issuerKey) {
-  static long serial = 1;
-  Cert cert(X509_new());
-  X509_set_version(cert.get(), 2);
-  ASN1_INTEGER_set(X509_get_serialNumber(cert.get()), serial++);
-  X509_gmtime_adj(X509_getm_notBefore(cert.get()), -3600);
-  X509_gmtime_adj(X509_getm_notAfter(cert.get()), 86400);
-  X509_set_pubkey(cert.get(), key);
-  X509_NAME* name = X509_get_subject_name(cert.get());
-  X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_ASC, reinterpret_cast<const unsigned char*>(cn.c_str()), -1, -1, 0);
-  X509* signer = issuer != nullptr ? issuer : cert.get();
-  X509_set_issuer_name(cert.get(), X509_get_subject_name(signer));
-  addExt(cert.get(), signer, NID_subject_key_identifier, "hash");
-  if (issuer == nullptr) {
-    addExt(cert.get(), signer, NID_basic_constraints, "critical,CA:TRUE");
-    addExt(cert.get(), signer, NID_key_usage, "critical,keyCertSign,cRLSign");
-  } else {
-    addExt(cert.get(), signer, NID_authority_key_identifier, "keyid:always");
-    addExt(cert.get(), signer, NID_basic_constraints, "critical,CA:FALSE");
-    addExt(cert.get(), signer, NID_ext_key_usage, "serverAuth,clientAuth");
-  }
-  REQUIRE(X509_sign(cert.get(), issuerKey != nullptr ? issuerKey : key, EVP_sha256()) > 0);
-  return cert;
-}
-
-template <class Obj, class Writer>
-void writePem(const fs::path& p, Obj* obj, Writer w) {
-  FILE* f = std::fopen(p.c_str(), "w");
-  REQUIRE(f != nullptr);
-  w(f, obj);
-  std::fclose(f);
-}
-
-struct Identity {
-  std::string cert, key;
-};
+using Identity = imp::testing::PkiIdentity;
 
 struct Pki {
-  fs::path dir;
-  std::string caFile;
-  Identity server, client, intruder;
-
-  Pki() {
-    std::string tmpl = (fs::temp_directory_path() / "imp-net-test-XXXXXX").string();
-    REQUIRE(::mkdtemp(tmpl.data()) != nullptr);
-    dir = tmpl;
-    Key caKey = makeKey();
-    Cert ca = makeCert("IMP Net Test CA", caKey.get(), nullptr, nullptr);
-    caFile = (dir / "ca.pem").string();
-    writePem(caFile, ca.get(), [](FILE* f, X509* c) { PEM_write_X509(f, c); });
-    server = leaf("server", "server.test", ca.get(), caKey.get());
-    client = leaf("client", "client.test", ca.get(), caKey.get());
-    intruder = leaf("intruder", "intruder.test", ca.get(), caKey.get());
-  }
-  ~Pki() {
-    std::error_code ec;
-    fs::remove_all(dir, ec);
-  }
-  Pki(const Pki&) = delete;
-  Pki& operator=(const Pki&) = delete;
-
-  Identity leaf(const std::string& file, const std::string& cn, X509* ca, EVP_PKEY* caKey) {
-    Key k = makeKey();
-    Cert c = makeCert(cn, k.get(), ca, caKey);
-    Identity id{(dir / (file + ".crt")).string(), (dir / (file + ".key")).string()};
-    writePem(id.cert, c.get(), [](FILE* f, X509* x) { PEM_write_X509(f, x); });
-    writePem(id.key, k.get(), [](FILE* f, EVP_PKEY* x) {
-      PEM_write_PrivateKey(f, x, nullptr, nullptr, 0, nullptr, nullptr);
-    });
-    return id;
-  }
+  imp::testing::TestPki ca{"IMP Net Test CA", "imp-net-test"};
+  std::string caFile = ca.caFile();
+  Identity server = ca.leaf("server", "server.test");
+  Identity client = ca.leaf("client", "client.test");
+  Identity intruder = ca.leaf("intruder", "intruder.test");
 };
 
 const Pki& pki() {

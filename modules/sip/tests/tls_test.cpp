@@ -15,6 +15,7 @@
 
 #include "imp/net/tls.h"
 #include "transport_test_util.h"
+#include <fakes/test_pki.h>
 
 using namespace imp::sip;
 using namespace imp::net;
@@ -23,118 +24,21 @@ namespace fs = std::filesystem;
 
 namespace {
 
-struct KeyFree {
-  void operator()(EVP_PKEY* k) const { EVP_PKEY_free(k); }
-};
-struct CertFree {
-  void operator()(X509* c) const { X509_free(c); }
-};
-using Key = std::unique_ptr<EVP_PKEY, KeyFree>;
-using Cert = std::unique_ptr<X509, CertFree>;
+using Identity = imp::testing::PkiIdentity;
 
-void addExt(X509* cert, X509* issuer, int nid, const char* value) {
-  X509V3_CTX ctx;
-  X509V3_set_ctx_nodb(&ctx);
-  X509V3_set_ctx(&ctx, issuer, cert, nullptr, nullptr, 0);
-  X509_EXTENSION* ext = X509V3_EXT_conf_nid(nullptr, &ctx, nid, value);
-  REQUIRE(ext != nullptr);
-  X509_add_ext(cert, ext, -1);
-  X509_EXTENSION_free(ext);
-}
-
-Cert makeCert(const std::string& cn, EVP_PKEY* key, X509* issuer, EVP_PKEY* issuerKey, bool ca, const std::string& san) {
-  static long serial = 1;
-  Cert cert(X509_new());
-  X509_set_version(cert.get(), 2);
-  ASN1_INTEGER_set(X509_get_serialNumber(cert.get()), serial++);
-  X509_gmtime_adj(X509_getm_notBefore(cert.get()), -3600);
-  X509_gmtime_adj(X509_getm_notAfter(cert.get()), 86400);
-  X509_set_pubkey(cert.get(), key);
-  X509_NAME* name = X509_get_subject_name(cert.get());
-  X509_NAME_add_entry_by_txt(name, "O", MBSTRING_ASC, reinterpret_cast<const unsigned char*>("IMP test"), -1, -1, 0);
-  X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_ASC, reinterpret_cast<const unsigned char*>(cn.c_str()), -1, -1, 0);
-  X509* signer = issuer != nullptr ? issuer : cert.get();
-  X509_set_issuer_name(cert.get(), X509_get_subject_name(signer));
-  addExt(cert.get(), signer, NID_subject_key_identifier, "hash");
-  if (ca) {
-    addExt(cert.get(), signer, NID_basic_constraints, "critical,CA:TRUE");
-    addExt(cert.get(), signer, NID_key_usage, "critical,keyCertSign,cRLSign");
-  } else {
-    addExt(cert.get(), signer, NID_authority_key_identifier, "keyid:always");
-    addExt(cert.get(), signer, NID_basic_constraints, "critical,CA:FALSE");
-    addExt(cert.get(), signer, NID_key_usage, "critical,digitalSignature,keyEncipherment");
-    // Both EKUs, as Lync requires of federation certificates (TLS-5).
-    addExt(cert.get(), signer, NID_ext_key_usage, "serverAuth,clientAuth");
-    if (!san.empty()) addExt(cert.get(), signer, NID_subject_alt_name, san.c_str());
-  }
-  REQUIRE(X509_sign(cert.get(), issuerKey != nullptr ? issuerKey : key, EVP_sha256()) > 0);
-  return cert;
-}
-
-Key makeKey() {
-  Key k(EVP_EC_gen("P-256"));
-  REQUIRE(k != nullptr);
-  return k;
-}
-
-void writePem(const fs::path& p, X509* cert) {
-  FILE* f = std::fopen(p.c_str(), "w");
-  REQUIRE(f != nullptr);
-  PEM_write_X509(f, cert);
-  std::fclose(f);
-}
-
-void writePem(const fs::path& p, EVP_PKEY* key) {
-  FILE* f = std::fopen(p.c_str(), "w");
-  REQUIRE(f != nullptr);
-  PEM_write_PrivateKey(f, key, nullptr, nullptr, 0, nullptr, nullptr);
-  std::fclose(f);
-}
-
-struct Identity {
-  std::string cert, key;
-};
-
-// CA, a server certificate and client certificates in a temporary directory.
+// CA, a server certificate and client certificates (tests/fakes/test_pki.h).
 struct Pki {
-  fs::path dir;
-  std::string caFile;
-  Identity server, lync, intruder, sanIsLync, lyncOtherSan, rogue;
-
-  Pki() {
-    std::string tmpl = (fs::temp_directory_path() / "imp-tls-test-XXXXXX").string();
-    REQUIRE(::mkdtemp(tmpl.data()) != nullptr);
-    dir = tmpl;
-    Key caKey = makeKey();
-    Cert ca = makeCert("IMP Test Root CA", caKey.get(), nullptr, nullptr, true, "");
-    caFile = (dir / "ca.pem").string();
-    writePem(caFile, ca.get());
-    server = leaf("server", "proxy.test", "DNS:proxy.test", ca.get(), caKey.get());
-    lync = leaf("lync", "lync.example.com", "DNS:lync.example.com", ca.get(), caKey.get());
-    intruder = leaf("intruder", "intruder.example.com", "DNS:intruder.example.com", ca.get(), caKey.get());
-    // SAN names the trusted peer, CN does not: the CN is what counts (TLS-2).
-    sanIsLync = leaf("san-lync", "intruder.example.com", "DNS:lync.example.com", ca.get(), caKey.get());
-    lyncOtherSan = leaf("lync-other-san", "lync.example.com", "DNS:pool.other.example.net", ca.get(), caKey.get());
-    // Right CN, wrong CA.
-    Key otherKey = makeKey();
-    Cert other = makeCert("Some Other CA", otherKey.get(), nullptr, nullptr, true, "");
-    rogue = leaf("rogue", "lync.example.com", "DNS:lync.example.com", other.get(), otherKey.get());
-  }
-  ~Pki() {
-    std::error_code ec;
-    fs::remove_all(dir, ec);
-  }
-  Pki(const Pki&) = delete;
-  Pki& operator=(const Pki&) = delete;
-
-  Identity leaf(const std::string& file, const std::string& cn, const std::string& san, X509* ca, EVP_PKEY* caKey) {
-    Key k = makeKey();
-    Cert c = makeCert(cn, k.get(), ca, caKey, false, san);
-    Identity id{(dir / (file + ".crt")).string(), (dir / (file + ".key")).string()};
-    writePem(id.cert, c.get());
-    writePem(id.key, k.get());
-    return id;
-  }
+  imp::testing::TestPki ca{"IMP Test Root CA", "imp-tls-test"};
+  std::filesystem::path dir = ca.dir();
+  std::string caFile = ca.caFile();
+  Identity server = ca.leaf("server", "proxy.test", "DNS:proxy.test");
+  Identity lync = ca.leaf("lync", "lync.example.com", "DNS:lync.example.com");
+  Identity intruder = ca.leaf("intruder", "intruder.example.com", "DNS:intruder.example.com");
+  // SAN names the trusted peer, CN does not: the CN is what counts (TLS-2).
+  Identity sanIsLync = ca.leaf("san-lync", "intruder.example.com", "DNS:lync.example.com");
+  Identity lyncOtherSan = ca.leaf("lync-other-san", "lync.example.com", "DNS:pool.other.example.net");
+  // Right CN, wrong CA.
+  Identity rogue = ca.foreignLeaf("rogue", "lync.example.com", "DNS:lync.example.com");
 };
 
 const Pki& pki() {
