@@ -8,6 +8,8 @@
 #include <imp/core/logging.h>
 #include <spdlog/spdlog.h>
 
+#include <pthread.h>
+
 #include <algorithm>
 #include <charconv>
 #include <future>
@@ -40,6 +42,9 @@ std::optional<Hop> hopFromUri(std::string_view text) {
 
 void Worker::start() {
   thread_ = std::thread([this] {
+    // Named, not inheriting the name of the thread that started the proxy
+    // (a node loop, "imp-loop-N").
+    pthread_setname_np(pthread_self(), "sip-proxy-dir");
     for (;;) {
       std::function<void()> job;
       {
