@@ -4,6 +4,7 @@
 #include <imp/core/admin_http.h>
 #include <imp/directory/directory.h>
 #include <imp/testing/fake_database.h>
+#include <imp/testing/store_checks.h>
 
 using imp::core::AdminError;
 using imp::directory::Directory;
@@ -19,17 +20,10 @@ struct Fixture {
     db.migrate();
     db.exec("INSERT INTO core_node (node_id, role, hostname, admin_url, version) VALUES ('node-a', 'single', 'a', '', '0')");
   }
-  std::int64_t generation() { return db.query("SELECT generation FROM core_settings WHERE id = 1").num(0, "generation"); }
+  std::int64_t generation() { return imp::testing::settingsGeneration(db); }
 };
 
-std::string adminError(const std::function<void()>& fn) {
-  try {
-    fn();
-  } catch (const AdminError& e) {
-    return std::to_string(e.status()) + " " + e.code() + ": " + e.what();
-  }
-  return "no error";
-}
+using imp::testing::adminError;
 
 User user(const std::string& id, const std::string& address) {
   User u;

@@ -11,6 +11,7 @@
 #include <imp/sip_proxy/module.h>
 #include <imp/serviceability/control.h>
 #include <imp/testing/fake_database.h>
+#include <imp/testing/store_checks.h>
 
 #include <algorithm>
 #include <thread>
@@ -55,17 +56,10 @@ struct Node {
 struct Fixture {
   FakeDatabase db;
   Fixture() { db.migrate(); }
-  std::int64_t generation() { return db.query("SELECT generation FROM core_settings WHERE id = 1").num(0, "generation"); }
+  std::int64_t generation() { return imp::testing::settingsGeneration(db); }
 };
 
-std::string adminError(const std::function<void()>& fn) {
-  try {
-    fn();
-  } catch (const AdminError& e) {
-    return std::to_string(e.status()) + " " + e.code() + ": " + e.what();
-  }
-  return "no error";
-}
+using imp::testing::adminError;
 
 }  // namespace
 

@@ -4,6 +4,7 @@
 #include <imp/core/admin_http.h>
 #include <imp/sip_proxy/config_store.h>
 #include <imp/testing/fake_database.h>
+#include <imp/testing/store_checks.h>
 
 using imp::core::AdminError;
 using imp::testing::FakeDatabase;
@@ -15,18 +16,10 @@ struct Fixture {
   FakeDatabase db;
   ConfigStore store{db};
   Fixture() { db.migrate(); }
-  std::int64_t generation() { return db.query("SELECT generation FROM core_settings WHERE id = 1").num(0, "generation"); }
+  std::int64_t generation() { return imp::testing::settingsGeneration(db); }
 };
 
-// "status code: message" of the AdminError fn throws.
-std::string adminError(const std::function<void()>& fn) {
-  try {
-    fn();
-  } catch (const AdminError& e) {
-    return std::to_string(e.status()) + " " + e.code() + ": " + e.what();
-  }
-  return "no error";
-}
+using imp::testing::adminError;
 
 StaticRoute route(const std::string& pattern, const std::string& hop, int priority) {
   StaticRoute r;
