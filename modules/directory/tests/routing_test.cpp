@@ -2,6 +2,7 @@
 // RT-5; issue 15 deliverable 1): a fake directory and a plain route table,
 // no protocol types.
 #include <doctest/doctest.h>
+#include <fakes/fake_directory.h>
 #include <imp/directory/routing.h>
 
 #include <map>
@@ -39,25 +40,12 @@ struct Table {
 
 namespace {
 
-class FakeDirectory : public DirectoryLookup {
- public:
-  std::set<std::string> domains{"example.com"};
-  std::map<std::string, std::string> licensed{{"ann@example.com", "node-a"}, {"homeless@example.com", ""}};
-  std::set<std::string> microsoftUris{"bob@example.com"};
-  int calls = 0;
-  bool isLocalDomain(const std::string& d) override {
-    ++calls;
-    return domains.count(d) > 0;
-  }
-  std::optional<std::string> licensedUserHome(const std::string& a) override {
-    ++calls;
-    auto it = licensed.find(a);
-    if (it == licensed.end()) return std::nullopt;
-    return it->second;
-  }
-  bool hasMicrosoftSipUri(const std::string& a) override {
-    ++calls;
-    return microsoftUris.count(a) > 0;
+// The directory these tests route against.
+struct FakeDirectory : imp::testing::FakeDirectory {
+  FakeDirectory() {
+    domains = {"example.com"};
+    licensed = {{"ann@example.com", "node-a"}, {"homeless@example.com", ""}};
+    microsoftUris = {"bob@example.com"};
   }
 };
 

@@ -1,6 +1,7 @@
 // The routing decision matrix (FED-6, FED-7, FED-8, RT-5) over a fake
 // directory, and the partitioned-federation loop marker.
 #include <doctest/doctest.h>
+#include <fakes/fake_directory.h>
 #include <imp/sip/message.h>
 #include <imp/sip/parser.h>
 #include <imp/sip_proxy/routing.h>
@@ -13,28 +14,7 @@ using Kind = RoutingDecision::Kind;
 
 namespace {
 
-class FakeDirectory : public DirectoryLookup {
- public:
-  std::set<std::string> domains;
-  std::map<std::string, std::string> licensed;  // address -> home node
-  std::set<std::string> microsoftUris;          // addresses with a Microsoft SIP URI
-  int calls = 0;
-
-  bool isLocalDomain(const std::string& d) override {
-    ++calls;
-    return domains.count(d) > 0;
-  }
-  std::optional<std::string> licensedUserHome(const std::string& a) override {
-    ++calls;
-    auto it = licensed.find(a);
-    if (it == licensed.end()) return std::nullopt;
-    return it->second;
-  }
-  bool hasMicrosoftSipUri(const std::string& a) override {
-    ++calls;
-    return microsoftUris.count(a) > 0;
-  }
-};
+using imp::testing::FakeDirectory;
 
 StaticRoute route(std::int64_t id, const std::string& pattern, const std::string& hop, int priority) {
   StaticRoute r;
