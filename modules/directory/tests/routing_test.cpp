@@ -127,6 +127,33 @@ TEST_CASE("the decision matrix over plain values") {
   CHECK(nameOf(RouteKind::MicrosoftServer) == "microsoft_server");
 }
 
+TEST_CASE("Reasons::RejectsOnly: the same decisions, words only for a Reject") {
+  FakeDirectory dir;
+  auto routes = table();
+  constexpr auto terse = Reasons::RejectsOnly;
+  auto ann = decideRoute(user("ann@example.com"), kAdvanced, dir, routes, false, terse);
+  CHECK(ann.kind == RouteKind::LocalUser);
+  CHECK(ann.homeNode == "node-a");
+  CHECK(ann.reason.empty());
+  auto basic = decideRoute(user("carol@example.com"), kBasic, dir, routes, false, terse);
+  CHECK(basic.kind == RouteKind::MicrosoftServer);
+  CHECK(basic.routes.size() == 2);
+  CHECK(basic.reason.empty());
+  auto partner = decideRoute(user("dan@partner.net"), kOff, dir, routes, false, terse);
+  CHECK(partner.kind == RouteKind::StaticRoute);
+  CHECK(partner.reason.empty());
+  auto domainOnly = decideRoute(Recipient{"", "partner.net"}, kOff, dir, routes, false, terse);
+  CHECK(domainOnly.kind == RouteKind::StaticRoute);
+  CHECK(domainOnly.reason.empty());
+  // A Reject keeps its reason: it is the response's reason phrase.
+  auto nowhere = decideRoute(user("eve@nowhere.org"), kBasic, dir, routes, false, terse);
+  CHECK(nowhere.status == 404);
+  CHECK(nowhere.reason == "nowhere.org is not a local presence domain and no static route matches eve@nowhere.org");
+  auto loop = decideRoute(user("bob@example.com"), kAdvanced, dir, routes, true, terse);
+  CHECK(loop.status == 482);
+  CHECK(loop.reason.find("(FED-7)") != std::string::npos);
+}
+
 TEST_CASE("a domain alone: the Microsoft server with federation, else 404; other domains by static route") {
   FakeDirectory dir;
   auto routes = table();

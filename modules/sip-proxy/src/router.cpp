@@ -79,6 +79,9 @@ Verdict Router::decide(const CtxPtr& ctx) {
   if (auto u = sip::parseUri(target)) domain = lower(u->host);
   if (p_.trace("routing")) p_.log_->info("Routing: dipping for {}", domain.empty() ? target : domain);
   bool own = carriesOwnFederationMarker(ctx->request, policy->clusterNodes);
+  // A routing decision's words are for the trace; a relayed request needs
+  // only a Reject's (its reason phrase).
+  auto reasons = p_.trace("routing") ? directory::Reasons::Explain : directory::Reasons::RejectsOnly;
   const auto& federation = policy->raw.federation;
   const auto& local = policy->raw.localDomains;
   // The Request-URI as the decision takes it (plain data, routing.h),
@@ -89,7 +92,7 @@ Verdict Router::decide(const CtxPtr& ctx) {
   if (local && !domain.empty() && local->count(domain) == 0) {
     // Not a local presence domain: static routes only, decided here.
     NotLocal notLocal;
-    return applyDecision(ctx, recipient ? decideRoute(*recipient, federation, notLocal, policy->routes, own)
+    return applyDecision(ctx, recipient ? decideRoute(*recipient, federation, notLocal, policy->routes, own, reasons)
                                         : decideRoute(target, federation, notLocal, policy->routes, own),
                          domain);
   }
@@ -103,7 +106,7 @@ Verdict Router::decide(const CtxPtr& ctx) {
       CachedLookup cached(*entry);
       std::optional<RoutingDecision> d;
       try {
-        d = decideRoute(*recipient, federation, cached, policy->routes, own);
+        d = decideRoute(*recipient, federation, cached, policy->routes, own, reasons);
       } catch (const CacheMiss&) {
         // a question the cached lookup did not ask: the directory answers it
       }
@@ -117,14 +120,14 @@ Verdict Router::decide(const CtxPtr& ctx) {
   auto poster = p_.poster_;
   auto epoch = recipients_.epoch();
   bool queued = p_.worker_.post([poster, ctx, policy, directory, target, recipient = std::move(recipient), domain, own,
-                                 key, epoch] {
+                                 key, epoch, reasons] {
     RoutingDecision d;
     CachedRecipient seen;
     bool ok = false;
     try {
       RecordingLookup recording(*directory, seen);
       const auto& fed = policy->raw.federation;
-      d = recipient ? decideRoute(*recipient, fed, recording, policy->routes, own)
+      d = recipient ? decideRoute(*recipient, fed, recording, policy->routes, own, reasons)
                     : decideRoute(target, fed, recording, policy->routes, own);
       ok = true;
     } catch (const std::exception& e) {

@@ -32,8 +32,10 @@ std::optional<std::string> recipientAddress(std::string_view recipient) {
 }
 
 RoutingDecision decideRoute(const directory::Recipient& recipient, const FederationSettings& federation,
-                            DirectoryLookup& directory, const RouteTable& routes, bool returningOwnRequest) {
-  return directory::decideRoute(recipient, federationRouting(federation), directory, routes, returningOwnRequest);
+                            DirectoryLookup& directory, const RouteTable& routes, bool returningOwnRequest,
+                            directory::Reasons reasons) {
+  return directory::decideRoute(recipient, federationRouting(federation), directory, routes, returningOwnRequest,
+                                reasons);
 }
 
 RoutingDecision decideRoute(std::string_view recipient, const FederationSettings& federation, DirectoryLookup& directory,

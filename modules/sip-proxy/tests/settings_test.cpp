@@ -218,3 +218,18 @@ TEST_CASE("RT-7: incoming ACL patterns") {
   CHECK(normaliseAclPattern("allow from all", &out, &kind).find("may hold only letters") != std::string::npos);
   CHECK(normaliseAclPattern("-foo.com", &out, &kind).find("may not start or end with '-'") != std::string::npos);
 }
+
+TEST_CASE("canonicalIp: the IPv4 fast path agrees with inet_pton/inet_ntop") {
+  // Canonical dotted quads come back unchanged.
+  for (const char* ip : {"127.0.0.1", "0.0.0.0", "255.255.255.255", "10.20.30.40", "192.168.0.100"})
+    CHECK(canonicalIp(ip) == std::optional<std::string>(ip));
+  CHECK(canonicalIp("[10.0.0.1]") == std::optional<std::string>("10.0.0.1"));
+  // Not an address: leading zeros (inet_pton refuses them), out of range,
+  // too few or too many parts, empty parts, trailing garbage, names.
+  for (const char* bad : {"010.0.0.1", "1.2.3.04", "256.1.1.1", "1.2.3", "1.2.3.4.5", "1..2.3", "1.2.3.", ".1.2.3",
+                          "1.2.3.4 ", "1.2.3.4a", "1234.1.1.1", "example.com", "", "[]"})
+    CHECK_MESSAGE(!canonicalIp(bad), bad);
+  // IPv6 still goes through libc and comes back in its canonical form.
+  CHECK(canonicalIp("[2001:DB8:0:0::1]") == std::optional<std::string>("2001:db8::1"));
+  CHECK(canonicalIp("::ffff:10.0.0.1") == std::optional<std::string>("::ffff:10.0.0.1"));
+}

@@ -63,9 +63,11 @@ std::optional<std::string> recipientAddress(std::string_view recipient);
 // cluster's outbound partitioned-federation marker (carriesOwnFederationMarker).
 RoutingDecision decideRoute(std::string_view recipient, const FederationSettings& federation, DirectoryLookup& directory,
                             const RouteTable& routes, bool returningOwnRequest = false);
-// The same for a recipient already adapted (sipRecipient).
+// The same for a recipient already adapted (sipRecipient); the relay path
+// asks for Reasons::RejectsOnly (directory::Reasons).
 RoutingDecision decideRoute(const directory::Recipient& recipient, const FederationSettings& federation,
-                            DirectoryLookup& directory, const RouteTable& routes, bool returningOwnRequest = false);
+                            DirectoryLookup& directory, const RouteTable& routes, bool returningOwnRequest = false,
+                            directory::Reasons reasons = directory::Reasons::Explain);
 
 // A request addressed to a domain itself (Request-URI without a user part,
 // e.g. REGISTER sip:example.com); see directory::decideDomainRoute.
