@@ -32,3 +32,7 @@ for u in "${usages[@]}"; do
 done
 if ((bad)); then echo "FAIL: a command is described in more than one place"; exit 1; fi
 echo "OK: ${#seen[@]} commands (${#usages[@]} forms), each form declared once, in its module"
+
+# Response fields (issue 15 deliverable 4): each name written once per module, in its answer's shape.
+echo
+"$here/scripts/response_fields.sh" "$here"

@@ -118,3 +118,33 @@ TEST_CASE("GET /api/v1/commands lists every command of every module") {
   CHECK(props->has("im_address"));
   CHECK(props->getObject("licensed")->getValue<std::string>("type") == "boolean");
 }
+
+TEST_CASE("every command declares its answer, and GET /api/v1/commands describes it (issue 15 deliverable 4)") {
+  Node n;
+  for (const auto& c : n.commands.commands()) {
+    CHECK_MESSAGE(c.shape() != nullptr, c.wordsText(), " declares no response shape (returns())");
+    CHECK_MESSAGE(static_cast<bool>(c.printer()), c.wordsText(), " has no printer");
+  }
+  auto doc = parse(n.send("GET", "/api/v1/commands", "").body);
+  auto ok = doc->getObject("paths")->getObject("/api/v1/users/{userid}")->getObject("get")->getObject("responses")->getObject(
+      "2XX");
+  auto schema = ok->getObject("content")->getObject("application/json")->getObject("schema");
+  CHECK(schema->getValue<std::string>("type") == "object");
+  auto props = schema->getObject("properties");
+  // PS-5: a user as GET /api/v1/users/{userid} answers it.
+  CHECK(props->size() == 5);
+  CHECK(props->getObject("userid")->getValue<std::string>("type") == "string");
+  CHECK(props->getObject("im_address")->getValue<std::string>("type") == "string");
+  CHECK(props->getObject("licensed")->getValue<std::string>("type") == "boolean");
+  CHECK(props->getObject("home_node")->getValue<std::string>("type") == "string");
+  CHECK(props->getObject("ms_sip_uri")->getValue<std::string>("type") == "string");
+  std::set<std::string> required;
+  for (const auto& f : *schema->getArray("required")) required.insert(f.convert<std::string>());
+  CHECK(required == std::set<std::string>{"userid", "im_address", "licensed", "home_node", "ms_sip_uri"});
+  // A list of objects of another shape, inline.
+  auto list = doc->getObject("paths")->getObject("/api/v1/users")->getObject("get")->getObject("responses")->getObject("2XX");
+  auto users = list->getObject("content")->getObject("application/json")->getObject("schema")->getObject("properties")->getObject(
+      "users");
+  CHECK(users->getValue<std::string>("type") == "array");
+  CHECK(users->getObject("items")->getObject("properties")->getObject("licensed")->getValue<std::string>("type") == "boolean");
+}

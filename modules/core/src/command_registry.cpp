@@ -390,6 +390,12 @@ Command& Command::print(CommandPrinter p) {
   return *this;
 }
 
+Command& Command::returns(const Shape& shape) {
+  shape_ = &shape;
+  if (!printer_) printer_ = [s = &shape](std::ostream& out, const Obj::Ptr& answer, int) { s->print(out, answer); };
+  return *this;
+}
+
 std::size_t Command::positionals() const {
   return static_cast<std::size_t>(
       std::count_if(cli_.begin(), cli_.end(), [](const CliItem& i) { return i.kind == CliItem::Kind::Positional; }));
@@ -586,6 +592,16 @@ Poco::JSON::Object::Ptr CommandRegistry::openApi(const std::string& version) con
     Obj::Ptr responses = new Obj;
     Obj::Ptr ok = new Obj;
     ok->set("description", "the answer, a JSON object");
+    // The route's answer is the shape its commands declare (returns()).
+    for (const auto* c : route.commands)
+      if (c->shape()) {
+        Obj::Ptr media = new Obj;
+        media->set("schema", c->shape()->schema());
+        Obj::Ptr content = new Obj;
+        content->set("application/json", media);
+        ok->set("content", content);
+        break;
+      }
     responses->set("2XX", ok);
     Obj::Ptr bad = new Obj;
     bad->set("description", "a refused field: {\"error\": {\"code\", \"message\", \"field\"}}");

@@ -3,7 +3,6 @@
 #include <imp/core/admin_http.h>
 #include <imp/core/command_registry.h>
 
-#include <Poco/JSON/Array.h>
 #include <Poco/JSON/Object.h>
 
 #include <algorithm>
@@ -19,10 +18,9 @@ using core::AdminResponse;
 using core::Arg;
 using core::Command;
 using core::CommandArgs;
-using core::cli::str;
-using core::cli::table;
+using core::Field;
+using core::Reply;
 using Obj = Poco::JSON::Object;
-using Arr = Poco::JSON::Array;
 
 namespace {
 
@@ -31,26 +29,92 @@ std::string lower(std::string s) {
   return s;
 }
 
-Obj::Ptr userJson(const User& u) {
-  Obj::Ptr o = new Obj;
-  o->set("userid", u.userid);
-  o->set("im_address", u.imAddress);
-  o->set("licensed", u.licensed);
-  o->set("home_node", u.homeNode);
-  o->set("ms_sip_uri", u.msSipUri);
-  return o;
+// ---- the answers' fields, each named once (response shapes) ----
+
+struct UserShape : core::Shape {
+  UserShape() : Shape("User", Layout::Table) {}
+  const Field<std::string> userid = text("userid").column("USERID");
+  const Field<std::string> imAddress = text("im_address").column("IM ADDRESS");
+  const Field<bool> licensed = flag("licensed").column("LICENSED").shows("yes", "no");
+  const Field<std::string> homeNode = text("home_node").column("HOME NODE").orElse("-");
+  const Field<std::string> msSipUri = text("ms_sip_uri").column("MICROSOFT SIP URI").orElse("-");
+};
+const UserShape& userShape() {
+  static const UserShape s;
+  return s;
 }
 
-void printUsers(std::ostream& out, const std::vector<Obj::Ptr>& users) {
-  std::vector<std::vector<std::string>> rows = {{"USERID", "IM ADDRESS", "LICENSED", "HOME NODE", "MICROSOFT SIP URI"}};
-  for (const auto& u : users)
-    rows.push_back({str(u, "userid"), str(u, "im_address"), u->getValue<bool>("licensed") ? "yes" : "no",
-                    str(u, "home_node").empty() ? "-" : str(u, "home_node"),
-                    str(u, "ms_sip_uri").empty() ? "-" : str(u, "ms_sip_uri")});
-  table(out, rows);
+struct UsersShape : core::Shape {
+  UsersShape() : Shape("Users", Layout::Lines) {}
+  const core::ListField users = list("users", userShape());
+};
+const UsersShape& usersShape() {
+  static const UsersShape s;
+  return s;
 }
 
-void printUser(std::ostream& out, const Obj::Ptr& o, int) { printUsers(out, {o}); }
+struct DomainShape : core::Shape {
+  DomainShape() : Shape("Domain", Layout::Table) {}
+  const Field<std::string> domain = text("domain").column("DOMAIN");
+  const Field<std::string> managedBy = text("managed_by").column("MANAGED BY");
+  const Field<std::string> status = text("status").column("STATUS");
+  const Field<std::int64_t> localUsers = number("local_users").column("LOCAL USERS");
+  const Field<std::string> description = text("description").column("DESCRIPTION");
+};
+const DomainShape& domainShape() {
+  static const DomainShape s;
+  return s;
+}
+
+struct DomainsShape : core::Shape {
+  DomainsShape() : Shape("Domains", Layout::Lines) {}
+  const core::ListField domains = list("domains", domainShape());
+};
+const DomainsShape& domainsShape() {
+  static const DomainsShape s;
+  return s;
+}
+
+// domain add: "example.com: configured on local cluster".
+struct DomainAddedShape : core::Shape {
+  DomainAddedShape() : Shape("DomainAdded", Layout::Lines) {}
+  const Field<std::string> domain = same(domainShape().domain);
+  const Field<std::string> status = same(domainShape().status);
+};
+const DomainAddedShape& domainAddedShape() {
+  static const DomainAddedShape s;
+  return s;
+}
+
+struct DeletedShape : core::Shape {
+  DeletedShape() : Shape("Deleted", Layout::Lines) {}
+  const Field<std::string> deleted = text("deleted");
+};
+const DeletedShape& deletedShape() {
+  static const DeletedShape s;
+  return s;
+}
+
+Reply userReply(const User& u) {
+  const auto& s = userShape();
+  Reply r(s);
+  r.set(s.userid, u.userid).set(s.imAddress, u.imAddress).set(s.licensed, u.licensed);
+  r.set(s.homeNode, u.homeNode).set(s.msSipUri, u.msSipUri);
+  return r;
+}
+
+Reply deleted(const std::string& what) {
+  Reply r(deletedShape());
+  r.set(deletedShape().deleted, what);
+  return r;
+}
+
+// "deleted user ann"
+core::CommandPrinter printDeleted(std::string what) {
+  return [what](std::ostream& out, const Obj::Ptr& o, int) {
+    out << "deleted " << what << " " << deletedShape().deleted.text(o) << "\n";
+  };
+}
 
 }  // namespace
 
@@ -69,7 +133,7 @@ void registerCommands(core::CommandRegistry& reg) {
                   "the Microsoft SIP URI that advanced routing needs (FED-6)"))
               .help("Add a user.")
               .example("user add ann --im-address ann@example.com --home-node imp1", "a user homed on node imp1")
-              .print(printUser)
+              .returns(userShape())
               .handler<Directory>([](Directory& dir, const CommandArgs& a) {
                 User u;
                 u.userid = a.at("userid");
@@ -78,7 +142,7 @@ void registerCommands(core::CommandRegistry& reg) {
                 u.msSipUri = a.str("ms_sip_uri").value_or("");
                 u.licensed = a.boolean("licensed").value_or(true);
                 dir.addUser(u);
-                return AdminResponse::json(userJson(*dir.user(u.userid)), 201);
+                return userReply(*dir.user(u.userid)).response(201);
               }));
 
   reg.add(Command("user list", "GET", "/api/v1/users")
@@ -86,90 +150,76 @@ void registerCommands(core::CommandRegistry& reg) {
               .arg(Arg::integer("limit", 0, 100000).inQuery().help("at most this many users (default 1000)"))
               .arg(Arg::integer("offset", 0, 1 << 30).inQuery().help("skip this many users"))
               .help("List users.")
-              .print([](std::ostream& out, const Obj::Ptr& o, int) { printUsers(out, core::cli::objects(o, "users")); })
+              .returns(usersShape())
               .handler<Directory>([](Directory& dir, const CommandArgs& a) {
-                Arr::Ptr list = new Arr;
+                std::vector<Reply> list;
                 for (const auto& u : dir.users(a.str("domain").value_or(""), static_cast<std::size_t>(a.integer("limit").value_or(1000)),
                                                static_cast<std::size_t>(a.integer("offset").value_or(0))))
-                  list->add(userJson(u));
-                Obj::Ptr o = new Obj;
-                o->set("users", list);
-                return AdminResponse::json(o);
+                  list.push_back(userReply(u));
+                return Reply(usersShape()).set(usersShape().users, list).response();
               }));
 
   reg.add(Command("user show", "GET", "/api/v1/users/{userid}")
               .arg(userid)
               .help("Show one user.")
-              .print(printUser)
+              .returns(userShape())
               .handler<Directory>([](Directory& dir, const CommandArgs& a) {
                 auto u = dir.user(a.at("userid"));
                 if (!u) throw AdminError(404, "unknown_user", "no user '" + a.at("userid") + "'");
-                return AdminResponse::json(userJson(*u));
+                return userReply(*u).response();
               }));
 
   reg.add(Command("user delete", "DELETE", "/api/v1/users/{userid}")
               .arg(userid)
               .help("Delete a user.")
-              .print([](std::ostream& out, const Obj::Ptr& o, int) { out << "deleted user " << str(o, "deleted") << "\n"; })
+              .returns(deletedShape())
+              .print(printDeleted("user"))
               .handler<Directory>([](Directory& dir, const CommandArgs& a) {
                 if (!dir.deleteUser(a.at("userid"))) throw AdminError(404, "unknown_user", "no user '" + a.at("userid") + "'");
-                Obj::Ptr o = new Obj;
-                o->set("deleted", a.at("userid"));
-                return AdminResponse::json(o);
+                return deleted(a.at("userid")).response();
               }));
 
   reg.add(Command("domain add", "POST", "/api/v1/domains")
               .arg(Arg::string("domain").required().positional("DOMAIN").help("the presence domain"))
               .arg(Arg::string("description").option("description", "TEXT").help("a description"))
               .help("Add an administrator-managed presence domain.")
+              .returns(domainAddedShape())
               .print([](std::ostream& out, const Obj::Ptr& o, int) {
-                out << str(o, "domain") << ": " << str(o, "status") << "\n";
+                const auto& s = domainAddedShape();
+                out << s.domain.text(o) << ": " << s.status.text(o) << "\n";
               })
               .handler<Directory>([](Directory& dir, const CommandArgs& a) {
                 const auto& d = a.at("domain");
                 dir.addDomain(d, a.str("description").value_or(""));
-                Obj::Ptr o = new Obj;
-                o->set("domain", lower(d));
-                o->set("status", "configured on local cluster");
-                return AdminResponse::json(o, 201);
+                const auto& s = domainAddedShape();
+                return Reply(s).set(s.domain, lower(d)).set(s.status, "configured on local cluster").response(201);
               }));
 
   reg.add(Command("domain list", "GET", "/api/v1/domains")
               .help("Administrator-managed presence domains, and the system-managed ones derived from users' addresses.")
               .describe("The status is \"configured on local cluster\" or \"in use on local cluster\".")
-              .print([](std::ostream& out, const Obj::Ptr& o, int) {
-                std::vector<std::vector<std::string>> rows = {{"DOMAIN", "MANAGED BY", "STATUS", "LOCAL USERS", "DESCRIPTION"}};
-                for (const auto& d : core::cli::objects(o, "domains"))
-                  rows.push_back({str(d, "domain"), str(d, "managed_by"), str(d, "status"), str(d, "local_users"),
-                                  str(d, "description")});
-                table(out, rows);
-              })
+              .returns(domainsShape())
               .handler<Directory>([](Directory& dir, const CommandArgs&) {
-                Arr::Ptr list = new Arr;
+                const auto& s = domainShape();
+                std::vector<Reply> list;
                 for (const auto& d : dir.domains()) {
-                  Obj::Ptr o = new Obj;
-                  o->set("domain", d.name);
-                  o->set("managed_by", d.adminManaged ? "administrator" : "system");
-                  o->set("status", d.status());
-                  o->set("local_users", d.localUsers);
-                  o->set("description", d.description);
-                  list->add(o);
+                  Reply r(s);
+                  r.set(s.domain, d.name).set(s.managedBy, d.adminManaged ? "administrator" : "system");
+                  r.set(s.status, d.status()).set(s.localUsers, d.localUsers).set(s.description, d.description);
+                  list.push_back(r);
                 }
-                Obj::Ptr o = new Obj;
-                o->set("domains", list);
-                return AdminResponse::json(o);
+                return Reply(domainsShape()).set(domainsShape().domains, list).response();
               }));
 
   reg.add(Command("domain delete", "DELETE", "/api/v1/domains/{domain}")
               .arg(domainPath)
               .help("Delete an administrator-managed presence domain; a domain in use by users cannot be deleted.")
-              .print([](std::ostream& out, const Obj::Ptr& o, int) { out << "deleted domain " << str(o, "deleted") << "\n"; })
+              .returns(deletedShape())
+              .print(printDeleted("domain"))
               .handler<Directory>([](Directory& dir, const CommandArgs& a) {
                 if (!dir.deleteDomain(a.at("domain")))
                   throw AdminError(404, "unknown_domain", "domain '" + a.at("domain") + "' is not administrator-managed");
-                Obj::Ptr o = new Obj;
-                o->set("deleted", lower(a.at("domain")));
-                return AdminResponse::json(o);
+                return deleted(lower(a.at("domain"))).response();
               }));
 }
 

@@ -8,7 +8,6 @@
 #include <imp/core/migrations.h>
 #include <imp/core/module_registry.h>
 
-#include <Poco/JSON/Array.h>
 #include <Poco/JSON/Object.h>
 
 #include <iomanip>
@@ -26,141 +25,315 @@ using Arr = Poco::JSON::Array;
 using core::Arg;
 using core::Command;
 using core::CommandArgs;
+using core::Field;
+using core::ListField;
+using core::ObjectField;
+using core::Reply;
 using core::cli::duration;
-using core::cli::str;
 using core::cli::table;
 
 namespace {
 
-Obj::Ptr serviceJson(const core::ServiceInfo& i) {
-  Obj::Ptr o = new Obj;
-  o->set("name", i.name);
-  o->set("display_name", i.displayName);
-  o->set("kind", std::string(core::nameOf(i.kind)));
-  o->set("active", i.active);
-  o->set("state", std::string(core::nameOf(i.state)));
-  o->set("detail", i.detail);
-  o->set("uptime_s", i.uptimeSeconds);
-  o->set("restarts", i.restarts);
-  o->set("failures", i.failures);
-  return o;
+// ---- the answers' fields, each named once (response shapes) ----
+
+struct ServiceShape : core::Shape {
+  ServiceShape() : Shape("Service", Layout::Table) {}
+  const Field<std::string> name = text("name").column("SERVICE");
+  const Field<std::string> displayName = text("display_name").column("DISPLAY NAME");
+  // Not published by ris-collector for other nodes.
+  const Field<std::string> kind = text("kind").optional().column("KIND").orElse("-");
+  const Field<bool> active = flag("active").column("ACTIVE").shows("yes", "no");
+  const Field<std::string> state = text("state").column("STATE");
+  const Field<std::int64_t> uptime = number("uptime_s").column("UPTIME").duration();
+  const Field<std::int64_t> restarts = number("restarts").column("RESTARTS");
+  const Field<std::string> detail = text("detail").column("DETAIL");
+  const Field<std::int64_t> failures = number("failures").optional();
+};
+const ServiceShape& serviceShape() {
+  static const ServiceShape s;
+  return s;
 }
 
-Obj::Ptr traceJson(const core::ModuleRegistry& modules, const TraceView& t) {
-  Obj::Ptr o = new Obj;
-  o->set("service", t.service);
-  o->set("display_name", modules.displayName(t.service));
-  o->set("enabled", t.enabled);
-  o->set("level", t.level);
-  Arr::Ptr flags = new Arr;
-  for (const auto& f : t.flags) flags->add(f);
-  o->set("flags", flags);
-  Arr::Ptr avail = new Arr;
+struct NodeShape : core::Shape {
+  NodeShape() : Shape("Node", Layout::Lines) {}
+  const Field<std::string> id = text("id");
+  const Field<std::string> role = text("role");
+  const Field<std::string> hostname = text("hostname");
+  const Field<std::string> adminUrl = text("admin_url");
+  const Field<std::string> version = text("version");
+  const Field<std::int64_t> uptime = same(serviceShape().uptime);
+};
+const NodeShape& nodeShape() {
+  static const NodeShape s;
+  return s;
+}
+
+struct DatabaseShape : core::Shape {
+  DatabaseShape() : Shape("Database", Layout::Lines) {}
+  const Field<std::string> mode = text("mode");
+  const Field<std::string> location = text("location");
+  const Field<bool> reachable = flag("reachable");
+  const Field<std::int64_t> settingsGeneration = number("settings_generation");
+};
+const DatabaseShape& databaseShape() {
+  static const DatabaseShape s;
+  return s;
+}
+
+struct StatusShape : core::Shape {
+  StatusShape() : Shape("Status", Layout::Lines) {}
+  const ObjectField node = object("node", nodeShape());
+  const ObjectField database = object("database", databaseShape());
+  const ListField services = list("services", serviceShape());
+  const Field<bool> ready = flag("ready");
+  const Field<std::vector<std::string>> notReadyReasons = texts("not_ready_reasons").optional();
+};
+const StatusShape& statusShape() {
+  static const StatusShape s;
+  return s;
+}
+
+// GET /health/ready and /health/live (not commands; the same declaration).
+struct HealthShape : core::Shape {
+  HealthShape() : Shape("Health", Layout::Lines) {}
+  const Field<std::string> status = text("status");
+  const Field<std::vector<std::string>> reasons = texts("reasons").optional();
+};
+const HealthShape& healthShape() {
+  static const HealthShape s;
+  return s;
+}
+
+struct ClusterNodeShape : core::Shape {
+  ClusterNodeShape() : Shape("ClusterNode", Layout::Lines) {}
+  const Field<std::string> id = same(nodeShape().id);
+  const Field<std::string> role = same(nodeShape().role);
+  const Field<std::string> hostname = same(nodeShape().hostname);
+  const Field<std::string> adminUrl = same(nodeShape().adminUrl);
+  const Field<std::string> version = same(nodeShape().version);
+  const Field<std::string> lastSeen = text("last_seen");
+  const Field<std::int64_t> heartbeatAge = number("heartbeat_age_s");
+  const Field<std::string> state = same(serviceShape().state);
+  const Field<bool> self = flag("self");
+  const ListField services = same(statusShape().services);
+};
+const ClusterNodeShape& clusterNodeShape() {
+  static const ClusterNodeShape s;
+  return s;
+}
+
+struct ClusterShape : core::Shape {
+  ClusterShape() : Shape("Cluster", Layout::Lines) {}
+  const ListField nodes = list("nodes", clusterNodeShape());
+};
+const ClusterShape& clusterShape() {
+  static const ClusterShape s;
+  return s;
+}
+
+struct ServiceListShape : core::Shape {
+  ServiceListShape() : Shape("ServiceList", Layout::Lines) {}
+  const Field<std::string> node = text(statusShape().node.name());
+  const ListField services = same(statusShape().services);
+  const Field<bool> published = flag("published").optional();
+};
+const ServiceListShape& serviceListShape() {
+  static const ServiceListShape s;
+  return s;
+}
+
+struct ServiceActionShape : core::Shape {
+  ServiceActionShape() : Shape("ServiceAction", Layout::Lines) {}
+  const Field<std::string> node = same(serviceListShape().node);
+  const Field<std::string> service = text("service");
+  const Field<std::string> action = text("action");
+  const Field<std::string> state = same(serviceShape().state);
+  const Field<std::string> message = text("message");
+  // The service's state after the action, when it ran on this node.
+  const ObjectField serviceStatus = object("service_status", serviceShape()).optional();
+};
+const ServiceActionShape& serviceActionShape() {
+  static const ServiceActionShape s;
+  return s;
+}
+
+struct TraceFlagShape : core::Shape {
+  TraceFlagShape() : Shape("TraceFlag", Layout::Table) {}
+  const Field<std::string> id = same(nodeShape().id);
+  const Field<std::string> label = text("label");
+};
+const TraceFlagShape& traceFlagShape() {
+  static const TraceFlagShape s;
+  return s;
+}
+
+struct TraceShape : core::Shape {
+  TraceShape() : Shape("Trace", Layout::Lines) {}
+  const Field<std::string> service = same(serviceActionShape().service);
+  const Field<std::string> displayName = same(serviceShape().displayName);
+  const Field<bool> enabled = flag("enabled");
+  const Field<std::string> level = text("level");
+  const Field<std::vector<std::string>> flags = texts("flags");
+  const ListField availableFlags = list("available_flags", traceFlagShape());
+  const Field<bool> stored = flag("stored");
+  // trace show SERVICE and trace set; not in the items of trace show.
+  const Field<std::string> node = same(serviceListShape().node).optional();
+  // trace set: "now", or "when the node sees the change".
+  const Field<std::string> applied = text("applied").optional();
+};
+const TraceShape& traceShape() {
+  static const TraceShape s;
+  return s;
+}
+
+struct TracesShape : core::Shape {
+  TracesShape() : Shape("Traces", Layout::Lines) {}
+  const Field<std::string> node = same(serviceListShape().node);
+  const ListField traces = list("traces", traceShape());
+};
+const TracesShape& tracesShape() {
+  static const TracesShape s;
+  return s;
+}
+
+struct MigrationShape : core::Shape {
+  MigrationShape() : Shape("Migration", Layout::Lines) {}
+  const Field<std::int64_t> version = number(nodeShape().version.name());
+  const Field<std::string> name = same(serviceShape().name);
+  // Applied migrations only.
+  const Field<std::string> appliedAt = text("applied_at").optional();
+  const Field<std::string> appliedBy = text("applied_by").optional();
+};
+const MigrationShape& migrationShape() {
+  static const MigrationShape s;
+  return s;
+}
+
+struct DbStatusShape : core::Shape {
+  DbStatusShape() : Shape("DbStatus", Layout::Lines) {}
+  const Field<std::string> mode = same(databaseShape().mode);
+  const Field<std::string> location = same(databaseShape().location);
+  const Field<bool> reachable = same(databaseShape().reachable);
+  const ListField applied = list(traceShape().applied.name(), migrationShape());
+  const ListField pending = list("pending", migrationShape());
+};
+const DbStatusShape& dbStatusShape() {
+  static const DbStatusShape s;
+  return s;
+}
+
+struct DbMigrateShape : core::Shape {
+  DbMigrateShape() : Shape("DbMigrate", Layout::Lines) {}
+  // The names of the migrations applied now.
+  const Field<std::vector<std::string>> applied = texts(dbStatusShape().applied.name());
+  const Field<std::int64_t> schemaVersion = number("schema_version");
+};
+const DbMigrateShape& dbMigrateShape() {
+  static const DbMigrateShape s;
+  return s;
+}
+
+Reply serviceReply(const core::ServiceInfo& i) {
+  const auto& s = serviceShape();
+  Reply r(s);
+  r.set(s.name, i.name).set(s.displayName, i.displayName).set(s.kind, std::string(core::nameOf(i.kind)));
+  r.set(s.active, i.active).set(s.state, std::string(core::nameOf(i.state))).set(s.detail, i.detail);
+  r.set(s.uptime, i.uptimeSeconds).set(s.restarts, i.restarts).set(s.failures, i.failures);
+  return r;
+}
+
+// The trace settings of a service, as `shape` (TraceShape) declares them.
+Reply traceReply(const core::ModuleRegistry& modules, const TraceView& t) {
+  const auto& s = traceShape();
+  Reply r(s);
+  r.set(s.service, t.service).set(s.displayName, modules.displayName(t.service)).set(s.enabled, t.enabled);
+  r.set(s.level, t.level).set(s.flags, t.flags).set(s.stored, t.stored);
+  std::vector<Reply> avail;
   for (const auto& f : modules.traceFlags(t.service)) {
-    Obj::Ptr a = new Obj;
-    a->set("id", f.id);
-    a->set("label", f.label);
-    avail->add(a);
+    Reply a(traceFlagShape());
+    a.set(traceFlagShape().id, f.id).set(traceFlagShape().label, f.label);
+    avail.push_back(a);
   }
-  o->set("available_flags", avail);
-  o->set("stored", t.stored);
-  return o;
+  r.set(s.availableFlags, avail);
+  return r;
 }
 
-Arr::Ptr toArray(const std::vector<std::string>& v) {
-  Arr::Ptr a = new Arr;
-  for (const auto& s : v) a->add(s);
-  return a;
+std::vector<Reply> localServices(const AdminContext& c) {
+  std::vector<Reply> out;
+  for (const auto& i : c.control->host().list()) out.push_back(serviceReply(i));
+  return out;
 }
 
 // Remote nodes' services as their ris-collector last published them.
-Arr::Ptr publishedServices(const core::ModuleRegistry& modules, core::Database& db, const std::string& node) {
+std::vector<Reply> publishedServices(const core::ModuleRegistry& modules, core::Database& db, const std::string& node) {
   auto rows = db.query(
       "SELECT service, active, state, restarts, uptime_s, detail FROM svc_node_service WHERE node_id = ? ORDER BY service",
       {node});
-  Arr::Ptr out = new Arr;
+  const auto& s = serviceShape();
+  std::vector<Reply> out;
   for (std::size_t i = 0; i < rows.size(); ++i) {
-    Obj::Ptr o = new Obj;
-    o->set("name", rows.str(i, "service"));
-    o->set("display_name", modules.displayName(rows.str(i, "service")));
-    o->set("active", rows.num(i, "active") != 0);
-    o->set("state", rows.str(i, "state"));
-    o->set("restarts", rows.num(i, "restarts"));
-    o->set("uptime_s", rows.num(i, "uptime_s"));
-    o->set("detail", rows.str(i, "detail"));
-    out->add(o);
+    Reply r(s);
+    r.set(s.name, rows.str(i, "service")).set(s.displayName, modules.displayName(rows.str(i, "service")));
+    r.set(s.active, rows.num(i, "active") != 0).set(s.state, rows.str(i, "state"));
+    r.set(s.restarts, rows.num(i, "restarts")).set(s.uptime, rows.num(i, "uptime_s")).set(s.detail, rows.str(i, "detail"));
+    out.push_back(r);
   }
   return out;
 }
 
-
-// ---- impctl's text output ----
-
-void printServices(std::ostream& out, const Arr::Ptr& services) {
-  std::vector<std::vector<std::string>> rows = {
-      {"SERVICE", "DISPLAY NAME", "KIND", "ACTIVE", "STATE", "UPTIME", "RESTARTS", "DETAIL"}};
-  for (const auto& v : *services) {
-    auto s = v.extract<Obj::Ptr>();
-    rows.push_back({str(s, "name"), str(s, "display_name"), s->has("kind") ? str(s, "kind") : "-",
-                    s->getValue<bool>("active") ? "yes" : "no", str(s, "state"),
-                    duration(s->getValue<long long>("uptime_s")), str(s, "restarts"), str(s, "detail")});
-  }
-  table(out, rows);
-}
+// ---- impctl's text output, read through the shapes' field handles ----
 
 void printTrace(std::ostream& out, const Obj::Ptr& t) {
-  std::string flags;
-  for (const auto& f : *t->getArray("flags")) flags += (flags.empty() ? "" : ",") + f.convert<std::string>();
+  const auto& s = traceShape();
   std::string avail;
-  for (const auto& f : *t->getArray("available_flags"))
-    avail += (avail.empty() ? "" : ",") + f.extract<Obj::Ptr>()->getValue<std::string>("id");
-  out << std::left << std::setw(18) << str(t, "service") << std::setw(5) << (t->getValue<bool>("enabled") ? "on" : "off")
-      << std::setw(10) << str(t, "level") << "flags=[" << flags << "]" << (avail.empty() ? "" : " available=[" + avail + "]")
+  for (const auto& f : s.availableFlags.get(t)) avail += (avail.empty() ? "" : ",") + traceFlagShape().id.text(f);
+  std::string flags;
+  for (const auto& f : s.flags.get(t)) flags += (flags.empty() ? "" : ",") + f;
+  out << std::left << std::setw(18) << s.service.text(t) << std::setw(5) << (s.enabled.get(t) ? "on" : "off")
+      << std::setw(10) << s.level.text(t) << "flags=[" << flags << "]" << (avail.empty() ? "" : " available=[" + avail + "]")
       << "\n";
 }
 
 void printStatus(std::ostream& out, const Obj::Ptr& o, int) {
-  auto node = o->getObject("node");
-  auto db = o->getObject("database");
-  out << "node:      " << str(node, "id") << " (role " << str(node, "role") << ", version " << str(node, "version")
-      << ", up " << duration(node->getValue<long long>("uptime_s")) << ")\n";
-  out << "admin:     " << str(node, "admin_url") << "\n";
-  out << "database:  " << str(db, "location") << ", " << (db->getValue<bool>("reachable") ? "reachable" : "UNREACHABLE")
-      << ", settings generation " << str(db, "settings_generation") << "\n";
-  out << "ready:     " << (o->getValue<bool>("ready") ? "yes" : "no");
-  if (o->has("not_ready_reasons"))
-    for (const auto& r : *o->getArray("not_ready_reasons")) out << " - " << r.convert<std::string>();
+  const auto& s = statusShape();
+  const auto& ns = nodeShape();
+  const auto& ds = databaseShape();
+  auto node = s.node.get(o);
+  auto db = s.database.get(o);
+  out << "node:      " << ns.id.text(node) << " (role " << ns.role.text(node) << ", version " << ns.version.text(node)
+      << ", up " << duration(ns.uptime.get(node)) << ")\n";
+  out << "admin:     " << ns.adminUrl.text(node) << "\n";
+  out << "database:  " << ds.location.text(db) << ", " << (ds.reachable.get(db) ? "reachable" : "UNREACHABLE")
+      << ", settings generation " << ds.settingsGeneration.text(db) << "\n";
+  out << "ready:     " << (s.ready.get(o) ? "yes" : "no");
+  if (s.notReadyReasons.has(o))
+    for (const auto& r : s.notReadyReasons.get(o)) out << " - " << r;
   out << "\n\n";
-  printServices(out, o->getArray("services"));
+  s.services.print(out, o);
 }
 
 void printNodes(std::ostream& out, const Obj::Ptr& o, int) {
+  const auto& n = clusterNodeShape();
   std::vector<std::vector<std::string>> rows = {{"NODE", "ROLE", "STATE", "HEARTBEAT", "ADMIN", "SERVICES"}};
-  for (const auto& v : *o->getArray("nodes")) {
-    auto n = v.extract<Obj::Ptr>();
+  for (const auto& node : clusterShape().nodes.get(o)) {
     std::string services;
-    for (const auto& sv : *n->getArray("services")) {
-      auto s = sv.extract<Obj::Ptr>();
-      services += (services.empty() ? "" : " ") + str(s, "name") + "=" + str(s, "state");
-    }
-    rows.push_back({str(n, "id") + (n->getValue<bool>("self") ? " *" : ""), str(n, "role"), str(n, "state"),
-                    str(n, "heartbeat_age_s") + "s ago", str(n, "admin_url"), services});
+    for (const auto& sv : n.services.get(node))
+      services += (services.empty() ? "" : " ") + serviceShape().name.text(sv) + "=" + serviceShape().state.text(sv);
+    rows.push_back({n.id.text(node) + (n.self.get(node) ? " *" : ""), n.role.text(node), n.state.text(node),
+                    n.heartbeatAge.text(node) + "s ago", n.adminUrl.text(node), services});
   }
   table(out, rows);
 }
 
 void printDbStatus(std::ostream& out, const Obj::Ptr& o, int) {
-  out << "database: " << str(o, "location") << " (" << str(o, "mode") << "), "
-      << (o->getValue<bool>("reachable") ? "reachable" : "UNREACHABLE") << "\n";
+  const auto& s = dbStatusShape();
+  const auto& m = migrationShape();
+  out << "database: " << s.location.text(o) << " (" << s.mode.text(o) << "), "
+      << (s.reachable.get(o) ? "reachable" : "UNREACHABLE") << "\n";
   std::vector<std::vector<std::string>> rows = {{"VERSION", "MIGRATION", "STATE", "APPLIED AT", "BY"}};
-  for (const auto& v : *o->getArray("applied")) {
-    auto m = v.extract<Obj::Ptr>();
-    rows.push_back({str(m, "version"), str(m, "name"), "applied", str(m, "applied_at"), str(m, "applied_by")});
-  }
-  for (const auto& v : *o->getArray("pending")) {
-    auto m = v.extract<Obj::Ptr>();
-    rows.push_back({str(m, "version"), str(m, "name"), "PENDING", "-", "-"});
-  }
+  for (const auto& x : s.applied.get(o))
+    rows.push_back({m.version.text(x), m.name.text(x), "applied", m.appliedAt.text(x), m.appliedBy.text(x)});
+  for (const auto& x : s.pending.get(o)) rows.push_back({m.version.text(x), m.name.text(x), "PENDING", "-", "-"});
   table(out, rows);
 }
 
@@ -168,17 +341,16 @@ void printDbStatus(std::ostream& out, const Obj::Ptr& o, int) {
 
 void registerAdminRoutes(core::AdminRouter& router, const AdminContext& c) {
   router.add("GET", "/health/live", [](const AdminRequest&) {
-    Obj::Ptr o = new Obj;
-    o->set("status", "live");
-    return AdminResponse::json(o);
+    return Reply(healthShape()).set(healthShape().status, "live").response();
   }, false);
 
   router.add("GET", "/health/ready", [c](const AdminRequest&) {
     auto reasons = c.notReadyReasons();
-    Obj::Ptr o = new Obj;
-    o->set("status", reasons.empty() ? "ready" : "not-ready");
-    if (!reasons.empty()) o->set("reasons", toArray(reasons));
-    return AdminResponse::json(o, reasons.empty() ? 200 : 503);
+    const auto& s = healthShape();
+    Reply r(s);
+    r.set(s.status, reasons.empty() ? "ready" : "not-ready");
+    if (!reasons.empty()) r.set(s.reasons, reasons);
+    return r.response(reasons.empty() ? 200 : 503);
   }, false);
 
   router.add("GET", "/metrics", [c](const AdminRequest&) {
@@ -197,33 +369,27 @@ void registerCommands(core::CommandRegistry& reg) {
               .help("This node: id, role, uptime, database state, readiness and every service with its state.")
               .describe("Service states are stopped, starting, running, stopping, failed and stop-timeout.")
               .example("status", "state of this node")
+              .returns(statusShape())
               .print(printStatus)
               .handler<AdminContext>([](AdminContext& c, const CommandArgs&) {
                 auto& self = c.control->self();
-                Obj::Ptr node = new Obj;
-                node->set("id", self.id);
-                node->set("role", self.role);
-                node->set("hostname", self.hostname);
-                node->set("admin_url", self.adminUrl);
-                node->set("version", self.version);
-                node->set("uptime_s", std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now() -
-                                                                                         self.startedAt)
-                                          .count());
-                Obj::Ptr db = new Obj;
-                db->set("mode", c.dbMode);
-                db->set("location", c.dbLocation);
-                db->set("reachable", c.settings->databaseReachable());
-                db->set("settings_generation", c.settings->appliedGeneration());
-                Arr::Ptr services = new Arr;
-                for (const auto& i : c.control->host().list()) services->add(serviceJson(i));
+                const auto& ns = nodeShape();
+                Reply node(ns);
+                node.set(ns.id, self.id).set(ns.role, self.role).set(ns.hostname, self.hostname);
+                node.set(ns.adminUrl, self.adminUrl).set(ns.version, self.version);
+                node.set(ns.uptime, std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now() -
+                                                                                     self.startedAt)
+                                        .count());
+                const auto& ds = databaseShape();
+                Reply db(ds);
+                db.set(ds.mode, c.dbMode).set(ds.location, c.dbLocation).set(ds.reachable, c.settings->databaseReachable());
+                db.set(ds.settingsGeneration, c.settings->appliedGeneration());
                 auto reasons = c.notReadyReasons();
-                Obj::Ptr o = new Obj;
-                o->set("node", node);
-                o->set("database", db);
-                o->set("services", services);
-                o->set("ready", reasons.empty());
-                if (!reasons.empty()) o->set("not_ready_reasons", toArray(reasons));
-                return AdminResponse::json(o);
+                const auto& s = statusShape();
+                Reply r(s);
+                r.set(s.node, node).set(s.database, db).set(s.services, localServices(c)).set(s.ready, reasons.empty());
+                if (!reasons.empty()) r.set(s.notReadyReasons, reasons);
+                return r.response();
               }));
 
   reg.add(Command("status", "GET", "/api/v1/cluster/nodes")
@@ -235,60 +401,55 @@ void registerCommands(core::CommandRegistry& reg) {
                   "The state is up, stale (no heartbeat for three [services] heartbeat_interval periods: the node "
                   "stopped without saying so, or cannot reach the database) or down (stopped cleanly).")
               .example("status --cluster", "state of the whole cluster")
+              .returns(clusterShape())
               .print(printNodes)
               .handler<AdminContext>([](AdminContext& c, const CommandArgs&) {
                 auto rows = c.db->query(
                     "SELECT node_id, role, hostname, admin_url, version, state,"
                     " DATE_FORMAT(last_seen, '%Y-%m-%dT%H:%i:%s') AS last_seen,"
                     " TIMESTAMPDIFF(SECOND, last_seen, CURRENT_TIMESTAMP(3)) AS age_s FROM core_node ORDER BY node_id");
-                Arr::Ptr nodes = new Arr;
+                const auto& s = clusterNodeShape();
+                std::vector<Reply> nodes;
                 for (std::size_t i = 0; i < rows.size(); ++i) {
-                  Obj::Ptr n = new Obj;
+                  Reply n(s);
                   auto id = rows.str(i, "node_id");
                   auto age = rows.num(i, "age_s");
-                  n->set("id", id);
-                  n->set("role", rows.str(i, "role"));
-                  n->set("hostname", rows.str(i, "hostname"));
-                  n->set("admin_url", rows.str(i, "admin_url"));
-                  n->set("version", rows.str(i, "version"));
-                  n->set("last_seen", rows.str(i, "last_seen"));
-                  n->set("heartbeat_age_s", age);
+                  n.set(s.id, id).set(s.role, rows.str(i, "role")).set(s.hostname, rows.str(i, "hostname"));
+                  n.set(s.adminUrl, rows.str(i, "admin_url")).set(s.version, rows.str(i, "version"));
+                  n.set(s.lastSeen, rows.str(i, "last_seen")).set(s.heartbeatAge, age);
                   // A node that missed three heartbeats is "stale" (down without saying so).
                   std::string state =
                       rows.str(i, "state") == "down" ? "down" : age > 3 * c.heartbeatInterval ? "stale" : "up";
-                  n->set("state", state);
-                  n->set("self", id == c.control->self().id);
-                  n->set("services", publishedServices(*c.modules, *c.db, id));
-                  nodes->add(n);
+                  n.set(s.state, state).set(s.self, id == c.control->self().id);
+                  n.set(s.services, publishedServices(*c.modules, *c.db, id));
+                  nodes.push_back(n);
                 }
-                Obj::Ptr o = new Obj;
-                o->set("nodes", nodes);
-                return AdminResponse::json(o);
+                return Reply(clusterShape()).set(clusterShape().nodes, nodes).response();
               }));
 
   reg.add(Command("service list", "GET", "/api/v1/services")
               .arg(nodeArg)
               .help("The services of a node: name, display name, kind, activation, state, uptime, restarts.")
               .describe("With --node, the services of another node as its ris-collector service last published them.")
+              .returns(serviceListShape())
               .print([](std::ostream& out, const Obj::Ptr& o, int) {
-                out << "node: " << str(o, "node")
-                    << (o->has("published") ? " (as last published by its ris-collector)" : "") << "\n";
-                printServices(out, o->getArray("services"));
+                const auto& s = serviceListShape();
+                out << "node: " << s.node.text(o) << (s.published.has(o) ? " (as last published by its ris-collector)" : "")
+                    << "\n";
+                s.services.print(out, o);
               })
               .handler<AdminContext>([](AdminContext& c, const CommandArgs& a) {
                 auto nodeId = a.str("node").value_or(c.control->self().id);
-                Obj::Ptr o = new Obj;
-                o->set("node", nodeId);
+                const auto& s = serviceListShape();
+                Reply r(s);
+                r.set(s.node, nodeId);
                 if (nodeId == c.control->self().id) {
-                  Arr::Ptr services = new Arr;
-                  for (const auto& i : c.control->host().list()) services->add(serviceJson(i));
-                  o->set("services", services);
+                  r.set(s.services, localServices(c));
                 } else {
                   c.control->requireNode(nodeId);
-                  o->set("services", publishedServices(*c.modules, *c.db, nodeId));
-                  o->set("published", true);
+                  r.set(s.services, publishedServices(*c.modules, *c.db, nodeId)).set(s.published, true);
                 }
-                return AdminResponse::json(o);
+                return r.response();
               }));
 
   reg.add(
@@ -314,42 +475,39 @@ void registerCommands(core::CommandRegistry& reg) {
               "with status 1. An unknown service or node name is refused; the message lists the valid names.")
           .example("service restart ris-collector", "restart one service without touching the others")
           .example("service restart ris-collector --node imp2", "restart a service on another node of the cluster")
+          .returns(serviceActionShape())
           .print([](std::ostream& out, const Obj::Ptr& o, int status) {
-            out << str(o, "message") << (status == 202 ? " (pending)" : "") << "\n";
+            out << serviceActionShape().message.text(o) << (status == 202 ? " (pending)" : "") << "\n";
           })
           .handler<AdminContext>([](AdminContext& c, const CommandArgs& a) {
             auto nodeId = a.str("node").value_or(c.control->self().id);
             const auto& name = a.at("name");
             const auto& action = a.at("action");
             auto res = c.control->control(nodeId, name, action);
-            Obj::Ptr o = new Obj;
-            o->set("node", nodeId);
-            o->set("service", name);
-            o->set("action", action);
-            o->set("state", res.state);
-            o->set("message", res.result);
-            if (nodeId == c.control->self().id) o->set("service_status", serviceJson(c.control->host().info(name)));
+            const auto& s = serviceActionShape();
+            Reply r(s);
+            r.set(s.node, nodeId).set(s.service, name).set(s.action, action).set(s.state, res.state).set(s.message, res.result);
+            if (nodeId == c.control->self().id) r.set(s.serviceStatus, serviceReply(c.control->host().info(name)));
             int status = res.state == "failed" ? 409 : res.state == "pending" ? 202 : 200;
             if (status == 409) return core::errorResponse(409, "remote_action_failed", res.result);
-            return AdminResponse::json(o, status);
+            return r.response(status);
           }));
 
   reg.add(Command("trace show", "GET", "/api/v1/trace")
               .arg(nodeArg)
               .help("The trace settings of every service of a node.")
               .describe("For each service: on/off, level, the flags that are on, and the flags the service has.")
+              .returns(tracesShape())
               .print([](std::ostream& out, const Obj::Ptr& o, int) {
-                out << "node: " << str(o, "node") << "\n";
-                for (const auto& v : *o->getArray("traces")) printTrace(out, v.extract<Obj::Ptr>());
+                out << "node: " << tracesShape().node.text(o) << "\n";
+                for (const auto& t : tracesShape().traces.get(o)) printTrace(out, t);
               })
               .handler<AdminContext>([](AdminContext& c, const CommandArgs& a) {
                 auto nodeId = a.str("node").value_or(c.control->self().id);
-                Arr::Ptr list = new Arr;
-                for (const auto& t : c.control->traces(nodeId)) list->add(traceJson(*c.modules, t));
-                Obj::Ptr o = new Obj;
-                o->set("node", nodeId);
-                o->set("traces", list);
-                return AdminResponse::json(o);
+                std::vector<Reply> list;
+                for (const auto& t : c.control->traces(nodeId)) list.push_back(traceReply(*c.modules, t));
+                const auto& s = tracesShape();
+                return Reply(s).set(s.node, nodeId).set(s.traces, list).response();
               }));
 
   const auto service = Arg::string("service").inPath().positional("SERVICE").help("the service's stable name");
@@ -357,6 +515,7 @@ void registerCommands(core::CommandRegistry& reg) {
               .arg(service)
               .arg(nodeArg)
               .help("The trace setting of one service.")
+              .returns(traceShape())
               .print([](std::ostream& out, const Obj::Ptr& o, int) { printTrace(out, o); })
               .handler<AdminContext>([](AdminContext& c, const CommandArgs& a) {
                 auto nodeId = a.str("node").value_or(c.control->self().id);
@@ -364,9 +523,7 @@ void registerCommands(core::CommandRegistry& reg) {
                 c.control->requireService(name);
                 for (const auto& t : c.control->traces(nodeId))
                   if (t.service == name) {
-                    auto o = traceJson(*c.modules, t);
-                    o->set("node", nodeId);
-                    return AdminResponse::json(o);
+                    return traceReply(*c.modules, t).set(traceShape().node, nodeId).response();
                   }
                 throw AdminError(404, "unknown_service", "unknown service '" + name + "'");
               }));
@@ -396,65 +553,62 @@ void registerCommands(core::CommandRegistry& reg) {
           .example("trace set sip-proxy --on --level debug --flag routing --flag method-event-routing",
                    "turn on the routing traces of the SIP proxy at debug level")
           .example("trace set sip-proxy --off --clear-flags", "and back off")
+          .returns(traceShape())
           .print([](std::ostream& out, const Obj::Ptr& o, int) {
             printTrace(out, o);
-            out << "applied " << str(o, "applied") << " on " << str(o, "node") << "\n";
+            out << "applied " << traceShape().applied.text(o) << " on " << traceShape().node.text(o) << "\n";
           })
           .handler<AdminContext>([](AdminContext& c, const CommandArgs& a) {
             auto nodeId = a.str("node").value_or(c.control->self().id);
             auto t = c.control->setTrace(nodeId, a.at("service"), a.boolean("enabled"), a.str("level"), a.strings("flags"));
-            auto o = traceJson(*c.modules, t);
-            o->set("node", nodeId);
-            o->set("applied", nodeId == c.control->self().id ? "now" : "when the node sees the change");
-            return AdminResponse::json(o);
+            const auto& s = traceShape();
+            return traceReply(*c.modules, t)
+                .set(s.node, nodeId)
+                .set(s.applied, nodeId == c.control->self().id ? "now" : "when the node sees the change")
+                .response();
           }));
 
   reg.add(Command("db status", "GET", "/api/v1/db/status")
               .help("Schema migrations: those applied (when and by which node) and those pending in [node] sql_dir.")
               .example("db status", "check for pending migrations")
+              .returns(dbStatusShape())
               .print(printDbStatus)
               .handler<AdminContext>([](AdminContext& c, const CommandArgs&) {
                 auto st = c.migrator->status();
-                Arr::Ptr applied = new Arr;
-                for (const auto& m : st.applied) {
-                  Obj::Ptr o = new Obj;
-                  o->set("version", m.version);
-                  o->set("name", m.name);
-                  o->set("applied_at", m.appliedAt);
-                  o->set("applied_by", m.appliedBy);
-                  applied->add(o);
+                const auto& m = migrationShape();
+                std::vector<Reply> applied, pending;
+                for (const auto& x : st.applied) {
+                  Reply r(m);
+                  r.set(m.version, x.version).set(m.name, x.name).set(m.appliedAt, x.appliedAt).set(m.appliedBy, x.appliedBy);
+                  applied.push_back(r);
                 }
-                Arr::Ptr pending = new Arr;
-                for (const auto& m : st.pending) {
-                  Obj::Ptr o = new Obj;
-                  o->set("version", m.version);
-                  o->set("name", m.name);
-                  pending->add(o);
+                for (const auto& x : st.pending) {
+                  Reply r(m);
+                  r.set(m.version, x.version).set(m.name, x.name);
+                  pending.push_back(r);
                 }
-                Obj::Ptr o = new Obj;
-                o->set("mode", c.dbMode);
-                o->set("location", c.dbLocation);
-                o->set("reachable", c.settings->databaseReachable());
-                o->set("applied", applied);
-                o->set("pending", pending);
-                return AdminResponse::json(o);
+                const auto& s = dbStatusShape();
+                Reply r(s);
+                r.set(s.mode, c.dbMode).set(s.location, c.dbLocation).set(s.reachable, c.settings->databaseReachable());
+                r.set(s.applied, applied).set(s.pending, pending);
+                return r.response();
               }));
 
   reg.add(Command("db migrate", "POST", "/api/v1/db/migrate")
               .help("Apply the pending migrations now, under the cluster-wide lock impd takes at start-up.")
+              .returns(dbMigrateShape())
               .print([](std::ostream& out, const Obj::Ptr& o, int) {
-                auto applied = o->getArray("applied");
-                if (applied->size() == 0) out << "schema is up to date (version " << str(o, "schema_version") << ")\n";
-                for (const auto& m : *applied) out << "applied " << m.convert<std::string>() << "\n";
+                const auto& s = dbMigrateShape();
+                auto applied = s.applied.get(o);
+                if (applied.empty()) out << "schema is up to date (version " << s.schemaVersion.text(o) << ")\n";
+                for (const auto& m : applied) out << "applied " << m << "\n";
               })
               .handler<AdminContext>([](AdminContext& c, const CommandArgs&) {
                 auto done = c.migrator->migrate();
-                Arr::Ptr list = new Arr;
-                for (const auto& m : done) list->add(m.name);
-                Obj::Ptr o = new Obj;
-                o->set("applied", list);
-                o->set("schema_version", c.migrator->currentVersion());
-                return AdminResponse::json(o);
+                std::vector<std::string> names;
+                for (const auto& m : done) names.push_back(m.name);
+                const auto& s = dbMigrateShape();
+                return Reply(s).set(s.applied, names).set(s.schemaVersion, c.migrator->currentVersion()).response();
               }));
 }
 

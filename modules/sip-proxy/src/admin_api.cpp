@@ -4,7 +4,6 @@
 #include <imp/core/command_registry.h>
 #include <imp/directory/directory.h>
 
-#include <Poco/JSON/Array.h>
 #include <Poco/JSON/Object.h>
 
 #include <limits>
@@ -24,158 +23,346 @@ using Arr = Poco::JSON::Array;
 using core::Arg;
 using core::Command;
 using core::CommandArgs;
-using core::cli::joined;
-using core::cli::objects;
-using core::cli::str;
-using core::cli::table;
+using core::Field;
+using core::ListField;
+using core::Reply;
 
 namespace {
 
-Arr::Ptr strings(const std::vector<std::string>& v) {
-  Arr::Ptr a = new Arr;
-  for (const auto& s : v) a->add(s);
-  return a;
+// ---- the answers' fields, each named once (response shapes) ----
+
+// The federation settings (FED-4..6), as "label:  value" lines.
+struct FederationShape : core::Shape {
+  explicit FederationShape(std::string name) : Shape(std::move(name), Layout::Lines, true) {}
+  const Field<bool> enabled = flag("enabled").line("partitioned intradomain federation").shows("enabled", "disabled");
+  const Field<std::string> routingMode = text("routing_mode").line("routing mode");
+  const Field<bool> emailForInterdomain =
+      flag("email_for_interdomain").line("email address for inter-domain federation").shows("on", "off");
+};
+
+struct ChangeShape : core::Shape {
+  ChangeShape() : Shape("FederationChange", Layout::Lines) {}
+  const Field<std::string> at = text("at");
+  const Field<std::string> what = text("what");
+};
+const ChangeShape& changeShape() {
+  static const ChangeShape s;
+  return s;
 }
 
-Obj::Ptr federationJson(const FederationSettings& f) {
-  Obj::Ptr o = new Obj;
-  o->set("enabled", f.enabled);
-  o->set("routing_mode", std::string(nameOf(f.routingMode)));
-  o->set("email_for_interdomain", f.emailForInterdomain);
-  return o;
+struct FederationShowShape : FederationShape {
+  FederationShowShape() : FederationShape("Federation") {}
+  const Field<std::string> changedAt = text("changed_at");
+  const ListField recentChanges = list("recent_changes", changeShape());
+};
+const FederationShowShape& federationShowShape() {
+  static const FederationShowShape s;
+  return s;
 }
 
-Obj::Ptr listenerJson(const Listener& l) {
-  Obj::Ptr o = new Obj;
+struct ListenerShape : core::Shape {
+  ListenerShape() : Shape("Listener", Layout::Table) {}
+  const Field<std::string> name = text("name").column("NAME");
+  const Field<std::string> transport = text("transport").column("TRANSPORT");
+  const Field<std::string> auth = text("auth").column("AUTH");
+  const Field<bool> enabled = same(federationShowShape().enabled).column("ENABLED").shows("yes", "no");
+  const Field<std::int64_t> port = number("port").column("PORT");
+  const Field<std::int64_t> defaultPort = number("default_port").column("DEFAULT");
+  const Field<std::string> displayName = text("display_name").column("DISPLAY NAME");
+};
+const ListenerShape& listenerShape() {
+  static const ListenerShape s;
+  return s;
+}
+
+struct ListenersShape : core::Shape {
+  ListenersShape() : Shape("Listeners", Layout::Lines) {}
+  const ListField listeners = list("listeners", listenerShape());
+};
+const ListenersShape& listenersShape() {
+  static const ListenersShape s;
+  return s;
+}
+
+struct TlsContextShape : core::Shape {
+  TlsContextShape() : Shape("TlsContext", Layout::Table) {}
+  const Field<std::string> name = same(listenerShape().name).column("NAME");
+  const Field<std::string> minVersion = text("min_version").column("MIN");
+  const Field<std::string> maxVersion = text("max_version").column("MAX");
+  const Field<bool> disableEmptyFragments =
+      flag("disable_empty_fragments").column("DISABLE EMPTY FRAGMENTS").shows("yes", "no");
+  const Field<std::vector<std::string>> peerSubjects = texts("peer_subjects").column("PEER SUBJECTS");
+  const Field<std::string> ciphers = text("ciphers").column("CIPHERS");
+  const Field<std::string> displayName = same(listenerShape().displayName).column("DISPLAY NAME");
+  // tls context set: what the administrator must read.
+  const Field<std::vector<std::string>> warnings = texts("warnings").optional();
+};
+const TlsContextShape& tlsContextShape() {
+  static const TlsContextShape s;
+  return s;
+}
+
+struct TlsContextsShape : core::Shape {
+  TlsContextsShape() : Shape("TlsContexts", Layout::Lines) {}
+  const ListField contexts = list("contexts", tlsContextShape());
+};
+const TlsContextsShape& tlsContextsShape() {
+  static const TlsContextsShape s;
+  return s;
+}
+
+struct FederationChangeShape : FederationShape {
+  FederationChangeShape() : FederationShape("FederationUpdate") {}
+  const Field<bool> changed = flag("changed");
+  const Field<std::vector<std::string>> warnings = same(tlsContextShape().warnings);
+  const Field<std::string> applied = text("applied");
+};
+const FederationChangeShape& federationChangeShape() {
+  static const FederationChangeShape s;
+  return s;
+}
+
+struct PeerSubjectShape : core::Shape {
+  PeerSubjectShape() : Shape("PeerSubject", Layout::Table) {}
+  const Field<std::string> subjectCn = text("subject_cn").column("SUBJECT CN");
+  const Field<std::vector<std::string>> usedBy = texts("used_by").column("USED BY");
+  const Field<std::string> description = text("description").column("DESCRIPTION");
+};
+const PeerSubjectShape& peerSubjectShape() {
+  static const PeerSubjectShape s;
+  return s;
+}
+
+struct PeerSubjectsShape : core::Shape {
+  PeerSubjectsShape() : Shape("PeerSubjects", Layout::Lines) {}
+  const ListField peerSubjects = list(tlsContextShape().peerSubjects.name(), peerSubjectShape());
+};
+const PeerSubjectsShape& peerSubjectsShape() {
+  static const PeerSubjectsShape s;
+  return s;
+}
+
+struct AclShape : core::Shape {
+  AclShape() : Shape("AclEntry", Layout::Table) {}
+  const Field<std::string> pattern = text("pattern").column("PATTERN");
+  const Field<std::string> kind = text("kind").column("KIND");
+  const Field<std::string> description = same(peerSubjectShape().description).column("DESCRIPTION");
+};
+const AclShape& aclShape() {
+  static const AclShape s;
+  return s;
+}
+
+struct AclListShape : core::Shape {
+  AclListShape() : Shape("Acl", Layout::Lines) {}
+  const ListField acl = list("acl", aclShape());
+};
+const AclListShape& aclListShape() {
+  static const AclListShape s;
+  return s;
+}
+
+struct RouteShape : core::Shape {
+  RouteShape() : Shape("StaticRoute", Layout::Table) {}
+  const Field<std::int64_t> id = number("id").column("ID");
+  const Field<std::string> pattern = same(aclShape().pattern).column("PATTERN");
+  const Field<std::string> routeType = text("route_type").column("TYPE");
+  const Field<std::string> nextHop = text("next_hop").column("NEXT HOP");
+  const Field<std::int64_t> port = same(listenerShape().port).column("PORT");
+  const Field<std::string> transport = same(listenerShape().transport).column("TRANSPORT");
+  const Field<std::int64_t> priority = number("priority").column("PRIORITY");
+  const Field<std::int64_t> weight = number("weight").column("WEIGHT");
+};
+const RouteShape& routeShape() {
+  static const RouteShape s;
+  return s;
+}
+
+struct RoutesShape : core::Shape {
+  RoutesShape() : Shape("StaticRoutes", Layout::Lines) {}
+  const ListField routes = list("routes", routeShape());
+};
+const RoutesShape& routesShape() {
+  static const RoutesShape s;
+  return s;
+}
+
+// The routing decision for a recipient (FED-6, RT-9).
+struct DecisionShape : core::Shape {
+  DecisionShape() : Shape("RoutingDecision", Layout::Lines) {}
+  const Field<std::string> recipient = text("recipient");
+  const Field<std::string> decision = text("decision");
+  const Field<std::string> homeNode = text("home_node").optional();  // local_user
+  const Field<std::int64_t> status = number("status").optional();    // reject
+  const Field<std::string> pattern = same(aclShape().pattern).optional();
+  const ListField routes = same(routesShape().routes);
+  const Field<std::string> reason = text("reason");
+};
+const DecisionShape& decisionShape() {
+  static const DecisionShape s;
+  return s;
+}
+
+struct DeletedShape : core::Shape {
+  DeletedShape() : Shape("Deleted", Layout::Lines) {}
+  const Field<std::string> deleted = text("deleted");
+};
+const DeletedShape& deletedShape() {
+  static const DeletedShape s;
+  return s;
+}
+
+struct DeletedRouteShape : core::Shape {
+  DeletedRouteShape() : Shape("DeletedRoute", Layout::Lines) {}
+  const Field<std::int64_t> deleted = number(deletedShape().deleted.name());
+};
+const DeletedRouteShape& deletedRouteShape() {
+  static const DeletedRouteShape s;
+  return s;
+}
+
+struct BanShape : core::Shape {
+  BanShape() : Shape("Ban", Layout::Table) {}
+  const Field<std::string> address = text("address").column("ADDRESS");
+  const Field<std::int64_t> expiresIn = number("expires_in_s").column("EXPIRES IN").duration();
+  const Field<std::int64_t> refused = number("refused").column("REFUSED");
+};
+const BanShape& banShape() {
+  static const BanShape s;
+  return s;
+}
+
+struct BansShape : core::Shape {
+  BansShape() : Shape("Bans", Layout::Lines) {}
+  const ListField bans = list("bans", banShape()).ifEmpty("no address is banned");
+};
+const BansShape& bansShape() {
+  static const BansShape s;
+  return s;
+}
+
+struct ClearedShape : core::Shape {
+  ClearedShape() : Shape("BansLifted", Layout::Lines) {}
+  const Field<std::int64_t> cleared = number("cleared");
+};
+const ClearedShape& clearedShape() {
+  static const ClearedShape s;
+  return s;
+}
+
+// proxy stats: one "name: value" line per counter.
+struct StatsShape : core::Shape {
+  StatsShape() : Shape("ProxyStats", Layout::Lines) {}
+  const Field<std::int64_t> requests = number("requests").line();
+  const Field<std::int64_t> forwarded = number("forwarded").line();
+  const Field<std::int64_t> failovers = number("failovers").line();
+  const Field<std::int64_t> aclRefused = number("acl_refused").line();
+  const Field<std::int64_t> loops = number("loops").line();
+  const Field<std::int64_t> statelessForwards = number("stateless_forwards").line();
+  const Field<std::int64_t> floodRefused = number("flood_refused").line();
+  const Field<std::int64_t> overloaded = number("overloaded").line();
+  const Field<std::int64_t> directoryLookups = number("directory_lookups").line();
+  const Field<std::int64_t> directoryCacheHits = number("directory_cache_hits").line();
+  const Field<std::int64_t> rejected = number("rejected").line();
+  const Field<std::int64_t> responsesUnsent = number("responses_unsent").line();
+  const Field<std::int64_t> parseErrors = number("parse_errors").line();
+  const Field<std::int64_t> errorResponsesSent = number("error_responses_sent").line();
+  const Field<std::int64_t> errorResponsesUnsent = number("error_responses_unsent").line();
+  const Field<std::int64_t> malformedResponsesDropped = number("malformed_responses_dropped").line();
+  const Field<std::vector<std::string>> nextHopsDown = texts("next_hops_down").line("next hops down").orElse("none");
+};
+const StatsShape& statsShape() {
+  static const StatsShape s;
+  return s;
+}
+
+void setFederation(Reply& r, const FederationShape& s, const FederationSettings& f) {
+  r.set(s.enabled, f.enabled).set(s.routingMode, std::string(nameOf(f.routingMode)));
+  r.set(s.emailForInterdomain, f.emailForInterdomain);
+}
+
+Reply listenerReply(const Listener& l) {
+  const auto& s = listenerShape();
   const auto* info = findListener(l.name);
-  o->set("name", l.name);
-  o->set("display_name", info ? std::string(info->displayName) : l.name);
-  o->set("transport", info ? std::string(info->transport) : "");
-  o->set("auth", info ? std::string(info->auth) : "");
-  o->set("enabled", l.enabled);
-  o->set("port", l.port);
-  o->set("default_port", info ? info->defaultPort : 0);
-  return o;
+  Reply r(s);
+  r.set(s.name, l.name).set(s.displayName, info ? std::string(info->displayName) : l.name);
+  r.set(s.transport, info ? std::string(info->transport) : "").set(s.auth, info ? std::string(info->auth) : "");
+  r.set(s.enabled, l.enabled).set(s.port, l.port).set(s.defaultPort, info ? info->defaultPort : 0);
+  return r;
 }
 
-Obj::Ptr peerSubjectJson(const PeerSubject& p) {
-  Obj::Ptr o = new Obj;
-  o->set("subject_cn", p.subjectCn);
-  o->set("description", p.description);
-  o->set("used_by", strings(p.usedBy));
-  return o;
+Reply peerSubjectReply(const PeerSubject& p) {
+  const auto& s = peerSubjectShape();
+  Reply r(s);
+  r.set(s.subjectCn, p.subjectCn).set(s.description, p.description).set(s.usedBy, p.usedBy);
+  return r;
 }
 
-Obj::Ptr contextJson(const TlsContext& c) {
-  Obj::Ptr o = new Obj;
-  o->set("name", c.name);
-  o->set("display_name", c.displayName);
-  o->set("ciphers", c.ciphers);
-  o->set("min_version", std::string(nameOf(c.minVersion)));
-  o->set("max_version", std::string(nameOf(c.maxVersion)));
-  o->set("disable_empty_fragments", c.disableEmptyFragments);
-  o->set("peer_subjects", strings(c.peerSubjects));
-  return o;
+Reply contextReply(const TlsContext& c) {
+  const auto& s = tlsContextShape();
+  Reply r(s);
+  r.set(s.name, c.name).set(s.displayName, c.displayName).set(s.ciphers, c.ciphers);
+  r.set(s.minVersion, std::string(nameOf(c.minVersion))).set(s.maxVersion, std::string(nameOf(c.maxVersion)));
+  r.set(s.disableEmptyFragments, c.disableEmptyFragments).set(s.peerSubjects, c.peerSubjects);
+  return r;
 }
 
-Obj::Ptr aclJson(const AclEntry& e) {
-  Obj::Ptr o = new Obj;
-  o->set("pattern", e.pattern);
-  o->set("kind", std::string(nameOf(e.kind)));
-  o->set("description", e.description);
-  return o;
+Reply aclReply(const AclEntry& e) {
+  const auto& s = aclShape();
+  Reply r(s);
+  r.set(s.pattern, e.pattern).set(s.kind, std::string(nameOf(e.kind))).set(s.description, e.description);
+  return r;
 }
 
-Obj::Ptr routeJson(const StaticRoute& r) {
-  Obj::Ptr o = new Obj;
-  o->set("id", r.id);
-  o->set("pattern", r.pattern);
-  o->set("route_type", std::string(nameOf(r.type)));
-  o->set("next_hop", r.nextHop);
-  o->set("port", r.port);
-  o->set("transport", std::string(nameOf(r.transport)));
-  o->set("priority", r.priority);
-  o->set("weight", r.weight);
-  return o;
+Reply routeReply(const StaticRoute& rt) {
+  const auto& s = routeShape();
+  Reply r(s);
+  r.set(s.id, rt.id).set(s.pattern, rt.pattern).set(s.routeType, std::string(nameOf(rt.type))).set(s.nextHop, rt.nextHop);
+  r.set(s.port, rt.port).set(s.transport, std::string(nameOf(rt.transport))).set(s.priority, rt.priority);
+  r.set(s.weight, rt.weight);
+  return r;
 }
+
+Reply deleted(const std::string& what) { return std::move(Reply(deletedShape()).set(deletedShape().deleted, what)); }
 
 AdminError notRunning() {
   return AdminError(503, "service_not_running",
                     "the sip-proxy service is not running on this node (impctl service start sip-proxy)");
 }
 
-Obj::Ptr bansJson(const std::vector<Ban>& bans) {
+Reply bansReply(const std::vector<Ban>& bans) {
   auto now = std::chrono::steady_clock::now();
-  Arr::Ptr a = new Arr;
-  for (const auto& b : bans) {
-    Obj::Ptr o = new Obj;
-    o->set("address", b.address);
-    o->set("expires_in_s",
-           static_cast<std::int64_t>(std::chrono::ceil<std::chrono::seconds>(b.until - now).count()));
-    o->set("refused", static_cast<std::uint64_t>(b.refused));
-    a->add(o);
+  const auto& b = banShape();
+  std::vector<Reply> list;
+  for (const auto& ban : bans) {
+    Reply r(b);
+    r.set(b.address, ban.address);
+    r.set(b.expiresIn, static_cast<std::int64_t>(std::chrono::ceil<std::chrono::seconds>(ban.until - now).count()));
+    r.set(b.refused, ban.refused);
+    list.push_back(r);
   }
-  Obj::Ptr o = new Obj;
-  o->set("bans", a);
-  return o;
-}
-// ---- impctl's text output ----
-
-bool yes(const Obj::Ptr& o, const std::string& k) { return o->getValue<bool>(k); }
-
-void printWarnings(std::ostream& out, const Obj::Ptr& o) {
-  if (!o->has("warnings")) return;
-  for (const auto& v : *o->getArray("warnings")) out << "WARNING: " << v.convert<std::string>() << "\n";
+  return std::move(Reply(bansShape()).set(bansShape().bans, list));
 }
 
-void printFederation(std::ostream& out, const Obj::Ptr& o) {
-  out << "partitioned intradomain federation:         " << (yes(o, "enabled") ? "enabled" : "disabled") << "\n"
-      << "routing mode:                               " << str(o, "routing_mode") << "\n"
-      << "email address for inter-domain federation:  " << (yes(o, "email_for_interdomain") ? "on" : "off") << "\n";
+Reply cleared(std::size_t n) { return std::move(Reply(clearedShape()).set(clearedShape().cleared, static_cast<std::uint64_t>(n))); }
+
+// ---- impctl's text output, read through the shapes' field handles ----
+
+void printWarnings(std::ostream& out, const Field<std::vector<std::string>>& warnings, const Obj::Ptr& o) {
+  if (!warnings.has(o)) return;
+  for (const auto& w : warnings.get(o)) out << "WARNING: " << w << "\n";
 }
 
 void printFederationChange(std::ostream& out, const Obj::Ptr& o, int) {
-  printWarnings(out, o);
-  printFederation(out, o);
-  out << "applied: " << str(o, "applied") << "\n";
+  const auto& s = federationChangeShape();
+  printWarnings(out, s.warnings, o);
+  s.lines(out, o);
+  out << "applied: " << s.applied.text(o) << "\n";
 }
 
-void printListeners(std::ostream& out, const std::vector<Obj::Ptr>& ls) {
-  std::vector<std::vector<std::string>> rows = {{"NAME", "TRANSPORT", "AUTH", "ENABLED", "PORT", "DEFAULT", "DISPLAY NAME"}};
-  for (const auto& l : ls)
-    rows.push_back({str(l, "name"), str(l, "transport"), str(l, "auth"), yes(l, "enabled") ? "yes" : "no", str(l, "port"),
-                    str(l, "default_port"), str(l, "display_name")});
-  table(out, rows);
-}
-
-void printPeerSubjects(std::ostream& out, const std::vector<Obj::Ptr>& ps) {
-  std::vector<std::vector<std::string>> rows = {{"SUBJECT CN", "USED BY", "DESCRIPTION"}};
-  for (const auto& p : ps) rows.push_back({str(p, "subject_cn"), joined(p, "used_by"), str(p, "description")});
-  table(out, rows);
-}
-
-void printContexts(std::ostream& out, const std::vector<Obj::Ptr>& cs) {
-  std::vector<std::vector<std::string>> rows = {
-      {"NAME", "MIN", "MAX", "DISABLE EMPTY FRAGMENTS", "PEER SUBJECTS", "CIPHERS", "DISPLAY NAME"}};
-  for (const auto& x : cs)
-    rows.push_back({str(x, "name"), str(x, "min_version"), str(x, "max_version"),
-                    yes(x, "disable_empty_fragments") ? "yes" : "no", joined(x, "peer_subjects"), str(x, "ciphers"),
-                    str(x, "display_name")});
-  table(out, rows);
-}
-
-void printAcl(std::ostream& out, const std::vector<Obj::Ptr>& es) {
-  std::vector<std::vector<std::string>> rows = {{"PATTERN", "KIND", "DESCRIPTION"}};
-  for (const auto& e : es) rows.push_back({str(e, "pattern"), str(e, "kind"), str(e, "description")});
-  table(out, rows);
-}
-
-void printRoutes(std::ostream& out, const std::vector<Obj::Ptr>& rs) {
-  std::vector<std::vector<std::string>> rows = {{"ID", "PATTERN", "TYPE", "NEXT HOP", "PORT", "TRANSPORT", "PRIORITY", "WEIGHT"}};
-  for (const auto& r : rs)
-    rows.push_back({str(r, "id"), str(r, "pattern"), str(r, "route_type"), str(r, "next_hop"), str(r, "port"),
-                    str(r, "transport"), str(r, "priority"), str(r, "weight")});
-  table(out, rows);
+// "deleted static route 3"
+core::CommandPrinter printDeleted(std::string what, const core::FieldBase& field) {
+  return [what, &field](std::ostream& out, const Obj::Ptr& o, int) { out << "deleted " << what << " " << field.text(o) << "\n"; };
 }
 
 }  // namespace
@@ -195,38 +382,40 @@ void registerCommands(core::CommandRegistry& reg) {
   reg.add(Command("federation show", "GET", "/api/v1/federation")
               .help("Partitioned intradomain federation settings and their recent changes.")
               .describe(federationText)
+              .returns(federationShowShape())
               .print([](std::ostream& out, const Obj::Ptr& o, int) {
-                printFederation(out, o);
-                auto changes = objects(o, "recent_changes");
+                const auto& s = federationShowShape();
+                const auto& c = changeShape();
+                s.lines(out, o);
+                auto changes = s.recentChanges.get(o);
                 if (changes.empty()) out << "last change:                                never (defaults)\n";
                 for (std::size_t i = 0; i < changes.size(); ++i)
                   out << (i == 0 ? "last change:                                "
                                  : "                                            ")
-                      << str(changes[i], "at") << "  " << str(changes[i], "what") << "\n";
+                      << c.at.text(changes[i]) << "  " << c.what.text(changes[i]) << "\n";
               })
               .handler<ConfigStore>([](ConfigStore& store, const CommandArgs&) {
                 auto st = store.federation();
-                auto o = federationJson(st.settings);
-                o->set("changed_at", st.changedAt);
-                Arr::Ptr changes = new Arr;
-                for (const auto& c : st.recent) {
-                  Obj::Ptr x = new Obj;
-                  x->set("at", c.at);
-                  x->set("what", c.what);
-                  changes->add(x);
-                }
-                o->set("recent_changes", changes);
-                return AdminResponse::json(o);
+                const auto& s = federationShowShape();
+                const auto& c = changeShape();
+                Reply r(s);
+                setFederation(r, s, st.settings);
+                std::vector<Reply> changes;
+                for (const auto& x : st.recent) changes.push_back(std::move(Reply(c).set(c.at, x.at).set(c.what, x.what)));
+                r.set(s.changedAt, st.changedAt).set(s.recentChanges, changes);
+                return r.response();
               }));
   reg.add(Command("federation enable", "PUT", "/api/v1/federation")
               .fixed(enabled, true)
               .arg(routingMode)
               .help("Enable partitioned intradomain federation (prints the warning to read).")
+              .returns(federationChangeShape())
               .print(printFederationChange));
   reg.add(Command("federation disable", "PUT", "/api/v1/federation")
               .fixed(enabled, false)
               .arg(routingMode)
               .help("Disable partitioned intradomain federation.")
+              .returns(federationChangeShape())
               .print(printFederationChange));
   reg.add(Command("federation set", "PUT", "/api/v1/federation")
               .arg(routingMode)
@@ -237,6 +426,7 @@ void registerCommands(core::CommandRegistry& reg) {
               .help("Change the routing mode or the email address for inter-domain federation.")
               .describe(federationText)
               .example("federation set --routing-mode advanced", "route on users' Microsoft SIP URIs")
+              .returns(federationChangeShape())
               .print(printFederationChange)
               .handler<ConfigStore>([](ConfigStore& store, const CommandArgs& a) {
                 FederationUpdate u;
@@ -244,13 +434,14 @@ void registerCommands(core::CommandRegistry& reg) {
                 u.emailForInterdomain = a.boolean("email_for_interdomain");
                 if (auto m = a.str("routing_mode")) u.routingMode = parseRoutingMode(*m);
                 auto res = store.updateFederation(u);
-                auto o = federationJson(res.settings);
-                o->set("changed", res.changed);
-                o->set("warnings", strings(res.warnings));
-                o->set("applied", res.changed ? "live on every node (settings generation " +
-                                                    std::to_string(res.generation) + "); no restart is needed"
-                                              : "nothing changed");
-                return AdminResponse::json(o);
+                const auto& s = federationChangeShape();
+                Reply r(s);
+                setFederation(r, s, res.settings);
+                r.set(s.changed, res.changed).set(s.warnings, res.warnings);
+                r.set(s.applied, res.changed ? "live on every node (settings generation " + std::to_string(res.generation) +
+                                                   "); no restart is needed"
+                                             : "nothing changed");
+                return r.response();
               }));
 
   const auto port = Arg::integer("port", 1, 65535).label("port");
@@ -262,13 +453,11 @@ void registerCommands(core::CommandRegistry& reg) {
   // ---- application listeners (TLS-1) ----
   reg.add(Command("listener list", "GET", "/api/v1/listeners")
               .help("Application listeners: transport, authentication, enabled, port.")
-              .print([](std::ostream& out, const Obj::Ptr& o, int) { printListeners(out, objects(o, "listeners")); })
+              .returns(listenersShape())
               .handler<ConfigStore>([](ConfigStore& store, const CommandArgs&) {
-                Arr::Ptr list = new Arr;
-                for (const auto& l : store.listeners()) list->add(listenerJson(l));
-                Obj::Ptr o = new Obj;
-                o->set("listeners", list);
-                return AdminResponse::json(o);
+                std::vector<Reply> list;
+                for (const auto& l : store.listeners()) list.push_back(listenerReply(l));
+                return Reply(listenersShape()).set(listenersShape().listeners, list).response();
               }));
   reg.add(Command("listener set", "PUT", "/api/v1/listeners/{name}")
               .arg(Arg::string("name").inPath().positional("tcp|tls-server-auth|tls-peer-auth|udp").help("the listener"))
@@ -287,9 +476,9 @@ void registerCommands(core::CommandRegistry& reg) {
                   "\n" +
                   std::string(liveText))
               .example("listener set udp --port 5060 --enable", "accept SIP over UDP")
-              .print([](std::ostream& out, const Obj::Ptr& o, int) { printListeners(out, {o}); })
+              .returns(listenerShape())
               .handler<ConfigStore>([](ConfigStore& store, const CommandArgs& a) {
-                return AdminResponse::json(listenerJson(store.setListener(a.at("name"), a.integer("port"), a.boolean("enabled"))));
+                return listenerReply(store.setListener(a.at("name"), a.integer("port"), a.boolean("enabled"))).response();
               }));
 
   // ---- TLS peer subjects and contexts (TLS-2, TLS-3) ----
@@ -298,43 +487,36 @@ void registerCommands(core::CommandRegistry& reg) {
               .arg(Arg::string("subject_cn").required().positional("CN").help("a certificate subject CN (no wildcard)"))
               .arg(description)
               .help("Accept a certificate subject CN on the peer-authentication listener.")
-              .print([](std::ostream& out, const Obj::Ptr& o, int) { printPeerSubjects(out, {o}); })
+              .returns(peerSubjectShape())
               .handler<ConfigStore>([](ConfigStore& store, const CommandArgs& a) {
                 auto p = store.addPeerSubject(a.at("subject_cn"), a.str("description").value_or(""));
-                return AdminResponse::json(peerSubjectJson(p), 201);
+                return peerSubjectReply(p).response(201);
               }));
   reg.add(Command("tls peer-subject list", "GET", "/api/v1/tls/peer-subjects")
               .help("TLS peer subjects and the contexts that select them.")
-              .print([](std::ostream& out, const Obj::Ptr& o, int) { printPeerSubjects(out, objects(o, "peer_subjects")); })
+              .returns(peerSubjectsShape())
               .handler<ConfigStore>([](ConfigStore& store, const CommandArgs&) {
-                Arr::Ptr list = new Arr;
-                for (const auto& p : store.peerSubjects()) list->add(peerSubjectJson(p));
-                Obj::Ptr o = new Obj;
-                o->set("peer_subjects", list);
-                return AdminResponse::json(o);
+                std::vector<Reply> list;
+                for (const auto& p : store.peerSubjects()) list.push_back(peerSubjectReply(p));
+                return Reply(peerSubjectsShape()).set(peerSubjectsShape().peerSubjects, list).response();
               }));
   reg.add(Command("tls peer-subject delete", "DELETE", "/api/v1/tls/peer-subjects/{cn}")
               .arg(Arg::string("cn").inPath().positional("CN").help("the subject CN"))
               .help("Remove a TLS peer subject (refused while a context selects it).")
-              .print([](std::ostream& out, const Obj::Ptr& o, int) {
-                out << "deleted TLS peer subject " << str(o, "deleted") << "\n";
-              })
+              .returns(deletedShape())
+              .print(printDeleted("TLS peer subject", deletedShape().deleted))
               .handler<ConfigStore>([](ConfigStore& store, const CommandArgs& a) {
                 const auto& cn = a.at("cn");
                 if (!store.deletePeerSubject(cn)) throw AdminError(404, "unknown_peer_subject", "no TLS peer subject '" + cn + "'");
-                Obj::Ptr o = new Obj;
-                o->set("deleted", lower(cn));
-                return AdminResponse::json(o);
+                return deleted(lower(cn)).response();
               }));
   reg.add(Command("tls context list", "GET", "/api/v1/tls/contexts")
               .help("TLS contexts: versions, empty fragments, peer subjects, ciphers.")
-              .print([](std::ostream& out, const Obj::Ptr& o, int) { printContexts(out, objects(o, "contexts")); })
+              .returns(tlsContextsShape())
               .handler<ConfigStore>([](ConfigStore& store, const CommandArgs&) {
-                Arr::Ptr list = new Arr;
-                for (const auto& c : store.tlsContexts()) list->add(contextJson(c));
-                Obj::Ptr o = new Obj;
-                o->set("contexts", list);
-                return AdminResponse::json(o);
+                std::vector<Reply> list;
+                for (const auto& c : store.tlsContexts()) list.push_back(contextReply(c));
+                return Reply(tlsContextsShape()).set(tlsContextsShape().contexts, list).response();
               }));
   const auto version = [](const char* field) {
     return Arg::enumeration(field, {"1.0", "1.1", "1.2", "1.3"}).invalid("is not a TLS version; use 1.0, 1.1, 1.2 or 1.3");
@@ -355,9 +537,10 @@ void registerCommands(core::CommandRegistry& reg) {
               .help("Change a TLS context.")
               .describe("TLS 1.0 and 1.1 are for OCS 2007 R2 only.\n\n" + std::string(liveText))
               .example("tls context set peer-auth --peer-subject lync.example.com", "accept the Lync pool's certificate")
+              .returns(tlsContextShape())
               .print([](std::ostream& out, const Obj::Ptr& o, int) {
-                printWarnings(out, o);
-                printContexts(out, {o});
+                printWarnings(out, tlsContextShape().warnings, o);
+                tlsContextShape().table(out, {o});
               })
               .handler<ConfigStore>([](ConfigStore& store, const CommandArgs& a) {
                 TlsContextUpdate u;
@@ -368,9 +551,7 @@ void registerCommands(core::CommandRegistry& reg) {
                 u.peerSubjects = a.strings("peer_subjects");
                 std::vector<std::string> warnings;
                 auto c = store.updateTlsContext(a.at("name"), u, &warnings);
-                auto o = contextJson(c);
-                o->set("warnings", strings(warnings));
-                return AdminResponse::json(o);
+                return contextReply(c).set(tlsContextShape().warnings, warnings).response();
               }));
 
   // ---- incoming ACL (RT-7) ----
@@ -380,33 +561,28 @@ void registerCommands(core::CommandRegistry& reg) {
               .arg(description)
               .help("Accept SIP requests from these sources (incoming ACL).")
               .example("acl add 10.0.0.5 --description \"Lync edge\"", "accept one peer by address")
-              .print([](std::ostream& out, const Obj::Ptr& o, int) { printAcl(out, {o}); })
+              .returns(aclShape())
               .handler<ConfigStore>([](ConfigStore& store, const CommandArgs& a) {
                 auto e = store.addAcl(a.at("pattern"), a.str("description").value_or(""));
-                return AdminResponse::json(aclJson(e), 201);
+                return aclReply(e).response(201);
               }));
   reg.add(Command("acl list", "GET", "/api/v1/acl")
               .help("The incoming ACL.")
-              .print([](std::ostream& out, const Obj::Ptr& o, int) { printAcl(out, objects(o, "acl")); })
+              .returns(aclListShape())
               .handler<ConfigStore>([](ConfigStore& store, const CommandArgs&) {
-                Arr::Ptr list = new Arr;
-                for (const auto& e : store.acl()) list->add(aclJson(e));
-                Obj::Ptr o = new Obj;
-                o->set("acl", list);
-                return AdminResponse::json(o);
+                std::vector<Reply> list;
+                for (const auto& e : store.acl()) list.push_back(aclReply(e));
+                return Reply(aclListShape()).set(aclListShape().acl, list).response();
               }));
   reg.add(Command("acl delete", "DELETE", "/api/v1/acl/{pattern}")
               .arg(Arg::string("pattern").inPath().positional("PATTERN").help("the entry"))
               .help("Remove an incoming ACL entry.")
-              .print([](std::ostream& out, const Obj::Ptr& o, int) {
-                out << "deleted incoming ACL entry " << str(o, "deleted") << "\n";
-              })
+              .returns(deletedShape())
+              .print(printDeleted("incoming ACL entry", deletedShape().deleted))
               .handler<ConfigStore>([](ConfigStore& store, const CommandArgs& a) {
                 const auto& p = a.at("pattern");
                 if (!store.deleteAcl(p)) throw AdminError(404, "unknown_acl_entry", "no incoming ACL entry '" + p + "'");
-                Obj::Ptr o = new Obj;
-                o->set("deleted", p);
-                return AdminResponse::json(o);
+                return deleted(p).response();
               }));
 
   // ---- static routes (RT-2, RT-3) ----
@@ -427,7 +603,7 @@ void registerCommands(core::CommandRegistry& reg) {
               .describe(routesText)
               .example("route add .com.example.* --route-type domain --next-hop lyncpool.example.com",
                        "send example.com to the Lync pool")
-              .print([](std::ostream& out, const Obj::Ptr& o, int) { printRoutes(out, {o}); })
+              .returns(routeShape())
               .handler<ConfigStore>([](ConfigStore& store, const CommandArgs& a) {
                 StaticRoute rt;
                 rt.pattern = a.at("pattern");
@@ -438,17 +614,15 @@ void registerCommands(core::CommandRegistry& reg) {
                 rt.port = static_cast<int>(a.integer("port").value_or(rt.transport == Transport::Tls ? 5061 : 5060));
                 rt.priority = static_cast<int>(a.integer("priority").value_or(1));
                 rt.weight = static_cast<int>(a.integer("weight").value_or(1));
-                return AdminResponse::json(routeJson(store.addRoute(rt)), 201);
+                return routeReply(store.addRoute(rt)).response(201);
               }));
   reg.add(Command("route list", "GET", "/api/v1/routes")
               .help("Static routes.")
-              .print([](std::ostream& out, const Obj::Ptr& o, int) { printRoutes(out, objects(o, "routes")); })
+              .returns(routesShape())
               .handler<ConfigStore>([](ConfigStore& store, const CommandArgs&) {
-                Arr::Ptr list = new Arr;
-                for (const auto& rt : store.routes()) list->add(routeJson(rt));
-                Obj::Ptr o = new Obj;
-                o->set("routes", list);
-                return AdminResponse::json(o);
+                std::vector<Reply> list;
+                for (const auto& rt : store.routes()) list.push_back(routeReply(rt));
+                return Reply(routesShape()).set(routesShape().routes, list).response();
               }));
   reg.add(Command("route delete", "DELETE", "/api/v1/routes/{id}")
               .arg(Arg::integer("id", 0, std::numeric_limits<std::int64_t>::max())
@@ -458,45 +632,43 @@ void registerCommands(core::CommandRegistry& reg) {
                        .positional("ID")
                        .help("the route's id (see route list)"))
               .help("Delete a static route.")
-              .print([](std::ostream& out, const Obj::Ptr& o, int) {
-                out << "deleted static route " << str(o, "deleted") << "\n";
-              })
+              .returns(deletedRouteShape())
+              .print(printDeleted("static route", deletedRouteShape().deleted))
               .handler<ConfigStore>([](ConfigStore& store, const CommandArgs& a) {
                 auto id = *a.integer("id");
                 if (!store.deleteRoute(id)) throw AdminError(404, "unknown_route", "no static route with id " + std::to_string(id));
-                Obj::Ptr o = new Obj;
-                o->set("deleted", id);
-                return AdminResponse::json(o);
+                return Reply(deletedRouteShape()).set(deletedRouteShape().deleted, id).response();
               }));
   // The routing decision on live data (FED-6, RT-9 diagnostics).
   reg.add(Command("route lookup", "GET", "/api/v1/routing/decision")
               .arg(Arg::string("recipient").inQuery().required().positional("USER@DOMAIN").help("the recipient"))
               .help("Show the routing decision for a recipient.")
+              .returns(decisionShape())
               .print([](std::ostream& out, const Obj::Ptr& o, int) {
-                std::string d = str(o, "decision");
-                out << str(o, "recipient") << ": " << d;
-                if (d == "local_user") out << " (home node " << str(o, "home_node") << ")";
-                if (d == "reject") out << " " << str(o, "status");
-                out << "\n" << str(o, "reason") << "\n";
-                auto routes = objects(o, "routes");
-                if (!routes.empty()) printRoutes(out, routes);
+                const auto& s = decisionShape();
+                std::string d = s.decision.text(o);
+                out << s.recipient.text(o) << ": " << d;
+                if (d == "local_user") out << " (home node " << s.homeNode.text(o) << ")";
+                if (d == "reject") out << " " << s.status.text(o);
+                out << "\n" << s.reason.text(o) << "\n";
+                auto routes = s.routes.get(o);
+                if (!routes.empty()) routeShape().table(out, routes);
               })
               .handler<ConfigStore, directory::Directory>(
                   [](ConfigStore& store, directory::Directory& dir, const CommandArgs& a) {
                     const auto& recipient = a.at("recipient");
                     auto lookup = directoryLookup(dir);
                     auto d = decideRoute(recipient, store.federation().settings, *lookup, store.routeTable());
-                    Obj::Ptr o = new Obj;
-                    o->set("recipient", recipient);
-                    o->set("decision", std::string(nameOf(d.kind)));
-                    if (d.kind == RoutingDecision::Kind::LocalUser) o->set("home_node", d.homeNode);
-                    if (d.kind == RoutingDecision::Kind::Reject) o->set("status", d.status);
-                    if (!d.pattern.empty()) o->set("pattern", d.pattern);
-                    Arr::Ptr routes = new Arr;
-                    for (const auto& rt : d.routes) routes->add(routeJson(rt));
-                    o->set("routes", routes);
-                    o->set("reason", d.reason);
-                    return AdminResponse::json(o);
+                    const auto& s = decisionShape();
+                    Reply r(s);
+                    r.set(s.recipient, recipient).set(s.decision, std::string(nameOf(d.kind)));
+                    if (d.kind == RoutingDecision::Kind::LocalUser) r.set(s.homeNode, d.homeNode);
+                    if (d.kind == RoutingDecision::Kind::Reject) r.set(s.status, d.status);
+                    if (!d.pattern.empty()) r.set(s.pattern, d.pattern);
+                    std::vector<Reply> routes;
+                    for (const auto& rt : d.routes) routes.push_back(routeReply(rt));
+                    r.set(s.routes, routes).set(s.reason, d.reason);
+                    return r.response();
                   }));
 
   // ---- the running proxy on this node (RT-7); 503 service_not_running while stopped ----
@@ -506,37 +678,28 @@ void registerCommands(core::CommandRegistry& reg) {
               .describe(std::string("Sources not listed in the incoming ACL by address that sent more than [sip-proxy] "
                                     "flood_max_requests per window are banned. ") +
                         thisNode)
-              .print([](std::ostream& out, const Obj::Ptr& o, int) {
-                auto bans = objects(o, "bans");
-                if (bans.empty()) {
-                  out << "no address is banned\n";
-                  return;
-                }
-                std::vector<std::vector<std::string>> rows = {{"ADDRESS", "EXPIRES IN", "REFUSED"}};
-                for (const auto& b : bans)
-                  rows.push_back({str(b, "address"), core::cli::duration(b->getValue<Poco::Int64>("expires_in_s")),
-                                  str(b, "refused")});
-                table(out, rows);
-              })
+              .returns(bansShape())
               .handler<ProxyHandle>([](ProxyHandle& proxy, const CommandArgs&) {
                 auto bans = proxy.bans();
                 if (!bans) throw notRunning();
-                return AdminResponse::json(bansJson(*bans));
+                return bansReply(*bans).response();
               }));
-  auto printCleared = [](std::ostream& out, const Obj::Ptr& o, int) { out << "lifted " << str(o, "cleared") << " ban(s)\n"; };
+  auto printCleared = [](std::ostream& out, const Obj::Ptr& o, int) {
+    out << "lifted " << clearedShape().cleared.text(o) << " ban(s)\n";
+  };
   reg.add(Command("ban clear", "DELETE", "/api/v1/sip-proxy/bans")
               .help("Lift every flood-limiter ban on this node.")
+              .returns(clearedShape())
               .print(printCleared)
               .handler<ProxyHandle>([](ProxyHandle& proxy, const CommandArgs&) {
                 auto n = proxy.clearBans("");
                 if (!n) throw notRunning();
-                Obj::Ptr o = new Obj;
-                o->set("cleared", static_cast<std::uint64_t>(*n));
-                return AdminResponse::json(o);
+                return cleared(*n).response();
               }));
   reg.add(Command("ban clear", "DELETE", "/api/v1/sip-proxy/bans/{address}")
               .arg(Arg::string("address").inPath().positional("IP").help("the banned address"))
               .help("Lift the flood-limiter ban of one address on this node.")
+              .returns(clearedShape())
               .print(printCleared)
               .handler<ProxyHandle>([](ProxyHandle& proxy, const CommandArgs& a) {
                 const auto& given = a.at("address");
@@ -545,9 +708,7 @@ void registerCommands(core::CommandRegistry& reg) {
                 auto n = proxy.clearBans(*ip);
                 if (!n) throw notRunning();
                 if (*n == 0) throw AdminError(404, "not_banned", *ip + " is not banned");
-                Obj::Ptr o = new Obj;
-                o->set("cleared", static_cast<std::uint64_t>(*n));
-                return AdminResponse::json(o);
+                return cleared(*n).response();
               }));
   reg.add(Command("proxy stats", "GET", "/api/v1/sip-proxy/stats")
               .help("SIP proxy counters on this node and the next hops currently marked down.")
@@ -557,38 +718,21 @@ void registerCommands(core::CommandRegistry& reg) {
                   "asked the directory and those answered from the recipient cache (kept until the next settings "
                   "generation). " +
                   std::string(thisNode))
-              .print([](std::ostream& out, const Obj::Ptr& o, int) {
-                for (const char* k : {"requests", "forwarded", "failovers", "acl_refused", "loops", "stateless_forwards",
-                                      "flood_refused", "overloaded", "directory_lookups", "directory_cache_hits",
-                                      "rejected", "responses_unsent", "parse_errors", "error_responses_sent",
-                                      "error_responses_unsent", "malformed_responses_dropped"})
-                  out << k << ": " << str(o, k) << "\n";
-                auto down = joined(o, "next_hops_down");
-                out << "next hops down: " << (down == "-" ? "none" : down) << "\n";
-              })
+              .returns(statsShape())
               .handler<ProxyHandle>([](ProxyHandle& proxy, const CommandArgs&) {
                 auto st = proxy.stats();
                 auto down = proxy.downHops();
                 if (!st || !down) throw notRunning();
-                Obj::Ptr o = new Obj;
-                o->set("requests", st->requests);
-                o->set("forwarded", st->forwarded);
-                o->set("failovers", st->failovers);
-                o->set("acl_refused", st->aclRefused);
-                o->set("loops", st->loops);
-                o->set("stateless_forwards", st->statelessForwards);
-                o->set("flood_refused", st->floodRefused);
-                o->set("overloaded", st->overloaded);
-                o->set("directory_lookups", st->directoryLookups);
-                o->set("directory_cache_hits", st->directoryCacheHits);
-                o->set("rejected", st->rejected);
-                o->set("responses_unsent", st->responsesUnsent);
-                o->set("parse_errors", st->parseErrors);
-                o->set("error_responses_sent", st->errorResponsesSent);
-                o->set("error_responses_unsent", st->errorResponsesUnsent);
-                o->set("malformed_responses_dropped", st->malformedResponsesDropped);
-                o->set("next_hops_down", strings(*down));
-                return AdminResponse::json(o);
+                const auto& s = statsShape();
+                Reply r(s);
+                r.set(s.requests, st->requests).set(s.forwarded, st->forwarded).set(s.failovers, st->failovers);
+                r.set(s.aclRefused, st->aclRefused).set(s.loops, st->loops).set(s.statelessForwards, st->statelessForwards);
+                r.set(s.floodRefused, st->floodRefused).set(s.overloaded, st->overloaded);
+                r.set(s.directoryLookups, st->directoryLookups).set(s.directoryCacheHits, st->directoryCacheHits);
+                r.set(s.rejected, st->rejected).set(s.responsesUnsent, st->responsesUnsent).set(s.parseErrors, st->parseErrors);
+                r.set(s.errorResponsesSent, st->errorResponsesSent).set(s.errorResponsesUnsent, st->errorResponsesUnsent);
+                r.set(s.malformedResponsesDropped, st->malformedResponsesDropped).set(s.nextHopsDown, *down);
+                return r.response();
               }));
 }
 

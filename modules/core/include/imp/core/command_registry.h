@@ -14,8 +14,11 @@
 // ("/api/v1/users/{userid}"), its arguments (Arg: a JSON field in the path,
 // the query or the body, with its type, whether it is required, and how it
 // is given on the command line: a positional, an option, or a switch that
-// sets a fixed value), one-line help, a longer description, examples and a
-// printer that turns the server's JSON answer into text.
+// sets a fixed value), one-line help, a longer description, examples, the
+// shape of its answer (returns(): the response's JSON fields, declared once in
+// imp/core/response_shape.h, which also gives impctl's text output and the
+// OpenAPI response schema) and, where the shape's layout cannot express the
+// text, a printer that reads the answer through the shape's field handles.
 //
 // Several commands may share one route (impctl federation enable|disable|set
 // all PUT /api/v1/federation): the route accepts the union of their fields
@@ -42,6 +45,7 @@
 #include <Poco/JSON/Object.h>
 
 #include "imp/core/admin_http.h"
+#include "imp/core/response_shape.h"
 
 namespace imp::core {
 
@@ -153,6 +157,9 @@ class Command {
   Command& selectedBy(std::string name, std::string help);
   // Refuses the command (usage error) when no option or switch is given.
   Command& needsOneOption();
+  // The shape of the 2xx answer: its printer (unless print() gives one) and
+  // the response schema of GET /api/v1/commands come from it.
+  Command& returns(const Shape& shape);
   Command& print(CommandPrinter p);
   // The handler, with the objects it needs (see CommandRegistry::provide).
   template <class... Ctx, class F>
@@ -179,6 +186,7 @@ class Command {
   const std::string& selectorHelp() const { return selectorHelp_; }
   bool needsOne() const { return needsOne_; }
   const CommandPrinter& printer() const { return printer_; }
+  const Shape* shape() const { return shape_; }
   bool hasHandler() const { return static_cast<bool>(handlerFactory_); }
   std::size_t positionals() const;
   // "user add USERID --im-address ADDR [--unlicensed] ..."
@@ -195,6 +203,7 @@ class Command {
   std::vector<std::pair<std::size_t, ArgValue>> fixed_;
   bool needsOne_ = false;
   CommandPrinter printer_;
+  const Shape* shape_ = nullptr;
   std::function<CommandHandler(const CommandRegistry&)> handlerFactory_;
 };
 
