@@ -65,7 +65,9 @@ struct FakeComponent : imp::xcp::Component {
 
 struct FakeSink : imp::xcp::SessionSink {
   void deliver(RoutedStanza s) override { got.push_back(s.to.full() + " " + s.type); }
+  void replaced() override { ++replacedCalls; }
   std::vector<std::string> got;
+  int replacedCalls = 0;
 };
 
 imp::testing::FakeDirectory directoryWithUsers() {

@@ -113,6 +113,9 @@ class SessionSink {
   virtual ~SessionSink() = default;
   // On the session's loop.
   virtual void deliver(RoutedStanza stanza) = 0;
+  // Any thread: a newer session took this full JID (RFC 6120 §7.7.2.2);
+  // the session closes itself with the `conflict` stream error.
+  virtual void replaced() = 0;
 };
 
 // The routes of the directory's decision, as the router feeds them to
