@@ -8,6 +8,7 @@ PKGS=(
   libpoco-dev libssl-dev libmysqlcppconn-dev libspdlog-dev libfmt-dev
   libboost-program-options-dev doctest-dev libexpat1-dev
   libsqlite3-dev  # unit tests only: the in-memory fake database (tests/support)
+  libicu-dev  # modules/xmpp: SASLprep (RFC 4013) of passwords through ICU's stringprep profile
   mariadb-server mariadb-client
   python3 curl sip-tester
   clang libclang-rt-14-dev
