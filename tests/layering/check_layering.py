@@ -21,6 +21,7 @@ ALLOWED = {
     "imp_xmpp": {"imp_net", "imp_core", "imp_directory"},
     "imp_serviceability": {"imp_net", "imp_core"},
     "imp_sip_proxy": {"imp_net", "imp_core", "imp_sip", "imp_directory"},
+    "imp_xcp_router": {"imp_net", "imp_core", "imp_directory", "imp_xmpp"},
 }
 
 
