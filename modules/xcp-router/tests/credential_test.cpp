@@ -8,6 +8,7 @@
 #include <openssl/hmac.h>
 
 #include <array>
+#include <stdexcept>
 #include <string>
 
 using namespace imp::xcp;

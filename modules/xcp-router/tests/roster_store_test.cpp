@@ -36,7 +36,7 @@ TEST_CASE_FIXTURE(StoreFixture, "RFC 6121 §2.3-2.5: roster set, get and remove 
   CHECK(w.changed);
   CHECK(w.version == 1);
   CHECK(w.item->groups == std::vector<std::string>{"Friends", "Work", "Work2"});
-  CHECK(w.item->state.subscription == Subscription::None);
+  CHECK(w.item->state.name() == "None");
   r.setItem("ann", "bob@example.com", "", {}, 200);
   auto roster = r.get("ann");
   CHECK(roster.version == 2);
