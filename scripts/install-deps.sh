@@ -11,6 +11,7 @@ PKGS=(
   libsqlite3-dev  # unit tests only: the in-memory fake database (tests/support)
   mariadb-server mariadb-client
   python3 curl sip-tester
+  python3-slixmpp  # tests/e2e: a real XMPP client stack (STARTTLS, SCRAM-SHA-256) against impd
   clang libclang-rt-14-dev
   dpkg-dev fakeroot lintian file rpm
 )

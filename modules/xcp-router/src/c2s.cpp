@@ -372,7 +372,7 @@ class C2sStream : public SessionSink, public std::enable_shared_from_this<C2sStr
       phase_ = Phase::NeedTls;
     } else if (userid_.empty()) {
       auto& mechs = features.addChild("mechanisms", std::string(ns::kSasl));
-      bindings_ = bindingsOf(conn_->tls()->native());
+      if (server_.cfg.channelBinding) bindings_ = bindingsOf(conn_->tls()->native());
       for (const auto& m : xmpp::mechanisms(true, bindings_.types(), server_.cfg.sasl->allowSha1))
         mechs.addChild("mechanism", std::string(ns::kSasl)).addText(m);
       phase_ = Phase::NeedAuth;

@@ -27,6 +27,8 @@ void addC2sOptions(core::ConfigSchema& s) {
   s.add({k, "scram_iterations", T::Int, "4096", 4096, 10000000, {},
          "PBKDF2 iterations the fake SCRAM exchange of an unknown user announces (same as impctl user passwd's)"});
   s.add({k, "allow_scram_sha1", T::Bool, "true", 0, 0, {}, "offer SCRAM-SHA-1(-PLUS) next to SCRAM-SHA-256"});
+  s.add({k, "channel_binding", T::Bool, "true", 0, 0, {},
+         "offer SCRAM-*-PLUS (tls-exporter, tls-server-end-point); off for clients that know only tls-unique"});
   s.add({k, "fake_credential_secret", T::String, "", 0, 0, {},
          "secret (16+ characters, the same on every node) for the salts shown to unknown users; default: derived "
          "from the node id"});
@@ -56,6 +58,7 @@ C2sNodeOptions readC2sOptions(const core::Config& cfg) {
   c.maxConnectionsPerIp = static_cast<std::size_t>(cfg.getInt(k, "max_connections_per_ip"));
   o.scramIterations = static_cast<std::uint32_t>(cfg.getInt(k, "scram_iterations"));
   o.allowScramSha1 = cfg.getBool(k, "allow_scram_sha1");
+  c.channelBinding = cfg.getBool(k, "channel_binding");
   o.fakeCredentialSecret = cfg.getString(k, "fake_credential_secret");
   if (!o.fakeCredentialSecret.empty() && o.fakeCredentialSecret.size() < 16)
     throw core::ConfigError(k, "fake_credential_secret must have at least 16 characters (it has " +

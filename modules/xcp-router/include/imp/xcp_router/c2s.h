@@ -92,6 +92,11 @@ struct C2sConfig {
   std::size_t maxUnauthenticated = 1000;         // per node; 0 = no limit
   std::size_t maxConnectionsPerIp = 100;         // 0 = no limit
   std::string serverVersion;                     // XEP-0092 <version/>
+  // Offer SCRAM-*-PLUS with the TLS session's channel bindings. Off for
+  // clients that know only tls-unique (slixmpp 1.8): they see the -PLUS
+  // offer, cannot use it, and their plain SCRAM then carries the 'y' flag,
+  // which RFC 5802 §6 makes a downgrade failure.
+  bool channelBinding = true;
   std::shared_ptr<const xmpp::SaslConfig> sasl;  // domain is set per stream
 };
 
