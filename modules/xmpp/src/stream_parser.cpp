@@ -406,17 +406,33 @@ std::vector<StreamEvent> StreamParser::feed(const char* data, std::size_t size) 
   Impl& i = *impl_;
   OwnerScope scope(&i);
   i.out = &events;
+  // Expat honours a UTF-16 byte order mark even when told the input is
+  // UTF-8; 0xFE and 0xFF never occur in UTF-8, so the first octet decides.
+  if (fed_ == 0 && size > 0 && (static_cast<unsigned char>(data[0]) == 0xFE || static_cast<unsigned char>(data[0]) == 0xFF)) {
+    i.fail(StreamErrorCondition::UnsupportedEncoding, "UTF-16 byte order mark: only UTF-8 is supported (RFC 6120 §11.6)");
+    i.out = nullptr;
+    return events;
+  }
   std::size_t off = 0;
   while (off < size && !i.stopped) {
     const std::uint64_t pending = fed_ - i.mark;
     if (pending > limit_) break;
     // Never let the pending unit pass limit + 1 octets unchecked.
     const std::size_t budget = static_cast<std::size_t>(limit_ - pending) + 1;
-    const std::size_t n = std::min({size - off, budget, kMaxSlice});
-    const auto rc = XML_Parse(i.p, data + off, static_cast<int>(n), XML_FALSE);
-    fed_ += n;
-    off += n;
-    if (rc == XML_STATUS_ERROR && !i.stopped) i.expatError();
+    std::size_t n = std::min({size - off, budget, kMaxSlice});
+    // A NUL octet is U+0000 in UTF-8, which XML never allows. Expat is not
+    // shown it: at the start of a stream it would guess UTF-16 from it.
+    const void* nul = std::memchr(data + off, 0, n);
+    if (nul) n = static_cast<std::size_t>(static_cast<const char*>(nul) - (data + off));
+    if (n > 0) {
+      const auto rc = XML_Parse(i.p, data + off, static_cast<int>(n), XML_FALSE);
+      fed_ += n;
+      off += n;
+      if (rc == XML_STATUS_ERROR && !i.stopped) i.expatError();
+    }
+    if (nul && !i.stopped)
+      i.fail(StreamErrorCondition::NotWellFormed, "NUL octet at offset " + std::to_string(fed_) +
+                                                      ": U+0000 is not an XML character");
   }
   if (!i.stopped && fed_ - i.mark > limit_) {
     i.fail(StreamErrorCondition::PolicyViolation,

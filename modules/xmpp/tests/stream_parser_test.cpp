@@ -226,6 +226,10 @@ TEST_CASE("malformed XML and invalid UTF-8 are not-well-formed (RFC 6120 §4.9.3
   CHECK(errorOf(kHeader + "<message><body>\x01</body></message>") == C::NotWellFormed);          // not an XML char
   CHECK(errorOf(kHeader + "<message><body>&#0;</body></message>") == C::NotWellFormed);
   CHECK(errorOf(kHeader + "<p:message/>") == C::NotWellFormed);  // unbound prefix
+  CHECK(errorOf(kHeader + std::string("<message>\0</message>", 20)) == C::NotWellFormed);
+  // A NUL at the very start would make expat guess UTF-16; it must not matter how it is split.
+  CHECK(errorOf(std::string("\t\0>", 3)) == C::NotWellFormed);
+  CHECK(errorOf(std::string("<\0s\0", 4)) == C::NotWellFormed);
   // An incomplete header is no error yet: more may come.
   StreamParser p;
   CHECK(p.feed("<stream:stream").empty());
@@ -254,6 +258,10 @@ TEST_CASE("header checks: namespace, prefix, content namespace, version, encodin
   REQUIRE(ev.size() == 1);
   CHECK(ev[0].kind == Kind::Opened);
   CHECK(errorOf("<?xml version='1.0' encoding='ISO-8859-1'?>" + kHeader) == C::UnsupportedEncoding);
+  CHECK(errorOf("\xFF\xFE<\0") == C::UnsupportedEncoding);  // UTF-16LE byte order mark (§11.6)
+  CHECK(errorOf("\xFE\xFF\0<") == C::UnsupportedEncoding);  // UTF-16BE
+  StreamParser bom;                                          // a UTF-8 BOM is fine
+  CHECK(bom.feed("\xEF\xBB\xBF" + kHeader).at(0).kind == Kind::Opened);
   StreamParser utf8;
   CHECK(utf8.feed("<?xml version='1.0' encoding='utf-8'?>" + kHeader).at(0).kind == Kind::Opened);
   StreamParser s2s(kDefaultPreAuthStanzaLimit, std::string(ns::kServer));
