@@ -2,6 +2,7 @@
 // enforced by handlers that stop expat at the first forbidden construct;
 // the size limit by handing expat the input in slices sized so that a
 // pending element never exceeds limit + 1 bytes before the check runs.
+#include <imp/xmpp/jid.h>
 #include <imp/xmpp/ns.h>
 #include <imp/xmpp/stream_parser.h>
 
@@ -146,6 +147,25 @@ struct StreamParser::Impl {
            haveVersion ? "stream version '" + h.version + "' is not supported: only 1.x (RFC 6120 §4.7.5)"
                        : std::string("the stream header has no version: pre-1.0 streams are not supported (RFC 6120 §4.7.5)"));
       return;
+    }
+    if (!h.to.empty()) {
+      if (auto d = normaliseDomainpart(h.to)) h.toDomain = std::move(*d);
+    }
+    if (owner.hostCheck_) {
+      if (h.to.empty()) {
+        fail(StreamErrorCondition::HostUnknown, "the stream header has no 'to' naming the domain to serve (RFC 6120 §4.7.2)");
+        return;
+      }
+      std::string why;
+      if (h.toDomain.empty()) {
+        (void)normaliseDomainpart(h.to, &why);
+        fail(StreamErrorCondition::HostUnknown, "'to' is not a domain: " + why);
+        return;
+      }
+      if (!owner.hostCheck_(h.toDomain)) {
+        fail(StreamErrorCondition::HostUnknown, "domain '" + h.toDomain + "' is not served here (RFC 6120 §4.9.3.6)");
+        return;
+      }
     }
     h.namespaces = std::move(headerNs);
     headerNs.clear();

@@ -387,3 +387,31 @@ TEST_CASE("after an error the parser is dead until reset(); reset() starts a new
   REQUIRE(ev2.size() == 2);
   CHECK(ev2[1].stanza.is("message", ns::kClient));
 }
+
+TEST_CASE("host-unknown: the header's 'to' must name a served domain (RFC 6120 §4.9.3.6)") {
+  auto served = [](std::string_view d) { return d == "example.com"; };
+  StreamParser ok;
+  ok.setHostCheck(served);
+  // 'to' is prepared before the check: upper case and a trailing dot are the same domain.
+  auto ev = ok.feed("<stream:stream to='EXAMPLE.COM.' version='1.0' xmlns='jabber:client' "
+                    "xmlns:stream='http://etherx.jabber.org/streams'>");
+  REQUIRE(ev.size() == 1);
+  REQUIRE(ev[0].kind == Kind::Opened);
+  CHECK(ev[0].header.to == "EXAMPLE.COM.");
+  CHECK(ev[0].header.toDomain == "example.com");
+  ok.reset();  // the check survives the restart
+  CHECK(ok.feed("<stream:stream to='other.example' version='1.0' xmlns='jabber:client' "
+                "xmlns:stream='http://etherx.jabber.org/streams'>").at(0).error == C::HostUnknown);
+  for (std::string header : {"<stream:stream to='other.example' ", "<stream:stream ", "<stream:stream to='a b' "}) {
+    INFO(header);
+    StreamParser p;
+    p.setHostCheck(served);
+    auto e = p.feed(header + "version='1.0' xmlns='jabber:client' xmlns:stream='http://etherx.jabber.org/streams'>");
+    REQUIRE(e.size() == 1);
+    CHECK(e[0].error == C::HostUnknown);
+    CHECK_FALSE(e[0].text.empty());
+  }
+  StreamParser unchecked;  // without a check any 'to' opens
+  CHECK(unchecked.feed("<stream:stream to='other.example' version='1.0' xmlns='jabber:client' "
+                       "xmlns:stream='http://etherx.jabber.org/streams'>").at(0).kind == Kind::Opened);
+}
