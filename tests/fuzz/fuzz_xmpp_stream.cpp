@@ -28,8 +28,13 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   const std::size_t cut = (sel * 131u + size) % (text.size() + 1);
 
   StreamParser whole(limit);
-  auto a = whole.feed(text);
   StreamParser split(limit);
+  if (sel & 4) {
+    auto served = [](std::string_view d) { return d == "example.com"; };
+    whole.setHostCheck(served);
+    split.setHostCheck(served);
+  }
+  auto a = whole.feed(text);
   auto b = split.feed(text.substr(0, cut));
   auto b2 = split.feed(text.substr(cut));
   b.insert(b.end(), std::make_move_iterator(b2.begin()), std::make_move_iterator(b2.end()));

@@ -81,6 +81,12 @@ struct StreamParser::Impl {
   std::vector<Element*> stack;   // open elements of `stanza`
   std::vector<std::pair<std::string, std::string>> headerNs;
   bool stopped = false;          // a handler failed or the stream closed
+  // Non-whitespace text between top-level elements. Refused when the next
+  // markup arrives, not when the text does: expat reports a run of text in
+  // pieces that depend on how the input was split, and drops the whole run
+  // if it holds an error further on, so deciding early would make the
+  // reported condition depend on the split.
+  bool strayText = false;
   std::size_t memNow = 0, memPeak = 0;
 
   explicit Impl(StreamParser& o) : owner(o) {}
@@ -178,8 +184,15 @@ struct StreamParser::Impl {
     out->push_back(std::move(ev));
   }
 
+  // True (and the stream failed) if text between elements was pending.
+  bool refuseStrayText() {
+    if (!strayText) return false;
+    fail(StreamErrorCondition::BadFormat, "character data between top-level elements (only whitespace may appear there)");
+    return true;
+  }
+
   void startElement(const XML_Char* name, const XML_Char** atts) {
-    if (stopped) return;
+    if (stopped || refuseStrayText()) return;
     if (depth == 0) {
       openStream(name, atts);
       return;
@@ -209,7 +222,7 @@ struct StreamParser::Impl {
   }
 
   void endElement() {
-    if (stopped) return;
+    if (stopped || refuseStrayText()) return;
     --depth;
     if (depth == 0) {  // </stream:stream> (RFC 6120 §4.4)
       stopped = true;
@@ -247,10 +260,10 @@ struct StreamParser::Impl {
     }
     if (depth == 1) {
       if (!isXmlWhitespace(t)) {
-        fail(StreamErrorCondition::BadFormat, "character data between top-level elements (only whitespace may appear there)");
+        strayText = true;  // refused at the next markup; counts against the limit meanwhile
         return;
       }
-      mark = indexAfter();  // whitespace keepalives (RFC 6120 §4.6.1)
+      if (!strayText) mark = indexAfter();  // whitespace keepalives (RFC 6120 §4.6.1)
     }
   }
 
@@ -367,10 +380,12 @@ void XMLCALL onSkippedEntity(void* ud, const XML_Char* name, int) {
 }
 
 void XMLCALL onComment(void* ud, const XML_Char*) {
+  if (impl(ud)->refuseStrayText()) return;
   impl(ud)->fail(StreamErrorCondition::RestrictedXml, "comment (RFC 6120 §11.1)");
 }
 
 void XMLCALL onPi(void* ud, const XML_Char* target, const XML_Char*) {
+  if (impl(ud)->refuseStrayText()) return;
   impl(ud)->fail(StreamErrorCondition::RestrictedXml,
                  "processing instruction '" + std::string(target ? target : "") + "' (RFC 6120 §11.1)");
 }

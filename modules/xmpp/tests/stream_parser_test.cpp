@@ -273,7 +273,14 @@ TEST_CASE("text between top-level elements: whitespace is a keepalive, anything 
   StreamParser p;
   auto ev = p.feed(kHeader + " \n\t <message/>\n \n<presence/> ");
   REQUIRE(ev.size() == 3);
-  CHECK(errorOf(kHeader + "hello") == C::BadFormat);
+  CHECK(errorOf(kHeader + "hello<message/>") == C::BadFormat);
+  CHECK(errorOf(kHeader + "hello</stream:stream>") == C::BadFormat);
+  CHECK(errorOf(kHeader + "hello<!-- c -->") == C::BadFormat);
+  // Text holding an error further on is that error, however it is split.
+  CHECK(errorOf(kHeader + "hello ]]> <message/>") == C::NotWellFormed);
+  StreamParser waiting;  // the text alone is no error yet: the decision waits for markup
+  REQUIRE(waiting.feed(kHeader + "hello").size() == 1);
+  CHECK_FALSE(waiting.failed());
 }
 
 TEST_CASE("nesting deeper than the parser allows is a policy-violation") {
