@@ -2,6 +2,7 @@
 // enforced by handlers that stop expat at the first forbidden construct;
 // the size limit by handing expat the input in slices sized so that a
 // pending element never exceeds limit + 1 bytes before the check runs.
+#include <imp/xmpp/jid.h>
 #include <imp/xmpp/ns.h>
 #include <imp/xmpp/stream_parser.h>
 
@@ -80,6 +81,12 @@ struct StreamParser::Impl {
   std::vector<Element*> stack;   // open elements of `stanza`
   std::vector<std::pair<std::string, std::string>> headerNs;
   bool stopped = false;          // a handler failed or the stream closed
+  // Non-whitespace text between top-level elements. Refused when the next
+  // markup arrives, not when the text does: expat reports a run of text in
+  // pieces that depend on how the input was split, and drops the whole run
+  // if it holds an error further on, so deciding early would make the
+  // reported condition depend on the split.
+  bool strayText = false;
   std::size_t memNow = 0, memPeak = 0;
 
   explicit Impl(StreamParser& o) : owner(o) {}
@@ -147,6 +154,25 @@ struct StreamParser::Impl {
                        : std::string("the stream header has no version: pre-1.0 streams are not supported (RFC 6120 §4.7.5)"));
       return;
     }
+    if (!h.to.empty()) {
+      if (auto d = normaliseDomainpart(h.to)) h.toDomain = std::move(*d);
+    }
+    if (owner.hostCheck_) {
+      if (h.to.empty()) {
+        fail(StreamErrorCondition::HostUnknown, "the stream header has no 'to' naming the domain to serve (RFC 6120 §4.7.2)");
+        return;
+      }
+      std::string why;
+      if (h.toDomain.empty()) {
+        (void)normaliseDomainpart(h.to, &why);
+        fail(StreamErrorCondition::HostUnknown, "'to' is not a domain: " + why);
+        return;
+      }
+      if (!owner.hostCheck_(h.toDomain)) {
+        fail(StreamErrorCondition::HostUnknown, "domain '" + h.toDomain + "' is not served here (RFC 6120 §4.9.3.6)");
+        return;
+      }
+    }
     h.namespaces = std::move(headerNs);
     headerNs.clear();
     depth = 1;
@@ -158,8 +184,15 @@ struct StreamParser::Impl {
     out->push_back(std::move(ev));
   }
 
+  // True (and the stream failed) if text between elements was pending.
+  bool refuseStrayText() {
+    if (!strayText) return false;
+    fail(StreamErrorCondition::BadFormat, "character data between top-level elements (only whitespace may appear there)");
+    return true;
+  }
+
   void startElement(const XML_Char* name, const XML_Char** atts) {
-    if (stopped) return;
+    if (stopped || refuseStrayText()) return;
     if (depth == 0) {
       openStream(name, atts);
       return;
@@ -189,7 +222,7 @@ struct StreamParser::Impl {
   }
 
   void endElement() {
-    if (stopped) return;
+    if (stopped || refuseStrayText()) return;
     --depth;
     if (depth == 0) {  // </stream:stream> (RFC 6120 §4.4)
       stopped = true;
@@ -227,10 +260,10 @@ struct StreamParser::Impl {
     }
     if (depth == 1) {
       if (!isXmlWhitespace(t)) {
-        fail(StreamErrorCondition::BadFormat, "character data between top-level elements (only whitespace may appear there)");
+        strayText = true;  // refused at the next markup; counts against the limit meanwhile
         return;
       }
-      mark = indexAfter();  // whitespace keepalives (RFC 6120 §4.6.1)
+      if (!strayText) mark = indexAfter();  // whitespace keepalives (RFC 6120 §4.6.1)
     }
   }
 
@@ -347,10 +380,12 @@ void XMLCALL onSkippedEntity(void* ud, const XML_Char* name, int) {
 }
 
 void XMLCALL onComment(void* ud, const XML_Char*) {
+  if (impl(ud)->refuseStrayText()) return;
   impl(ud)->fail(StreamErrorCondition::RestrictedXml, "comment (RFC 6120 §11.1)");
 }
 
 void XMLCALL onPi(void* ud, const XML_Char* target, const XML_Char*) {
+  if (impl(ud)->refuseStrayText()) return;
   impl(ud)->fail(StreamErrorCondition::RestrictedXml,
                  "processing instruction '" + std::string(target ? target : "") + "' (RFC 6120 §11.1)");
 }
@@ -406,17 +441,33 @@ std::vector<StreamEvent> StreamParser::feed(const char* data, std::size_t size) 
   Impl& i = *impl_;
   OwnerScope scope(&i);
   i.out = &events;
+  // Expat honours a UTF-16 byte order mark even when told the input is
+  // UTF-8; 0xFE and 0xFF never occur in UTF-8, so the first octet decides.
+  if (fed_ == 0 && size > 0 && (static_cast<unsigned char>(data[0]) == 0xFE || static_cast<unsigned char>(data[0]) == 0xFF)) {
+    i.fail(StreamErrorCondition::UnsupportedEncoding, "UTF-16 byte order mark: only UTF-8 is supported (RFC 6120 §11.6)");
+    i.out = nullptr;
+    return events;
+  }
   std::size_t off = 0;
   while (off < size && !i.stopped) {
     const std::uint64_t pending = fed_ - i.mark;
     if (pending > limit_) break;
     // Never let the pending unit pass limit + 1 octets unchecked.
     const std::size_t budget = static_cast<std::size_t>(limit_ - pending) + 1;
-    const std::size_t n = std::min({size - off, budget, kMaxSlice});
-    const auto rc = XML_Parse(i.p, data + off, static_cast<int>(n), XML_FALSE);
-    fed_ += n;
-    off += n;
-    if (rc == XML_STATUS_ERROR && !i.stopped) i.expatError();
+    std::size_t n = std::min({size - off, budget, kMaxSlice});
+    // A NUL octet is U+0000 in UTF-8, which XML never allows. Expat is not
+    // shown it: at the start of a stream it would guess UTF-16 from it.
+    const void* nul = std::memchr(data + off, 0, n);
+    if (nul) n = static_cast<std::size_t>(static_cast<const char*>(nul) - (data + off));
+    if (n > 0) {
+      const auto rc = XML_Parse(i.p, data + off, static_cast<int>(n), XML_FALSE);
+      fed_ += n;
+      off += n;
+      if (rc == XML_STATUS_ERROR && !i.stopped) i.expatError();
+    }
+    if (nul && !i.stopped)
+      i.fail(StreamErrorCondition::NotWellFormed, "NUL octet at offset " + std::to_string(fed_) +
+                                                      ": U+0000 is not an XML character");
   }
   if (!i.stopped && fed_ - i.mark > limit_) {
     i.fail(StreamErrorCondition::PolicyViolation,

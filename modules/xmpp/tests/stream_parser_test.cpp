@@ -226,6 +226,10 @@ TEST_CASE("malformed XML and invalid UTF-8 are not-well-formed (RFC 6120 §4.9.3
   CHECK(errorOf(kHeader + "<message><body>\x01</body></message>") == C::NotWellFormed);          // not an XML char
   CHECK(errorOf(kHeader + "<message><body>&#0;</body></message>") == C::NotWellFormed);
   CHECK(errorOf(kHeader + "<p:message/>") == C::NotWellFormed);  // unbound prefix
+  CHECK(errorOf(kHeader + std::string("<message>\0</message>", 20)) == C::NotWellFormed);
+  // A NUL at the very start would make expat guess UTF-16; it must not matter how it is split.
+  CHECK(errorOf(std::string("\t\0>", 3)) == C::NotWellFormed);
+  CHECK(errorOf(std::string("<\0s\0", 4)) == C::NotWellFormed);
   // An incomplete header is no error yet: more may come.
   StreamParser p;
   CHECK(p.feed("<stream:stream").empty());
@@ -254,6 +258,10 @@ TEST_CASE("header checks: namespace, prefix, content namespace, version, encodin
   REQUIRE(ev.size() == 1);
   CHECK(ev[0].kind == Kind::Opened);
   CHECK(errorOf("<?xml version='1.0' encoding='ISO-8859-1'?>" + kHeader) == C::UnsupportedEncoding);
+  CHECK(errorOf("\xFF\xFE<\0") == C::UnsupportedEncoding);  // UTF-16LE byte order mark (§11.6)
+  CHECK(errorOf("\xFE\xFF\0<") == C::UnsupportedEncoding);  // UTF-16BE
+  StreamParser bom;                                          // a UTF-8 BOM is fine
+  CHECK(bom.feed("\xEF\xBB\xBF" + kHeader).at(0).kind == Kind::Opened);
   StreamParser utf8;
   CHECK(utf8.feed("<?xml version='1.0' encoding='utf-8'?>" + kHeader).at(0).kind == Kind::Opened);
   StreamParser s2s(kDefaultPreAuthStanzaLimit, std::string(ns::kServer));
@@ -265,7 +273,14 @@ TEST_CASE("text between top-level elements: whitespace is a keepalive, anything 
   StreamParser p;
   auto ev = p.feed(kHeader + " \n\t <message/>\n \n<presence/> ");
   REQUIRE(ev.size() == 3);
-  CHECK(errorOf(kHeader + "hello") == C::BadFormat);
+  CHECK(errorOf(kHeader + "hello<message/>") == C::BadFormat);
+  CHECK(errorOf(kHeader + "hello</stream:stream>") == C::BadFormat);
+  CHECK(errorOf(kHeader + "hello<!-- c -->") == C::BadFormat);
+  // Text holding an error further on is that error, however it is split.
+  CHECK(errorOf(kHeader + "hello ]]> <message/>") == C::NotWellFormed);
+  StreamParser waiting;  // the text alone is no error yet: the decision waits for markup
+  REQUIRE(waiting.feed(kHeader + "hello").size() == 1);
+  CHECK_FALSE(waiting.failed());
 }
 
 TEST_CASE("nesting deeper than the parser allows is a policy-violation") {
@@ -378,4 +393,32 @@ TEST_CASE("after an error the parser is dead until reset(); reset() starts a new
   auto ev2 = p.feed("<?xml version='1.0'?>" + kHeader + "<message/>");
   REQUIRE(ev2.size() == 2);
   CHECK(ev2[1].stanza.is("message", ns::kClient));
+}
+
+TEST_CASE("host-unknown: the header's 'to' must name a served domain (RFC 6120 §4.9.3.6)") {
+  auto served = [](std::string_view d) { return d == "example.com"; };
+  StreamParser ok;
+  ok.setHostCheck(served);
+  // 'to' is prepared before the check: upper case and a trailing dot are the same domain.
+  auto ev = ok.feed("<stream:stream to='EXAMPLE.COM.' version='1.0' xmlns='jabber:client' "
+                    "xmlns:stream='http://etherx.jabber.org/streams'>");
+  REQUIRE(ev.size() == 1);
+  REQUIRE(ev[0].kind == Kind::Opened);
+  CHECK(ev[0].header.to == "EXAMPLE.COM.");
+  CHECK(ev[0].header.toDomain == "example.com");
+  ok.reset();  // the check survives the restart
+  CHECK(ok.feed("<stream:stream to='other.example' version='1.0' xmlns='jabber:client' "
+                "xmlns:stream='http://etherx.jabber.org/streams'>").at(0).error == C::HostUnknown);
+  for (std::string header : {"<stream:stream to='other.example' ", "<stream:stream ", "<stream:stream to='a b' "}) {
+    INFO(header);
+    StreamParser p;
+    p.setHostCheck(served);
+    auto e = p.feed(header + "version='1.0' xmlns='jabber:client' xmlns:stream='http://etherx.jabber.org/streams'>");
+    REQUIRE(e.size() == 1);
+    CHECK(e[0].error == C::HostUnknown);
+    CHECK_FALSE(e[0].text.empty());
+  }
+  StreamParser unchecked;  // without a check any 'to' opens
+  CHECK(unchecked.feed("<stream:stream to='other.example' version='1.0' xmlns='jabber:client' "
+                       "xmlns:stream='http://etherx.jabber.org/streams'>").at(0).kind == Kind::Opened);
 }

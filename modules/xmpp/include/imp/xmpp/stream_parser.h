@@ -28,7 +28,9 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <memory>
+#include <string_view>
 #include <string>
 #include <utility>
 #include <vector>
@@ -43,6 +45,7 @@ struct StreamHeader {
   std::string version;    // "1.0"
   std::string lang;       // xml:lang
   std::string contentNs;  // the default namespace: jabber:client / jabber:server
+  std::string toDomain;   // `to` prepared as a domainpart (RFC 7622 §3.2); empty if absent or invalid
   // Every namespace declared on the header: (prefix, uri), prefix "" for
   // the default namespace, in document order.
   std::vector<std::pair<std::string, std::string>> namespaces;
@@ -83,6 +86,14 @@ class StreamParser {
   void setStanzaLimit(std::size_t octets) { limit_ = octets; }
   std::size_t stanzaLimit() const { return limit_; }
 
+  // Which domains this side serves (RFC 6120 §4.9.3.6): when set, a header
+  // whose 'to' is missing, is not a valid domainpart, or names a domain the
+  // check refuses ends the stream with `host-unknown`. The check gets the
+  // prepared domain (lower case, U-labels) and is called on the thread that
+  // calls feed(); it survives reset().
+  using HostCheck = std::function<bool(std::string_view domain)>;
+  void setHostCheck(HostCheck check) { hostCheck_ = std::move(check); }
+
   bool opened() const { return state_ == State::Open; }
   bool failed() const { return state_ == State::Failed; }
   bool closed() const { return state_ == State::Closed; }
@@ -107,6 +118,7 @@ class StreamParser {
   std::unique_ptr<Impl> impl_;
   std::size_t limit_;
   std::string contentNs_;
+  HostCheck hostCheck_;
   State state_ = State::Start;
   std::uint64_t fed_ = 0;  // octets handed to the current expat parser
 };
