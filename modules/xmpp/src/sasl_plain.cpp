@@ -77,7 +77,9 @@ class PlainExchange final : public SaslExchange {
       return fail(SaslCondition::TemporaryAuthFailure, "credential lookup failed with an unknown exception");
     }
     bool known = credential.has_value();
-    if (known && (credential->hash != ScramHash::Sha256 || credential->salt.empty() || credential->iterations == 0 ||
+    if (known && (credential->hash != ScramHash::Sha256 || credential->salt.empty() ||
+                  credential->salt.size() > 1024 || credential->iterations == 0 ||
+                  credential->iterations > kScramMaxIterations ||
                   credential->storedKey.size() != hashSize(ScramHash::Sha256)))
       return fail(SaslCondition::TemporaryAuthFailure,
                   "the stored SCRAM-SHA-256 credential of '" + plain.authcid + "' is unusable");

@@ -238,7 +238,8 @@ class ScramExchange final : public SaslExchange {
         return fail(SaslCondition::TemporaryAuthFailure,
                     "the credential store returned a SCRAM-" + std::string(hashName(credential->hash)) +
                         " credential for SCRAM-" + std::string(hashName(hash_)));
-      if (credential->salt.empty() || credential->iterations == 0 ||
+      if (credential->salt.empty() || credential->salt.size() > 1024 || credential->iterations == 0 ||
+          credential->iterations > kScramMaxIterations ||
           credential->storedKey.size() != hashSize(hash_) || credential->serverKey.size() != hashSize(hash_))
         return fail(SaslCondition::TemporaryAuthFailure,
                     "the stored credential of '" + first.user + "' is corrupt (salt, iterations or key sizes)");

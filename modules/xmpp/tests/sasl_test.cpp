@@ -193,4 +193,9 @@ TEST_CASE("RFC 6120 §6.4.2: PLAIN without an initial response, and its user") {
   };
   auto failing = exchange("PLAIN", config(), down);
   CHECK(failing->start("\0ann\0pw-of-ann"s).failure.condition == SaslCondition::TemporaryAuthFailure);
+  auto huge = store.creds[{"ann", ScramHash::Sha256}];
+  huge.iterations = 4'000'000'000u;
+  store.creds[{"ann", ScramHash::Sha256}] = huge;
+  auto tooMany = exchange("PLAIN", config(), store.lookup());
+  CHECK(tooMany->start("\0ann\0pw-of-ann"s).failure.condition == SaslCondition::TemporaryAuthFailure);
 }

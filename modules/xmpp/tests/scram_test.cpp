@@ -384,6 +384,11 @@ TEST_CASE("RFC 6120 §6.5.11: a failing credential store is temporary-auth-failu
   store.creds[{"ann", ScramHash::Sha256}] = corrupt;
   auto broken = exchange("SCRAM-SHA-256", cfg, store.lookup());
   CHECK(conditionOf(broken->start(std::string("n,,n=ann,r=N"))) == SaslCondition::TemporaryAuthFailure);
+  auto huge = deriveScramCredential(ScramHash::Sha256, "password1", 4096);
+  huge.iterations = 4'000'000'000u;
+  store.creds[{"ann", ScramHash::Sha256}] = huge;
+  auto tooMany = exchange("SCRAM-SHA-256", cfg, store.lookup());
+  CHECK(conditionOf(tooMany->start(std::string("n,,n=ann,r=N"))) == SaslCondition::TemporaryAuthFailure);
 }
 
 TEST_CASE("RFC 6120 §6.4.4: abort, and messages after the end of the exchange") {
