@@ -29,8 +29,10 @@ std::string readHidden(const std::string& prompt) {
   termios quiet = old;
   quiet.c_lflag &= ~static_cast<tcflag_t>(ECHO);
   quiet.c_lflag |= ECHONL;
-  std::cerr << prompt << std::flush;
+  // Echo off first, then the prompt: TCSAFLUSH drops what was typed before
+  // it, so nothing typed after the prompt may come before it.
   if (tcsetattr(STDIN_FILENO, TCSAFLUSH, &quiet) != 0) throw Exit{kIoErr, "cannot turn off the terminal echo"};
+  std::cerr << prompt << std::flush;
   std::string line;
   bool ok = static_cast<bool>(std::getline(std::cin, line));
   tcsetattr(STDIN_FILENO, TCSAFLUSH, &old);

@@ -2,6 +2,8 @@
 
 #include <imp/core/database.h>
 
+#include "store_lock.h"
+
 namespace imp::xcp {
 
 using core::DbSession;
@@ -17,8 +19,8 @@ OfflineAppend OfflineStore::append(const std::string& owner, const std::string& 
     db_.transaction([&](DbSession& s) {
       a = {};
       a.quota = quota;
-      // Counted under the owner's row lock order (InnoDB next-key lock on the
-      // owner index), so two appends cannot both take the last place.
+      // Under the owner's lock, so two appends cannot both take the last place.
+      detail::lockOwner(s, owner);
       auto n = static_cast<std::uint64_t>(
           s.query("SELECT COUNT(*) AS n FROM xcp_offline_message WHERE owner = ? FOR UPDATE", {owner}).num(0, "n"));
       if (quota != 0 && n >= quota) {

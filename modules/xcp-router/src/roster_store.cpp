@@ -7,6 +7,8 @@
 #include <map>
 #include <set>
 
+#include "store_lock.h"
+
 namespace imp::xcp {
 
 namespace {
@@ -114,17 +116,22 @@ std::uint64_t bumpVersion(DbSession& s, const std::string& owner) {
   return v;
 }
 
-std::uint64_t countContacts(DbSession& s, const std::string& owner) {
+// `locking`: inside a write transaction, after lockOwner(): read the latest
+// committed rows, not the transaction's snapshot.
+std::uint64_t countContacts(DbSession& s, const std::string& owner, bool locking) {
   return static_cast<std::uint64_t>(
-      s.query("SELECT COUNT(*) AS n FROM xcp_roster_item WHERE owner = ? AND removed = FALSE AND pending_only = FALSE",
+      s.query(std::string("SELECT COUNT(*) AS n FROM xcp_roster_item WHERE owner = ? AND removed = FALSE AND "
+                          "pending_only = FALSE") +
+                  (locking ? " FOR UPDATE" : ""),
               {owner})
           .num(0, "n"));
 }
 
-std::uint64_t countWatchers(DbSession& s, const std::string& owner) {
+std::uint64_t countWatchers(DbSession& s, const std::string& owner, bool locking) {
   return static_cast<std::uint64_t>(
-      s.query("SELECT COUNT(*) AS n FROM xcp_roster_item WHERE owner = ? AND removed = FALSE AND "
-              "subscription IN ('from', 'both')",
+      s.query(std::string("SELECT COUNT(*) AS n FROM xcp_roster_item WHERE owner = ? AND removed = FALSE AND "
+                          "subscription IN ('from', 'both')") +
+                  (locking ? " FOR UPDATE" : ""),
               {owner})
           .num(0, "n"));
 }
@@ -248,6 +255,7 @@ RosterWrite RosterStore::setItem(const std::string& owner, const std::string& co
   RosterWrite w;
   guarded(db_, owner, [&](DbSession& s) {
     w = {};
+    detail::lockOwner(s, owner);
     auto old = load(s, owner, contact, true);
     bool listed = old && !old->item.removed && !old->item.pendingOnly;
     if (listed && old->item.name == name && old->item.groups == gs) {
@@ -255,7 +263,7 @@ RosterWrite RosterStore::setItem(const std::string& owner, const std::string& co
       w.version = currentVersion(s, owner, false);
       return;
     }
-    if (!listed && exceeds(countContacts(s, owner), maxContacts)) {  // PS-1
+    if (!listed && exceeds(countContacts(s, owner, true), maxContacts)) {  // PS-1
       w.refused = LimitError{LimitError::Limit::Contacts, maxContacts};
       w.version = currentVersion(s, owner, false);
       return;
@@ -283,6 +291,7 @@ RosterWrite RosterStore::setSubscription(const std::string& owner, const std::st
   RosterWrite w;
   guarded(db_, owner, [&](DbSession& s) {
     w = {};
+    detail::lockOwner(s, owner);
     auto old = load(s, owner, contact, true);
     bool exists = old && !old->item.removed;
     w.version = currentVersion(s, owner, false);
@@ -305,12 +314,12 @@ RosterWrite RosterStore::setSubscription(const std::string& owner, const std::st
       return;
     }
     bool wasListed = exists && !old->item.pendingOnly;
-    if (!wasListed && !it.pendingOnly && !it.removed && exceeds(countContacts(s, owner), limits.maxContacts)) {
+    if (!wasListed && !it.pendingOnly && !it.removed && exceeds(countContacts(s, owner, true), limits.maxContacts)) {
       w.refused = LimitError{LimitError::Limit::Contacts, limits.maxContacts};  // PS-1
       return;
     }
     bool hadFrom = exists && old->item.state.hasFrom();
-    if (state.hasFrom() && !hadFrom && exceeds(countWatchers(s, owner), limits.maxWatchers)) {
+    if (state.hasFrom() && !hadFrom && exceeds(countWatchers(s, owner, true), limits.maxWatchers)) {
       w.refused = LimitError{LimitError::Limit::Watchers, limits.maxWatchers};  // PS-1
       return;
     }
@@ -328,6 +337,7 @@ std::optional<RosterItem> RosterStore::remove(const std::string& owner, const st
   std::optional<RosterItem> out;
   guarded(db_, owner, [&](DbSession& s) {
     out.reset();
+    detail::lockOwner(s, owner);
     auto old = load(s, owner, contact, true);
     if (!old || old->item.removed || old->item.pendingOnly) return;
     RosterItem tomb;
@@ -356,13 +366,13 @@ std::vector<RosterItem> RosterStore::pendingIn(const std::string& owner) {
 
 std::uint64_t RosterStore::contacts(const std::string& owner) {
   std::uint64_t n = 0;
-  db_.run([&](DbSession& s) { n = countContacts(s, owner); });
+  db_.run([&](DbSession& s) { n = countContacts(s, owner, false); });
   return n;
 }
 
 std::uint64_t RosterStore::watchers(const std::string& owner) {
   std::uint64_t n = 0;
-  db_.run([&](DbSession& s) { n = countWatchers(s, owner); });
+  db_.run([&](DbSession& s) { n = countWatchers(s, owner, false); });
   return n;
 }
 
