@@ -7,9 +7,11 @@ PKGS=(
   build-essential cmake ninja-build pkg-config git
   libpoco-dev libssl-dev libmysqlcppconn-dev libspdlog-dev libfmt-dev
   libboost-program-options-dev doctest-dev libexpat1-dev
+  libicu-dev  # modules/xmpp: Unicode normalisation, case mapping, character properties and IDNA for JIDs (RFC 7622), SASLprep of passwords (RFC 4013): not code to write by hand
   libsqlite3-dev  # unit tests only: the in-memory fake database (tests/support)
   mariadb-server mariadb-client
   python3 curl sip-tester
+  python3-slixmpp  # tests/e2e: a real XMPP client stack (STARTTLS, SCRAM-SHA-256) against impd
   clang libclang-rt-14-dev
   dpkg-dev fakeroot lintian file rpm
 )

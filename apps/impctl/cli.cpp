@@ -10,11 +10,50 @@
 #include <Poco/Net/HTTPResponse.h>
 #include <Poco/URI.h>
 
+#include <termios.h>
+#include <unistd.h>
+
 #include <fstream>
 #include <iostream>
 #include <sstream>
 
 namespace impctl {
+
+namespace {
+
+// One line from the terminal with echo off; the terminal's settings are
+// restored however the read ends.
+std::string readHidden(const std::string& prompt) {
+  termios old{};
+  if (tcgetattr(STDIN_FILENO, &old) != 0) throw Exit{kIoErr, "cannot read the terminal settings"};
+  termios quiet = old;
+  quiet.c_lflag &= ~static_cast<tcflag_t>(ECHO);
+  quiet.c_lflag |= ECHONL;
+  // Echo off first, then the prompt: TCSAFLUSH drops what was typed before
+  // it, so nothing typed after the prompt may come before it.
+  if (tcsetattr(STDIN_FILENO, TCSAFLUSH, &quiet) != 0) throw Exit{kIoErr, "cannot turn off the terminal echo"};
+  std::cerr << prompt << std::flush;
+  std::string line;
+  bool ok = static_cast<bool>(std::getline(std::cin, line));
+  tcsetattr(STDIN_FILENO, TCSAFLUSH, &old);
+  if (!ok) throw Exit{kUsage, "no " + prompt.substr(0, prompt.find(':')) + " given (end of input)"};
+  return line;
+}
+
+}  // namespace
+
+std::string readSecret(const std::string& prompt) {
+  if (isatty(STDIN_FILENO)) {
+    auto first = readHidden("New " + prompt + ": ");
+    auto second = readHidden("Retype new " + prompt + ": ");
+    if (first != second) throw Exit{kUsage, "the two " + prompt + "s do not match; nothing was changed"};
+    return first;
+  }
+  std::string line;
+  if (!std::getline(std::cin, line)) throw Exit{kUsage, "no " + prompt + " on stdin"};
+  if (!line.empty() && line.back() == '\r') line.pop_back();
+  return line;
+}
 
 std::pair<int, std::string> Client::call(const std::string& method, const std::string& path,
                                         const std::string& body) const {

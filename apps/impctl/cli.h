@@ -31,6 +31,12 @@ struct Client {
                    int* status) const;
 };
 
+// Reads a secret argument (Arg::secret): from a terminal on stdin, prompted
+// on stderr without echo, twice, the two must match (else Exit 64); from
+// stdin that is not a terminal, one line without its line ending. Never
+// from the command line.
+std::string readSecret(const std::string& prompt);
+
 // The admin URL and token: --url and --token-file, else impd.conf's [admin]
 // section (configDefaulted: -c was not given, for the hint on failure).
 Client makeClient(const std::string& config, bool configDefaulted, const std::string& url, const std::string& tokenFile);

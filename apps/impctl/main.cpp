@@ -99,7 +99,7 @@ int main(int argc, char** argv) {
       std::cout << reg.bashCompletion(globalOptions());
       return kOk;
     }
-    auto call = reg.resolve(line);
+    auto call = reg.resolve(line, [](const imp::core::Arg& a) { return readSecret(a.promptText()); });
     bool json = given("json");
     auto client = makeClient(given("config") ? global("config") : kDefaultConfig, !given("config"), global("url"),
                              global("token-file"));

@@ -8,6 +8,7 @@
 #include <imp/directory/module.h>
 #include <imp/serviceability/module.h>
 #include <imp/sip_proxy/module.h>
+#include <imp/xcp_router/module.h>
 
 namespace imp::apps {
 
@@ -15,6 +16,7 @@ inline void registerModules(core::ModuleRegistry& registry) {
   serviceability::registerModule(registry);
   directory::registerModule(registry);
   sip_proxy::registerModule(registry);
+  xcp::registerModule(registry);
 }
 
 // The impd.conf schema: core options plus every module's section(s).

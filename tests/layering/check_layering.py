@@ -8,7 +8,7 @@ below does not allow, directly or through another one, or when a library is
 not in the table (a new module states its place in the layering first).
 
 The protocol stacks share only the runtime: an XMPP stack (modules/xmpp)
-links net, core and directory, never sip.
+links net and core only (the XMPP services above it add directory), never sip.
 """
 import sys
 
@@ -18,9 +18,10 @@ ALLOWED = {
     "imp_core": {"imp_net"},
     "imp_sip": {"imp_net", "imp_core"},
     "imp_directory": {"imp_net", "imp_core"},
-    "imp_xmpp": {"imp_net", "imp_core", "imp_directory"},
+    "imp_xmpp": {"imp_net", "imp_core"},
     "imp_serviceability": {"imp_net", "imp_core"},
     "imp_sip_proxy": {"imp_net", "imp_core", "imp_sip", "imp_directory"},
+    "imp_xcp_router": {"imp_net", "imp_core", "imp_directory", "imp_xmpp"},
 }
 
 

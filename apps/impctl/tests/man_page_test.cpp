@@ -6,6 +6,7 @@
 #include <imp/directory/admin_api.h>
 #include <imp/serviceability/admin_api.h>
 #include <imp/sip_proxy/admin_api.h>
+#include <imp/xcp_router/store_commands.h>
 
 #include <fstream>
 #include <sstream>
@@ -25,6 +26,7 @@ TEST_CASE("every impctl command has help and an entry in impctl(8)") {
   imp::serviceability::registerCommands(reg);
   imp::directory::registerCommands(reg);
   imp::sip_proxy::registerCommands(reg);
+  imp::xcp::registerStoreCommands(reg);
   std::ifstream in(IMPCTL_MAN_PAGE);
   REQUIRE_MESSAGE(in, "cannot read " IMPCTL_MAN_PAGE);
   std::stringstream page;
@@ -43,6 +45,11 @@ TEST_CASE("every impctl command has help and an entry in impctl(8)") {
       INFO("option: --", item.name);
       CHECK(!item.help.empty());
       CHECK(man.find("\\fB\\-\\-" + roffEscaped(item.name) + "\\fR") != std::string::npos);
+    }
+    for (const auto& a : c.args()) {
+      if (!a.isSecret()) continue;
+      INFO("secret: ", a.field());
+      CHECK(man.find("\\fI(" + roffEscaped(a.promptText()) + ")\\fR") != std::string::npos);
     }
   }
 }

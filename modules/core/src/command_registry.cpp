@@ -282,6 +282,13 @@ Arg Arg::option(std::string name, std::string metavar) const {
   return a;
 }
 
+Arg Arg::secret(std::string prompt) const {
+  Arg a = *this;
+  a.secret_ = true;
+  a.prompt_ = std::move(prompt);
+  return a;
+}
+
 Arg Arg::cliRequired() const {
   Arg a = *this;
   a.cliRequired_ = true;
@@ -357,6 +364,9 @@ std::size_t Command::addArg(const Arg& a) {
 }
 
 Command& Command::arg(Arg a) {
+  if (a.isSecret() && a.cli() != Arg::Cli::None)
+    throw std::logic_error("command '" + wordsText() + "': the secret " + a.field() +
+                           " cannot be a command-line positional or option");
   auto i = addArg(a);
   if (a.cli() == Arg::Cli::Positional) cli_.push_back({CliItem::Kind::Positional, i, {}, "", a.helpText()});
   if (a.cli() == Arg::Cli::Option) cli_.push_back({CliItem::Kind::Option, i, {}, a.cliName(), a.helpText()});
@@ -402,6 +412,12 @@ std::size_t Command::positionals() const {
 }
 
 namespace {
+// How impctl takes a secret, for help and impctl(8).
+std::string secretHelp(const Arg& a) {
+  return (a.helpText().empty() ? "" : a.helpText() + "; ") + "read from the terminal without echo, twice, or as one line "
+         "from stdin when it is not a terminal; never from the command line";
+}
+
 std::string metavarOf(const Arg& a) {
   if (!a.metavar().empty()) return a.metavar();
   if (a.type() == Arg::Type::Enum) return join(a.values(), "|");
@@ -536,6 +552,10 @@ Poco::JSON::Object::Ptr CommandRegistry::openApi(const std::string& version) con
         s->set("items", items);
         break;
       }
+    }
+    if (a.isSecret()) {
+      s->set("format", "password");
+      s->set("writeOnly", true);
     }
     if (!a.helpText().empty()) s->set("description", a.helpText());
     return s;
@@ -720,7 +740,9 @@ std::string usageOf(const std::vector<const Command*>& cs) {
 }
 }  // namespace
 
-CommandCall CommandRegistry::resolve(const CommandLine& line) const {
+CommandCall CommandRegistry::resolve(const CommandLine& line) const { return resolve(line, SecretReader()); }
+
+CommandCall CommandRegistry::resolve(const CommandLine& line, const SecretReader& readSecret) const {
   const auto& w = line.words;
   if (w.empty()) throw CommandUsageError("no command given");
   std::size_t k = 0;
@@ -821,6 +843,13 @@ CommandCall CommandRegistry::resolve(const CommandLine& line) const {
     throw CommandUsageError(c.wordsText() + " needs " + joinOr(names), usage);
   }
   for (const auto& [i, v] : c.fixedValues()) values[i] = toJson(v);
+  // Secrets last: the command line is checked before anyone is prompted.
+  for (std::size_t i = 0; i < c.args().size(); ++i) {
+    const auto& a = c.args()[i];
+    if (!a.isSecret()) continue;
+    if (!readSecret) throw CommandUsageError(c.wordsText() + " reads the " + a.promptText() + " from the terminal or stdin, which this client cannot do", usage);
+    values[i] = readSecret(a);
+  }
 
   CommandCall call;
   call.command = &c;
@@ -866,6 +895,8 @@ std::string CommandRegistry::helpFor(const Command& c) const {
     else if (i.kind == Command::CliItem::Kind::Option) rows.emplace_back("--" + i.name + " " + metavarOf(a), i.help);
     else rows.emplace_back("--" + i.name, i.help);
   }
+  for (const auto& a : c.args())
+    if (a.isSecret()) rows.emplace_back("(" + a.promptText() + ")", secretHelp(a));
   if (!rows.empty()) {
     std::size_t w = 0;
     for (const auto& r : rows) w = std::max(w, r.first.size());
@@ -922,6 +953,7 @@ std::string CommandRegistry::manCommands() const {
     }
     bool any = !c.selector().empty();
     for (const auto& i : c.cliItems()) any = any || !i.help.empty();
+    for (const auto& a : c.args()) any = any || a.isSecret();
     if (any) {
       out << ".RS\n";
       if (!c.selector().empty()) out << ".TP\n" << bold("--" + c.selector()) << "\n" << roffLine(c.selectorHelp()) << "\n";
@@ -934,6 +966,8 @@ std::string CommandRegistry::manCommands() const {
         else out << ".TP\n" << bold("--" + i.name) << "\n";
         out << roffLine(i.help) << "\n";
       }
+      for (const auto& a : c.args())
+        if (a.isSecret()) out << ".TP\n" << italic("(" + a.promptText() + ")") << "\n" << roffLine(secretHelp(a)) << "\n";
       out << ".RE\n";
     }
     for (const auto& [line, what] : c.examples())

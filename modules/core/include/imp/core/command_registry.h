@@ -83,6 +83,12 @@ class Arg {
   // impctl refuses the command without it (usage error) instead of leaving
   // the refusal to impd.
   Arg cliRequired() const;
+  // A secret (a password): never on the command line. impctl reads it from
+  // the terminal without echo, twice (the two must match), or as one line
+  // from stdin when stdin is not a terminal; `prompt` names it ("password").
+  // A secret is neither positional nor an option; the OpenAPI document marks
+  // it format password, writeOnly.
+  Arg secret(std::string prompt) const;
 
   const std::string& field() const { return field_; }
   Type type() const { return type_; }
@@ -95,6 +101,8 @@ class Arg {
   const std::string& cliName() const { return cliName_; }
   const std::string& metavar() const { return metavar_; }
   bool isCliRequired() const { return cliRequired_; }
+  bool isSecret() const { return secret_; }
+  const std::string& promptText() const { return prompt_; }
   const std::vector<std::string>& values() const { return values_; }
   std::int64_t min() const { return min_; }
   std::int64_t max() const { return max_; }
@@ -109,6 +117,8 @@ class Arg {
   Cli cli_ = Cli::None;
   std::string cliName_, metavar_;
   bool cliRequired_ = false;
+  bool secret_ = false;
+  std::string prompt_;
   std::vector<std::string> values_;
   std::int64_t min_ = 0, max_ = 0;
 };
@@ -276,6 +286,11 @@ class CommandRegistry {
   // Finds the command the words name and builds its request. Throws
   // CommandUsageError (with the command's usage when one was found).
   CommandCall resolve(const CommandLine& line) const;
+  // The same, reading the command's secret arguments (Arg::secret) with
+  // `readSecret`; without one, a command that has a secret is refused with
+  // a CommandUsageError.
+  using SecretReader = std::function<std::string(const Arg&)>;
+  CommandCall resolve(const CommandLine& line, const SecretReader& readSecret) const;
   // Commands whose words start with `prefix` (for help).
   std::vector<const Command*> matching(const std::vector<std::string>& prefix) const;
   // "Commands:" list, one usage line per command.

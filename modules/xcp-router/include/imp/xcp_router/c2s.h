@@ -1,0 +1,160 @@
+#pragma once
+// Client-to-server XMPP streams (issue 16, deliverable 2): the XCP
+// Connection Manager's listeners and the state machine of each stream.
+//
+// A stream, per RFC 6120:
+//   header -> features <starttls required/> (§5: TLS is mandatory; on the
+//   direct-TLS port, XEP-0368, the stream starts inside TLS) -> <proceed/>,
+//   TLS, stream restart -> features <mechanisms/> (SCRAM-SHA-256(-PLUS),
+//   SCRAM-SHA-1(-PLUS), PLAIN: modules/xmpp sasl.h) -> SASL -> stream
+//   restart with the post-authentication stanza limit -> features <bind/>
+//   -> resource binding (a server-generated resource when none is asked; a
+//   new session for a full JID already bound replaces the old one, which
+//   gets `conflict`, RFC 6120 §7.7.2.2) -> stanzas.
+// The header's `to` must be a local presence domain (host-unknown
+// otherwise). Only licensed directory users log in; a user homed on another
+// node gets `see-other-host` naming that node's client address once it has
+// authenticated (before, the answer would reveal that the account exists).
+// The server itself answers XEP-0199 ping, XEP-0030 disco#info and XEP-0092
+// version; other stanzas go through the Router with `from` stamped.
+//
+// Threads: a C2sServer owns one listener pair per loop it was given; each
+// stream lives on the loop that accepted it. Credential and directory
+// lookups (C2sAccounts) run on the WorkerPool and come back to the loop.
+// start()/stop() are called from the service's thread and wait for the
+// loops.
+//
+// Errors: every protocol error ends the stream with the RFC 6120 §4.9.3
+// condition (counted by condition in C2sStats, logged with the stream id);
+// SASL failures are answered per §6.5 and the client may try again.
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include <imp/xmpp/sasl.h>
+
+namespace spdlog {
+class logger;
+}
+
+namespace imp::core {
+class Database;
+}
+
+namespace imp::net {
+class EventLoop;
+class LoopGroup;
+class TlsContext;
+class WorkerPool;
+}  // namespace imp::net
+
+namespace imp::xcp {
+
+class Router;
+
+// What a stream needs to know about users, nodes and domains. The calls
+// block (database): they run on the worker pool.
+class C2sAccounts {
+ public:
+  virtual ~C2sAccounts() = default;
+  struct Account {
+    std::string userid;   // the directory's user id
+    std::string address;  // user@domain, normalised
+    bool licensed = false;
+    std::string homeNode;  // "" = not assigned
+  };
+  // The directory user with this IM address (localpart normalised, domain
+  // lower-case), if any.
+  virtual std::optional<Account> account(const std::string& address) = 0;
+  virtual std::optional<xmpp::ScramCredential> credential(const std::string& userid, xmpp::ScramHash hash) = 0;
+  // host:port of another node's client listener (see-other-host), if known.
+  virtual std::optional<std::string> clientAddressOf(const std::string& nodeId) = 0;
+};
+
+// The accounts of the cluster database (directory users, the credential
+// store, xcp_node_endpoint). Thread-safe.
+std::shared_ptr<C2sAccounts> databaseAccounts(core::Database& db);
+
+struct C2sConfig {
+  std::string nodeId;
+  std::string listenAddress = "0.0.0.0";
+  int clientPort = 5222;  // STARTTLS; 0 = any free port
+  int tlsPort = 5223;     // direct TLS (XEP-0368); -1 = none, 0 = any free port
+  std::size_t preAuthStanzaLimit = 10 * 1024;    // octets, RFC 6120 §13.12 ¶4
+  std::size_t postAuthStanzaLimit = 256 * 1024;
+  std::chrono::milliseconds authTimeout{30000};  // from accept to bound resource
+  std::size_t maxUnauthenticated = 1000;         // per node; 0 = no limit
+  std::size_t maxConnectionsPerIp = 100;         // 0 = no limit
+  std::string serverVersion;                     // XEP-0092 <version/>
+  // Offer SCRAM-*-PLUS with the TLS session's channel bindings. Off for
+  // clients that know only tls-unique (slixmpp 1.8): they see the -PLUS
+  // offer, cannot use it, and their plain SCRAM then carries the 'y' flag,
+  // which RFC 5802 §6 makes a downgrade failure.
+  bool channelBinding = true;
+  std::shared_ptr<const xmpp::SaslConfig> sasl;  // domain is set per stream
+};
+
+struct C2sStats {
+  std::atomic<std::uint64_t> accepted{0}, refusedPerIp{0}, refusedUnauthenticated{0}, tlsStarted{0},
+      authenticated{0}, authFailures{0}, bound{0}, replaced{0}, seeOtherHost{0}, stanzasIn{0}, stanzasOut{0},
+      closed{0};
+  std::atomic<std::int64_t> open{0}, unauthenticated{0};
+  // Stream errors sent, by condition name (mutex-guarded).
+  std::map<std::string, std::uint64_t> streamErrors() const;
+  void countStreamError(std::string_view condition);
+
+ private:
+  mutable std::mutex mu_;
+  std::map<std::string, std::uint64_t, std::less<>> streamErrors_;
+};
+
+// One bound session as `impctl session list` shows it.
+struct C2sSessionInfo {
+  std::string jid;       // full JID
+  std::string userid;
+  std::string client;    // XEP-0092 answer or caps node, when known
+  std::string remote;    // ip:port
+  std::string tlsVersion;
+  std::string since;     // ISO 8601 UTC
+};
+
+class C2sServer {
+ public:
+  // `loops` and `workers` must outlive the server; `tls` is the node
+  // certificate's server context.
+  C2sServer(C2sConfig config, std::shared_ptr<const net::TlsContext> tls, Router& router,
+            std::shared_ptr<C2sAccounts> accounts, net::LoopGroup& loops, net::WorkerPool& workers,
+            std::shared_ptr<spdlog::logger> log);
+  ~C2sServer();
+  C2sServer(const C2sServer&) = delete;
+  C2sServer& operator=(const C2sServer&) = delete;
+
+  // Binds the listeners (every loop with SO_REUSEPORT); throws
+  // std::runtime_error naming the address when a bind fails.
+  void start();
+  // Closes the listeners and every stream with `system-shutdown`.
+  void stop() noexcept;
+
+  int clientPort() const { return boundClientPort_; }
+  int tlsPort() const { return boundTlsPort_; }
+  const C2sStats& stats() const { return *stats_; }
+  std::vector<C2sSessionInfo> sessions(const std::string& userid = {}) const;
+  // Closes every session of the user with `policy-violation` ("kicked by
+  // the administrator"); returns how many.
+  std::size_t kick(const std::string& userid);
+
+  struct Impl;
+
+ private:
+  std::shared_ptr<Impl> impl_;
+  std::shared_ptr<C2sStats> stats_;
+  int boundClientPort_ = 0, boundTlsPort_ = -1;
+};
+
+}  // namespace imp::xcp

@@ -1,0 +1,310 @@
+#include "imp/xcp_router/router.h"
+
+#include <imp/net/event_loop.h>
+#include <imp/net/worker_pool.h>
+
+#include <algorithm>
+#include <mutex>
+#include <stdexcept>
+
+namespace imp::xcp {
+
+std::string_view nameOf(StanzaKind k) {
+  switch (k) {
+    case StanzaKind::Message: return "message";
+    case StanzaKind::Presence: return "presence";
+    case StanzaKind::Iq: return "iq";
+  }
+  return "?";
+}
+
+std::string_view nameOf(RouteResult r) {
+  switch (r) {
+    case RouteResult::Session: return "session";
+    case RouteResult::Local: return "local";
+    case RouteResult::Component: return "component";
+    case RouteResult::Bounced: return "bounced";
+    case RouteResult::Deferred: return "deferred";
+  }
+  return "?";
+}
+
+std::optional<Address> Address::split(std::string_view jid) {
+  // A normalised JID: the resource starts at the first '/', the localpart
+  // ends at the '@' before it (RFC 7622 §3.1: neither '@' nor '/' can be in
+  // a localpart or a domainpart).
+  Address a;
+  auto slash = jid.find('/');
+  std::string_view head = jid.substr(0, slash);
+  if (slash != std::string_view::npos) {
+    a.resource = std::string(jid.substr(slash + 1));
+    if (a.resource.empty()) return std::nullopt;
+  }
+  auto at = head.find('@');
+  if (at != std::string_view::npos) {
+    a.local = std::string(head.substr(0, at));
+    if (a.local.empty()) return std::nullopt;
+    head = head.substr(at + 1);
+  }
+  if (head.empty() || head.find('@') != std::string_view::npos) return std::nullopt;
+  a.domain = std::string(head);
+  return a;
+}
+
+std::string Address::bare() const { return local.empty() ? domain : local + "@" + domain; }
+
+std::string Address::full() const { return resource.empty() ? bare() : bare() + "/" + resource; }
+
+RoutePredicate microsoftUsers() {
+  return [](const Address&, const RoutingDecision& d) { return d.kind == directory::RouteKind::MicrosoftServer; };
+}
+
+namespace {
+
+enum class ComponentRouteType { Component };
+[[maybe_unused]] std::string_view nameOf(ComponentRouteType) { return "component"; }
+
+struct ComponentMatch {
+  std::string pattern;
+  ComponentRouteType type = ComponentRouteType::Component;
+  std::vector<ComponentRoute> routes;
+};
+
+// decideRoute's route table: every predicate component is a candidate for
+// every recipient; the predicates choose afterwards from the decision.
+struct ComponentTable {
+  using Route = ComponentRoute;
+  std::vector<ComponentRoute> all;
+  std::optional<ComponentMatch> match(std::string_view target) const {
+    if (all.empty()) return std::nullopt;
+    auto at = target.find('@');
+    return ComponentMatch{std::string(at == std::string_view::npos ? target : target.substr(at + 1)),
+                          ComponentRouteType::Component, all};
+  }
+};
+
+}  // namespace
+
+Router::Router(std::string nodeId, directory::DirectoryLookup& directory, net::WorkerPool* workers)
+    : nodeId_(std::move(nodeId)), directory_(directory), workers_(workers) {}
+
+Router::~Router() = default;
+
+void Router::setLocalHandler(LocalHandler fn) {
+  std::unique_lock lock(mu_);
+  local_ = std::move(fn);
+}
+
+void Router::setBounceHandler(BounceHandler fn) {
+  std::unique_lock lock(mu_);
+  bounce_ = std::move(fn);
+}
+
+void Router::setLocalDomains(std::vector<std::string> domains) {
+  std::sort(domains.begin(), domains.end());
+  std::unique_lock lock(mu_);
+  domains_ = std::move(domains);
+}
+
+bool Router::isLocalDomain(const std::string& domain) const {
+  std::shared_lock lock(mu_);
+  return std::binary_search(domains_.begin(), domains_.end(), domain);
+}
+
+void Router::addDomainComponent(const std::string& domain, std::shared_ptr<Component> c) {
+  if (!c) throw std::invalid_argument("addDomainComponent: no component for " + domain);
+  std::unique_lock lock(mu_);
+  if (domainComponents_.count(domain))
+    throw std::invalid_argument("domain " + domain + " is already served by component " +
+                                std::string(domainComponents_[domain]->name()));
+  domainComponents_.emplace(domain, std::move(c));
+}
+
+void Router::addPredicateComponent(std::shared_ptr<Component> c, RoutePredicate claims,
+                                   std::function<directory::FederationRouting()> federation) {
+  if (!c || !claims || !federation)
+    throw std::invalid_argument("addPredicateComponent needs a component, a predicate and its federation settings");
+  std::unique_lock lock(mu_);
+  predicates_.push_back({std::move(c), std::move(claims), std::move(federation)});
+}
+
+void Router::removeComponent(const Component& c) {
+  std::unique_lock lock(mu_);
+  std::erase_if(domainComponents_, [&](const auto& kv) { return kv.second.get() == &c; });
+  std::erase_if(predicates_, [&](const PredicateEntry& p) { return p.component.get() == &c; });
+}
+
+std::shared_ptr<SessionSink> Router::attachSession(const Address& fullJid, net::EventLoop& loop,
+                                                   std::shared_ptr<SessionSink> sink) {
+  if (fullJid.isBare() || fullJid.local.empty())
+    throw std::invalid_argument("attachSession needs a full user JID, not " + fullJid.full());
+  std::unique_lock lock(mu_);
+  auto& slot = sessions_[fullJid.bare()][fullJid.resource];
+  auto old = std::move(slot.sink);
+  slot = SessionEntry{&loop, std::move(sink)};
+  return old;
+}
+
+void Router::detachSession(const Address& fullJid, const SessionSink& sink) {
+  std::unique_lock lock(mu_);
+  auto user = sessions_.find(fullJid.bare());
+  if (user == sessions_.end()) return;
+  auto r = user->second.find(fullJid.resource);
+  if (r == user->second.end() || r->second.sink.get() != &sink) return;
+  user->second.erase(r);
+  if (user->second.empty()) sessions_.erase(user);
+}
+
+std::vector<std::string> Router::resourcesOf(const std::string& bareJid) const {
+  std::shared_lock lock(mu_);
+  std::vector<std::string> out;
+  if (auto user = sessions_.find(bareJid); user != sessions_.end())
+    for (const auto& [resource, entry] : user->second) out.push_back(resource);
+  return out;
+}
+
+std::size_t Router::sessionCount() const {
+  std::shared_lock lock(mu_);
+  std::size_t n = 0;
+  for (const auto& [bare, resources] : sessions_) n += resources.size();
+  return n;
+}
+
+RouteResult Router::bounce(RoutedStanza stanza, std::string_view condition, std::string text) {
+  BounceHandler fn;
+  {
+    std::shared_lock lock(mu_);
+    fn = bounce_;
+  }
+  ++bounced_;
+  if (fn) fn(std::move(stanza), condition, std::move(text));
+  return RouteResult::Bounced;
+}
+
+RouteResult Router::toLocal(RoutedStanza stanza) {
+  LocalHandler fn;
+  {
+    std::shared_lock lock(mu_);
+    fn = local_;
+  }
+  if (!fn) return bounce(std::move(stanza), "service-unavailable", "no session manager runs on this node");
+  ++toLocal_;
+  fn(std::move(stanza));
+  return RouteResult::Local;
+}
+
+RouteResult Router::deliverToSession(RoutedStanza stanza) {
+  SessionEntry entry;
+  {
+    std::shared_lock lock(mu_);
+    auto user = sessions_.find(stanza.to.bare());
+    if (user != sessions_.end())
+      if (auto r = user->second.find(stanza.to.resource); r != user->second.end()) entry = r->second;
+  }
+  if (!entry.sink) return toLocal(std::move(stanza));
+  ++toSessions_;
+  // The session may close before the loop runs this: the stanza then goes
+  // back to the local handler (offline storage), never into the void (IM-5).
+  entry.loop->post([this, weak = std::weak_ptr<SessionSink>(entry.sink), s = std::move(stanza)]() mutable {
+    bool bound = false;
+    {
+      std::shared_lock lock(mu_);
+      auto user = sessions_.find(s.to.bare());
+      if (user != sessions_.end())
+        if (auto r = user->second.find(s.to.resource); r != user->second.end())
+          bound = r->second.sink == weak.lock();
+    }
+    auto sink = weak.lock();
+    if (bound && sink) {
+      sink->deliver(std::move(s));
+      return;
+    }
+    ++stale_;
+    toLocal(std::move(s));
+  });
+  return RouteResult::Session;
+}
+
+RouteResult Router::route(RoutedStanza stanza) {
+  std::shared_ptr<Component> byDomain;
+  bool online = false, fullBound = false, localDomain = false;
+  {
+    std::shared_lock lock(mu_);
+    if (auto c = domainComponents_.find(stanza.to.domain); c != domainComponents_.end()) byDomain = c->second;
+    localDomain = std::binary_search(domains_.begin(), domains_.end(), stanza.to.domain);
+    if (auto user = sessions_.find(stanza.to.bare()); user != sessions_.end()) {
+      online = true;
+      fullBound = !stanza.to.isBare() && user->second.count(stanza.to.resource) > 0;
+    }
+  }
+  if (byDomain) {
+    ++toComponents_;
+    byDomain->deliver(std::move(stanza));
+    return RouteResult::Component;
+  }
+  if (fullBound) return deliverToSession(std::move(stanza));
+  // The user is online here, so licensed and homed here: the session
+  // manager applies RFC 6121 §8.5 to the bare JID or the unbound resource.
+  if (online) return toLocal(std::move(stanza));
+  if (localDomain && stanza.to.local.empty()) return toLocal(std::move(stanza));
+  if (!workers_) return decide(std::move(stanza));
+  auto shared = std::make_shared<RoutedStanza>(std::move(stanza));
+  if (!workers_->submit([this, shared] { decide(std::move(*shared)); }))
+    return bounce(std::move(*shared), "resource-constraint",
+                  "the router's directory workers are saturated; try again later");
+  return RouteResult::Deferred;
+}
+
+RouteResult Router::decide(RoutedStanza stanza) {
+  ++lookups_;
+  std::vector<PredicateEntry> predicates;
+  {
+    std::shared_lock lock(mu_);
+    predicates = predicates_;
+  }
+  ComponentTable table;
+  for (const auto& p : predicates) table.all.push_back({std::string(p.component->name())});
+  auto federation = predicates.empty() ? directory::FederationRouting{} : predicates.front().federation();
+
+  directory::Recipient rcpt;
+  rcpt.domain = stanza.to.domain;
+  rcpt.address = stanza.to.local.empty() ? std::string() : stanza.to.bare();
+  RoutingDecision d;
+  try {
+    d = directory::decideRoute(rcpt, federation, directory_, table, false, directory::Reasons::Explain);
+  } catch (const std::exception& e) {
+    // The directory (database) is unreachable: the sender hears it now
+    // rather than the stanza waiting without bound (RFC 6120 §8.3.3.8).
+    return bounce(std::move(stanza), "internal-server-error",
+                  std::string("the directory cannot be read: ") + e.what());
+  }
+  switch (d.kind) {
+    case directory::RouteKind::LocalUser:
+      if (d.homeNode == nodeId_) return toLocal(std::move(stanza));
+      {
+        std::string why = stanza.to.bare() + " is homed on node " + d.homeNode + ", which this node does not route to";
+        return bounce(std::move(stanza), "service-unavailable", std::move(why));
+      }
+    case directory::RouteKind::MicrosoftServer:
+    case directory::RouteKind::StaticRoute:
+      for (const auto& p : predicates)
+        if (p.claims(stanza.to, d)) {
+          ++toComponents_;
+          p.component->deliver(std::move(stanza));
+          return RouteResult::Component;
+        }
+      return bounce(std::move(stanza), "service-unavailable", d.reason + "; no component takes it");
+    case directory::RouteKind::Reject:
+      // The domain itself, when it is a local presence domain the cached set
+      // did not hold yet: the server.
+      if (rcpt.address.empty() && directory_.isLocalDomain(rcpt.domain)) return toLocal(std::move(stanza));
+      break;
+  }
+  return bounce(std::move(stanza), "service-unavailable", d.reason);
+}
+
+RouterStats Router::stats() const {
+  return {toSessions_.load(), toLocal_.load(), toComponents_.load(), bounced_.load(), lookups_.load(), stale_.load()};
+}
+
+}  // namespace imp::xcp

@@ -1,0 +1,324 @@
+#include "imp/xcp_router/service.h"
+
+#include <imp/core/certificates.h>
+#include <imp/core/config.h>
+#include <imp/core/database.h>
+#include <imp/core/metrics.h>
+#include <imp/directory/directory.h>
+#include <imp/directory/routing.h>
+#include <imp/net/loop_group.h>
+#include <imp/net/tls.h>
+#include <imp/net/worker_pool.h>
+#include <openssl/evp.h>
+#include <spdlog/spdlog.h>
+#include <unistd.h>
+
+#include <stdexcept>
+
+#include "imp/xcp_router/c2s_options.h"
+#include "imp/xcp_router/router.h"
+#include "imp/xcp_router/session.h"
+
+namespace imp::xcp {
+
+std::shared_ptr<Router> XcpRuntime::router() const {
+  std::lock_guard l(mu_);
+  return router_;
+}
+std::shared_ptr<C2sServer> XcpRuntime::c2s() const {
+  std::lock_guard l(mu_);
+  return c2s_;
+}
+void XcpRuntime::setRouter(std::shared_ptr<Router> r, std::shared_ptr<SessionManager> sm) {
+  std::lock_guard l(mu_);
+  router_ = std::move(r);
+  sessionManager_ = std::move(sm);
+}
+void XcpRuntime::setC2s(std::shared_ptr<C2sServer> c) {
+  std::lock_guard l(mu_);
+  c2s_ = std::move(c);
+}
+std::optional<std::vector<C2sSessionInfo>> XcpRuntime::sessions(const std::string& userid) const {
+  auto c = c2s();
+  if (!c) return std::nullopt;
+  return c->sessions(userid);
+}
+std::optional<std::size_t> XcpRuntime::kick(const std::string& userid) {
+  auto c = c2s();
+  if (!c) return std::nullopt;
+  return c->kick(userid);
+}
+
+namespace {
+
+std::string hostName() {
+  char buf[256] = {};
+  if (::gethostname(buf, sizeof buf - 1) != 0 || !buf[0]) return "localhost";
+  return buf;
+}
+
+// ---------------- xcp-router ----------------
+
+class RouterService : public core::Service {
+ public:
+  explicit RouterService(std::shared_ptr<XcpRuntime> rt) : runtime_(std::move(rt)) {}
+  std::string_view name() const override { return "xcp-router"; }
+  core::ServiceKind kind() const override { return core::ServiceKind::Network; }
+
+  void configure(const core::ServiceContext& ctx) override {
+    db_ = ctx.database;
+    workers_ = ctx.workers;
+    nodeId_ = ctx.nodeId;
+    log_ = ctx.logger;
+    metrics_ = ctx.metrics;
+    if (!db_) throw core::ConfigError("database", "xcp-router needs the cluster database (users and domains)");
+  }
+
+  void start() override {
+    directory_ = std::make_unique<directory::Directory>(*db_);
+    lookup_ = directory::directoryLookup(*directory_);
+    auto router = std::make_shared<Router>(nodeId_, *lookup_, workers_);
+    auto sm = std::make_shared<SessionManager>(*router, log_);
+    sm->attach();
+    loadDomains(*router);
+    {
+      std::lock_guard l(mu_);
+      router_ = router;
+      sm_ = sm;
+    }
+    runtime_->setRouter(router, sm);
+    registerMetrics();
+  }
+
+  void stop() noexcept override {
+    if (metrics_) metrics_->remove("xcp-router");
+    runtime_->setRouter(nullptr, nullptr);
+    std::lock_guard l(mu_);
+    stopped_ = true;
+  }
+
+  void reload(const core::ConfigChange&) override {
+    std::shared_ptr<Router> r;
+    {
+      std::lock_guard l(mu_);
+      r = router_;
+    }
+    if (r) loadDomains(*r);
+  }
+
+  core::ServiceStatus status() const override {
+    std::lock_guard l(mu_);
+    if (!router_ || stopped_) return {core::ServiceState::Stopped, ""};
+    return {core::ServiceState::Running, std::to_string(domains_) + " local presence domain(s), " +
+                                             std::to_string(router_->sessionCount()) + " session(s)"};
+  }
+
+ private:
+  void loadDomains(Router& r) {
+    auto d = lookup_->localDomains();
+    if (!d) {
+      if (log_) log_->warn("the local presence domains cannot be listed; each domain is asked of the directory");
+      return;
+    }
+    std::lock_guard l(mu_);
+    domains_ = d->size();
+    r.setLocalDomains(std::move(*d));
+  }
+
+  void registerMetrics() {
+    if (!metrics_) return;
+    using T = core::Metrics::Type;
+    std::weak_ptr<Router> w = router_;
+    std::weak_ptr<SessionManager> wsm = sm_;
+    metrics_->collect("imp_xmpp_sessions", "bound XMPP client sessions", T::Gauge, "xcp-router", [w] {
+      std::vector<core::Metrics::Sample> v;
+      if (auto r = w.lock()) v.push_back({{}, static_cast<double>(r->sessionCount())});
+      return v;
+    });
+    metrics_->collect("imp_xmpp_routed_total", "stanzas routed, by destination", T::Counter, "xcp-router", [w] {
+      std::vector<core::Metrics::Sample> v;
+      if (auto r = w.lock()) {
+        auto s = r->stats();
+        v.push_back({{{"to", "session"}}, static_cast<double>(s.toSessions)});
+        v.push_back({{{"to", "session_manager"}}, static_cast<double>(s.toLocal)});
+        v.push_back({{{"to", "component"}}, static_cast<double>(s.toComponents)});
+        v.push_back({{{"to", "bounced"}}, static_cast<double>(s.bounced)});
+      }
+      return v;
+    });
+  }
+
+  std::shared_ptr<XcpRuntime> runtime_;
+  core::Database* db_ = nullptr;
+  net::WorkerPool* workers_ = nullptr;
+  std::string nodeId_;
+  std::shared_ptr<spdlog::logger> log_;
+  core::Metrics* metrics_ = nullptr;
+  std::unique_ptr<directory::Directory> directory_;
+  std::unique_ptr<directory::DirectoryLookup> lookup_;
+  mutable std::mutex mu_;
+  std::shared_ptr<Router> router_;
+  std::shared_ptr<SessionManager> sm_;
+  std::size_t domains_ = 0;
+  bool stopped_ = false;
+};
+
+// ---------------- xcp-connection-manager ----------------
+
+class ConnectionManagerService : public core::Service {
+ public:
+  explicit ConnectionManagerService(std::shared_ptr<XcpRuntime> rt) : runtime_(std::move(rt)) {}
+  std::string_view name() const override { return "xcp-connection-manager"; }
+  core::ServiceKind kind() const override { return core::ServiceKind::Network; }
+  std::vector<std::string> dependencies() const override { return {"xcp-router"}; }
+
+  void configure(const core::ServiceContext& ctx) override {
+    if (!ctx.config) throw core::ConfigError(kC2sSection, "no impd.conf given");
+    opts_ = readC2sOptions(*ctx.config);
+    if (!ctx.certificate)
+      throw core::ConfigError(kC2sSection, "TLS is mandatory for XMPP clients (RFC 6120 §5) and there is no node "
+                                           "certificate ([tls])");
+    certFile_ = ctx.certificate->certFile.string();
+    keyFile_ = ctx.certificate->keyFile.string();
+    db_ = ctx.database;
+    loops_ = ctx.loops;
+    workers_ = ctx.workers;
+    nodeId_ = ctx.nodeId;
+    log_ = ctx.logger;
+    metrics_ = ctx.metrics;
+    if (!db_) throw core::ConfigError("database", "xcp-connection-manager needs the cluster database (credentials)");
+  }
+
+  void start() override {
+    auto router = runtime_->router();
+    if (!router) throw std::runtime_error("xcp-connection-manager: the xcp-router service is not running");
+    net::TlsContextConfig tc;
+    tc.certFile = certFile_;
+    tc.keyFile = keyFile_;
+    auto tls = net::TlsContext::server(tc);
+    if (!loops_) {
+      ownLoops_ = std::make_unique<net::LoopGroup>(net::LoopGroupConfig{"xcp-c2s", 1});
+      ownLoops_->start();
+      loops_ = ownLoops_.get();
+    }
+    if (!workers_) {
+      ownWorkers_ = std::make_unique<net::WorkerPool>(net::WorkerPoolConfig{"xcp-auth", 2, 1024});
+      workers_ = ownWorkers_.get();
+    }
+    C2sConfig cfg = opts_.c2s;
+    cfg.nodeId = nodeId_;
+    cfg.serverVersion = IMP_XCP_VERSION;
+    auto sasl = std::make_shared<xmpp::SaslConfig>();
+    sasl->domain = "template";  // C2sServer sets each stream's domain (authzid check, RFC 6120 §6.3.8)
+    sasl->iterations = opts_.scramIterations;
+    sasl->allowSha1 = opts_.allowScramSha1;
+    sasl->fakeCredentialSecret =
+        !opts_.fakeCredentialSecret.empty() ? opts_.fakeCredentialSecret : "imp-fake-scram-" + nodeId_ + "-salt";
+    cfg.sasl = sasl;
+    auto server = std::make_shared<C2sServer>(cfg, tls, *router, databaseAccounts(*db_), *loops_, *workers_, log_);
+    server->start();
+    {
+      std::lock_guard l(mu_);
+      server_ = server;
+      detail_ = "client port " + std::to_string(server->clientPort()) +
+                (server->tlsPort() >= 0 ? ", direct-TLS port " + std::to_string(server->tlsPort()) : "");
+    }
+    runtime_->setC2s(server);
+    publishEndpoint(*server);
+    registerMetrics(server);
+  }
+
+  void stop() noexcept override {
+    if (metrics_) metrics_->remove("xcp-connection-manager");
+    runtime_->setC2s(nullptr);
+    std::shared_ptr<C2sServer> s;
+    {
+      std::lock_guard l(mu_);
+      s = std::move(server_);
+    }
+    if (s) s->stop();
+    if (ownLoops_) ownLoops_->stop();
+  }
+
+  core::ServiceStatus status() const override {
+    std::lock_guard l(mu_);
+    if (!server_) return {core::ServiceState::Stopped, ""};
+    return {core::ServiceState::Running, detail_};
+  }
+
+ private:
+  void publishEndpoint(const C2sServer& s) {
+    std::string host = !opts_.advertisedHost.empty() ? opts_.advertisedHost : hostName();
+    try {
+      db_->exec("INSERT INTO xcp_node_endpoint (node_id, host, client_port, tls_port) VALUES (?, ?, ?, ?)"
+                " ON DUPLICATE KEY UPDATE host = VALUES(host), client_port = VALUES(client_port),"
+                " tls_port = VALUES(tls_port), updated_at = CURRENT_TIMESTAMP(3)",
+                {nodeId_, host, static_cast<std::int64_t>(s.clientPort()),
+                 s.tlsPort() >= 0 ? core::SqlValue(static_cast<std::int64_t>(s.tlsPort())) : core::SqlValue(nullptr)});
+    } catch (const std::exception& e) {
+      if (log_) log_->error("cannot record this node's XMPP client address for the other nodes: {}", e.what());
+    }
+  }
+
+  void registerMetrics(const std::shared_ptr<C2sServer>& server) {
+    if (!metrics_) return;
+    using T = core::Metrics::Type;
+    std::weak_ptr<C2sServer> w = server;
+    auto counter = [w](std::atomic<std::uint64_t> C2sStats::*f) {
+      return [w, f] {
+        std::vector<core::Metrics::Sample> v;
+        if (auto s = w.lock()) v.push_back({{}, static_cast<double>((s->stats().*f).load())});
+        return v;
+      };
+    };
+    metrics_->collect("imp_xmpp_connections", "open XMPP client connections, by state", T::Gauge,
+                      "xcp-connection-manager", [w] {
+                        std::vector<core::Metrics::Sample> v;
+                        if (auto s = w.lock()) {
+                          auto open = s->stats().open.load(), unauth = s->stats().unauthenticated.load();
+                          v.push_back({{{"state", "authenticating"}}, static_cast<double>(unauth)});
+                          v.push_back({{{"state", "bound"}}, static_cast<double>(open - unauth)});
+                        }
+                        return v;
+                      });
+    metrics_->collect("imp_xmpp_stanzas_in_total", "stanzas received from clients", T::Counter,
+                      "xcp-connection-manager", counter(&C2sStats::stanzasIn));
+    metrics_->collect("imp_xmpp_stanzas_out_total", "stanzas delivered to clients", T::Counter,
+                      "xcp-connection-manager", counter(&C2sStats::stanzasOut));
+    metrics_->collect("imp_xmpp_auth_failures_total", "failed SASL exchanges", T::Counter, "xcp-connection-manager",
+                      counter(&C2sStats::authFailures));
+    metrics_->collect("imp_xmpp_stream_errors_total", "stream errors sent, by condition", T::Counter,
+                      "xcp-connection-manager", [w] {
+                        std::vector<core::Metrics::Sample> v;
+                        if (auto s = w.lock())
+                          for (const auto& [cond, n] : s->stats().streamErrors())
+                            v.push_back({{{"condition", cond}}, static_cast<double>(n)});
+                        return v;
+                      });
+  }
+
+  std::shared_ptr<XcpRuntime> runtime_;
+  C2sNodeOptions opts_;
+  std::string certFile_, keyFile_, nodeId_;
+  core::Database* db_ = nullptr;
+  net::LoopGroup* loops_ = nullptr;
+  net::WorkerPool* workers_ = nullptr;
+  std::unique_ptr<net::LoopGroup> ownLoops_;
+  std::unique_ptr<net::WorkerPool> ownWorkers_;
+  std::shared_ptr<spdlog::logger> log_;
+  core::Metrics* metrics_ = nullptr;
+  mutable std::mutex mu_;
+  std::shared_ptr<C2sServer> server_;
+  std::string detail_;
+};
+
+}  // namespace
+
+std::unique_ptr<core::Service> makeRouterService(std::shared_ptr<XcpRuntime> runtime) {
+  return std::make_unique<RouterService>(std::move(runtime));
+}
+std::unique_ptr<core::Service> makeConnectionManagerService(std::shared_ptr<XcpRuntime> runtime) {
+  return std::make_unique<ConnectionManagerService>(std::move(runtime));
+}
+
+}  // namespace imp::xcp

@@ -1,0 +1,421 @@
+// Client streams end to end over loopback (issue 16, deliverable 2): a
+// scripted client on a real socket against C2sServer, with STARTTLS on a
+// throwaway PKI (RFC 6120 §5), SASL (§6), resource binding (§7), the
+// server's own iq (XEP-0199, XEP-0030, XEP-0092) and a message between two
+// users through the Router (RFC 6121 §8.5).
+#include <doctest/doctest.h>
+#include <fakes/fake_directory.h>
+#include <fakes/test_pki.h>
+
+#include <imp/net/loop_group.h>
+#include <imp/net/stream.h>
+#include <imp/net/tls.h>
+#include <imp/net/worker_pool.h>
+#include <imp/xcp_router/c2s.h>
+#include <imp/xcp_router/router.h>
+#include <imp/xcp_router/session.h>
+#include <imp/xmpp/ns.h>
+#include <imp/xmpp/sasl.h>
+#include <imp/xmpp/stream_parser.h>
+
+#include <chrono>
+#include <map>
+#include <mutex>
+
+using namespace std::chrono_literals;
+namespace ns = imp::xmpp::ns;
+using imp::xmpp::Element;
+using imp::xmpp::StreamEvent;
+
+namespace {
+
+constexpr auto kDeadline = std::chrono::seconds(20);
+
+imp::testing::TestPki& pki() {
+  static imp::testing::TestPki p("IMP XMPP Test CA", "imp-c2s-test");
+  return p;
+}
+
+// Users as the directory and the credential store would give them.
+class FakeAccounts : public imp::xcp::C2sAccounts {
+ public:
+  struct User {
+    std::string userid;
+    bool licensed = true;
+    std::string home = "node-a";
+    std::string password;
+  };
+  std::map<std::string, User> users;  // address -> user
+  std::map<std::string, std::string> nodes = {{"node-b", "node-b.example.com:5222"}};
+
+  std::optional<Account> account(const std::string& address) override {
+    std::lock_guard lock(mu_);
+    auto it = users.find(address);
+    if (it == users.end()) return std::nullopt;
+    return Account{it->second.userid, address, it->second.licensed, it->second.home};
+  }
+  std::optional<imp::xmpp::ScramCredential> credential(const std::string& userid, imp::xmpp::ScramHash hash) override {
+    std::lock_guard lock(mu_);
+    for (auto& [address, u] : users)
+      if (u.userid == userid) return imp::xmpp::deriveScramCredential(hash, u.password, 4096, "0123456789abcdef");
+    return std::nullopt;
+  }
+  std::optional<std::string> clientAddressOf(const std::string& nodeId) override {
+    std::lock_guard lock(mu_);
+    auto it = nodes.find(nodeId);
+    if (it == nodes.end()) return std::nullopt;
+    return it->second;
+  }
+
+ private:
+  std::mutex mu_;
+};
+
+// The node side: directory, router, session manager, C2sServer on its own loop.
+struct Node {
+  imp::testing::FakeDirectory directory;
+  imp::net::LoopGroup loops{{"c2s-test", 1}};
+  imp::net::WorkerPool workers{{"c2s-work", 1, 64}};
+  std::shared_ptr<FakeAccounts> accounts = std::make_shared<FakeAccounts>();
+  std::unique_ptr<imp::xcp::Router> router;
+  std::unique_ptr<imp::xcp::SessionManager> sm;
+  std::unique_ptr<imp::xcp::C2sServer> server;
+
+  explicit Node(imp::xcp::C2sConfig cfg = {}) {
+    directory.domains = {"example.com"};
+    directory.licensed = {{"ann@example.com", "node-a"}, {"bob@example.com", "node-a"}, {"carl@example.com", "node-b"}};
+    accounts->users = {{"ann@example.com", {"ann", true, "node-a", "ann-secret"}},
+                       {"bob@example.com", {"bob", true, "node-a", "bob-secret"}},
+                       {"carl@example.com", {"carl", true, "node-b", "carl-secret"}},
+                       {"dora@example.com", {"dora", false, "node-a", "dora-secret"}}};
+    router = std::make_unique<imp::xcp::Router>("node-a", directory, &workers);
+    router->setLocalDomains({"example.com"});
+    sm = std::make_unique<imp::xcp::SessionManager>(*router, nullptr);
+    sm->attach();
+    auto leaf = pki().leaf("xmpp-server", "example.com", "DNS:example.com");
+    imp::net::TlsContextConfig tc;
+    tc.certFile = leaf.cert;
+    tc.keyFile = leaf.key;
+    cfg.nodeId = "node-a";
+    cfg.listenAddress = "127.0.0.1";
+    cfg.clientPort = 0;
+    cfg.tlsPort = 0;
+    cfg.serverVersion = "test-1";
+    auto sasl = std::make_shared<imp::xmpp::SaslConfig>();
+    sasl->domain = "example.com";
+    sasl->fakeCredentialSecret = "a test secret of enough length";
+    cfg.sasl = sasl;
+    loops.start();
+    server = std::make_unique<imp::xcp::C2sServer>(cfg, imp::net::TlsContext::server(tc), *router, accounts, loops,
+                                                   workers, nullptr);
+    server->start();
+  }
+  ~Node() {
+    server->stop();
+    loops.stop();
+  }
+};
+
+// A scripted client: its own loop on the test thread, the server's bytes
+// parsed with the stream parser.
+struct Client {
+  imp::net::EventLoop& loop;
+  std::shared_ptr<imp::net::StreamGroup> group;
+  std::unique_ptr<imp::net::StreamConnection> conn;
+  imp::xmpp::StreamParser parser{16 * 1024 * 1024};
+  std::vector<StreamEvent> events;
+  std::size_t seen = 0;
+  bool closed = false, tlsReady = false;
+
+  Client(imp::net::EventLoop& l, int port, bool directTls = false) : loop(l), group(imp::net::StreamGroup::create(l)) {
+    imp::net::ConnectorOptions opt;
+    if (directTls) opt.tls = clientTls();
+    imp::net::Connector connector(group, opt);
+    imp::net::CloseReason err;
+    conn = connector.connect(*imp::net::SocketAddress::fromIp("127.0.0.1", static_cast<std::uint16_t>(port)), &err);
+    REQUIRE(conn);
+    imp::net::StreamCallbacks cb;
+    cb.onData = [this](std::string_view d) {
+      for (auto& e : parser.feed(d)) events.push_back(std::move(e));
+    };
+    cb.onTlsReady = [this] { tlsReady = true; };
+    cb.onClose = [this](const imp::net::CloseReason&) { closed = true; };
+    conn->setCallbacks(std::move(cb));
+  }
+
+  static std::shared_ptr<const imp::net::TlsContext> clientTls() {
+    imp::net::TlsContextConfig c;
+    c.caFile = pki().caFile();
+    c.verifyPeer = true;
+    return imp::net::TlsContext::client(c);
+  }
+
+  void send(std::string_view xml) { conn->write(xml); }
+  void open() {
+    send("<?xml version='1.0'?><stream:stream to='example.com' version='1.0' xmlns='jabber:client' "
+         "xmlns:stream='http://etherx.jabber.org/streams'>");
+  }
+  // The next event, waiting for it.
+  StreamEvent next() {
+    REQUIRE(loop.runUntil([&] { return events.size() > seen || closed; }, kDeadline));
+    REQUIRE(events.size() > seen);
+    return events[seen++];
+  }
+  Element nextStanza() {
+    auto e = next();
+    if (e.kind != StreamEvent::Kind::Stanza) FAIL("expected a stanza, got event kind " << static_cast<int>(e.kind));
+    return e.stanza;
+  }
+  // The stream error the server ends the stream with.
+  std::string streamError() {
+    auto el = nextStanza();
+    REQUIRE(el.is("error", ns::kStreams));
+    for (const auto& n : el.nodes())
+      if (n.isElement() && n.element().ns() == ns::kStreamErrors && n.element().name() != "text")
+        return n.element().name();
+    return "";
+  }
+  std::string streamErrorText(const Element& error) { return error.childText("text", ns::kStreamErrors).value_or(""); }
+  void startTls() {
+    open();
+    REQUIRE(next().kind == StreamEvent::Kind::Opened);
+    auto features = nextStanza();
+    REQUIRE(features.child("starttls", ns::kTls));
+    send("<starttls xmlns='urn:ietf:params:xml:ns:xmpp-tls'/>");
+    REQUIRE(nextStanza().is("proceed", ns::kTls));
+    REQUIRE(conn->startTls(clientTls()));
+    REQUIRE(loop.runUntil([&] { return tlsReady || closed; }, kDeadline));
+    REQUIRE(tlsReady);
+    parser.reset();
+  }
+  // After TLS: the features with the mechanisms.
+  std::vector<std::string> mechanisms() {
+    open();
+    REQUIRE(next().kind == StreamEvent::Kind::Opened);
+    auto features = nextStanza();
+    std::vector<std::string> out;
+    if (auto* m = features.child("mechanisms", ns::kSasl))
+      for (auto* x : m->children("mechanism", ns::kSasl)) out.push_back(x->text());
+    return out;
+  }
+  // PLAIN (RFC 4616) over TLS: "success" or the failure condition.
+  std::string plain(const std::string& user, const std::string& password) {
+    std::string msg = std::string("\0", 1) + user + std::string("\0", 1) + password;
+    send("<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' mechanism='PLAIN'>" + imp::xmpp::base64Encode(msg) +
+         "</auth>");
+    auto el = nextStanza();
+    if (el.is("success", ns::kSasl)) {
+      parser.reset();
+      return "success";
+    }
+    REQUIRE(el.is("failure", ns::kSasl));
+    auto kids = el.children();
+    REQUIRE(!kids.empty());
+    return kids[0]->name();
+  }
+  // The post-authentication stream and resource binding: the bound JID.
+  std::string bind(const std::string& resource) {
+    open();
+    REQUIRE(next().kind == StreamEvent::Kind::Opened);
+    auto features = nextStanza();
+    REQUIRE(features.child("bind", ns::kBind));
+    send("<iq type='set' id='b1'><bind xmlns='urn:ietf:params:xml:ns:xmpp-bind'>" +
+         (resource.empty() ? std::string() : "<resource>" + resource + "</resource>") + "</bind></iq>");
+    auto r = nextStanza();
+    REQUIRE(r.attrOr("type", "") == "result");
+    REQUIRE(r.attrOr("id", "") == "b1");
+    auto* b = r.child("bind", ns::kBind);
+    REQUIRE(b);
+    return b->childText("jid", ns::kBind).value_or("");
+  }
+  std::string login(const std::string& user, const std::string& password, const std::string& resource) {
+    startTls();
+    mechanisms();
+    REQUIRE(plain(user, password) == "success");
+    return bind(resource);
+  }
+};
+
+}  // namespace
+
+TEST_CASE("a stream to a domain this node does not serve gets host-unknown (RFC 6120 §4.9.3.6)") {
+  Node node;
+  imp::net::EventLoop loop;
+  Client c(loop, node.server->clientPort());
+  c.send("<?xml version='1.0'?><stream:stream to='elsewhere.org' version='1.0' xmlns='jabber:client' "
+         "xmlns:stream='http://etherx.jabber.org/streams'>");
+  REQUIRE(c.next().kind == StreamEvent::Kind::Opened);
+  CHECK(c.streamError() == "host-unknown");
+  CHECK(loop.runUntil([&] { return c.closed; }, kDeadline));
+  CHECK(node.server->stats().streamErrors().at("host-unknown") == 1);
+}
+
+TEST_CASE("STARTTLS is mandatory: anything else first is a policy-violation (RFC 6120 §5.3.1)") {
+  Node node;
+  imp::net::EventLoop loop;
+  Client c(loop, node.server->clientPort());
+  c.open();
+  REQUIRE(c.next().kind == StreamEvent::Kind::Opened);
+  auto features = c.nextStanza();
+  REQUIRE(features.child("starttls", ns::kTls));
+  CHECK(features.child("starttls", ns::kTls)->child("required", ns::kTls));
+  CHECK_FALSE(features.child("mechanisms", ns::kSasl));  // no SASL before TLS, not even PLAIN
+  // XEP-0478: the pre-authentication limit is announced.
+  auto* limits = features.child("limits", ns::kStreamLimits);
+  REQUIRE(limits);
+  CHECK(limits->childText("max-bytes", ns::kStreamLimits) == "10240");
+  c.send("<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' mechanism='PLAIN'>AGFubgBhbm4tc2VjcmV0</auth>");
+  CHECK(c.streamError() == "policy-violation");
+}
+
+TEST_CASE("after STARTTLS the SCRAM mechanisms with -PLUS and PLAIN are offered (RFC 6120 §6, RFC 5802, RFC 9266)") {
+  Node node;
+  imp::net::EventLoop loop;
+  Client c(loop, node.server->clientPort());
+  c.startTls();
+  auto m = c.mechanisms();
+  CHECK(std::find(m.begin(), m.end(), "SCRAM-SHA-256") != m.end());
+  CHECK(std::find(m.begin(), m.end(), "SCRAM-SHA-256-PLUS") != m.end());
+  CHECK(std::find(m.begin(), m.end(), "SCRAM-SHA-1") != m.end());
+  CHECK(std::find(m.begin(), m.end(), "PLAIN") != m.end());
+}
+
+TEST_CASE("wrong password, unknown user and unlicensed user fail alike with not-authorized (RFC 6120 §6.5.10)") {
+  Node node;
+  imp::net::EventLoop loop;
+  Client c(loop, node.server->clientPort());
+  c.startTls();
+  c.mechanisms();
+  CHECK(c.plain("ann", "wrong") == "not-authorized");
+  CHECK(c.plain("nobody", "whatever") == "not-authorized");
+  CHECK(c.plain("dora", "dora-secret") == "not-authorized");  // not licensed for IM
+  CHECK(c.plain("ann", "ann-secret") == "success");           // the client may try again (§6.4.5)
+  CHECK(node.server->stats().authFailures == 3);
+}
+
+TEST_CASE("a user homed on another node is sent there with see-other-host (RFC 6120 §4.9.3.19)") {
+  Node node;
+  imp::net::EventLoop loop;
+  Client c(loop, node.server->clientPort());
+  c.startTls();
+  c.mechanisms();
+  CHECK(c.plain("carl", "carl-secret") == "success");
+  auto el = c.nextStanza();
+  REQUIRE(el.is("error", ns::kStreams));
+  CHECK(el.child("see-other-host", ns::kStreamErrors));
+  CHECK(el.child("see-other-host", ns::kStreamErrors)->text() == "node-b.example.com:5222");
+}
+
+TEST_CASE("two users log in, bind, talk to the server and exchange a message (RFC 6120 §7, RFC 6121 §8.5)") {
+  Node node;
+  imp::net::EventLoop loop;
+  Client ann(loop, node.server->clientPort());
+  Client bob(loop, node.server->clientPort());
+  CHECK(ann.login("ann", "ann-secret", "pc") == "ann@example.com/pc");
+  auto bobJid = bob.login("bob", "bob-secret", "");
+  CHECK(bobJid.rfind("bob@example.com/imp-", 0) == 0);  // a server-generated resource (§7.6.2.1)
+  CHECK(bobJid.size() == std::string("bob@example.com/imp-").size() + 12);
+  // What `impctl session list` shows.
+  auto sessions = node.server->sessions("ann");
+  REQUIRE(sessions.size() == 1);
+  CHECK(sessions[0].jid == "ann@example.com/pc");
+  CHECK(sessions[0].userid == "ann");
+  CHECK(sessions[0].remote.rfind("127.0.0.1:", 0) == 0);
+  CHECK(sessions[0].tlsVersion.rfind("TLSv1.", 0) == 0);
+  CHECK(node.server->sessions().size() == 2);
+
+  SUBCASE("XEP-0199 ping, XEP-0030 disco#info and XEP-0092 version of the server") {
+    ann.send("<iq type='get' id='p1' to='example.com'><ping xmlns='urn:xmpp:ping'/></iq>");
+    auto pong = ann.nextStanza();
+    CHECK(pong.attrOr("type", "") == "result");
+    CHECK(pong.attrOr("id", "") == "p1");
+    ann.send("<iq type='get' id='d1' to='example.com'><query xmlns='http://jabber.org/protocol/disco#info'/></iq>");
+    auto info = ann.nextStanza();
+    REQUIRE(info.child("query", ns::kDiscoInfo));
+    std::vector<std::string> features;
+    for (auto* f : info.child("query", ns::kDiscoInfo)->children("feature", ns::kDiscoInfo))
+      features.emplace_back(f->attrOr("var", ""));
+    CHECK(std::find(features.begin(), features.end(), "urn:xmpp:ping") != features.end());
+    CHECK(std::find(features.begin(), features.end(), "jabber:iq:version") != features.end());
+    ann.send("<iq type='get' id='v1'><query xmlns='jabber:iq:version'/></iq>");
+    auto version = ann.nextStanza();
+    REQUIRE(version.child("query", ns::kVersion));
+    CHECK(version.child("query", ns::kVersion)->childText("version", ns::kVersion) == "test-1");
+  }
+  SUBCASE("a chat message to the bare JID reaches the bound resource with from stamped (RFC 6120 §8.1.2.1)") {
+    ann.send("<message type='chat' id='m1' to='bob@example.com' from='someone@else.org'><body>hi bob</body></message>");
+    auto m = bob.nextStanza();
+    CHECK(m.name() == "message");
+    CHECK(m.attrOr("from", "") == "ann@example.com/pc");
+    CHECK(m.childText("body", ns::kClient) == "hi bob");
+    bob.send("<message type='chat' id='m2' to='ann@example.com/pc'><body>hi ann</body>"
+             "<active xmlns='http://jabber.org/protocol/chatstates'/></message>");
+    auto back = ann.nextStanza();
+    CHECK(back.attrOr("from", "") == bobJid);
+    CHECK(back.child("active", ns::kChatStates));  // XEP-0085 passes through
+  }
+  SUBCASE("a message to an unknown local user comes back as service-unavailable (RFC 6121 §8.5.2.2.1)") {
+    ann.send("<message type='chat' id='m3' to='nobody@example.com'><body>?</body></message>");
+    auto err = ann.nextStanza();
+    CHECK(err.attrOr("type", "") == "error");
+    CHECK(err.attrOr("id", "") == "m3");
+    REQUIRE(err.child("error", ns::kClient));
+    CHECK(err.child("error", ns::kClient)->child("service-unavailable", ns::kStanzaErrors));
+  }
+  SUBCASE("a second session with the same full JID replaces the first, which gets conflict (RFC 6120 §7.7.2.2)") {
+    Client ann2(loop, node.server->clientPort());
+    CHECK(ann2.login("ann", "ann-secret", "pc") == "ann@example.com/pc");
+    CHECK(ann.streamError() == "conflict");
+    bob.send("<message type='chat' id='m4' to='ann@example.com/pc'><body>which?</body></message>");
+    CHECK(ann2.nextStanza().childText("body", ns::kClient) == "which?");
+  }
+}
+
+TEST_CASE("direct TLS (XEP-0368): the stream starts inside TLS and offers SASL at once") {
+  Node node;
+  imp::net::EventLoop loop;
+  Client c(loop, node.server->tlsPort(), true);
+  REQUIRE(loop.runUntil([&] { return c.conn->isOpen() || c.closed; }, kDeadline));
+  auto m = c.mechanisms();
+  CHECK(std::find(m.begin(), m.end(), "SCRAM-SHA-256") != m.end());
+  CHECK(c.plain("ann", "ann-secret") == "success");
+}
+
+TEST_CASE("a stanza over the pre-authentication limit ends the stream with policy-violation (RFC 6120 §13.12)") {
+  imp::xcp::C2sConfig cfg;
+  cfg.preAuthStanzaLimit = 2048;
+  Node node(cfg);
+  imp::net::EventLoop loop;
+  Client c(loop, node.server->clientPort());
+  c.open();
+  REQUIRE(c.next().kind == StreamEvent::Kind::Opened);
+  c.nextStanza();
+  c.send("<starttls xmlns='urn:ietf:params:xml:ns:xmpp-tls'>" + std::string(4096, 'x') + "</starttls>");
+  CHECK(c.streamError() == "policy-violation");
+}
+
+TEST_CASE("abuse limits: connections per IP address (XEP-0205)") {
+  imp::xcp::C2sConfig cfg;
+  cfg.maxConnectionsPerIp = 1;
+  Node node(cfg);
+  imp::net::EventLoop loop;
+  Client first(loop, node.server->clientPort());
+  first.open();
+  REQUIRE(first.next().kind == StreamEvent::Kind::Opened);
+  Client second(loop, node.server->clientPort());
+  REQUIRE(second.next().kind == StreamEvent::Kind::Opened);
+  CHECK(second.streamError() == "policy-violation");
+  CHECK(node.server->stats().refusedPerIp == 1);
+}
+
+TEST_CASE("a client that never logs in is closed with connection-timeout") {
+  imp::xcp::C2sConfig cfg;
+  cfg.authTimeout = 200ms;
+  Node node(cfg);
+  imp::net::EventLoop loop;
+  Client c(loop, node.server->clientPort());
+  c.open();
+  REQUIRE(c.next().kind == StreamEvent::Kind::Opened);
+  c.nextStanza();
+  CHECK(c.streamError() == "connection-timeout");
+}

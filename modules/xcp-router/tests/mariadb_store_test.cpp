@@ -1,0 +1,151 @@
+// The xcp-router stores on a real MariaDB (IMP_TEST_DB_URL, a migrated
+// schema): what the fake database cannot show — utf8mb4 text, the 640-
+// character JID keys under InnoDB's key limit, the real upsert and
+// DATE_FORMAT, and the PS-1 / IM-5 limits held by concurrent writers.
+// Run by tests/integration/test_xcp_store.py, which owns the server.
+#include <doctest/doctest.h>
+#include <imp/core/database.h>
+#include <imp/core/mysql_database.h>
+#include <imp/directory/directory.h>
+#include <imp/xcp_router/credential_store.h>
+#include <imp/xcp_router/offline_store.h>
+#include <imp/xcp_router/presence_settings.h>
+#include <imp/xcp_router/privacy_policy.h>
+#include <imp/xcp_router/roster_store.h>
+#include <spdlog/sinks/null_sink.h>
+#include <spdlog/spdlog.h>
+
+#include <atomic>
+#include <cstdlib>
+#include <regex>
+#include <thread>
+
+using namespace imp;
+using namespace imp::xcp;
+
+namespace {
+
+struct Db {
+  std::unique_ptr<core::MySqlDatabase> db;
+  Db() {
+    const char* url = std::getenv("IMP_TEST_DB_URL");
+    REQUIRE_MESSAGE(url, "IMP_TEST_DB_URL is not set (run through tests/integration/test_xcp_store.py)");
+    db = std::make_unique<core::MySqlDatabase>(core::parseDbUrl(url),
+                                               std::make_shared<spdlog::logger>("db", std::make_shared<spdlog::sinks::null_sink_mt>()));
+  }
+  // A fresh user per test case, so the cases do not see each other's rows.
+  std::string user(const std::string& id) {
+    directory::Directory dir(*db);
+    dir.deleteUser(id);
+    directory::User u;
+    u.userid = id;
+    u.imAddress = id + "@mdb.example.com";
+    dir.addUser(u);
+    return id;
+  }
+};
+
+}  // namespace
+
+TEST_CASE("MariaDB: rosters keep utf8mb4 names and groups, 640-character JIDs, versions and deltas") {
+  Db d;
+  auto ann = d.user("mdb-ann");
+  RosterStore r(*d.db);
+  const std::string emoji = "Caf\xc3\xa9 \xf0\x9f\x98\x80";  // a 4-byte character needs utf8mb4
+  auto longJid = std::string(600, 'u') + "@" + std::string(39, 'd');  // 640 characters
+  REQUIRE(r.setItem(ann, "carol@example.org", emoji, {emoji, "Work"}, 200).changed);
+  REQUIRE(r.setItem(ann, longJid, "", {}, 200).changed);
+  auto roster = r.get(ann);
+  REQUIRE(roster.items.size() == 2);
+  CHECK(roster.version == 2);
+  auto carol = r.item(ann, "carol@example.org");
+  REQUIRE(carol);
+  CHECK(carol->name == emoji);
+  CHECK(carol->groups == std::vector<std::string>{emoji, "Work"});  // binary order: C < W
+  CHECK(r.item(ann, longJid));
+  // Binary collation: JIDs arrive normalised; another case is another item.
+  CHECK_FALSE(r.item(ann, "Carol@example.org"));
+  SubscriptionState s;
+  s.subscription = Subscription::To;
+  s.pendingIn = true;
+  r.setSubscription(ann, "carol@example.org", s, emoji, PresenceSettings{});
+  CHECK(r.item(ann, "carol@example.org")->pendingInStatus == emoji);
+  r.remove(ann, longJid);
+  auto delta = r.since(ann, "2");
+  REQUIRE(delta.items.size() == 2);
+  CHECK_FALSE(delta.full);
+  CHECK(delta.items[0].contact == "carol@example.org");
+  CHECK(delta.items[1].removed);
+  directory::Directory(*d.db).deleteUser(ann);
+  CHECK(d.db->query("SELECT COUNT(*) AS n FROM xcp_roster_item WHERE owner = 'mdb-ann'").num(0, "n") == 0);
+}
+
+TEST_CASE("MariaDB: PS-1 contact limit holds with two writers adding at once") {
+  Db d;
+  auto bob = d.user("mdb-bob");
+  RosterStore r(*d.db);
+  std::atomic<int> stored{0}, refused{0};
+  auto writer = [&](char tag) {
+    for (int i = 0; i < 8; ++i) {
+      auto w = r.setItem(bob, std::string(1, tag) + std::to_string(i) + "@example.org", "", {}, 5);
+      (w.refused ? refused : stored)++;
+    }
+  };
+  std::thread a(writer, 'a'), b(writer, 'b');
+  a.join();
+  b.join();
+  CHECK(stored.load() == 5);
+  CHECK(refused.load() == 11);
+  CHECK(r.contacts(bob) == 5);
+  CHECK(r.version(bob) == 5);
+}
+
+TEST_CASE("MariaDB: IM-5 offline quota holds with two senders at once; order and stamps") {
+  Db d;
+  auto cy = d.user("mdb-cy");
+  OfflineStore o(*d.db);
+  std::atomic<int> stored{0}, full{0};
+  auto sender = [&](char tag) {
+    for (int i = 0; i < 6; ++i) {
+      auto a = o.append(cy, std::string(1, tag) + "@example.org/r", "<message>" + std::to_string(i) + "</message>", 7);
+      (a.status == OfflineAppend::Status::Stored ? stored : full)++;
+    }
+  };
+  std::thread a(sender, 'a'), b(sender, 'b');
+  a.join();
+  b.join();
+  CHECK(stored.load() == 7);
+  CHECK(full.load() == 5);
+  auto msgs = o.fetch(cy);
+  REQUIRE(msgs.size() == 7);
+  for (std::size_t i = 1; i < msgs.size(); ++i) CHECK(msgs[i].id > msgs[i - 1].id);
+  CHECK(std::regex_match(msgs[0].stamp, std::regex(R"(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ)")));
+  std::vector<std::uint64_t> ids;
+  for (const auto& m : msgs) ids.push_back(m.id);
+  CHECK(o.remove(cy, ids) == 7);
+  CHECK(o.count(cy) == 0);
+}
+
+TEST_CASE("MariaDB: privacy decisions (upsert), block list, and credentials") {
+  Db d;
+  auto dee = d.user("mdb-dee");
+  PresenceSettingsStore settings(*d.db);
+  LivePresenceSettings live(settings);
+  live.reload();
+  PrivacyStore decisions(*d.db);
+  BlockList blocks(*d.db);
+  PrivacyPolicy policy(decisions, blocks, live);
+  policy.remember(dee, "w@example.org", PrivacyDecision::Block);
+  policy.remember(dee, "w@example.org", PrivacyDecision::Allow);  // ON DUPLICATE KEY UPDATE
+  CHECK(decisions.list(dee).size() == 1);
+  CHECK(std::string(toString(*decisions.decision(dee, "w@example.org"))) == "allow");
+  blocks.block(dee, {"spam.example"});
+  CHECK(std::string(toString(policy.decide(dee, "x@spam.example/r"))) == "polite-block");
+  CredentialStore creds(*d.db);
+  creds.setPassword(dee, "pencil", 4096);
+  auto c = creds.get(dee, ScramHash::Sha256);
+  REQUIRE(c);
+  CHECK(deriveScram(ScramHash::Sha256, "pencil", c->salt, 4096) == *c);
+  creds.setPassword(dee, "pencil2", 4096);  // replaces
+  CHECK(d.db->query("SELECT COUNT(*) AS n FROM xcp_user_credential WHERE userid = 'mdb-dee'").num(0, "n") == 2);
+}
