@@ -10,6 +10,8 @@ PKGS=(
   libsqlite3-dev  # unit tests only: the in-memory fake database (tests/support)
   mariadb-server mariadb-client
   python3 curl sip-tester
+  python3-slixmpp  # XMPP e2e tests: the first real client stack (tests/e2e/xmpp_client.py)
+  prosody lua-unbound  # XMPP e2e tests: IMP_XMPP_SERVER=prosody, a reference server for the scripts
   clang libclang-rt-14-dev
   dpkg-dev fakeroot lintian file rpm
 )
