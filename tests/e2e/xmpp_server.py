@@ -37,7 +37,11 @@ SKIP_MISSING = 77  # ctest SKIP_RETURN_CODE of the XMPP e2e tests
 
 # The impd facts these tests rely on (the server side matches them):
 IMPD_SECTION = "xcp-connection-manager"       # impd.conf section of the client listener
-IMPD_KEYS = ("listen_address", "client_port", "direct_tls_port")
+IMPD_KEYS = ("listen_address", "client_port", "tls_port", "login_timeout_ms", "max_unauthenticated",
+             "max_connections_per_ip")
+# What the hardening test expects of both servers: unauthenticated connections
+# live at most this long (impd login_timeout_ms, Prosody c2s_timeout).
+UNAUTH_LIFETIME_S = 5
 PROSODY = shutil.which("prosody") or "/usr/bin/prosody"
 PROSODYCTL = shutil.which("prosodyctl") or "/usr/sbin/prosodyctl"
 
@@ -88,13 +92,15 @@ class XmppServer:
 
 class ImpdServer(XmppServer):
     name = "impd"
+    unauth_limit = 500  # below the hardening test's 1,000 idle connections
 
     def __init__(self, workdir):
         super().__init__(workdir)
         self.node = Impd("xmpp1", extra=[
             "[tls]", "cert_file = " + self.cert, "key_file = " + self.key, "ca_file = " + self.ca_file,
             "[%s]" % IMPD_SECTION, "listen_address = 127.0.0.1", "client_port = %d" % self.port,
-            "direct_tls_port = %d" % self.tls_port])
+            "tls_port = %d" % self.tls_port, "login_timeout_ms = %d" % (UNAUTH_LIFETIME_S * 1000),
+            "max_unauthenticated = %d" % self.unauth_limit, "max_connections_per_ip = 0"])
         check = subprocess.run([IMPD, "--check-config", "-c", self.node.conf], stdout=subprocess.PIPE,
                                stderr=subprocess.STDOUT, text=True, timeout=60)
         if check.returncode != 0:
@@ -138,8 +144,11 @@ class ImpdServer(XmppServer):
 
 class ProsodyServer(XmppServer):
     """Prosody 0.12 as a private instance. Its c2s limits are set to the
-    values issue 16 asks of impd (10 KB before authentication, 256 KB after)."""
+    values issue 16 asks of impd (10 KB before authentication, 256 KB after,
+    the same unauthenticated lifetime); it has no limit on the number of
+    unauthenticated connections."""
     name = "prosody"
+    unauth_limit = None
 
     def __init__(self, workdir):
         super().__init__(workdir)
@@ -171,6 +180,7 @@ class ProsodyServer(XmppServer):
                 "c2s_require_encryption = true",
                 "c2s_unauthed_stanza_size_limit = 10240",
                 "c2s_stanza_size_limit = 262144",
+                "c2s_timeout = %d" % UNAUTH_LIFETIME_S,
                 "smacks_hibernation_time = 60",
                 "log = { debug = " + q(self.logfile) + " }",
                 "certificates = " + q(os.path.join(self.dir, "certs")),
