@@ -40,7 +40,7 @@ class XmppHardening(XmppTestCase):
     async def check_stream_error(self, data, condition, prolog=b""):
         """Sends `prolog` + stream header + `data` and expects the stream error."""
         s = self.raw()
-        s.send(prolog + header(self.server.domain))
+        s.send(prolog + header(self.server.domain, decl=not prolog))  # the prolog has the declaration
         if not prolog:
             s.read_until(r"</stream:features>|<stream:features[^>]*/>")
         if data:

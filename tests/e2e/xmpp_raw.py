@@ -15,8 +15,8 @@ STREAMS_NS = "urn:ietf:params:xml:ns:xmpp-streams"
 SASL_NS = "urn:ietf:params:xml:ns:xmpp-sasl"
 
 
-def header(to, version="1.0", ns="jabber:client"):
-    return ("<?xml version='1.0'?><stream:stream to='%s' xmlns='%s' "
+def header(to, version="1.0", ns="jabber:client", decl=True):
+    return (("<?xml version='1.0'?>" if decl else "") + "<stream:stream to='%s' xmlns='%s' "
             "xmlns:stream='http://etherx.jabber.org/streams' version='%s'>" % (to, ns, version)).encode()
 
 

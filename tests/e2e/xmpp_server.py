@@ -29,7 +29,7 @@ import unittest
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "integration"))
-from harness import IMPD, Impd, free_port, short_tmpdir, wait_for  # noqa: E402
+from harness import IMPCTL, IMPD, Impd, free_port, short_tmpdir, wait_for  # noqa: E402
 from sippeer import TestCa  # noqa: E402
 
 DOMAIN = "example.com"
@@ -119,7 +119,7 @@ class ImpdServer(XmppServer):
 
     def add_user(self, user, password):
         self.node.ctl("user", "add", user, "--im-address", self.jid(user), "--home-node", "xmpp1")
-        r = subprocess.run([os.path.join(os.path.dirname(IMPD), "..", "impctl", "impctl"), "-c", self.node.conf,
+        r = subprocess.run([IMPCTL, "-c", self.node.conf,
                             "--url", self.node.url, "user", "passwd", user], input=password + "\n",
                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, timeout=60)
         if r.returncode != 0:
