@@ -13,7 +13,7 @@ import time
 
 import xmpp_server
 from xmpp_client import XmppTestCase
-from xmpp_raw import RawStream, ScramExchange, StreamClosed, header
+from xmpp_raw import RawStream, ScramExchange, header
 
 BILLION_LAUGHS = (
     "<?xml version='1.0'?><!DOCTYPE lolz [<!ENTITY lol 'lol'>" +

@@ -9,7 +9,6 @@ import json
 import os
 import shutil
 import subprocess
-import unittest
 
 import xmpp_server
 from xmpp_client import TIMEOUT, XmppTestCase

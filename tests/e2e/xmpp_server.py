@@ -21,6 +21,7 @@ schema does not know the section), the test process exits with
 SKIP_MISSING, which ctest reports as skipped with impd's own message.
 """
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -30,7 +31,7 @@ import unittest
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "integration"))
 from harness import IMPCTL, IMPD, Impd, free_port, short_tmpdir, wait_for  # noqa: E402
-from sippeer import TestCa  # noqa: E402
+from sippeer import TestCa, db_generation  # noqa: E402
 
 DOMAIN = "example.com"
 SKIP_MISSING = 77  # ctest SKIP_RETURN_CODE of the XMPP e2e tests
@@ -128,9 +129,27 @@ class ImpdServer(XmppServer):
 
     def set_auto_approve(self, on):
         self.node.ctl("presence", "settings", "set", "--auto-approve", "on" if on else "off")
+        self._wait_applied()
 
     def set_max_contacts(self, n):
         self.node.ctl("presence", "settings", "set", "--max-contacts", str(n))
+        self._wait_applied()
+
+    def _wait_applied(self, service="xcp-router"):
+        """Waits until `service` reports (in `impctl service list`, as
+        sip-proxy does) the cluster settings generation the database holds
+        now: the change is live before the test goes on."""
+        want = db_generation(self.node)
+
+        def applied():
+            for s in self.node.ctl_json("service", "list")["services"]:
+                if s["name"] == service:
+                    g = re.search(r"settings generation (\d+)", s.get("detail", ""))
+                    assert g, "%s's service detail does not report 'settings generation N': %r" % (
+                        service, s.get("detail"))
+                    return int(g.group(1)) >= want
+            raise AssertionError("no %s service" % service)
+        wait_for(applied, 30, "%s to apply settings generation %d" % (service, want))
 
     def alive(self):
         return self.node.proc.poll() is None
