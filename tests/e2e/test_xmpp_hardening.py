@@ -189,8 +189,8 @@ class XmppHardening(XmppTestCase):
             limit = self.server.unauth_limit
             self.assertLessEqual(set(conditions), {"connection-timeout", "resource-constraint"}, conditions)
             if limit is not None:
+                # more than `limit` at once: the limit refused some (XEP-0205)
                 self.assertGreater(conditions.get("resource-constraint", 0), 0, conditions)
-                self.assertLessEqual(conditions.get("connection-timeout", 0), n - conditions["resource-constraint"])
         finally:
             for v in conns.values():
                 if v[0] is not None:
