@@ -11,7 +11,7 @@ PKGS=(
   libsqlite3-dev  # unit tests only: the in-memory fake database (tests/support)
   mariadb-server mariadb-client
   python3 curl sip-tester
-  python3-slixmpp  # tests/e2e: a real XMPP client stack (STARTTLS, SCRAM-SHA-256) against impd
+  python3-slixmpp  # XMPP e2e tests: the first real client stack (tests/e2e/xmpp_client.py)
   clang libclang-rt-14-dev
   dpkg-dev fakeroot lintian file rpm
 )
