@@ -45,7 +45,9 @@
 #                one clock), server CPU (utime+stime over the step, every
 #                thread) per delivered message in microseconds, and the
 #                load client's own CPU (it must stay well below 100%).
-# A markdown table at the end; each step also prints a line of key=value.
+# A markdown table at the end; each step also prints a line of key=value,
+# including "others": the CPU (% of one core) that processes this script did
+# not start used during the step (a lower bound; run on a quiet machine).
 #
 # Knobs (environment): SERVERS ("prosody ejabberd impd"), TRANSPORTS
 # ("tcp tls"), USERS (2000), CONTACTS (20), PAIRS (50), RATES ("1000 2000"),
@@ -70,6 +72,7 @@ read -r -a SERVERS <<<"${SERVERS:-prosody ejabberd impd}"
 read -r -a TRANSPORTS <<<"${TRANSPORTS:-tcp tls}"
 read -r -a RATES <<<"${RATES:-1000 2000}"
 USERS=${USERS:-2000}
+WARMUP=${WARMUP:-$(((USERS / 10) > 0 ? USERS / 10 : 1))}
 CONTACTS=${CONTACTS:-20}
 PAIRS=${PAIRS:-50}
 STEP_SECS=${STEP_SECS:-10}
@@ -88,6 +91,7 @@ for s in "${SERVERS[@]}"; do
 done
 for t in "${TRANSPORTS[@]}"; do [[ $t = tcp || $t = tls ]] || { echo "TRANSPORTS: tcp, tls" >&2; exit 2; }; done
 ((USERS >= 2 * PAIRS)) || { echo "USERS must be at least 2 * PAIRS" >&2; exit 2; }
+((WARMUP >= 1 && WARMUP < USERS)) || { echo "WARMUP must be between 1 and USERS - 1" >&2; exit 2; }
 [[ -x $LOAD ]] || { echo "not built: $LOAD (see the header of $0)" >&2; exit 2; }
 for tool in taskset setpriv openssl ss python3; do command -v "$tool" >/dev/null || { echo "missing: $tool" >&2; exit 2; }; done
 (($(nproc) >= 2)) || { echo "needs 2 CPUs (server and load client pinned apart)" >&2; exit 2; }
@@ -129,7 +133,10 @@ settle() {  # until the server uses < 5% of one core over 1 s (at most 60 s)
 wait_line() {  # FILE PATTERN SECONDS PID [N=1]: until N lines matching PATTERN are in FILE
   local deadline=$((SECONDS + $3)) want=${5:-1}
   until (($(grep -c -E "$2" "$1" 2>/dev/null || true) >= want)); do
-    alive "$4" || { echo "process $4 exited before printing /$2/:" >&2; tail -5 "$1" >&2; return 1; }
+    if ! alive "$4"; then
+      (($(grep -c -E "$2" "$1" 2>/dev/null || true) >= want)) && return 0
+      echo "process $4 exited before printing /$2/:" >&2; tail -5 "$1" >&2; return 1
+    fi
     ((SECONDS < deadline)) || { echo "no /$2/ in $1 after $3 s" >&2; return 1; }
     sleep 0.1
   done
@@ -150,6 +157,7 @@ stop_pids() {  # PIDs...: TERM, wait up to 30 s each, then KILL
 # PROVISION (the provisioning line: what and how long).
 start_prosody() {
   local d=$work/prosody
+  rm -rf "$d"
   mkdir -p "$d/data" "$d/certs" "$d/plugins"
   cp "$here/tests/bench/prosody/mod_bench_seed.lua" "$d/plugins/"
   cp "$work/key.pem" "$work/cert.pem" "$d/certs/"
@@ -162,7 +170,7 @@ data_path = "$d/data"
 certificates = "$d/certs"
 plugin_paths = { "$d/plugins" }
 network_backend = "epoll"
-network_settings = { tcp_backlog = 4096 }
+network_settings = { tcp_backlog = 4096; nagle = false }
 storage = "memory"
 authentication = "internal_hashed"
 default_iteration_count = 4096
@@ -198,6 +206,7 @@ EOF
 
 start_ejabberd() {
   local d=$work/ejabberd node cookie ebin
+  rm -rf "$d"
   mkdir -p "$d/db" "$d/log"
   cat "$work/key.pem" "$work/cert.pem" >"$d/bench.pem"
   read -r PORT <<<"$(free_ports 1)"
@@ -263,6 +272,7 @@ EOF
 start_impd() {
   local d=$work/impd xmpp
   [[ -x $IMPD && -x $IMPCTL ]] || { SKIP_REASON="not built: $IMPD"; return 1; }
+  rm -rf "$d"
   mkdir -p "$d"
   read -r PORT <<<"$(free_ports 1)"
   xmpp=${IMPD_XMPP_CONF:-"[xcp-connection-manager]
@@ -316,7 +326,7 @@ EOF
   # auto-approval (or the contact's client) approves.
   local out
   out=$(taskset -c "$LOAD_CPU" "$LOAD" --port "$PORT" --domain "$DOMAIN" --users "$USERS" --password "$PASSWORD" \
-          --sources "$SOURCES" --inflight "$INFLIGHT" --login-timeout "$LOGIN_TIMEOUT" --provision "$CONTACTS" \
+          --sources "$SOURCES" --inflight "$INFLIGHT" --login-timeout "$LOGIN_TIMEOUT" --provision "$CONTACTS" --tls \
           --max-seconds $((LOGIN_TIMEOUT * 3)) </dev/null) || { SKIP_REASON="roster provisioning failed: $out"; return 1; }
   PROVISION="accounts: $USERS in $(awk -v a="$t0" -v b="$t1" 'BEGIN {printf "%.1f", (b - a) / 1e9}') s (impctl); $(grep '^provision' <<<"$out")"
   VERSION="impd $("$IMPD" --version 2>/dev/null | head -1)"
@@ -329,18 +339,27 @@ run_transport() {  # SERVER TRANSPORT
   [[ $tr = tls ]] && tlsflag=(--tls)
   mkdir -p "$cdir"
   settle
-  local rss0 pss0 rss1 pss1 login stats
-  rss0=$(status_kb VmRSS "${SERVER_PIDS[@]}"); pss0=$(pss_kb "${SERVER_PIDS[@]}")
+  local rss0 pss0 rss1 pss1 login warm stats held0
   mkfifo "$cdir/ctl"
   taskset -c "$LOAD_CPU" "$LOAD" --port "$PORT" --domain "$DOMAIN" --users "$USERS" --password "$PASSWORD" \
-    --sources "$SOURCES" --inflight "$INFLIGHT" --login-timeout "$LOGIN_TIMEOUT" \
+    --sources "$SOURCES" --inflight "$INFLIGHT" --login-timeout "$LOGIN_TIMEOUT" --initial "$WARMUP" \
     --max-seconds $((LOGIN_TIMEOUT + 120 + ${#RATES[@]} * (STEP_SECS + 70))) "${tlsflag[@]}" \
     <"$cdir/ctl" >"$cdir/out" 2>"$cdir/err" &
   CLIENT_PID=$!
   pids+=("$CLIENT_PID")
   exec 3>"$cdir/ctl"
+  # Warm-up population first (code paths, caches and allocator pools the
+  # first logins bring in are not per-connection memory), then the baseline,
+  # then the rest of the users.
   wait_line "$cdir/out" '^login ' $((LOGIN_TIMEOUT + 60)) "$CLIENT_PID" || exit 1
-  login=$(grep '^login ' "$cdir/out")
+  warm=$(grep '^login ' "$cdir/out" | head -1)
+  held0=$(kv held "$warm")
+  log "$server $tr: warm-up $warm"
+  settle
+  rss0=$(status_kb VmRSS "${SERVER_PIDS[@]}"); pss0=$(pss_kb "${SERVER_PIDS[@]}")
+  echo login >&3
+  wait_line "$cdir/out" '^login ' $((LOGIN_TIMEOUT + 60)) "$CLIENT_PID" 2 || exit 1
+  login=$(grep '^login ' "$cdir/out" | sed -n 2p)
   log "$server $tr: $login"
   [[ -s $cdir/err ]] && sed 's/^/  /' "$cdir/err" | head -10
   settle
@@ -350,28 +369,35 @@ run_transport() {  # SERVER TRANSPORT
   stats=$(grep '^stats ' "$cdir/out" | tail -1)
   local held per_rss per_pss
   held=$(kv held "$stats")
-  per_rss=$(awk -v a="$rss0" -v b="$rss1" -v n="$held" 'BEGIN {if (n > 0) printf "%.1f", (b - a) / n; else print "-"}')
-  per_pss=$(awk -v a="$pss0" -v b="$pss1" -v n="$held" 'BEGIN {if (n > 0) printf "%.1f", (b - a) / n; else print "-"}')
-  log "$server $tr: idle logged-in population: held=$held rss ${rss0}->${rss1} kB pss ${pss0}->${pss1} kB: ${per_rss} kB RSS, ${per_pss} kB PSS per connection; $stats"
+  per_rss=$(awk -v a="$rss0" -v b="$rss1" -v n=$((held - held0)) 'BEGIN {if (n > 0) printf "%.1f", (b - a) / n; else print "-"}')
+  per_pss=$(awk -v a="$pss0" -v b="$pss1" -v n=$((held - held0)) 'BEGIN {if (n > 0) printf "%.1f", (b - a) / n; else print "-"}')
+  log "$server $tr: idle logged-in population: held=$held (warm-up $held0) rss ${rss0}->${rss1} kB pss ${pss0}->${pss1} kB: ${per_rss} kB RSS, ${per_pss} kB PSS per connection beyond the warm-up; $stats"
   local rate n=0
   for rate in "${RATES[@]}"; do
     if over_budget; then log "time budget (${BUDGET_SECS} s) used up"; break; fi
+    if ((${held:-0} < 2 * PAIRS)); then
+      log "$server $tr: $held connections held, fewer than the $((2 * PAIRS)) chatting users: no chat steps"
+      break
+    fi
     n=$((n + 1))
     settle
-    local c0 c1 l0 l1 t0 t1 line wall cpu us lcpu
+    local c0 c1 l0 l1 t0 t1 line wall cpu us lcpu others
+    proc_snapshot "$cdir/procs0"
     t0=$(now_ns); c0=$(ticks "${SERVER_PIDS[@]}"); l0=$(ticks "$CLIENT_PID")
     echo "chat $PAIRS $rate $STEP_SECS" >&3
     wait_line "$cdir/out" '^chat ' $((STEP_SECS + 75)) "$CLIENT_PID" "$n" || exit 1
     t1=$(now_ns); c1=$(ticks "${SERVER_PIDS[@]}"); l1=$(ticks "$CLIENT_PID")
+    proc_snapshot "$cdir/procs1"
     line=$(grep '^chat ' "$cdir/out" | sed -n "${n}p")
     wall=$(awk -v a="$t0" -v b="$t1" 'BEGIN {print (b - a) / 1e9}')
     cpu=$(awk -v d=$((c1 - c0)) -v w="$wall" -v hz="$HZ" 'BEGIN {printf "%.0f", 100 * d / hz / w}')
     lcpu=$(awk -v d=$((l1 - l0)) -v w="$wall" -v hz="$HZ" 'BEGIN {printf "%.0f", 100 * d / hz / w}')
+    others=$(others_pct "$cdir/procs0" "$cdir/procs1" "$wall")
     us=$(awk -v d=$((c1 - c0)) -v m="$(kv delivered "$line")" -v hz="$HZ" 'BEGIN {if (m > 0) printf "%.1f", 1e6 * d / hz / m; else print "-"}')
-    log "$server $tr $rate/s: server_cpu=${cpu}% us_per_msg=$us client_cpu=${lcpu}% rss=$(($(status_kb VmRSS "${SERVER_PIDS[@]}") / 1024))MB $line"
-    ROWS+=("| $server | $tr | $held | $(kv secs "$login") | $per_rss | $per_pss | $rate | $(kv rate "$line") | $(kv p99_ms "$line") | $cpu | $us | $lcpu | $(kv lost "$line") |")
+    log "$server $tr $rate/s: server_cpu=${cpu}% us_per_msg=$us client_cpu=${lcpu}% others=${others}% rss=$(($(status_kb VmRSS "${SERVER_PIDS[@]}") / 1024))MB $line"
+    ROWS+=("| $server | $tr | $held | $(kv secs "$login") | $per_rss | $per_pss | $rate | $(kv rate "$line") | $(kv p99_ms "$line") | $cpu | $us | $lcpu | $others | $(kv lost "$line") |")
   done
-  ((n)) || ROWS+=("| $server | $tr | $held | $(kv secs "$login") | $per_rss | $per_pss | - | - | - | - | - | - | - |")
+  ((n)) || ROWS+=("| $server | $tr | $held | $(kv secs "$login") | $per_rss | $per_pss | - | - | - | - | - | - | - | - |")
   echo quit >&3
   exec 3>&-
   wait_line "$cdir/out" '^end ' 30 "$CLIENT_PID" || true
@@ -381,28 +407,34 @@ run_transport() {  # SERVER TRANSPORT
 
 log "B-XMPP-CONN / B-XMPP-MSG bench, $(date -u '+%Y-%m-%d %H:%M UTC'), $(nproc) CPUs ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'))"
 log "users=$USERS contacts=$CONTACTS pairs=$PAIRS rates=${RATES[*]} step=${STEP_SECS}s transports=${TRANSPORTS[*]} server CPU $SERVER_CPU, load client CPU $LOAD_CPU, sources $SOURCES, nofile $(ulimit -n)"
-declare -a SKIPPED=() VERSIONS=()
+declare -a SKIPPED=()
+declare -A VERSIONS=()
+# A fresh server instance for each transport: the memory a first population
+# leaves in the allocator would otherwise hide the second one's cost.
 for server in "${SERVERS[@]}"; do
-  if over_budget; then log "time budget (${BUDGET_SECS} s) used up"; break; fi
-  SERVER_PIDS=(); SKIP_REASON=""; MARIADB_PID=""
-  if ! "start_$server"; then
-    log "$server: skipped: $SKIP_REASON"
-    SKIPPED+=("$server: $SKIP_REASON")
+  for tr in "${TRANSPORTS[@]}"; do
+    if over_budget; then log "time budget (${BUDGET_SECS} s) used up"; break 2; fi
+    SERVER_PIDS=(); SKIP_REASON=""; MARIADB_PID=""
+    if ! "start_$server"; then
+      log "$server: skipped: $SKIP_REASON"
+      SKIPPED+=("$server: $SKIP_REASON")
+      stop_pids "${SERVER_PIDS[@]}"
+      break
+    fi
+    VERSIONS[$server]=$VERSION
+    log "$server ($tr run): $VERSION, pid ${SERVER_PIDS[*]}, port $PORT; provisioning (not measured): $PROVISION"
+    run_transport "$server" "$tr"
+    [[ $server = impd && -n $MARIADB_PID ]] && log "impd's MariaDB (not in the figures): rss=$(($(status_kb VmRSS "$MARIADB_PID") / 1024))MB"
     stop_pids "${SERVER_PIDS[@]}"
-    continue
-  fi
-  VERSIONS+=("$VERSION")
-  log "$server: $VERSION, pid ${SERVER_PIDS[*]}, port $PORT; provisioning (not measured): $PROVISION"
-  for tr in "${TRANSPORTS[@]}"; do run_transport "$server" "$tr"; done
-  [[ $server = impd && -n $MARIADB_PID ]] && log "impd's MariaDB (not in the figures): rss=$(($(status_kb VmRSS "$MARIADB_PID") / 1024))MB"
-  stop_pids "${SERVER_PIDS[@]}"
+    [[ -n ${EPMD_PID:-} ]] && { stop_pids "$EPMD_PID"; EPMD_PID=; }
+  done
 done
 
 log ""
-log "Servers: ${VERSIONS[*]}"
+for server in "${SERVERS[@]}"; do [[ -z ${VERSIONS[$server]:-} ]] || log "$server: ${VERSIONS[$server]}"; done
 log ""
-log "| server | transport | connections held | login s | RSS KB/conn | PSS KB/conn | target msg/s | delivered msg/s | p99 ms | server CPU % | CPU µs/msg | client CPU % | lost |"
-log "|---|---|---|---|---|---|---|---|---|---|---|---|---|"
+log "| server | transport | connections held | login s | RSS KB/conn | PSS KB/conn | target msg/s | delivered msg/s | p99 ms | server CPU % | CPU µs/msg | client CPU % | others CPU % | lost |"
+log "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"
 for r in "${ROWS[@]}"; do log "$r"; done
 for s in "${SKIPPED[@]}"; do log "skipped: $s"; done
 log "total time: $(($(date +%s) - t_start)) s"
