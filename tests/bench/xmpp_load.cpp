@@ -31,7 +31,8 @@
 //                       every millisecond; each body carries its send time
 //                       (CLOCK_MONOTONIC ns) and the receiver computes the
 //                       latency; after the last send it waits up to 5 s for
-//                       the outstanding ones. Reports sent, delivered,
+//                       the outstanding ones (those still missing then
+//                       are reported as undelivered). Reports sent, delivered,
 //                       latency percentiles and the client's own CPU.
 //   quit                closes every stream (</stream:stream>) and exits.
 // EOF on stdin is quit.
@@ -1034,7 +1035,7 @@ int main(int argc, char** argv) {
     cl.chatting = false;
     std::sort(cl.latUs.begin(), cl.latUs.end());
     double wall = double(c2 - c0) / 1e9;
-    std::printf("chat pairs=%d target_rate=%.0f secs=%.1f sent=%" PRIu64 " delivered=%" PRIu64 " lost=%" PRIu64
+    std::printf("chat pairs=%d target_rate=%.0f secs=%.1f sent=%" PRIu64 " delivered=%" PRIu64 " undelivered=%" PRIu64
                 " send_secs=%.2f wall_secs=%.2f rate=%.0f p50_ms=%.3f p99_ms=%.3f p999_ms=%.3f max_ms=%.3f "
                 "client_cpu_s=%.2f client_cpu_pct=%.0f closed=%" PRIu64 " unexpected=%" PRIu64 " errors=%" PRIu64 "\n",
                 pairs, rate, secs, sent, cl.chatDelivered, sent - std::min(sent, cl.chatDelivered),

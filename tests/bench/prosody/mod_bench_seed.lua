@@ -51,3 +51,13 @@ for i = 1, users do
 	assert(rosters:set(prefix .. i, roster));
 end
 module:log("info", "bench_seed: provisioned %d users with %d contacts each in %.3f s", users, 2 * half, gettime() - t0);
+
+-- SIGUSR2 (mod_posix fires "signal/SIGUSR2"): a full garbage collection, so
+-- that the harness can report memory per connection both as the idle
+-- server holds it and without the garbage the logins left behind.
+module:hook_global("signal/SIGUSR2", function()
+	local before = collectgarbage("count");
+	collectgarbage("collect");
+	collectgarbage("collect");
+	module:log("info", "bench_seed: full GC done, Lua heap %.0f KB -> %.0f KB", before, collectgarbage("count"));
+end);
