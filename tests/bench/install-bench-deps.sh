@@ -8,7 +8,7 @@ PKGS=(
   kamailio kamailio-tls-modules  # B-PROXY-RELAY, B-PROXY-TLS peer (proxy_relay_bench.sh, proxy_tls_bench.sh)
   prosody                        # B-XMPP-CONN, B-XMPP-MSG peer: Prosody 0.12 (xmpp_bench.sh)
   ejabberd                       # B-XMPP-CONN, B-XMPP-MSG peer: ejabberd 23.01 and Erlang/OTP (escript for provisioning)
-  tsung                          # XMPP load generator from Debian, for cross-checking xmpp_load (PLAIN only, no SCRAM)
+  tsung                          # Debian XMPP load generator (PLAIN only, no SCRAM) for hand cross-checks; xmpp_bench.sh uses xmpp_load
   util-linux                     # taskset, setpriv (peers pinned to one core, run as their own users)
 )
 

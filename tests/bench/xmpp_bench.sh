@@ -20,7 +20,7 @@
 #             rosters created in memory at start by
 #             tests/bench/prosody/mod_bench_seed.lua. Runs as user prosody.
 #   ejabberd  ejabberd 23.01 on its own Erlang node (+S 1:1: one scheduler,
-#             +K true), shaper none, Mnesia tables in RAM (ram_copies),
+#             +K true, scheduler busy-wait off: EJABBERD_BUSY_WAIT), shaper none, Mnesia tables in RAM (ram_copies),
 #             auth_password_format scram (SHA-1, 4096 iterations), modules
 #             mod_roster, mod_disco, mod_ping, mod_offline; accounts and
 #             rosters through tests/bench/ejabberd/provision.escript over
@@ -49,7 +49,10 @@
 #                send (an overloaded server; nothing is resent).
 # A markdown table at the end; each step also prints a line of key=value,
 # including "others": the CPU (% of one core) that processes this script did
-# not start used during the step (a lower bound; run on a quiet machine).
+# not start used during the step (a lower bound; run on a quiet machine),
+# and "server waited for CPU": the time the server's threads were runnable
+# but not running (/proc/PID/task/*/schedstat), % of the step: above a few
+# percent, latency and rate measure the machine, not the server.
 #
 # Knobs (environment): SERVERS ("prosody ejabberd impd"), TRANSPORTS
 # ("tcp tls"), USERS (2000), CONTACTS (20), PAIRS (50), RATES ("1000 2000"),
@@ -58,9 +61,10 @@
 # client, default one per 28,000 users: 127.0.0.1, 127.0.0.2, ...),
 # BUDGET_SECS (3600: no new step starts after this), KEEP_WORK (0),
 # IMPD_XMPP_CONF (impd.conf lines of the XMPP services, %PORT% replaced;
-# default below). Above about 20,000 users the file-descriptor limit has to
-# allow USERS + 1000 (ulimit -Hn); the script raises the soft limit to the
-# hard one and refuses to start when even that is too low.
+# default below), EJABBERD_BUSY_WAIT (none; or default). Above about
+# 20,000 users the file-descriptor limit has to allow USERS + 1000
+# (ulimit -Hn); the script raises the soft limit to the hard one and
+# refuses to start when even that is too low.
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")/../.." && pwd)
@@ -84,6 +88,15 @@ INFLIGHT=${INFLIGHT:-200}
 LOGIN_TIMEOUT=${LOGIN_TIMEOUT:-$((300 + USERS / 20))}
 BUDGET_SECS=${BUDGET_SECS:-3600}
 KEEP_WORK=${KEEP_WORK:-0}
+# ejabberd's scheduler busy-wait (erl +sbwt, +sbwtdcpu, +sbwtdio): "none" by
+# default, so that the CPU it burns spinning between messages is not
+# charged to each message; EJABBERD_BUSY_WAIT=default keeps the VM's own.
+EJABBERD_BUSY_WAIT=${EJABBERD_BUSY_WAIT:-none}
+case $EJABBERD_BUSY_WAIT in
+  none) EJ_SBWT="+sbwt none +sbwtdcpu none +sbwtdio none" ;;
+  default) EJ_SBWT="" ;;
+  *) echo "EJABBERD_BUSY_WAIT: none or default" >&2; exit 2 ;;
+esac
 DOMAIN=bench.example
 PASSWORD=bench-password-1
 HZ=$(getconf CLK_TCK)
@@ -121,6 +134,15 @@ EPMD_BEFORE=$(pgrep -x epmd || true)
 openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout "$work/key.pem" -out "$work/cert.pem" \
   -days 2 -subj "/CN=$DOMAIN" -addext "subjectAltName=DNS:$DOMAIN" 2>/dev/null
 
+run_delay_ns() {  # PIDs...: time every thread of them spent runnable but waiting for a CPU (schedstat), ns
+  local s=0 p v
+  for p in "$@"; do
+    [[ -n $p ]] || continue
+    v=$(cat /proc/"$p"/task/*/schedstat 2>/dev/null | awk '{s += $2} END {printf "%.0f", s}')
+    s=$((s + ${v:-0}))
+  done
+  echo "$s"
+}
 over_budget() { (($(date +%s) - t_start > BUDGET_SECS)); }
 settle() {  # until the server uses < 5% of one core over 1 s (at most 60 s)
   local start=$SECONDS a b
@@ -257,7 +279,7 @@ EOF
      EJABBERD_CONFIG_PATH="$d/ejabberd.yml" EJABBERD_LOG_PATH="$d/log/ejabberd.log" \
      ERL_MAX_PORTS=$((USERS + 2000)) ERL_CRASH_DUMP_BYTES=0 \
      taskset -c "$SERVER_CPU" setpriv --reuid=ejabberd --regid=ejabberd --clear-groups \
-     erl -sname "$node" -setcookie "$cookie" +K true +P $((USERS * 4 + 100000)) +S 1:1 \
+     erl -sname "$node" -setcookie "$cookie" +K true +P $((USERS * 4 + 100000)) +S 1:1 $EJ_SBWT \
        -kernel inet_dist_use_interface '{127,0,0,1}' -mnesia dir "\"$d/db\"" -noinput -s ejabberd \
        >"$d/stdout" 2>&1) &
   SERVER_PIDS=($!)
@@ -269,7 +291,7 @@ EOF
           "$here/tests/bench/ejabberd/provision.escript" "$node" "$cookie" "$DOMAIN" "$USERS" user "$PASSWORD" "$CONTACTS") || {
     echo "ejabberd provisioning failed: $out" >&2; exit 1; }
   PROVISION=$out
-  VERSION="ejabberd $(dpkg-query -W -f '${Version}' ejabberd), Erlang/OTP $(erl -noshell -eval 'io:put_chars(erlang:system_info(otp_release)), halt().')"
+  VERSION="ejabberd $(dpkg-query -W -f '${Version}' ejabberd), Erlang/OTP $(erl -noshell -eval 'io:put_chars(erlang:system_info(otp_release)), halt().'), busy-wait $EJABBERD_BUSY_WAIT"
 }
 
 start_impd() {
@@ -419,23 +441,26 @@ run_transport() {  # SERVER TRANSPORT
     fi
     n=$((n + 1))
     settle
-    local c0 c1 l0 l1 t0 t1 line wall cpu us lcpu others
+    local c0 c1 l0 l1 t0 t1 line wall cpu us lcpu others q0 q1 waited
     proc_snapshot "$cdir/procs0"
+    q0=$(run_delay_ns "${SERVER_PIDS[@]}")
     t0=$(now_ns); c0=$(ticks "${SERVER_PIDS[@]}"); l0=$(ticks "$CLIENT_PID")
     echo "chat $PAIRS $rate $STEP_SECS" >&3
     wait_line "$cdir/out" '^chat ' $((STEP_SECS + 75)) "$CLIENT_PID" "$n" || exit 1
     t1=$(now_ns); c1=$(ticks "${SERVER_PIDS[@]}"); l1=$(ticks "$CLIENT_PID")
+    q1=$(run_delay_ns "${SERVER_PIDS[@]}")
     proc_snapshot "$cdir/procs1"
     line=$(grep '^chat ' "$cdir/out" | sed -n "${n}p")
     wall=$(awk -v a="$t0" -v b="$t1" 'BEGIN {print (b - a) / 1e9}')
     cpu=$(awk -v d=$((c1 - c0)) -v w="$wall" -v hz="$HZ" 'BEGIN {printf "%.0f", 100 * d / hz / w}')
     lcpu=$(awk -v d=$((l1 - l0)) -v w="$wall" -v hz="$HZ" 'BEGIN {printf "%.0f", 100 * d / hz / w}')
     others=$(others_pct "$cdir/procs0" "$cdir/procs1" "$wall")
+    waited=$(awk -v d=$((q1 - q0)) -v w="$wall" 'BEGIN {printf "%.0f", 100 * d / 1e9 / w}')
     us=$(awk -v d=$((c1 - c0)) -v m="$(kv delivered "$line")" -v hz="$HZ" 'BEGIN {if (m > 0) printf "%.1f", 1e6 * d / hz / m; else print "-"}')
-    log "$server $tr $rate/s: server_cpu=${cpu}% us_per_msg=$us client_cpu=${lcpu}% others=${others}% rss=$(($(status_kb VmRSS "${SERVER_PIDS[@]}") / 1024))MB $line"
-    ROWS+=("| $server | $tr | $held | $(kv secs "$login") | $per_rss / $gc_rss | $per_pss / $gc_pss | $rate | $(kv rate "$line") | $(kv p99_ms "$line") | $cpu | $us | $lcpu | $others | $(kv undelivered "$line") |")
+    log "$server $tr $rate/s: server_cpu=${cpu}% us_per_msg=$us server_waited_for_cpu=${waited}% client_cpu=${lcpu}% others=${others}% rss=$(($(status_kb VmRSS "${SERVER_PIDS[@]}") / 1024))MB $line"
+    ROWS+=("| $server | $tr | $held | $(kv secs "$login") | $per_rss / $gc_rss | $per_pss / $gc_pss | $rate | $(kv rate "$line") | $(kv p99_ms "$line") | $cpu | $us | $waited | $lcpu | $others | $(kv undelivered "$line") |")
   done
-  ((n)) || ROWS+=("| $server | $tr | $held | $(kv secs "$login") | $per_rss / $gc_rss | $per_pss / $gc_pss | - | - | - | - | - | - | - | - |")
+  ((n)) || ROWS+=("| $server | $tr | $held | $(kv secs "$login") | $per_rss / $gc_rss | $per_pss / $gc_pss | - | - | - | - | - | - | - | - | - |")
   echo quit >&3
   exec 3>&-
   wait_line "$cdir/out" '^end ' 30 "$CLIENT_PID" || true
@@ -471,8 +496,8 @@ done
 log ""
 for server in "${SERVERS[@]}"; do [[ -z ${VERSIONS[$server]:-} ]] || log "$server: ${VERSIONS[$server]}"; done
 log ""
-log "| server | transport | connections held | login s | RSS KB/conn (idle / after GC) | PSS KB/conn (idle / after GC) | target msg/s | delivered msg/s | p99 ms | server CPU % | CPU µs/msg | client CPU % | others CPU % | undelivered |"
-log "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"
+log "| server | transport | connections held | login s | RSS KB/conn (idle / after GC) | PSS KB/conn (idle / after GC) | target msg/s | delivered msg/s | p99 ms | server CPU % | CPU µs/msg | server waited for CPU % | client CPU % | others CPU % | undelivered |"
+log "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"
 for r in "${ROWS[@]}"; do log "$r"; done
 for s in "${SKIPPED[@]}"; do log "skipped: $s"; done
 log "total time: $(($(date +%s) - t_start)) s"
