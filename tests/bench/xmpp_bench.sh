@@ -391,7 +391,7 @@ run_transport() {  # SERVER TRANSPORT
   mkfifo "$cdir/ctl"
   taskset -c "$LOAD_CPU" "$LOAD" --port "$PORT" --domain "$DOMAIN" --users "$USERS" --password "$PASSWORD" \
     --sources "$SOURCES" --inflight "$INFLIGHT" --login-timeout "$LOGIN_TIMEOUT" --initial "$WARMUP" \
-    --max-seconds $((LOGIN_TIMEOUT + 120 + ${#RATES[@]} * (STEP_SECS + 70))) "${tlsflag[@]}" \
+    --max-seconds $((2 * LOGIN_TIMEOUT + 600 + ${#RATES[@]} * (STEP_SECS + 150))) "${tlsflag[@]}" \
     <"$cdir/ctl" >"$cdir/out" 2>"$cdir/err" &
   CLIENT_PID=$!
   pids+=("$CLIENT_PID")
