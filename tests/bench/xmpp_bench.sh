@@ -129,7 +129,6 @@ pids=()
 # shellcheck source=bench_lib.sh
 source "$here/tests/bench/bench_lib.sh"
 our_pids() { echo "$$ ${SERVER_PIDS[*]:-} ${CLIENT_PID:-} ${EPMD_PID:-} ${MARIADB_PID:-}"; }
-EPMD_BEFORE=$(pgrep -x epmd || true)
 
 openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout "$work/key.pem" -out "$work/cert.pem" \
   -days 2 -subj "/CN=$DOMAIN" -addext "subjectAltName=DNS:$DOMAIN" 2>/dev/null
@@ -228,6 +227,11 @@ EOF
   VERSION="Prosody $(dpkg-query -W -f '${Version}' prosody), Lua $(dpkg-query -W -f '${Version}' lua5.4 2>/dev/null || echo '?')"
 }
 
+live_epmd() {  # PIDs of running epmd processes (not zombies: an init that does not reap keeps those)
+  local p
+  for p in $(pgrep -x epmd || true); do alive "$p" && echo "$p"; done
+  return 0
+}
 start_ejabberd() {
   local d=$work/ejabberd node cookie ebin
   rm -rf "$d"
@@ -274,6 +278,10 @@ modules:
   mod_offline: {}
 EOF
   chown -R ejabberd:ejabberd "$d"
+  # An epmd that runs already is someone else's and stays; one that the
+  # node starts is stopped with it.
+  local epmd_before
+  epmd_before=$(live_epmd)
   ebin=$(dirname "$(dpkg -L ejabberd | grep -m1 '/ebin/ejabberd.app$')")
   (cd "$d" && exec env HOME="$d" ERL_LIBS="$(dirname "$(dirname "$ebin")")" ERL_EPMD_ADDRESS=127.0.0.1 \
      EJABBERD_CONFIG_PATH="$d/ejabberd.yml" EJABBERD_LOG_PATH="$d/log/ejabberd.log" \
@@ -285,7 +293,7 @@ EOF
   SERVER_PIDS=($!)
   pids+=("${SERVER_PIDS[0]}")
   wait_listen "$PORT" "${SERVER_PIDS[0]}" ejabberd
-  if [[ -z $EPMD_BEFORE ]]; then EPMD_PID=$(pgrep -x epmd | head -1 || true); [[ -z $EPMD_PID ]] || pids=("$EPMD_PID" "${pids[@]}"); fi
+  if [[ -z $epmd_before ]]; then EPMD_PID=$(live_epmd | head -1); [[ -z $EPMD_PID ]] || pids=("$EPMD_PID" "${pids[@]}"); fi
   local out
   out=$(cd "$d" && ERL_EPMD_ADDRESS=127.0.0.1 HOME="$d" taskset -c "$LOAD_CPU" timeout 3600 escript \
           "$here/tests/bench/ejabberd/provision.escript" "$node" "$cookie" "$DOMAIN" "$USERS" user "$PASSWORD" "$CONTACTS") || {
