@@ -1,0 +1,511 @@
+#!/usr/bin/env bash
+# B-XMPP-CONN and B-XMPP-MSG (docs/BENCHMARKS.md, issue 16). Not a test: run by hand.
+#
+#   tests/bench/xmpp_bench.sh [BUILD_DIR=build/bench]
+#
+# BUILD_DIR is a Release tree built with
+#   scripts/build.sh build/bench -DCMAKE_BUILD_TYPE=Release -DIMP_BENCH=ON -DIMP_TESTS=OFF
+# (it holds tests/bench/xmpp_load and, for the impd column, apps/impd/impd
+# and apps/impctl/impctl). Peers: tests/bench/install-bench-deps.sh. This
+# script builds nothing. Everything binds to loopback, runs in a private
+# temporary directory and is stopped on exit; every wait is bounded.
+#
+# For each server kind in SERVERS, in the same run, one after the other,
+# each pinned to CPU SERVER_CPU while the load client (xmpp_load.cpp) runs
+# on LOAD_CPU:
+#   prosody   Prosody 0.12, network_backend = "epoll", storage = "memory",
+#             internal_hashed (SCRAM-SHA-1 keys, 4096 iterations), modules
+#             roster, saslauth, tls, disco, ping (+ the automatic ones:
+#             presence, message, iq, offline), s2s off; accounts and
+#             rosters created in memory at start by
+#             tests/bench/prosody/mod_bench_seed.lua. Runs as user prosody.
+#   ejabberd  ejabberd 23.01 on its own Erlang node (+S 1:1: one scheduler,
+#             +K true, scheduler busy-wait off: EJABBERD_BUSY_WAIT), shaper none, Mnesia tables in RAM (ram_copies),
+#             auth_password_format scram (SHA-1, 4096 iterations), modules
+#             mod_roster, mod_disco, mod_ping, mod_offline; accounts and
+#             rosters through tests/bench/ejabberd/provision.escript over
+#             Erlang distribution on loopback. Runs as user ejabberd.
+#   impd      the IMP node (role single, managed MariaDB) with xcp-router
+#             and xcp-connection-manager; accounts with `impctl user add`
+#             and `impctl user passwd` (password on stdin), rosters made by
+#             the load client itself (xmpp_load --provision: subscriptions,
+#             approved by the server's auto-approval or by the contact).
+# Provisioning is timed and reported on its own, never in the figures.
+#
+# Then, per server and per transport in TRANSPORTS (tcp: SASL PLAIN on the
+# plain stream, where the server allows it; tls: STARTTLS then PLAIN), USERS
+# users log in (stream, [STARTTLS], SASL PLAIN, bind, roster get of CONTACTS
+# items, initial presence) and stay connected:
+#   B-XMPP-CONN  connections held, login rate, server RSS and PSS before the
+#                logins and once the logged-in population is idle; memory
+#                per connection = delta / connections held.
+#   B-XMPP-MSG   for each rate in RATES: PAIRS chatting pairs exchange chat
+#                messages (both directions) for STEP_SECS seconds; delivered
+#                messages/s, latency p50/p99/max (send time in the body,
+#                one clock), server CPU (utime+stime over the step, every
+#                thread) per delivered message in microseconds, and the
+#                load client's own CPU (it must stay well below 100%);
+#                "undelivered": messages still missing 5 s after the last
+#                send (an overloaded server; nothing is resent).
+# A markdown table at the end; each step also prints a line of key=value,
+# including "others": the CPU (% of one core) that processes this script did
+# not start used during the step (a lower bound; run on a quiet machine),
+# and "server waited for CPU": the time the server's threads were runnable
+# but not running (/proc/PID/task/*/schedstat), % of the step: above a few
+# percent, latency and rate measure the machine, not the server.
+#
+# Knobs (environment): SERVERS ("prosody ejabberd impd"), TRANSPORTS
+# ("tcp tls"), USERS (2000), CONTACTS (20), PAIRS (50), RATES ("1000 2000"),
+# STEP_SECS (10), SERVER_CPU (1), LOAD_CPU (0), INFLIGHT (logins in flight,
+# 200), LOGIN_TIMEOUT (s, 300 + USERS / 20), SOURCES (loopback source addresses for the
+# client, default one per 28,000 users: 127.0.0.1, 127.0.0.2, ...),
+# BUDGET_SECS (3600: no new step starts after this), KEEP_WORK (0),
+# IMPD_XMPP_CONF (impd.conf lines of the XMPP services, %PORT% replaced;
+# default below), EJABBERD_BUSY_WAIT (none; or default). Above about
+# 20,000 users the file-descriptor limit has to allow USERS + 1000
+# (ulimit -Hn); the script raises the soft limit to the hard one and
+# refuses to start when even that is too low.
+set -euo pipefail
+
+here=$(cd "$(dirname "$0")/../.." && pwd)
+build=${1:-build/bench}
+[[ $build = /* ]] || build=$(pwd)/$build
+LOAD=$build/tests/bench/xmpp_load
+IMPD=$build/apps/impd/impd
+IMPCTL=$build/apps/impctl/impctl
+
+read -r -a SERVERS <<<"${SERVERS:-prosody ejabberd impd}"
+read -r -a TRANSPORTS <<<"${TRANSPORTS:-tcp tls}"
+read -r -a RATES <<<"${RATES:-1000 2000}"
+USERS=${USERS:-2000}
+WARMUP=${WARMUP:-$(((USERS / 10) > 0 ? USERS / 10 : 1))}
+CONTACTS=${CONTACTS:-20}
+PAIRS=${PAIRS:-50}
+STEP_SECS=${STEP_SECS:-10}
+SERVER_CPU=${SERVER_CPU:-1}
+LOAD_CPU=${LOAD_CPU:-0}
+INFLIGHT=${INFLIGHT:-200}
+LOGIN_TIMEOUT=${LOGIN_TIMEOUT:-$((300 + USERS / 20))}
+BUDGET_SECS=${BUDGET_SECS:-3600}
+KEEP_WORK=${KEEP_WORK:-0}
+# ejabberd's scheduler busy-wait (erl +sbwt, +sbwtdcpu, +sbwtdio): "none" by
+# default, so that the CPU it burns spinning between messages is not
+# charged to each message; EJABBERD_BUSY_WAIT=default keeps the VM's own.
+EJABBERD_BUSY_WAIT=${EJABBERD_BUSY_WAIT:-none}
+case $EJABBERD_BUSY_WAIT in
+  none) EJ_SBWT="+sbwt none +sbwtdcpu none +sbwtdio none" ;;
+  default) EJ_SBWT="" ;;
+  *) echo "EJABBERD_BUSY_WAIT: none or default" >&2; exit 2 ;;
+esac
+DOMAIN=bench.example
+PASSWORD=bench-password-1
+HZ=$(getconf CLK_TCK)
+
+for s in "${SERVERS[@]}"; do
+  [[ $s = prosody || $s = ejabberd || $s = impd ]] || { echo "SERVERS: prosody, ejabberd, impd" >&2; exit 2; }
+done
+for t in "${TRANSPORTS[@]}"; do [[ $t = tcp || $t = tls ]] || { echo "TRANSPORTS: tcp, tls" >&2; exit 2; }; done
+((USERS >= 2 * PAIRS)) || { echo "USERS must be at least 2 * PAIRS" >&2; exit 2; }
+((WARMUP >= 1 && WARMUP < USERS)) || { echo "WARMUP must be between 1 and USERS - 1" >&2; exit 2; }
+[[ -x $LOAD ]] || { echo "not built: $LOAD (see the header of $0)" >&2; exit 2; }
+for tool in taskset setpriv openssl ss python3; do command -v "$tool" >/dev/null || { echo "missing: $tool" >&2; exit 2; }; done
+(($(nproc) >= 2)) || { echo "needs 2 CPUs (server and load client pinned apart)" >&2; exit 2; }
+((EUID == 0)) || { echo "run as root: the peers run as their own system users (prosody, ejabberd)" >&2; exit 2; }
+hard=$(ulimit -Hn)
+[[ $hard = unlimited ]] || ((hard >= USERS + 1000)) || {
+  echo "USERS=$USERS needs a file-descriptor limit of at least $((USERS + 1000)); the hard limit here is $hard" >&2
+  echo "(raise it, e.g. prlimit --nofile=N:N or limits.conf, in a shell with CAP_SYS_RESOURCE)" >&2
+  exit 2
+}
+ulimit -n "$hard"
+if [[ -z ${SOURCES:-} ]]; then
+  SOURCES=127.0.0.1
+  for ((i = 2; i <= (USERS + 27999) / 28000; i++)); do SOURCES+=",127.0.0.$i"; done
+fi
+
+work=$(mktemp -d /tmp/imp-xmppbench-XXXXXX)
+chmod 755 "$work"
+pids=()
+# shellcheck source=bench_lib.sh
+source "$here/tests/bench/bench_lib.sh"
+our_pids() { echo "$$ ${SERVER_PIDS[*]:-} ${CLIENT_PID:-} ${EPMD_PID:-} ${MARIADB_PID:-}"; }
+
+openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout "$work/key.pem" -out "$work/cert.pem" \
+  -days 2 -subj "/CN=$DOMAIN" -addext "subjectAltName=DNS:$DOMAIN" 2>/dev/null
+
+run_delay_ns() {  # PIDs...: time every thread of them spent runnable but waiting for a CPU (schedstat), ns
+  local s=0 p v
+  for p in "$@"; do
+    [[ -n $p ]] || continue
+    v=$(cat /proc/"$p"/task/*/schedstat 2>/dev/null | awk '{s += $2} END {printf "%.0f", s}')
+    s=$((s + ${v:-0}))
+  done
+  echo "$s"
+}
+over_budget() { (($(date +%s) - t_start > BUDGET_SECS)); }
+settle() {  # until the server uses < 5% of one core over 1 s (at most 60 s)
+  local start=$SECONDS a b
+  while :; do
+    a=$(ticks "${SERVER_PIDS[@]}")
+    sleep 1  # a measuring window, not a synchronisation
+    b=$(ticks "${SERVER_PIDS[@]}")
+    ((100 * (b - a) / HZ < 5)) && break
+    ((SECONDS - start < 60)) || { log "  (server still busy: $((100 * (b - a) / HZ))% of a core after 60 s)"; break; }
+  done
+}
+wait_line() {  # FILE PATTERN SECONDS PID [N=1]: until N lines matching PATTERN are in FILE
+  local deadline=$((SECONDS + $3)) want=${5:-1}
+  until (($(grep -c -E "$2" "$1" 2>/dev/null || true) >= want)); do
+    if ! alive "$4"; then
+      (($(grep -c -E "$2" "$1" 2>/dev/null || true) >= want)) && return 0
+      echo "process $4 exited before printing /$2/:" >&2; tail -5 "$1" >&2; return 1
+    fi
+    ((SECONDS < deadline)) || { echo "no /$2/ in $1 after $3 s" >&2; return 1; }
+    sleep 0.1
+  done
+}
+kv() { sed -n "s/.*[ ^]$1=\([^ ]*\).*/\1/p" <<<" $2" | head -1; }  # KEY LINE -> value
+stop_pids() {  # PIDs...: TERM, wait up to 30 s each, then KILL
+  local p
+  for p in "$@"; do kill -TERM "$p" 2>/dev/null || true; done
+  for p in "$@"; do
+    for _ in $(seq 300); do alive "$p" || break; sleep 0.1; done
+    kill -KILL "$p" 2>/dev/null || true
+    wait "$p" 2>/dev/null || true
+  done
+}
+
+# ---------------------------------------------------------------- servers
+# Each start_* sets SERVER_PIDS (what is measured), PORT and VERSION, and
+# PROVISION (the provisioning line: what and how long).
+start_prosody() {
+  local d=$work/prosody
+  rm -rf "$d"
+  mkdir -p "$d/data" "$d/certs" "$d/plugins"
+  cp "$here/tests/bench/prosody/mod_bench_seed.lua" "$d/plugins/"
+  cp "$work/key.pem" "$work/cert.pem" "$d/certs/"
+  read -r PORT <<<"$(free_ports 1)"
+  cat >"$d/prosody.cfg.lua" <<EOF
+-- generated by tests/bench/xmpp_bench.sh
+daemonize = false
+pidfile = "$d/prosody.pid"
+data_path = "$d/data"
+certificates = "$d/certs"
+plugin_paths = { "$d/plugins" }
+network_backend = "epoll"
+network_settings = { tcp_backlog = 4096; nagle = false }
+storage = "memory"
+authentication = "internal_hashed"
+default_iteration_count = 4096
+interfaces = { "127.0.0.1" }
+c2s_interfaces = { "127.0.0.1" }
+c2s_ports = { $PORT }
+c2s_direct_tls_ports = { }
+legacy_ssl_ports = { }
+modules_enabled = { "roster"; "saslauth"; "tls"; "disco"; "ping"; "bench_seed" }
+modules_disabled = { "s2s" }
+c2s_require_encryption = false
+allow_unencrypted_plain_auth = true
+log = { info = "$d/prosody.log" }
+VirtualHost "$DOMAIN"
+  ssl = { key = "$d/certs/key.pem"; certificate = "$d/certs/cert.pem" }
+  bench_seed_users = $USERS
+  bench_seed_prefix = "user"
+  bench_seed_password = "$PASSWORD"
+  bench_seed_contacts = $CONTACTS
+EOF
+  chown -R prosody:prosody "$d"
+  taskset -c "$SERVER_CPU" setpriv --reuid=prosody --regid=prosody --clear-groups \
+    prosody --config "$d/prosody.cfg.lua" -F >"$d/stdout" 2>&1 &
+  SERVER_PIDS=($!)
+  pids+=("${SERVER_PIDS[0]}")
+  wait_listen "$PORT" "${SERVER_PIDS[0]}" prosody
+  # The port opens before the host's modules load; mod_bench_seed logs when done.
+  wait_line "$d/prosody.log" 'bench_seed: provisioned' 3600 "${SERVER_PIDS[0]}" || exit 1
+  PROVISION=$(grep -o 'bench_seed: provisioned.*' "$d/prosody.log" | head -1)
+  [[ -n $PROVISION ]] || { echo "prosody: no provisioning line in its log" >&2; exit 1; }
+  VERSION="Prosody $(dpkg-query -W -f '${Version}' prosody), Lua $(dpkg-query -W -f '${Version}' lua5.4 2>/dev/null || echo '?')"
+}
+
+live_epmd() {  # PIDs of running epmd processes (not zombies: an init that does not reap keeps those)
+  local p
+  for p in $(pgrep -x epmd || true); do alive "$p" && echo "$p"; done
+  return 0
+}
+start_ejabberd() {
+  local d=$work/ejabberd node cookie ebin
+  rm -rf "$d"
+  mkdir -p "$d/db" "$d/log"
+  cat "$work/key.pem" "$work/cert.pem" >"$d/bench.pem"
+  read -r PORT <<<"$(free_ports 1)"
+  node=xmppbench$$@localhost
+  cookie=$(od -An -N12 -tx1 /dev/urandom | tr -d ' \n')
+  EJ_NODE=$node; EJ_COOKIE=$cookie
+  cat >"$d/ejabberd.yml" <<EOF
+# generated by tests/bench/xmpp_bench.sh
+hosts:
+  - $DOMAIN
+loglevel: warning
+log_rotate_count: 0
+certfiles:
+  - $d/bench.pem
+listen:
+  -
+    port: $PORT
+    ip: "127.0.0.1"
+    module: ejabberd_c2s
+    backlog: 4096
+    shaper: none
+    access: c2s
+    starttls: true
+    max_stanza_size: 262144
+auth_method: internal
+auth_password_format: scram
+auth_scram_hash: sha
+default_db: mnesia
+shaper: {}
+shaper_rules: {}
+acl: {}
+access_rules:
+  c2s:
+    allow: all
+  local:
+    allow: all
+modules:
+  mod_roster: {}
+  mod_disco: {}
+  mod_ping: {}
+  mod_offline: {}
+EOF
+  chown -R ejabberd:ejabberd "$d"
+  # An epmd that runs already is someone else's and stays; one that the
+  # node starts is stopped with it.
+  local epmd_before
+  epmd_before=$(live_epmd)
+  ebin=$(dirname "$(dpkg -L ejabberd | grep -m1 '/ebin/ejabberd.app$')")
+  (cd "$d" && exec env HOME="$d" ERL_LIBS="$(dirname "$(dirname "$ebin")")" ERL_EPMD_ADDRESS=127.0.0.1 \
+     EJABBERD_CONFIG_PATH="$d/ejabberd.yml" EJABBERD_LOG_PATH="$d/log/ejabberd.log" \
+     ERL_MAX_PORTS=$((USERS + 2000)) ERL_CRASH_DUMP_BYTES=0 \
+     taskset -c "$SERVER_CPU" setpriv --reuid=ejabberd --regid=ejabberd --clear-groups \
+     erl -sname "$node" -setcookie "$cookie" +K true +P $((USERS * 4 + 100000)) +S 1:1 $EJ_SBWT \
+       -kernel inet_dist_use_interface '{127,0,0,1}' -mnesia dir "\"$d/db\"" -noinput -s ejabberd \
+       >"$d/stdout" 2>&1) &
+  SERVER_PIDS=($!)
+  pids+=("${SERVER_PIDS[0]}")
+  wait_listen "$PORT" "${SERVER_PIDS[0]}" ejabberd
+  if [[ -z $epmd_before ]]; then EPMD_PID=$(live_epmd | head -1); [[ -z $EPMD_PID ]] || pids=("$EPMD_PID" "${pids[@]}"); fi
+  local out
+  out=$(cd "$d" && ERL_EPMD_ADDRESS=127.0.0.1 HOME="$d" taskset -c "$LOAD_CPU" timeout 3600 escript \
+          "$here/tests/bench/ejabberd/provision.escript" "$node" "$cookie" "$DOMAIN" "$USERS" user "$PASSWORD" "$CONTACTS") || {
+    echo "ejabberd provisioning failed: $out" >&2; exit 1; }
+  PROVISION=$out
+  VERSION="ejabberd $(dpkg-query -W -f '${Version}' ejabberd), Erlang/OTP $(erl -noshell -eval 'io:put_chars(erlang:system_info(otp_release)), halt().'), busy-wait $EJABBERD_BUSY_WAIT"
+}
+
+start_impd() {
+  local d=$work/impd xmpp
+  [[ -x $IMPD && -x $IMPCTL ]] || { SKIP_REASON="not built: $IMPD"; return 1; }
+  rm -rf "$d"
+  mkdir -p "$d"
+  read -r PORT <<<"$(free_ports 1)"
+  xmpp=${IMPD_XMPP_CONF:-"[xcp-connection-manager]
+listen_address = 127.0.0.1
+client_port = %PORT%
+max_connections_per_ip = 0
+stanza_rate_limit = 0"}
+  cat >"$d/impd.conf" <<EOF
+[node]
+id = bench1
+role = single
+state_dir = $d/state
+log_dir = $d/log
+sql_dir = $here/sql
+[admin]
+port = 0
+[services]
+settings_poll_ms = 200
+stop_timeout = 5
+[database]
+buffer_pool_mb = 64
+${xmpp//%PORT%/$PORT}
+EOF
+  taskset -c "$SERVER_CPU" "$IMPD" -c "$d/impd.conf" >"$d/stdout" 2>"$d/stderr" &
+  SERVER_PIDS=($!)
+  pids+=("${SERVER_PIDS[0]}")
+  local deadline=$((SECONDS + 120))
+  until grep -q '^impd: ready' "$d/stdout"; do
+    alive "${SERVER_PIDS[0]}" || { SKIP_REASON="impd exited: $(tail -1 "$d/stderr")"; return 1; }
+    ((SECONDS < deadline)) || { SKIP_REASON="impd not ready after 120 s"; return 1; }
+    sleep 0.1
+  done
+  ADMIN_URL=$(sed -n 's/^impd: ready.*admin=\([^ ]*\).*/\1/p' "$d/stdout" | head -1)
+  MARIADB_PID=$(pgrep -P "${SERVER_PIDS[0]}" -x mariadbd | head -1 || true)
+  local start=$SECONDS i
+  until ss -Hltn "sport = :$PORT" | grep -q .; do
+    ((SECONDS - start < 30)) || { SKIP_REASON="impd does not listen for clients on $PORT (IMPD_XMPP_CONF?)"; return 1; }
+    sleep 0.1
+  done
+  local t0 t1
+  t0=$(now_ns)
+  "$IMPCTL" -c "$d/impd.conf" --url "$ADMIN_URL" domain add "$DOMAIN" >/dev/null 2>&1 || true
+  for ((i = 1; i <= USERS; i++)); do
+    "$IMPCTL" -c "$d/impd.conf" --url "$ADMIN_URL" user add "user$i" --im-address "user$i@$DOMAIN" --home-node bench1 >/dev/null ||
+      { SKIP_REASON="impctl user add user$i failed"; return 1; }
+    printf '%s\n' "$PASSWORD" | "$IMPCTL" -c "$d/impd.conf" --url "$ADMIN_URL" user passwd "user$i" >/dev/null ||
+      { SKIP_REASON="impctl user passwd user$i failed"; return 1; }
+  done
+  t1=$(now_ns)
+  # Rosters: every user subscribes to its ring neighbours; the server's
+  # auto-approval (or the contact's client) approves.
+  local out
+  out=$(taskset -c "$LOAD_CPU" "$LOAD" --port "$PORT" --domain "$DOMAIN" --users "$USERS" --password "$PASSWORD" \
+          --sources "$SOURCES" --inflight "$INFLIGHT" --login-timeout "$LOGIN_TIMEOUT" --provision "$CONTACTS" --tls \
+          --max-seconds $((LOGIN_TIMEOUT * 3)) </dev/null) || { SKIP_REASON="roster provisioning failed: $out"; return 1; }
+  PROVISION="accounts: $USERS in $(awk -v a="$t0" -v b="$t1" 'BEGIN {printf "%.1f", (b - a) / 1e9}') s (impctl); $(grep '^provision' <<<"$out")"
+  VERSION="impd $("$IMPD" --version 2>/dev/null | head -1)"
+}
+
+# full_gc SERVER: a full garbage collection in the server (Prosody: Lua
+# collectgarbage through SIGUSR2 and mod_bench_seed; ejabberd: every Erlang
+# process, over distribution); nothing for impd (no garbage collector).
+# Prints what was done.
+full_gc() {
+  case $1 in
+    prosody)
+      local n
+      n=$(grep -c 'bench_seed: full GC done' "$work/prosody/prosody.log" || true)
+      kill -USR2 "${SERVER_PIDS[0]}"
+      wait_line "$work/prosody/prosody.log" 'bench_seed: full GC done' 60 "${SERVER_PIDS[0]}" $((n + 1)) || return 1
+      grep -o 'bench_seed: full GC done.*' "$work/prosody/prosody.log" | tail -1 ;;
+    ejabberd)
+      (cd "$work/ejabberd" && ERL_EPMD_ADDRESS=127.0.0.1 HOME="$work/ejabberd" taskset -c "$LOAD_CPU" timeout 120 \
+         erl -noshell -sname "xmppbench-gc$$@localhost" -setcookie "$EJ_COOKIE" -eval "
+           N = '$EJ_NODE', B = rpc:call(N, erlang, memory, [processes]),
+           [rpc:call(N, erlang, garbage_collect, [P]) || P <- rpc:call(N, erlang, processes, [])],
+           io:format(\"erlang:garbage_collect/1 on every process: processes ~b KB -> ~b KB~n\",
+                     [B div 1024, rpc:call(N, erlang, memory, [processes]) div 1024]), halt().") ;;
+    *) echo "no garbage collector" ;;
+  esac
+}
+
+# ---------------------------------------------------------------- steps
+declare -a ROWS=()
+run_transport() {  # SERVER TRANSPORT
+  local server=$1 tr=$2 cdir=$work/client-$1-$2 tlsflag=()
+  [[ $tr = tls ]] && tlsflag=(--tls)
+  mkdir -p "$cdir"
+  settle
+  local rss0 pss0 rss1 pss1 login warm stats held0 gc
+  mkfifo "$cdir/ctl"
+  taskset -c "$LOAD_CPU" "$LOAD" --port "$PORT" --domain "$DOMAIN" --users "$USERS" --password "$PASSWORD" \
+    --sources "$SOURCES" --inflight "$INFLIGHT" --login-timeout "$LOGIN_TIMEOUT" --initial "$WARMUP" \
+    --max-seconds $((2 * LOGIN_TIMEOUT + 600 + ${#RATES[@]} * (STEP_SECS + 150))) "${tlsflag[@]}" \
+    <"$cdir/ctl" >"$cdir/out" 2>"$cdir/err" &
+  CLIENT_PID=$!
+  pids+=("$CLIENT_PID")
+  exec 3>"$cdir/ctl"
+  # Warm-up population first (code paths, caches and allocator pools the
+  # first logins bring in are not per-connection memory), then the baseline,
+  # then the rest of the users.
+  wait_line "$cdir/out" '^login ' $((LOGIN_TIMEOUT + 60)) "$CLIENT_PID" || exit 1
+  warm=$(grep '^login ' "$cdir/out" | head -1)
+  held0=$(kv held "$warm")
+  log "$server $tr: warm-up $warm"
+  # Baseline: the warm-up population after a full garbage collection.
+  gc=$(full_gc "$server") || gc="full GC failed"
+  log "$server $tr: before the baseline: $gc"
+  settle
+  rss0=$(status_kb VmRSS "${SERVER_PIDS[@]}"); pss0=$(pss_kb "${SERVER_PIDS[@]}")
+  echo login >&3
+  wait_line "$cdir/out" '^login ' $((LOGIN_TIMEOUT + 60)) "$CLIENT_PID" 2 || exit 1
+  login=$(grep '^login ' "$cdir/out" | sed -n 2p)
+  log "$server $tr: $login"
+  [[ -s $cdir/err ]] && sed 's/^/  /' "$cdir/err" | head -10
+  settle
+  rss1=$(status_kb VmRSS "${SERVER_PIDS[@]}"); pss1=$(pss_kb "${SERVER_PIDS[@]}")
+  echo stats >&3
+  wait_line "$cdir/out" '^stats ' 30 "$CLIENT_PID" || exit 1
+  stats=$(grep '^stats ' "$cdir/out" | tail -1)
+  local held per_rss per_pss rss2 pss2 gc_rss gc_pss
+  held=$(kv held "$stats")
+  per_rss=$(awk -v a="$rss0" -v b="$rss1" -v n=$((held - held0)) 'BEGIN {if (n > 0) printf "%.1f", (b - a) / n; else print "-"}')
+  per_pss=$(awk -v a="$pss0" -v b="$pss1" -v n=$((held - held0)) 'BEGIN {if (n > 0) printf "%.1f", (b - a) / n; else print "-"}')
+  log "$server $tr: idle logged-in population: held=$held (warm-up $held0) rss ${rss0}->${rss1} kB pss ${pss0}->${pss1} kB: ${per_rss} kB RSS, ${per_pss} kB PSS per connection beyond the warm-up; $stats"
+  # The same population after a full garbage collection: what the
+  # connections need, without the garbage the logins left (an idle Erlang
+  # process or Lua state does not collect it by itself).
+  gc=$(full_gc "$server") || gc="full GC failed"
+  settle
+  rss2=$(status_kb VmRSS "${SERVER_PIDS[@]}"); pss2=$(pss_kb "${SERVER_PIDS[@]}")
+  gc_rss=$(awk -v a="$rss0" -v b="$rss2" -v n=$((held - held0)) 'BEGIN {if (n > 0) printf "%.1f", (b - a) / n; else print "-"}')
+  gc_pss=$(awk -v a="$pss0" -v b="$pss2" -v n=$((held - held0)) 'BEGIN {if (n > 0) printf "%.1f", (b - a) / n; else print "-"}')
+  log "$server $tr: after a full GC ($gc): rss ${rss2} kB pss ${pss2} kB: ${gc_rss} kB RSS, ${gc_pss} kB PSS per connection beyond the warm-up (same baseline)"
+  local rate n=0
+  for rate in "${RATES[@]}"; do
+    if over_budget; then log "time budget (${BUDGET_SECS} s) used up"; break; fi
+    if ((${held:-0} < 2 * PAIRS)); then
+      log "$server $tr: $held connections held, fewer than the $((2 * PAIRS)) chatting users: no chat steps"
+      break
+    fi
+    n=$((n + 1))
+    settle
+    local c0 c1 l0 l1 t0 t1 line wall cpu us lcpu others q0 q1 waited
+    proc_snapshot "$cdir/procs0"
+    q0=$(run_delay_ns "${SERVER_PIDS[@]}")
+    t0=$(now_ns); c0=$(ticks "${SERVER_PIDS[@]}"); l0=$(ticks "$CLIENT_PID")
+    echo "chat $PAIRS $rate $STEP_SECS" >&3
+    wait_line "$cdir/out" '^chat ' $((STEP_SECS + 75)) "$CLIENT_PID" "$n" || exit 1
+    t1=$(now_ns); c1=$(ticks "${SERVER_PIDS[@]}"); l1=$(ticks "$CLIENT_PID")
+    q1=$(run_delay_ns "${SERVER_PIDS[@]}")
+    proc_snapshot "$cdir/procs1"
+    line=$(grep '^chat ' "$cdir/out" | sed -n "${n}p")
+    wall=$(awk -v a="$t0" -v b="$t1" 'BEGIN {print (b - a) / 1e9}')
+    cpu=$(awk -v d=$((c1 - c0)) -v w="$wall" -v hz="$HZ" 'BEGIN {printf "%.0f", 100 * d / hz / w}')
+    lcpu=$(awk -v d=$((l1 - l0)) -v w="$wall" -v hz="$HZ" 'BEGIN {printf "%.0f", 100 * d / hz / w}')
+    others=$(others_pct "$cdir/procs0" "$cdir/procs1" "$wall")
+    waited=$(awk -v d=$((q1 - q0)) -v w="$wall" 'BEGIN {printf "%.0f", 100 * d / 1e9 / w}')
+    us=$(awk -v d=$((c1 - c0)) -v m="$(kv delivered "$line")" -v hz="$HZ" 'BEGIN {if (m > 0) printf "%.1f", 1e6 * d / hz / m; else print "-"}')
+    log "$server $tr $rate/s: server_cpu=${cpu}% us_per_msg=$us server_waited_for_cpu=${waited}% client_cpu=${lcpu}% others=${others}% rss=$(($(status_kb VmRSS "${SERVER_PIDS[@]}") / 1024))MB $line"
+    ROWS+=("| $server | $tr | $held | $(kv secs "$login") | $per_rss / $gc_rss | $per_pss / $gc_pss | $rate | $(kv rate "$line") | $(kv p99_ms "$line") | $cpu | $us | $waited | $lcpu | $others | $(kv undelivered "$line") |")
+  done
+  ((n)) || ROWS+=("| $server | $tr | $held | $(kv secs "$login") | $per_rss / $gc_rss | $per_pss / $gc_pss | - | - | - | - | - | - | - | - | - |")
+  echo quit >&3
+  exec 3>&-
+  wait_line "$cdir/out" '^end ' 30 "$CLIENT_PID" || true
+  stop_pids "$CLIENT_PID"
+  CLIENT_PID=
+}
+
+log "B-XMPP-CONN / B-XMPP-MSG bench, $(date -u '+%Y-%m-%d %H:%M UTC'), $(nproc) CPUs ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'))"
+log "users=$USERS contacts=$CONTACTS pairs=$PAIRS rates=${RATES[*]} step=${STEP_SECS}s transports=${TRANSPORTS[*]} server CPU $SERVER_CPU, load client CPU $LOAD_CPU, sources $SOURCES, nofile $(ulimit -n)"
+declare -a SKIPPED=()
+declare -A VERSIONS=()
+# A fresh server instance for each transport: the memory a first population
+# leaves in the allocator would otherwise hide the second one's cost.
+for server in "${SERVERS[@]}"; do
+  for tr in "${TRANSPORTS[@]}"; do
+    if over_budget; then log "time budget (${BUDGET_SECS} s) used up"; break 2; fi
+    SERVER_PIDS=(); SKIP_REASON=""; MARIADB_PID=""
+    if ! "start_$server"; then
+      log "$server: skipped: $SKIP_REASON"
+      SKIPPED+=("$server: $SKIP_REASON")
+      stop_pids "${SERVER_PIDS[@]}"
+      break
+    fi
+    VERSIONS[$server]=$VERSION
+    log "$server ($tr run): $VERSION, pid ${SERVER_PIDS[*]}, port $PORT; provisioning (not measured): $PROVISION"
+    run_transport "$server" "$tr"
+    [[ $server = impd && -n $MARIADB_PID ]] && log "impd's MariaDB (not in the figures): rss=$(($(status_kb VmRSS "$MARIADB_PID") / 1024))MB"
+    stop_pids "${SERVER_PIDS[@]}"
+    [[ -n ${EPMD_PID:-} ]] && { stop_pids "$EPMD_PID"; EPMD_PID=; }
+  done
+done
+
+log ""
+for server in "${SERVERS[@]}"; do [[ -z ${VERSIONS[$server]:-} ]] || log "$server: ${VERSIONS[$server]}"; done
+log ""
+log "| server | transport | connections held | login s | RSS KB/conn (idle / after GC) | PSS KB/conn (idle / after GC) | target msg/s | delivered msg/s | p99 ms | server CPU % | CPU µs/msg | server waited for CPU % | client CPU % | others CPU % | undelivered |"
+log "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"
+for r in "${ROWS[@]}"; do log "$r"; done
+for s in "${SKIPPED[@]}"; do log "skipped: $s"; done
+log "total time: $(($(date +%s) - t_start)) s"
