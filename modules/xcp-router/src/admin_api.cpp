@@ -8,6 +8,7 @@
 #include <ostream>
 
 #include "imp/xcp_router/service.h"
+#include "shared_fields.h"
 
 namespace imp::xcp {
 
@@ -31,8 +32,8 @@ AdminError notRunning() {
 
 struct SessionShape : core::Shape {
   SessionShape() : Shape("XmppSession", Layout::Table) {}
-  const Field<std::string> userid = text("userid").column("USER");
-  const Field<std::string> jid = text("jid").column("JID");
+  const Field<std::string> userid = same(detail::sharedFields().userid).column("USER");
+  const Field<std::string> jid = same(detail::sharedFields().jid).column("JID");
   const Field<std::string> client = text("client").column("CLIENT").orElse("-");
   const Field<std::string> address = text("address").column("ADDRESS");
   const Field<std::string> tls = text("tls").column("TLS").orElse("-");
