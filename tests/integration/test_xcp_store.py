@@ -46,13 +46,14 @@ class XcpStore(unittest.TestCase):
                            "WHERE userid = '%s' ORDER BY mechanism" % userid, database="imp")
         return {r[0]: r[1:] for r in rows}
 
-    def check_password(self, userid, password, iterations):
+    def check_password(self, userid, password, iterations, prepared=None):
+        """The stored keys are those of `prepared` (the SASLprep'd password, spelled out) or `password`."""
         creds = self.credentials(userid)
         self.assertEqual(sorted(creds), ["SCRAM-SHA-1", "SCRAM-SHA-256"])
         for mech, hash_name in (("SCRAM-SHA-1", "sha1"), ("SCRAM-SHA-256", "sha256")):
             salt, iters, stored, server = creds[mech]
             self.assertEqual(int(iters), iterations)
-            want = scram_keys(hash_name, password.encode(), base64.b64decode(salt), iterations)
+            want = scram_keys(hash_name, (prepared or password).encode(), base64.b64decode(salt), iterations)
             self.assertEqual(base64.b64decode(stored), want[0], mech)
             self.assertEqual(base64.b64decode(server), want[1], mech)
             self.assertNotIn(password, "".join(creds[mech]))
@@ -81,6 +82,19 @@ class XcpStore(unittest.TestCase):
         self.assertEqual(r.returncode, 0, r.stderr)
         self.assertEqual(r.stdout, "password of ann set (SCRAM-SHA-1,SCRAM-SHA-256, 4096 iterations)\n")
         self.check_password("ann", "pencil word", 4096)
+        # Non-ASCII: SASLprep (RFC 4013) maps the no-break space to a space and keeps "ö".
+        r = subprocess.run([IMPCTL, "-c", self.node.conf, "--url", self.node.url, "user", "passwd", "ann"],
+                           input="pencil\u00a0w\u00f6rd\n", stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                           encoding="utf-8", timeout=60)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.check_password("ann", "pencil\u00a0w\u00f6rd", 4096, prepared="pencil w\u00f6rd")
+        # What SASLprep refuses (here a private-use character) is refused with its reason; nothing changes.
+        r = subprocess.run([IMPCTL, "-c", self.node.conf, "--url", self.node.url, "user", "passwd", "ann"],
+                           input="pencil\ue000\n", stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                           encoding="utf-8", timeout=60)
+        self.assertEqual(r.returncode, 1)
+        self.assertIn("SASLprep", r.stderr)
+        self.check_password("ann", "pencil\u00a0w\u00f6rd", 4096, prepared="pencil w\u00f6rd")
         # Never from the command line.
         r = self.node.ctl("user", "passwd", "ann", "--password", "x", check=False)
         self.assertEqual(r.returncode, 64)

@@ -21,15 +21,7 @@ class DatabaseAccounts : public C2sAccounts {
   }
 
   std::optional<xmpp::ScramCredential> credential(const std::string& userid, xmpp::ScramHash hash) override {
-    auto c = credentials_.get(userid, hash == xmpp::ScramHash::Sha1 ? ScramHash::Sha1 : ScramHash::Sha256);
-    if (!c) return std::nullopt;
-    xmpp::ScramCredential out;
-    out.hash = hash;
-    out.salt = c->salt;
-    out.iterations = c->iterations;
-    out.storedKey = c->storedKey;
-    out.serverKey = c->serverKey;
-    return out;
+    return credentials_.get(userid, hash);
   }
 
   std::optional<std::string> clientAddressOf(const std::string& nodeId) override {

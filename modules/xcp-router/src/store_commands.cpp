@@ -247,8 +247,11 @@ void registerStoreCommands(core::CommandRegistry& reg) {
 
   reg.add(Command("user passwd", "PUT", "/api/v1/users/{userid}/password")
               .arg(userid)
-              .arg(Arg::string("password").required().secret("password").help("the new XMPP password, printable ASCII"))
-              .arg(Arg::integer("iterations", kMinScramIterations, kMaxScramIterations)
+              .arg(Arg::string("password")
+                       .required()
+                       .secret("password")
+                       .help("the new XMPP password, UTF-8 (prepared with SASLprep, RFC 4013)"))
+              .arg(Arg::integer("iterations", xmpp::kScramMinIterations, xmpp::kScramMaxIterations)
                        .option("iterations", "N")
                        .help("SCRAM iteration count (default 4096, at least 4096 per RFC 7677)"))
               .help("Set a user's XMPP password, stored as SCRAM-SHA-1 and SCRAM-SHA-256 keys only.")
@@ -264,7 +267,8 @@ void registerStoreCommands(core::CommandRegistry& reg) {
               })
               .handler<StoreCommandsContext>([](StoreCommandsContext& ctx, const CommandArgs& a) {
                 const auto& id = a.at("userid");
-                auto iterations = static_cast<std::uint32_t>(a.integer("iterations").value_or(kMinScramIterations));
+                auto iterations =
+                    static_cast<std::uint32_t>(a.integer("iterations").value_or(xmpp::kScramMinIterations));
                 ctx.credentials->setPassword(id, a.at("password"), iterations);
                 const auto& p = passwordSetShape();
                 std::vector<std::string> mechanisms;

@@ -143,9 +143,9 @@ TEST_CASE("MariaDB: privacy decisions (upsert), block list, and credentials") {
   CHECK(std::string(toString(policy.decide(dee, "x@spam.example/r"))) == "polite-block");
   CredentialStore creds(*d.db);
   creds.setPassword(dee, "pencil", 4096);
-  auto c = creds.get(dee, ScramHash::Sha256);
+  auto c = creds.get(dee, xmpp::ScramHash::Sha256);
   REQUIRE(c);
-  CHECK(deriveScram(ScramHash::Sha256, "pencil", c->salt, 4096) == *c);
+  CHECK(xmpp::deriveScramCredential(xmpp::ScramHash::Sha256, "pencil", 4096, c->salt) == *c);
   creds.setPassword(dee, "pencil2", 4096);  // replaces
   CHECK(d.db->query("SELECT COUNT(*) AS n FROM xcp_user_credential WHERE userid = 'mdb-dee'").num(0, "n") == 2);
 }
