@@ -16,6 +16,11 @@
 #include <stdexcept>
 
 #include "imp/xcp_router/c2s_options.h"
+#include "imp/xcp_router/offline_store.h"
+#include "imp/xcp_router/presence_settings.h"
+#include "imp/xcp_router/privacy_policy.h"
+#include "imp/xcp_router/privacy_store.h"
+#include "imp/xcp_router/roster_store.h"
 #include "imp/xcp_router/router.h"
 #include "imp/xcp_router/session.h"
 
@@ -78,7 +83,29 @@ class RouterService : public core::Service {
     directory_ = std::make_unique<directory::Directory>(*db_);
     lookup_ = directory::directoryLookup(*directory_);
     auto router = std::make_shared<Router>(nodeId_, *lookup_, workers_);
-    auto sm = std::make_shared<SessionManager>(*router, log_);
+    // The session manager's data (issue 16 deliverables 3-6); its database
+    // work runs on the node's worker pool.
+    rosters_ = std::make_unique<RosterStore>(*db_);
+    decisions_ = std::make_unique<PrivacyStore>(*db_);
+    blocks_ = std::make_unique<BlockList>(*db_);
+    offline_ = std::make_unique<OfflineStore>(*db_);
+    settingsStore_ = std::make_unique<PresenceSettingsStore>(*db_);
+    presence_ = std::make_unique<LivePresenceSettings>(*settingsStore_);
+    policy_ = std::make_unique<PrivacyPolicy>(*decisions_, *blocks_, *presence_);
+    reloadPresenceSettings();
+    accounts_ = databaseAccounts(*db_);
+    SessionManagerData data;
+    data.roster = rosters_.get();
+    data.blocks = blocks_.get();
+    data.policy = policy_.get();
+    data.offline = offline_.get();
+    data.settings = presence_.get();
+    data.userOf = [accounts = accounts_](const std::string& bare) -> std::optional<std::string> {
+      auto a = accounts->account(bare);
+      if (!a) return std::nullopt;
+      return a->userid;
+    };
+    auto sm = std::make_shared<SessionManager>(*router, log_, workers_, std::move(data));
     sm->attach();
     loadDomains(*router);
     {
@@ -104,6 +131,8 @@ class RouterService : public core::Service {
       r = router_;
     }
     if (r) loadDomains(*r);
+    // PS-1/PS-2: limits and automatic approval apply live.
+    if (r) reloadPresenceSettings();
   }
 
   core::ServiceStatus status() const override {
@@ -123,6 +152,15 @@ class RouterService : public core::Service {
     std::lock_guard l(mu_);
     domains_ = d->size();
     r.setLocalDomains(std::move(*d));
+  }
+
+  void reloadPresenceSettings() {
+    try {
+      presence_->reload();
+    } catch (const std::exception& e) {
+      // LivePresenceSettings keeps the last snapshot; the next generation retries.
+      if (log_) log_->error("the presence settings cannot be read, the previous ones stay in force: {}", e.what());
+    }
   }
 
   void registerMetrics() {
@@ -156,6 +194,14 @@ class RouterService : public core::Service {
   core::Metrics* metrics_ = nullptr;
   std::unique_ptr<directory::Directory> directory_;
   std::unique_ptr<directory::DirectoryLookup> lookup_;
+  std::unique_ptr<RosterStore> rosters_;
+  std::unique_ptr<PrivacyStore> decisions_;
+  std::unique_ptr<BlockList> blocks_;
+  std::unique_ptr<OfflineStore> offline_;
+  std::unique_ptr<PresenceSettingsStore> settingsStore_;
+  std::unique_ptr<LivePresenceSettings> presence_;
+  std::unique_ptr<PrivacyPolicy> policy_;
+  std::shared_ptr<C2sAccounts> accounts_;
   mutable std::mutex mu_;
   std::shared_ptr<Router> router_;
   std::shared_ptr<SessionManager> sm_;
