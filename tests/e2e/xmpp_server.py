@@ -97,11 +97,16 @@ class ImpdServer(XmppServer):
 
     def __init__(self, workdir):
         super().__init__(workdir)
+        # The harness writes the [xcp-connection-manager] section (listen
+        # address and ports of its own); the keys these tests need go into it.
         self.node = Impd("xmpp1", extra=[
-            "[tls]", "cert_file = " + self.cert, "key_file = " + self.key, "ca_file = " + self.ca_file,
-            "[%s]" % IMPD_SECTION, "listen_address = 127.0.0.1", "client_port = %d" % self.port,
-            "tls_port = %d" % self.tls_port, "login_timeout_ms = %d" % (UNAUTH_LIFETIME_S * 1000),
-            "max_unauthenticated = %d" % self.unauth_limit, "max_connections_per_ip = 0"])
+            "[tls]", "cert_file = " + self.cert, "key_file = " + self.key, "ca_file = " + self.ca_file],
+            xcp_extra=["login_timeout_ms = %d" % (UNAUTH_LIFETIME_S * 1000),
+                       "max_unauthenticated = %d" % self.unauth_limit, "max_connections_per_ip = 0",
+                       # slixmpp 1.8 knows only tls-unique: offered -PLUS it
+                       # sends the 'y' flag, a downgrade failure (RFC 5802 §6)
+                       "channel_binding = false"])
+        self.port, self.tls_port = self.node.xmpp_client, self.node.xmpp_tls
         check = subprocess.run([IMPD, "--check-config", "-c", self.node.conf], stdout=subprocess.PIPE,
                                stderr=subprocess.STDOUT, text=True, timeout=60)
         if check.returncode != 0:

@@ -124,7 +124,7 @@ class RouterService : public core::Service {
     stopped_ = true;
   }
 
-  void reload(const core::ConfigChange&) override {
+  void reload(const core::ConfigChange& change) override {
     std::shared_ptr<Router> r;
     {
       std::lock_guard l(mu_);
@@ -133,13 +133,19 @@ class RouterService : public core::Service {
     if (r) loadDomains(*r);
     // PS-1/PS-2: limits and automatic approval apply live.
     if (r) reloadPresenceSettings();
+    std::lock_guard l(mu_);
+    generation_ = change.toGeneration;
   }
 
   core::ServiceStatus status() const override {
     std::lock_guard l(mu_);
     if (!router_ || stopped_) return {core::ServiceState::Stopped, ""};
-    return {core::ServiceState::Running, std::to_string(domains_) + " local presence domain(s), " +
-                                             std::to_string(router_->sessionCount()) + " session(s)"};
+    std::string detail =
+        std::to_string(domains_) + " local presence domain(s), " + std::to_string(router_->sessionCount()) + " session(s)";
+    // What `impctl service list` shows and the tests wait on: the settings
+    // generation whose presence settings (PS-1, PS-2) are live.
+    if (generation_ > 0) detail += "; settings generation " + std::to_string(generation_);
+    return {core::ServiceState::Running, detail};
   }
 
  private:
@@ -206,6 +212,7 @@ class RouterService : public core::Service {
   std::shared_ptr<Router> router_;
   std::shared_ptr<SessionManager> sm_;
   std::size_t domains_ = 0;
+  std::uint64_t generation_ = 0;  // last settings generation applied
   bool stopped_ = false;
 };
 
