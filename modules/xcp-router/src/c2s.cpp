@@ -308,7 +308,9 @@ class C2sStream : public SessionSink, public std::enable_shared_from_this<C2sStr
         s.to.resource.clear();
         s.type = "unavailable";
         s.element = std::make_shared<const Element>(std::move(el));
-        server_.router.route(std::move(s));
+        // Straight to the session manager: the user is local (it was bound
+        // here), no directory decision is needed.
+        server_.router.deliverToSession(std::move(s));
       }
     }
   }

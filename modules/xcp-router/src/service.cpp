@@ -120,8 +120,17 @@ class RouterService : public core::Service {
   void stop() noexcept override {
     if (metrics_) metrics_->remove("xcp-router");
     runtime_->setRouter(nullptr, nullptr);
-    std::lock_guard l(mu_);
-    stopped_ = true;
+    std::shared_ptr<SessionManager> sm;
+    {
+      std::lock_guard l(mu_);
+      stopped_ = true;
+      sm = sm_;
+    }
+    // The session manager's jobs on the node's workers use the stores this
+    // service owns: they finish first (the connection manager, stopped
+    // before, has sent its sessions' unavailable presence).
+    if (sm && !sm->drain(std::chrono::seconds(5)) && log_)
+      log_->error("the session manager's database work did not finish within 5 s of stopping");
   }
 
   void reload(const core::ConfigChange& change) override {

@@ -56,6 +56,7 @@ void SessionManager::inStrand(const std::string& bare, std::function<void()> job
       if (it != strands_.end()) {
         dropped.swap(it->second.jobs);
         strands_.erase(it);
+        if (strands_.empty()) strandsIdle_.notify_all();
       }
     }
     stats_.refusedJobs += dropped.size();
@@ -73,6 +74,7 @@ void SessionManager::drainStrand(const std::string& bare) {
       if (it == strands_.end()) return;
       if (it->second.jobs.empty()) {
         strands_.erase(it);
+        if (strands_.empty()) strandsIdle_.notify_all();
         return;
       }
       job = std::move(it->second.jobs.front());
@@ -87,6 +89,11 @@ void SessionManager::drainStrand(const std::string& bare) {
       if (log_) log_->error("session manager work for {} failed: {}", bare, e.what());
     }
   }
+}
+
+bool SessionManager::drain(std::chrono::milliseconds timeout) {
+  std::unique_lock l(strandMu_);
+  return strandsIdle_.wait_for(l, timeout, [this] { return strands_.empty(); });
 }
 
 std::optional<std::string> SessionManager::userOf(const std::string& bare) {

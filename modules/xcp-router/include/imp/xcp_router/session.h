@@ -41,6 +41,8 @@
 // work: presence tracking and delivery; offline messages are refused with
 // service-unavailable.
 #include <atomic>
+#include <chrono>
+#include <condition_variable>
 #include <cstdint>
 #include <deque>
 #include <functional>
@@ -106,6 +108,9 @@ class SessionManager {
   // (RFC 6121 §4.3.2... counted instead).
   void bounce(RoutedStanza stanza, std::string_view condition, std::string text);
   const SessionManagerStats& stats() const { return stats_; }
+  // Waits until no strand has work queued or running (the service's stop(),
+  // before the stores go away); false when `timeout` passed first.
+  bool drain(std::chrono::milliseconds timeout);
   // The available resources of a bare JID with their priorities.
   std::map<std::string, int> availableResources(const std::string& bareJid) const;
 
@@ -159,6 +164,7 @@ class SessionManager {
   std::map<std::string, std::map<std::string, ResourceState>, std::less<>> online_;  // bare -> resource
   std::map<std::string, std::string, std::less<>> users_;  // bare -> userid (cache)
   std::mutex strandMu_;
+  std::condition_variable strandsIdle_;
   std::map<std::string, Strand, std::less<>> strands_;
   std::atomic<std::uint64_t> pushIds_{0};
 };
