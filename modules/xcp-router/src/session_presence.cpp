@@ -127,13 +127,21 @@ void SessionManager::onPresence(RoutedStanza s) {
     if (log_) log_->debug("presence to unbound {} dropped (RFC 6121 §8.5.3.2.2)", s.to.full());
     return;
   }
-  auto targets = available(s.to.bare());
-  if (targets.empty()) {
-    ++stats_.droppedByRule;
-    if (log_) log_->debug("presence to offline {} dropped (RFC 6121 §8.5.2.2.3)", s.to.bare());
-    return;
-  }
-  toEveryResource(s, targets);  // §8.5.2.1.3
+  // Through the recipient's strand: a "subscribed" waiting there is
+  // delivered before the presence that follows it (RFC 6121 §3.1.5).
+  auto key = s.to.bare();
+  inStrand(
+      key,
+      [this, s = std::move(s)] {
+        auto targets = available(s.to.bare());
+        if (targets.empty()) {
+          ++stats_.droppedByRule;
+          if (log_) log_->debug("presence to offline {} dropped (RFC 6121 §8.5.2.2.3)", s.to.bare());
+          return;
+        }
+        toEveryResource(s, targets);  // §8.5.2.1.3
+      },
+      nullptr);
 }
 
 void SessionManager::presenceOfUserTo(const std::string& userBare, const Address& to, bool unavailable) {
