@@ -88,7 +88,12 @@ struct ComponentTable {
 Router::Router(std::string nodeId, directory::DirectoryLookup& directory, net::WorkerPool* workers)
     : nodeId_(std::move(nodeId)), directory_(directory), workers_(workers) {}
 
-Router::~Router() = default;
+Router::~Router() {
+  // A decision job still running on a worker uses this router (the stanzas
+  // that waited behind it): it finishes first.
+  std::unique_lock lock(pendingMu_);
+  jobsIdle_.wait(lock, [this] { return jobsInFlight_ == 0; });
+}
 
 void Router::setLocalHandler(LocalHandler fn) {
   std::unique_lock lock(mu_);
@@ -260,15 +265,21 @@ RouteResult Router::route(RoutedStanza stanza) {
       return RouteResult::Deferred;
     }
     pending_[key];  // an empty queue: a decision is in flight
+    ++jobsInFlight_;
   }
   auto shared = std::make_shared<RoutedStanza>(std::move(stanza));
   if (!workers_->submit([this, shared, key] {
         decide(std::move(*shared));
         drainPending(key);
+        std::lock_guard lock(pendingMu_);
+        --jobsInFlight_;
+        jobsIdle_.notify_all();
       })) {
     std::deque<RoutedStanza> waiting;
     {
       std::lock_guard lock(pendingMu_);
+      --jobsInFlight_;
+      jobsIdle_.notify_all();
       if (auto it = pending_.find(key); it != pending_.end()) {
         waiting.swap(it->second);
         pending_.erase(it);
