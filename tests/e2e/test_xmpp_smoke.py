@@ -38,10 +38,15 @@ class Client(slixmpp.ClientXMPP):
         self.ready = asyncio.Event()
         self.failed = asyncio.Event()
         self.messages = asyncio.Queue()
+        self.available = asyncio.Event()
         self.mechanism = None
         self.add_event_handler("session_bind", lambda _: self.ready.set())
         self.add_event_handler("failed_auth", lambda _: self.failed.set())
         self.add_event_handler("message", lambda m: self.messages.put_nowait(m))
+        # RFC 6121 §4.2.2: the server echoes initial presence to the user's
+        # own resources; then the resource is available for bare-JID messages.
+        self.add_event_handler("presence_available",
+                               lambda p: self.available.set() if p["from"] == self.boundjid else None)
 
 
 async def login(jid, password, port):
@@ -93,6 +98,10 @@ class XmppLogin(unittest.TestCase):
                     self.assertTrue(s["address"].startswith("127.0.0.1:"), s)
                     self.assertTrue(s["tls"].startswith("TLSv1."), s)
                 print(self.node.ctl("session", "list").stdout)
+                # A message to a bare JID goes to the available resources
+                # (RFC 6121 §8.5.2.1.1): bob sends initial presence first.
+                bob.send_presence()
+                await asyncio.wait_for(bob.available.wait(), 30)
                 ann.send_message(mto="bob@%s" % DOMAIN, mbody="hello bob", mtype="chat")
                 m = await asyncio.wait_for(bob.messages.get(), 30)
                 self.assertEqual(m["body"], "hello bob")

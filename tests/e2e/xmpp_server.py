@@ -122,6 +122,9 @@ class ImpdServer(XmppServer):
                 self.node.cleanup()
                 raise ServerMissing("impd runs no %s service (services: %s)" % (s, ", ".join(sorted(services))))
         _listening(self.port, self.node.proc, "impd xcp-connection-manager")
+        # The router learns the new domain with the settings generation; a
+        # login before that would get host-unknown.
+        self._wait_applied()
 
     def add_user(self, user, password):
         self.node.ctl("user", "add", user, "--im-address", self.jid(user), "--home-node", "xmpp1")

@@ -229,6 +229,7 @@ class C2sStream : public SessionSink, public std::enable_shared_from_this<C2sStr
     ls_.loop->post([weak] {
       if (auto s = weak.lock()) {
         ++s->server_.stats->replaced;
+        s->replacedBy_ = true;
         s->unbind();  // the new session owns the JID now
         s->streamError(StreamErrorCondition::Conflict, "another session logged in with the same resource");
       }
@@ -294,6 +295,23 @@ class C2sStream : public SessionSink, public std::enable_shared_from_this<C2sStr
       attached_ = false;
       auto a = Address::split(jid_->full());
       if (a) server_.router.detachSession(*a, *this);
+      // RFC 6121 §4.5.2/§4.6.3: the session manager sends unavailable for a
+      // session that ends without saying so (not for one replaced by a new
+      // session of the same full JID: that one's presence carries on).
+      if (a && !replacedBy_) {
+        Element el("presence", std::string(ns::kClient));
+        el.setAttr("type", "unavailable").setAttr("from", jid_->full());
+        RoutedStanza s;
+        s.kind = StanzaKind::Presence;
+        s.from = *a;
+        s.to = *a;
+        s.to.resource.clear();
+        s.type = "unavailable";
+        s.element = std::make_shared<const Element>(std::move(el));
+        // Straight to the session manager: the user is local (it was bound
+        // here), no directory decision is needed.
+        server_.router.deliverToSession(std::move(s));
+      }
     }
   }
 
@@ -683,7 +701,7 @@ class C2sStream : public SessionSink, public std::enable_shared_from_this<C2sStr
   bool directTls_;
   xmpp::StreamParser parser_;
   Phase phase_ = Phase::Header;
-  bool headerSent_ = false, waitingTls_ = false, saslBusy_ = false, attached_ = false;
+  bool headerSent_ = false, waitingTls_ = false, saslBusy_ = false, attached_ = false, replacedBy_ = false;
  public:
   bool counted_unauth_ = false;
  private:

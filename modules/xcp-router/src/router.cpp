@@ -88,7 +88,12 @@ struct ComponentTable {
 Router::Router(std::string nodeId, directory::DirectoryLookup& directory, net::WorkerPool* workers)
     : nodeId_(std::move(nodeId)), directory_(directory), workers_(workers) {}
 
-Router::~Router() = default;
+Router::~Router() {
+  // A decision job still running on a worker uses this router (the stanzas
+  // that waited behind it): it finishes first.
+  std::unique_lock lock(pendingMu_);
+  jobsIdle_.wait(lock, [this] { return jobsInFlight_ == 0; });
+}
 
 void Router::setLocalHandler(LocalHandler fn) {
   std::unique_lock lock(mu_);
@@ -248,11 +253,62 @@ RouteResult Router::route(RoutedStanza stanza) {
   if (online) return toLocal(std::move(stanza));
   if (localDomain && stanza.to.local.empty()) return toLocal(std::move(stanza));
   if (!workers_) return decide(std::move(stanza));
+  // Decisions run concurrently on the workers, which would reorder what one
+  // sender sends one recipient (RFC 6121 §8, IM-5: offline messages are
+  // delivered in the order sent). A stanza for a recipient whose decision is
+  // in flight waits behind it and is decided after it, on the same worker.
+  std::string key = stanza.to.bare();
+  {
+    std::lock_guard lock(pendingMu_);
+    if (auto it = pending_.find(key); it != pending_.end()) {
+      it->second.push_back(std::move(stanza));
+      return RouteResult::Deferred;
+    }
+    pending_[key];  // an empty queue: a decision is in flight
+    ++jobsInFlight_;
+  }
   auto shared = std::make_shared<RoutedStanza>(std::move(stanza));
-  if (!workers_->submit([this, shared] { decide(std::move(*shared)); }))
+  if (!workers_->submit([this, shared, key] {
+        decide(std::move(*shared));
+        drainPending(key);
+        std::lock_guard lock(pendingMu_);
+        --jobsInFlight_;
+        jobsIdle_.notify_all();
+      })) {
+    std::deque<RoutedStanza> waiting;
+    {
+      std::lock_guard lock(pendingMu_);
+      --jobsInFlight_;
+      jobsIdle_.notify_all();
+      if (auto it = pending_.find(key); it != pending_.end()) {
+        waiting.swap(it->second);
+        pending_.erase(it);
+      }
+    }
+    for (auto& w : waiting)
+      bounce(std::move(w), "resource-constraint", "the router's directory workers are saturated; try again later");
     return bounce(std::move(*shared), "resource-constraint",
                   "the router's directory workers are saturated; try again later");
+  }
   return RouteResult::Deferred;
+}
+
+void Router::drainPending(const std::string& key) {
+  for (;;) {
+    RoutedStanza next;
+    {
+      std::lock_guard lock(pendingMu_);
+      auto it = pending_.find(key);
+      if (it == pending_.end()) return;
+      if (it->second.empty()) {
+        pending_.erase(it);
+        return;
+      }
+      next = std::move(it->second.front());
+      it->second.pop_front();
+    }
+    decide(std::move(next));
+  }
 }
 
 RouteResult Router::decide(RoutedStanza stanza) {

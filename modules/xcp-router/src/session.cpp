@@ -1,18 +1,136 @@
+// The session manager: dispatch, strands, messages and offline storage.
+// Presence and subscriptions are in session_presence.cpp, the roster and
+// blocking iqs in session_roster.cpp.
 #include "imp/xcp_router/session.h"
 
+#include <imp/net/worker_pool.h>
+#include <imp/xmpp/ns.h>
 #include <imp/xmpp/stanza.h>
+#include <imp/xmpp/stream_parser.h>
 #include <imp/xmpp/xml.h>
 #include <spdlog/spdlog.h>
 
+#include "imp/xcp_router/offline_store.h"
+#include "imp/xcp_router/presence_settings.h"
+#include "session_util.h"
+
 namespace imp::xcp {
+
+namespace ns = xmpp::ns;
 
 SessionManager::SessionManager(Router& router, std::shared_ptr<spdlog::logger> log)
     : router_(router), log_(std::move(log)) {}
+
+SessionManager::SessionManager(Router& router, std::shared_ptr<spdlog::logger> log, net::WorkerPool* workers,
+                               SessionManagerData data)
+    : router_(router), log_(std::move(log)), workers_(workers), data_(std::move(data)) {}
+
+SessionManager::~SessionManager() = default;
 
 void SessionManager::attach() {
   router_.setLocalHandler([this](RoutedStanza s) { handle(std::move(s)); });
   router_.setBounceHandler(
       [this](RoutedStanza s, std::string_view condition, std::string text) { bounce(std::move(s), condition, std::move(text)); });
+}
+
+// ---------------- strands ----------------
+
+void SessionManager::inStrand(const std::string& bare, std::function<void()> job, std::function<void()> onRefused) {
+  if (!workers_) {
+    job();
+    return;
+  }
+  {
+    std::lock_guard l(strandMu_);
+    auto& st = strands_[bare];
+    st.jobs.push_back(std::move(job));
+    if (st.busy) return;
+    st.busy = true;
+  }
+  if (!workers_->submit([this, bare] { drainStrand(bare); })) {
+    // The pool is full or stopping: what waits in this strand cannot run.
+    std::deque<std::function<void()>> dropped;
+    {
+      std::lock_guard l(strandMu_);
+      auto it = strands_.find(bare);
+      if (it != strands_.end()) {
+        dropped.swap(it->second.jobs);
+        strands_.erase(it);
+        if (strands_.empty()) strandsIdle_.notify_all();
+      }
+    }
+    stats_.refusedJobs += dropped.size();
+    if (log_) log_->error("worker pool refused the session manager's work for {} ({} job(s))", bare, dropped.size());
+    if (onRefused) onRefused();
+  }
+}
+
+void SessionManager::drainStrand(const std::string& bare) {
+  for (;;) {
+    std::function<void()> job;
+    {
+      std::lock_guard l(strandMu_);
+      auto it = strands_.find(bare);
+      if (it == strands_.end()) return;
+      if (it->second.jobs.empty()) {
+        strands_.erase(it);
+        if (strands_.empty()) strandsIdle_.notify_all();
+        return;
+      }
+      job = std::move(it->second.jobs.front());
+      it->second.jobs.pop_front();
+    }
+    try {
+      job();
+    } catch (const std::exception& e) {
+      // A database failure (or a refused input that escaped a handler):
+      // the stanza's handler has not answered; logged and counted.
+      ++stats_.storeErrors;
+      if (log_) log_->error("session manager work for {} failed: {}", bare, e.what());
+    }
+  }
+}
+
+bool SessionManager::drain(std::chrono::milliseconds timeout) {
+  std::unique_lock l(strandMu_);
+  return strandsIdle_.wait_for(l, timeout, [this] { return strands_.empty(); });
+}
+
+std::optional<std::string> SessionManager::userOf(const std::string& bare) {
+  {
+    std::lock_guard l(mu_);
+    auto it = users_.find(bare);
+    if (it != users_.end()) return it->second;
+  }
+  if (!data_.userOf) return std::nullopt;
+  auto u = data_.userOf(bare);
+  if (u) {
+    std::lock_guard l(mu_);
+    users_[bare] = *u;
+  }
+  return u;
+}
+
+// ---------------- helpers ----------------
+
+std::vector<std::string> SessionManager::available(const std::string& bare) const {
+  std::vector<std::string> v;
+  std::lock_guard l(mu_);
+  auto it = online_.find(bare);
+  if (it == online_.end()) return v;
+  for (const auto& [r, st] : it->second)
+    if (st.available) v.push_back(r);
+  return v;
+}
+
+std::map<std::string, int> SessionManager::availableResources(const std::string& bare) const {
+  std::map<std::string, int> m;
+  std::lock_guard l(mu_);
+  auto it = online_.find(bare);
+  if (it == online_.end()) return m;
+  for (const auto& [r, st] : it->second)
+    if (st.available) m[r] = st.priority;
+  return m;
 }
 
 void SessionManager::toEveryResource(const RoutedStanza& stanza, const std::vector<std::string>& resources) {
@@ -24,46 +142,200 @@ void SessionManager::toEveryResource(const RoutedStanza& stanza, const std::vect
   }
 }
 
+void SessionManager::send(StanzaKind kind, const Address& from, const Address& to, xmpp::Element el) {
+  el.setAttr("from", from.full());
+  el.setAttr("to", to.full());
+  RoutedStanza s;
+  s.kind = kind;
+  s.from = from;
+  s.to = to;
+  s.type = std::string(el.attrOr("type", ""));
+  s.element = std::make_shared<const xmpp::Element>(std::move(el));
+  router_.route(std::move(s));
+}
+
+void SessionManager::answerError(const RoutedStanza& s, std::string_view condition, std::string_view type,
+                                 const std::string& text) {
+  if (!s.element || s.type == "error") return;  // RFC 6120 §8.3.1
+  auto cond = xmpp::stanzaErrorFromName(condition).value_or(xmpp::StanzaErrorCondition::UndefinedCondition);
+  auto t = xmpp::stanzaErrorTypeFromName(type).value_or(xmpp::defaultErrorType(cond));
+  xmpp::ErrorOptions o;
+  o.text = text;
+  auto err = xmpp::makeError(*s.element, cond, t, o);
+  RoutedStanza back;
+  back.kind = s.kind;
+  back.from = s.to;
+  back.to = s.from;
+  back.type = "error";
+  back.element = std::make_shared<const xmpp::Element>(std::move(err));
+  ++stats_.bounced;
+  router_.route(std::move(back));
+}
+
+// ---------------- dispatch ----------------
+
 void SessionManager::handle(RoutedStanza s) {
-  auto resources = s.to.local.empty() ? std::vector<std::string>{} : router_.resourcesOf(s.to.bare());
-  const bool bare = s.to.isBare();
   switch (s.kind) {
-    case StanzaKind::Message: {
-      if (!bare && s.type == "groupchat")
-        return bounce(std::move(s), "service-unavailable", "no such resource (RFC 6121 §8.5.3.2.1)");
-      if (!bare && s.type == "headline") {
-        ++stats_.droppedByRule;
-        if (log_) log_->debug("headline to unbound {} dropped (RFC 6121 §8.5.3.2.1)", s.to.full());
-        return;
-      }
-      if (s.to.local.empty())
-        return bounce(std::move(s), "service-unavailable", "the server takes no messages");
-      if (resources.empty())
-        return bounce(std::move(s), "service-unavailable", s.to.bare() + " is offline and offline storage is not available");
-      toEveryResource(s, resources);
-      return;
-    }
-    case StanzaKind::Presence: {
-      if (s.from.bare() == s.to.bare()) {
-        ++stats_.broadcasts;  // RFC 6121 §4.2/§4.4: the roster decides who hears it
-        return;
-      }
-      if (resources.empty()) {
-        ++stats_.droppedByRule;
-        if (log_) log_->debug("presence to offline {} dropped (RFC 6121 §8.5.2.2.3)", s.to.bare());
-        return;
-      }
-      toEveryResource(s, resources);
-      return;
-    }
-    case StanzaKind::Iq:
-      if (s.type == "result" || s.type == "error") {
-        ++stats_.droppedByRule;  // RFC 6120 §8.2.3: answers nobody waits for are ignored
-        return;
-      }
-      if (!bare) return bounce(std::move(s), "service-unavailable", "no such resource (RFC 6121 §8.5.3.2.3)");
-      return bounce(std::move(s), "service-unavailable", "this request is not served for " + s.to.bare());
+    case StanzaKind::Message: return onMessage(std::move(s));
+    case StanzaKind::Presence: return onPresence(std::move(s));
+    case StanzaKind::Iq: return onIq(std::move(s));
   }
+}
+
+void SessionManager::onMessage(RoutedStanza s) {
+  const bool bare = s.to.isBare();
+  if (!bare && s.type == "groupchat")
+    return bounce(std::move(s), "service-unavailable", "no such resource (RFC 6121 §8.5.3.2.1)");
+  if (s.to.local.empty()) return bounce(std::move(s), "service-unavailable", "the server takes no messages");
+  if (s.type == "error") {
+    // §8.5.2.2.1 / §8.5.3.2.1: an error to nobody available is dropped.
+    auto targets = available(s.to.bare());
+    if (targets.empty() || !bare) {
+      ++stats_.droppedByRule;
+      if (log_) log_->debug("error message to {} with no session dropped (RFC 6120 §8.3.1)", s.to.full());
+      return;
+    }
+  }
+  // §8.5.2.1.1: the available resources of the highest non-negative priority.
+  std::vector<std::string> targets;
+  {
+    std::lock_guard l(mu_);
+    auto it = online_.find(s.to.bare());
+    int best = -1;
+    if (it != online_.end())
+      for (const auto& [r, st] : it->second) {
+        if (!st.available || st.priority < 0) continue;
+        if (st.priority > best) {
+          best = st.priority;
+          targets.clear();
+        }
+        if (st.priority == best) targets.push_back(r);
+      }
+  }
+  if (!targets.empty()) {
+    if (bare || s.type == "chat" || s.type == "normal" || s.type.empty()) {
+      toEveryResource(s, targets);
+      return;
+    }
+  }
+  if (!bare && s.type == "headline") {
+    ++stats_.droppedByRule;
+    if (log_) log_->debug("headline to unbound {} dropped (RFC 6121 §8.5.3.2.1)", s.to.full());
+    return;
+  }
+  if (s.type == "headline") {
+    ++stats_.droppedByRule;  // §8.5.2.2.1: headlines are not stored
+    if (log_) log_->debug("headline to {} with no available resource dropped (RFC 6121 §8.5.2.2.1)", s.to.bare());
+    return;
+  }
+  if (s.type == "groupchat")
+    return bounce(std::move(s), "service-unavailable", s.to.bare() + " has no available resource (RFC 6121 §8.5.2.2.1)");
+  if (!haveData())
+    return bounce(std::move(s), "service-unavailable",
+                  s.to.bare() + " is offline and offline storage is not available");
+  // chat/normal: offline storage (IM-5), in the recipient's strand so it is
+  // ordered with the login that delivers it.
+  auto key = s.to.bare();
+  auto copy = s;
+  inStrand(key, [this, s = std::move(s)] { storeOffline(s); },
+           [this, copy]() mutable {
+             bounce(std::move(copy), "resource-constraint", "the server is too busy to store the message");
+           });
+}
+
+void SessionManager::storeOffline(const RoutedStanza& s) {
+  auto owner = userOf(s.to.bare());
+  if (!owner) return bounce(s, "service-unavailable", s.to.bare() + " is no user of this server (RFC 6121 §8.5.2.2.1)");
+  // A resource may have become available while this waited in the strand.
+  auto targets = available(s.to.bare());
+  if (!targets.empty()) {
+    RoutedStanza copy = s;
+    copy.to.resource.clear();
+    return onMessage(std::move(copy));
+  }
+  xmpp::Element el = *s.element;
+  el.setAttr("to", s.to.bare());
+  std::string xml = el.serialize(ns::kClient);
+  std::uint32_t quota = data_.settings ? data_.settings->current().offlineQuota : 0;
+  OfflineAppend r;
+  try {
+    r = data_.offline->append(*owner, s.from.full(), xml, quota);
+  } catch (const StoreInputError& e) {
+    return answerError(s, e.condition(), "modify", e.what());
+  } catch (const std::exception& e) {
+    ++stats_.storeErrors;
+    if (log_) log_->error("offline message for {} not stored: {}", s.to.bare(), e.what());
+    return answerError(s, "internal-server-error", "wait", "the message could not be stored for the offline recipient");
+  }
+  if (r.status == OfflineAppend::Status::StorageFull) {
+    // IM-5: never dropped silently; RFC 6120 §8.3.3.18 type wait.
+    return answerError(s, "resource-constraint", "wait", r.text);
+  }
+  ++stats_.offlineStored;
+  if (log_) log_->debug("message from {} stored for offline {} (#{}, {} queued)", s.from.full(), s.to.bare(), r.id,
+                        r.queued);
+}
+
+void SessionManager::deliverOffline(const std::string& userid, const Address& full) {
+  auto msgs = data_.offline->fetch(userid);
+  if (msgs.empty()) return;
+  std::vector<std::uint64_t> done;
+  for (const auto& m : msgs) {
+    auto el = sessionutil::parseStanza(m.stanza);
+    if (!el) {
+      ++stats_.storeErrors;
+      if (log_) log_->error("stored message #{} for {} is not a stanza; removed", m.id, full.bare());
+      done.push_back(m.id);
+      continue;
+    }
+    // XEP-0203: when the server stored it.
+    el->addChild("delay", std::string(ns::kDelay)).setAttr("from", full.domain).setAttr("stamp", m.stamp).addText(
+        "Offline Storage");
+    el->setAttr("to", full.full());
+    RoutedStanza s;
+    s.kind = StanzaKind::Message;
+    auto from = Address::split(m.from);
+    s.from = from ? *from : Address{"", full.domain, ""};
+    s.to = full;
+    s.type = std::string(el->attrOr("type", ""));
+    s.element = std::make_shared<const xmpp::Element>(std::move(*el));
+    // Handed to the session's loop; a session gone meanwhile gives it back
+    // to the router (c2s deliver()), which stores it again: never lost.
+    router_.deliverToSession(std::move(s));
+    done.push_back(m.id);
+    ++stats_.offlineDelivered;
+  }
+  data_.offline->remove(userid, done);
+  if (log_) log_->debug("{} offline message(s) delivered to {}", done.size(), full.full());
+}
+
+void SessionManager::onIq(RoutedStanza s) {
+  if (s.type == "result" || s.type == "error") {
+    ++stats_.droppedByRule;  // RFC 6120 §8.2.3: answers nobody waits for (roster push results) are ignored
+    return;
+  }
+  if (!s.to.isBare()) return bounce(std::move(s), "service-unavailable", "no such resource (RFC 6121 §8.5.3.2.3)");
+  const xmpp::Element* payload = nullptr;
+  if (s.element)
+    for (const auto& n : s.element->nodes())
+      if (n.isElement()) {
+        payload = &n.element();
+        break;
+      }
+  const bool own = !s.to.local.empty() && s.from.bare() == s.to.bare();
+  if (own && payload && haveData() && (payload->is("query", ns::kRoster))) {
+    auto key = s.to.bare();
+    auto copy = s;
+    return inStrand(key, [this, s = std::move(s)] { rosterIq(s); },
+                    [this, copy] { answerError(copy, "resource-constraint", "wait", "the server is busy"); });
+  }
+  if (own && payload && haveData() && payload->ns() == ns::kBlocking) {
+    auto key = s.to.bare();
+    auto copy = s;
+    return inStrand(key, [this, s = std::move(s)] { blockingIq(s); },
+                    [this, copy] { answerError(copy, "resource-constraint", "wait", "the server is busy"); });
+  }
+  return bounce(std::move(s), "service-unavailable", "this request is not served for " + s.to.bare());
 }
 
 void SessionManager::bounce(RoutedStanza s, std::string_view condition, std::string text) {

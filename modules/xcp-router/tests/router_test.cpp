@@ -271,3 +271,27 @@ TEST_CASE("a directory decision runs on the worker pool, never on the caller's t
   CHECK(local == std::vector<std::string>{"ann@example.com"});
   CHECK(onWorker);
 }
+
+TEST_CASE("stanzas for one recipient keep their order through concurrent directory decisions (RFC 6121 §8, IM-5)") {
+  auto dir = directoryWithUsers();
+  imp::net::WorkerPool workers({"xcp-order", 2, 256});
+  Router r("node-a", dir, &workers);
+  std::mutex mu;
+  std::condition_variable cv;
+  std::vector<std::string> got;
+  r.setLocalHandler([&](RoutedStanza s) {
+    std::lock_guard lock(mu);
+    got.push_back(s.type);
+    cv.notify_all();
+  });
+  constexpr int kCount = 100;
+  for (int i = 0; i < kCount; ++i) r.route(message("bob@example.com/x", "ann@example.com", std::to_string(i)));
+  {
+    std::unique_lock lock(mu);
+    REQUIRE(cv.wait_for(lock, std::chrono::seconds(10), [&] { return got.size() == kCount; }));
+  }
+  // The last job may still be in the router when the handler has run: the
+  // workers finish before the router goes.
+  workers.stop();
+  for (int i = 0; i < kCount; ++i) CHECK(got[static_cast<std::size_t>(i)] == std::to_string(i));
+}

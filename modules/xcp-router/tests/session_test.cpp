@@ -11,6 +11,8 @@
 #include <imp/xmpp/xml.h>
 
 #include <chrono>
+#include <map>
+#include <utility>
 
 using imp::xcp::Address;
 using imp::xcp::RoutedStanza;
@@ -56,6 +58,23 @@ struct Fixture {
     router.attachSession(*Address::split("ann@example.com/phone"), loop, annPhone);
     router.attachSession(*Address::split("bob@example.com/x"), loop, bob);
   }
+  // Initial presence of both of ann's resources (RFC 6121 §4.2), then the
+  // sinks start empty.
+  void annAvailable(int pcPriority = 0, int phonePriority = 0) {
+    for (auto [res, prio] : {std::pair{"pc", pcPriority}, std::pair{"phone", phonePriority}}) {
+      auto p = stanza(StanzaKind::Presence, std::string("ann@example.com/") + res, "ann@example.com", "", "");
+      imp::xmpp::Element el = *p.element;
+      el.removeChildren("body", ns::kClient);
+      el.addChild("priority", std::string(ns::kClient)).addText(std::to_string(prio));
+      p.element = std::make_shared<const imp::xmpp::Element>(std::move(el));
+      router.route(std::move(p));
+    }
+    REQUIRE(loop.runUntil([&] { return sm.availableResources("ann@example.com").size() == 2 && annPhone->got.size() >= 1; },
+                          std::chrono::seconds(5)));
+    drain();
+    annPc->got.clear();
+    annPhone->got.clear();
+  }
   void drain() {
     loop.runUntil([] { return false; }, std::chrono::milliseconds(0));
   }
@@ -63,8 +82,9 @@ struct Fixture {
 
 }  // namespace
 
-TEST_CASE("a message to a bare JID reaches every bound resource (RFC 6121 §8.5.2.1.1)") {
+TEST_CASE("a message to a bare JID reaches every available resource of the highest priority (RFC 6121 §8.5.2.1.1)") {
   Fixture f;
+  f.annAvailable();
   f.router.route(stanza(StanzaKind::Message, "bob@example.com/x", "ann@example.com", "chat", "hi"));
   REQUIRE(f.loop.runUntil([&] { return f.annPc->got.size() == 1 && f.annPhone->got.size() == 1; },
                           std::chrono::seconds(5)));
@@ -74,8 +94,39 @@ TEST_CASE("a message to a bare JID reaches every bound resource (RFC 6121 §8.5.
   CHECK(f.sm.stats().toResources == 2);
 }
 
+TEST_CASE("priorities: only the highest non-negative ones get a bare-JID message (RFC 6121 §8.5.2.1.1)") {
+  Fixture f;
+  f.annAvailable(1, 5);
+  f.router.route(stanza(StanzaKind::Message, "bob@example.com/x", "ann@example.com", "chat", "hi"));
+  REQUIRE(f.loop.runUntil([&] { return f.annPhone->got.size() == 1; }, std::chrono::seconds(5)));
+  f.drain();
+  CHECK(f.annPc->got.empty());
+  CHECK(f.sm.availableResources("ann@example.com") == std::map<std::string, int>{{"pc", 1}, {"phone", 5}});
+}
+
+TEST_CASE("only negative priorities: the user counts as offline for bare-JID messages (RFC 6121 §8.5.2.1.1)") {
+  Fixture f;
+  f.annAvailable(-1, -3);
+  f.router.route(stanza(StanzaKind::Message, "bob@example.com/x", "ann@example.com", "chat", "hi"));
+  REQUIRE(f.loop.runUntil([&] { return f.bob->got.size() == 1; }, std::chrono::seconds(5)));
+  CHECK(f.bob->got[0].type == "error");  // no offline storage in this fixture
+  CHECK(f.annPc->got.empty());
+  CHECK(f.annPhone->got.empty());
+}
+
+TEST_CASE("unavailable ends a resource's availability; the others stay (RFC 6121 §4.5)") {
+  Fixture f;
+  f.annAvailable();
+  f.router.route(stanza(StanzaKind::Presence, "ann@example.com/pc", "ann@example.com", "unavailable", ""));
+  REQUIRE(f.loop.runUntil([&] { return f.annPhone->got.size() == 1; }, std::chrono::seconds(5)));
+  CHECK(f.annPhone->got[0].type == "unavailable");
+  CHECK(f.annPhone->got[0].from.full() == "ann@example.com/pc");
+  CHECK(f.sm.availableResources("ann@example.com") == std::map<std::string, int>{{"phone", 0}});
+}
+
 TEST_CASE("a chat message to a resource not bound goes to the bare JID; groupchat gets an error (RFC 6121 §8.5.3.2.1)") {
   Fixture f;
+  f.annAvailable();
   f.router.route(stanza(StanzaKind::Message, "bob@example.com/x", "ann@example.com/tablet", "chat", "hi"));
   REQUIRE(f.loop.runUntil([&] { return f.annPc->got.size() == 1 && f.annPhone->got.size() == 1; },
                           std::chrono::seconds(5)));
@@ -99,11 +150,13 @@ TEST_CASE("a message to an offline user is answered service-unavailable; an erro
   f.router.route(stanza(StanzaKind::Message, "bob@example.com/x", "cy@example.com", "error", "bounced"));
   f.drain();
   CHECK(f.bob->got.size() == 1);
-  CHECK(f.sm.stats().bounced == 2);
+  CHECK(f.sm.stats().bounced == 1);
+  CHECK(f.sm.stats().droppedByRule == 1);
 }
 
-TEST_CASE("presence: directed to every resource; to nobody, dropped by the rule and counted (RFC 6121 §8.5.2)") {
+TEST_CASE("presence: directed to every available resource; to nobody, dropped by the rule and counted (RFC 6121 §8.5.2)") {
   Fixture f;
+  f.annAvailable();
   f.router.route(stanza(StanzaKind::Presence, "bob@example.com/x", "ann@example.com", "", ""));
   REQUIRE(f.loop.runUntil([&] { return f.annPc->got.size() == 1 && f.annPhone->got.size() == 1; },
                           std::chrono::seconds(5)));

@@ -45,10 +45,13 @@
 // session that went away between the decision and the delivery hands the
 // stanza back to the local handler (offline storage, IM-5).
 #include <atomic>
+#include <condition_variable>
 #include <cstdint>
+#include <deque>
 #include <functional>
 #include <map>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <shared_mutex>
 #include <string>
@@ -211,6 +214,8 @@ class Router {
   RouteResult decide(RoutedStanza stanza);
   RouteResult bounce(RoutedStanza stanza, std::string_view condition, std::string text);
   RouteResult toLocal(RoutedStanza stanza);
+  // Decides the stanzas that waited for `key`'s decision, in order.
+  void drainPending(const std::string& key);
 
   std::string nodeId_;
   directory::DirectoryLookup& directory_;
@@ -222,6 +227,10 @@ class Router {
   std::map<std::string, std::shared_ptr<Component>, std::less<>> domainComponents_;
   std::vector<PredicateEntry> predicates_;
   std::map<std::string, std::map<std::string, SessionEntry>, std::less<>> sessions_;  // bare -> resource -> entry
+  std::mutex pendingMu_;
+  std::map<std::string, std::deque<RoutedStanza>, std::less<>> pending_;  // bare JID -> waiting behind a decision
+  std::size_t jobsInFlight_ = 0;  // decision jobs submitted and not finished (pendingMu_)
+  std::condition_variable jobsIdle_;
   std::atomic<std::uint64_t> toSessions_{0}, toLocal_{0}, toComponents_{0}, bounced_{0}, lookups_{0}, stale_{0};
 };
 

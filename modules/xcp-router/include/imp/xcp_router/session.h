@@ -1,28 +1,58 @@
 #pragma once
-// The session manager (issue 16, deliverable 4): the Router's local handler
-// for stanzas addressed to local users' bare JIDs, to resources they have
-// not bound, and to the server on a user's behalf. This part applies the
-// delivery rules of RFC 6121 §8.5 to messages, presence and iq; rosters,
-// subscriptions and offline storage plug in here (xcpstore).
+// The session manager (issue 16, deliverables 3-6): the Router's local
+// handler for stanzas addressed to local users' bare JIDs, to resources they
+// have not bound, and to the server on a user's behalf.
 //
-//  message, bare JID (§8.5.2.1.1): every bound resource (priorities are not
-//    tracked yet, so all of them are "highest"); none bound: the sender gets
-//    service-unavailable (§8.5.2.2.1, no offline storage yet).
-//  message, full JID not bound (§8.5.3.2.1): chat/normal as to the bare JID;
-//    groupchat: service-unavailable; headline: dropped (the RFC's rule),
-//    counted and logged.
-//  presence, bare JID (§8.5.2.1.3): every bound resource; none: dropped per
-//    §8.5.2.2.3, counted. To the user's own bare JID from its own resource:
-//    broadcast presence (§4.2), counted (no roster yet: nobody to tell).
-//  iq, bare JID (§8.5.2.1.4): handled for the user; the namespaces not
-//    served yet are answered service-unavailable; to a full JID not bound:
-//    service-unavailable (§8.5.3.2.3).
+// Presence (RFC 6121 §4), kept in memory per bound resource:
+//  - presence without 'to' reaches the router addressed to the user's own
+//    bare JID (c2s.cpp). The first available one is initial presence (§4.2):
+//    broadcast to the contacts with subscription from/both that are not
+//    blocked (XEP-0191), to the user's own available resources, probes to
+//    the contacts with to/both (§4.3); then the unanswered subscription
+//    requests (§3.1.3) and the offline messages (IM-5, XEP-0203 delay) go to
+//    the new resource. Later ones are broadcast the same way (§4.4);
+//    unavailable (§4.5, also what c2s routes when a session ends) goes to
+//    the subscribers and to everyone who got directed presence (§4.6.3).
+//  - probes (§4.3.2) are answered from the last presence of each available
+//    resource, to subscribers only; a blocked prober gets "unavailable".
+//  - presence to a user's bare JID goes to the available resources
+//    (§8.5.2.1.3); directed presence to a bare JID is remembered (§4.6).
+// Subscriptions (RFC 6121 §3, Appendix A via applySubscriptionEvent): an
+// outbound request of a local session is applied to the user's roster and
+// routed with the user's bare JID; an inbound one is decided by the
+// PrivacyPolicy (AV-1, PS-2): Approve answers "subscribed" on the user's
+// behalf, Ask delivers it to the available resources (kept pending, sent
+// again at next login), PoliteBlock shows nothing (the watcher sees the
+// user offline, never an error).
+// Roster iq (§2, versioning §2.6, pushes to the resources that asked for
+// the roster), XEP-0191 blocking command; PS-1 limits answered with the
+// LimitError's condition, type and text.
+// Messages (§8.5.2.1.1): a bare JID goes to the available resource(s) of
+// the highest non-negative priority; with none, chat/normal is stored
+// offline (quota: StorageFull -> resource-constraint back to the sender,
+// IM-5), headline dropped (counted), groupchat service-unavailable.
 //
 // Threads: handle() runs on whichever thread the Router decided on (a loop
-// or a worker); it only reads the Router and sends through it.
+// or a worker) and never blocks: everything that reads or writes the
+// database runs on the WorkerPool in a per-user strand (one job at a time
+// per bare JID, in arrival order), so a user's presence, roster changes and
+// offline messages keep their order. Without a pool the strands run inline
+// (unit tests). Without stores (SessionManagerData) only the in-memory parts
+// work: presence tracking and delivery; offline messages are refused with
+// service-unavailable.
 #include <atomic>
+#include <chrono>
+#include <condition_variable>
 #include <cstdint>
+#include <deque>
+#include <functional>
+#include <map>
 #include <memory>
+#include <mutex>
+#include <optional>
+#include <set>
+#include <string>
+#include <vector>
 
 #include "imp/xcp_router/router.h"
 
@@ -30,30 +60,113 @@ namespace spdlog {
 class logger;
 }
 
+namespace imp::net {
+class WorkerPool;
+}
+
 namespace imp::xcp {
 
+class BlockList;
+class LivePresenceSettings;
+class OfflineStore;
+class PrivacyPolicy;
+class RosterStore;
+struct RosterItem;
+
+// The stores the session manager works on; all must outlive it. `userOf`
+// maps a local user's bare JID to its directory user id (nullopt: no such
+// user); it blocks (database) and is only called on the worker pool.
+struct SessionManagerData {
+  RosterStore* roster = nullptr;
+  BlockList* blocks = nullptr;
+  PrivacyPolicy* policy = nullptr;
+  OfflineStore* offline = nullptr;
+  const LivePresenceSettings* settings = nullptr;
+  std::function<std::optional<std::string>(const std::string& bareJid)> userOf;
+};
+
 struct SessionManagerStats {
-  std::atomic<std::uint64_t> toResources{0}, bounced{0}, droppedByRule{0}, broadcasts{0};
+  std::atomic<std::uint64_t> toResources{0}, bounced{0}, droppedByRule{0}, broadcasts{0}, probes{0},
+      rosterPushes{0}, subscriptions{0}, politeBlocks{0}, offlineStored{0}, offlineDelivered{0}, storeErrors{0},
+      refusedJobs{0};
 };
 
 class SessionManager {
  public:
+  // Memory only (see above): no stores, strands inline.
   SessionManager(Router& router, std::shared_ptr<spdlog::logger> log);
+  // `workers` null: strands run inline on the caller's thread.
+  SessionManager(Router& router, std::shared_ptr<spdlog::logger> log, net::WorkerPool* workers,
+                 SessionManagerData data);
+  ~SessionManager();
   // Installs handle() as the router's local handler and bounce() as its
   // bounce handler.
   void attach();
   void handle(RoutedStanza stanza);
   // An error stanza back to the sender (RFC 6120 §8.3); an error is never
-  // answered with an error (§8.3.1), and presence errors to unknown users
-  // are not sent (RFC 6121 §4.3.2... counted instead).
+  // answered with an error (§8.3.1), and presence errors are not sent
+  // (RFC 6121 §4.3.2... counted instead).
   void bounce(RoutedStanza stanza, std::string_view condition, std::string text);
   const SessionManagerStats& stats() const { return stats_; }
+  // Waits until no strand has work queued or running (the service's stop(),
+  // before the stores go away); false when `timeout` passed first.
+  bool drain(std::chrono::milliseconds timeout);
+  // The available resources of a bare JID with their priorities.
+  std::map<std::string, int> availableResources(const std::string& bareJid) const;
 
  private:
+  struct ResourceState {
+    bool available = false;
+    int priority = 0;
+    std::shared_ptr<const xmpp::Element> last;  // the last broadcast presence (for probes, §4.3.2)
+    std::set<std::string> directed;             // JIDs given directed presence (§4.6.3)
+    bool rosterRequested = false;               // "interested resource" (§2.1.6)
+    bool blocklistRequested = false;            // XEP-0191 §3.2
+  };
+  struct Strand {
+    bool busy = false;
+    std::deque<std::function<void()>> jobs;
+  };
+
+  // The per-user strand (see Threads). `onRefused` runs when the pool
+  // refuses the job (full), on the caller's thread.
+  void inStrand(const std::string& bare, std::function<void()> job, std::function<void()> onRefused);
+  void drainStrand(const std::string& bare);
+
+  void onMessage(RoutedStanza s);
+  void onPresence(RoutedStanza s);
+  void onIq(RoutedStanza s);
+  // In the user's strand.
+  void ownPresence(const RoutedStanza& s);
+  void outboundSubscription(const RoutedStanza& s);
+  void inboundSubscription(const RoutedStanza& s);
+  void answerProbe(const RoutedStanza& s);
+  void rosterIq(const RoutedStanza& s);
+  void blockingIq(const RoutedStanza& s);
+  void storeOffline(const RoutedStanza& s);
+  void deliverOffline(const std::string& userid, const Address& full);
+
+  std::optional<std::string> userOf(const std::string& bare);
+  bool haveData() const { return data_.roster != nullptr; }
+  std::vector<std::string> available(const std::string& bare) const;
   void toEveryResource(const RoutedStanza& stanza, const std::vector<std::string>& resources);
+  void send(StanzaKind kind, const Address& from, const Address& to, xmpp::Element el);
+  void answerError(const RoutedStanza& s, std::string_view condition, std::string_view type, const std::string& text);
+  void pushRoster(const std::string& bare, const RosterItem& item, std::uint64_t version);
+  void presenceOfUserTo(const std::string& userBare, const Address& to, bool unavailable);
+
   Router& router_;
   std::shared_ptr<spdlog::logger> log_;
+  net::WorkerPool* workers_ = nullptr;
+  SessionManagerData data_;
   SessionManagerStats stats_;
+  mutable std::mutex mu_;  // online_, users_
+  std::map<std::string, std::map<std::string, ResourceState>, std::less<>> online_;  // bare -> resource
+  std::map<std::string, std::string, std::less<>> users_;  // bare -> userid (cache)
+  std::mutex strandMu_;
+  std::condition_variable strandsIdle_;
+  std::map<std::string, Strand, std::less<>> strands_;
+  std::atomic<std::uint64_t> pushIds_{0};
 };
 
 }  // namespace imp::xcp

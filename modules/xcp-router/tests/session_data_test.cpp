@@ -1,0 +1,316 @@
+// The session manager over the real stores on the fake database: roster
+// iq and pushes (RFC 6121 §2), subscriptions with the privacy policy
+// (§3, AV-1, PS-2), presence broadcast and probes (§4), the PS-1 contact
+// limit, XEP-0191 polite blocking and offline messages (IM-5, XEP-0203).
+// Strands run inline (no worker pool); deliveries arrive on the loop.
+#include <doctest/doctest.h>
+#include <fakes/fake_directory.h>
+
+#include <imp/net/event_loop.h>
+#include <imp/xcp_router/offline_store.h>
+#include <imp/xcp_router/presence_settings.h>
+#include <imp/xcp_router/privacy_policy.h>
+#include <imp/xcp_router/privacy_store.h>
+#include <imp/xcp_router/roster_store.h>
+#include <imp/xcp_router/router.h>
+#include <imp/xcp_router/session.h>
+#include <imp/xmpp/ns.h>
+#include <imp/xmpp/stanza.h>
+#include <imp/xmpp/xml.h>
+
+#include <chrono>
+
+#include "store_fixture.h"
+
+namespace doctest {
+template <>
+struct StringMaker<std::string_view> {
+  static String convert(std::string_view v) { return String(v.data(), static_cast<unsigned>(v.size())); }
+};
+}  // namespace doctest
+
+using namespace imp::xcp;
+using imp::xmpp::Element;
+namespace ns = imp::xmpp::ns;
+
+namespace {
+
+struct Sink : SessionSink {
+  std::vector<RoutedStanza> got;
+  void deliver(RoutedStanza s) override { got.push_back(std::move(s)); }
+  void replaced() override {}
+  // The stanzas of one kind (and type, when given) received so far.
+  std::vector<const Element*> of(std::string_view name, std::string_view type = "*") const {
+    std::vector<const Element*> v;
+    for (const auto& s : got)
+      if (s.element->name() == name && (type == "*" || s.element->attrOr("type", "") == type))
+        v.push_back(s.element.get());
+    return v;
+  }
+};
+
+struct SmFixture : xcptest::StoreFixture {
+  imp::testing::FakeDirectory dir;
+  imp::net::EventLoop loop;
+  Router router{"node-a", dir};
+  PresenceSettingsStore settingsStore{db};
+  LivePresenceSettings live{settingsStore};
+  RosterStore roster{db};
+  PrivacyStore decisions{db};
+  BlockList blocks{db};
+  OfflineStore offline{db};
+  PrivacyPolicy policy{decisions, blocks, live};
+  std::unique_ptr<SessionManager> sm;
+  std::map<std::string, std::shared_ptr<Sink>> sinks;
+
+  SmFixture() {
+    live.reload();
+    dir.domains = {"example.com"};
+    dir.licensed = {{"ann@example.com", "node-a"}, {"bob@example.com", "node-a"}};
+    router.setLocalDomains({"example.com"});
+    SessionManagerData d{&roster, &blocks, &policy, &offline, &live,
+                         [](const std::string& bare) -> std::optional<std::string> {
+                           if (bare == "ann@example.com") return "ann";
+                           if (bare == "bob@example.com") return "bob";
+                           return std::nullopt;
+                         }};
+    sm = std::make_unique<SessionManager>(router, nullptr, nullptr, std::move(d));
+    sm->attach();
+  }
+  Sink& bind(const std::string& full) {
+    auto s = std::make_shared<Sink>();
+    sinks[full] = s;
+    router.attachSession(*Address::split(full), loop, s);
+    return *s;
+  }
+  void send(const std::string& from, Element el) {
+    if (!el.attr("from")) el.setAttr("from", from);
+    RoutedStanza s;
+    s.kind = el.name() == "message" ? StanzaKind::Message : el.name() == "iq" ? StanzaKind::Iq : StanzaKind::Presence;
+    s.from = *Address::split(from);
+    auto to = el.attr("to");
+    s.to = *Address::split(to ? std::string(*to) : Address::split(from)->bare());
+    s.type = std::string(el.attrOr("type", ""));
+    s.element = std::make_shared<const Element>(std::move(el));
+    router.route(std::move(s));
+    drain();
+  }
+  void drain() { loop.runUntil([] { return false; }, std::chrono::milliseconds(0)); }
+  void setSettings(PresenceSettingsUpdate u) {
+    settingsStore.update(u);
+    live.reload();
+  }
+};
+
+Element presence(std::string_view to = {}, std::string_view type = {}) {
+  Element p("presence", std::string(ns::kClient));
+  if (!to.empty()) p.setAttr("to", to);
+  if (!type.empty()) p.setAttr("type", type);
+  return p;
+}
+
+Element rosterSet(const std::string& jid, const std::string& extra = {}, const std::string& id = "r1") {
+  Element iq("iq", std::string(ns::kClient));
+  iq.setAttr("type", "set").setAttr("id", id);
+  auto& item = iq.addChild("query", std::string(ns::kRoster)).addChild("item", std::string(ns::kRoster));
+  item.setAttr("jid", jid);
+  if (extra == "remove") item.setAttr("subscription", "remove");
+  else if (!extra.empty()) item.addChild("group", std::string(ns::kRoster)).addText(extra);
+  return iq;
+}
+
+Element rosterGet(const std::string& ver = "-") {
+  Element iq("iq", std::string(ns::kClient));
+  iq.setAttr("type", "get").setAttr("id", "g1");
+  auto& q = iq.addChild("query", std::string(ns::kRoster));
+  if (ver != "-") q.setAttr("ver", ver);
+  return iq;
+}
+
+Element message(const std::string& to, const std::string& body) {
+  Element m("message", std::string(ns::kClient));
+  m.setAttr("to", to).setAttr("type", "chat");
+  m.addChild("body", std::string(ns::kClient)).addText(body);
+  return m;
+}
+
+}  // namespace
+
+TEST_CASE_FIXTURE(SmFixture, "roster set, get and versioned get; pushes to the interested resources (RFC 6121 §2)") {
+  auto& pc = bind("ann@example.com/pc");
+  auto& phone = bind("ann@example.com/phone");
+  send("ann@example.com/pc", rosterGet());
+  send("ann@example.com/pc", rosterSet("bob@example.com", "Team"));
+  auto results = pc.of("iq", "result");
+  REQUIRE(results.size() == 2);
+  auto pushes = pc.of("iq", "set");
+  REQUIRE(pushes.size() == 1);  // only pc asked for the roster
+  CHECK(phone.of("iq").empty());
+  const Element* item = pushes[0]->child("query", ns::kRoster)->child("item", ns::kRoster);
+  CHECK(item->attrOr("jid", "") == "bob@example.com");
+  CHECK(item->attrOr("subscription", "") == "none");
+  CHECK(item->childText("group", ns::kRoster) == "Team");
+  std::string ver(pushes[0]->child("query", ns::kRoster)->attrOr("ver", ""));
+  CHECK(ver != "");
+  // §2.6.3: the client's version is current: an empty result.
+  pc.got.clear();
+  send("ann@example.com/pc", rosterGet(ver));
+  REQUIRE(pc.of("iq", "result").size() == 1);
+  CHECK(pc.of("iq", "result")[0]->child("query", ns::kRoster) == nullptr);
+  // remove: result and a push with subscription='remove' (§2.5)
+  pc.got.clear();
+  send("ann@example.com/pc", rosterSet("bob@example.com", "remove"));
+  REQUIRE(pc.of("iq", "set").size() == 1);
+  CHECK(pc.of("iq", "set")[0]->child("query", ns::kRoster)->child("item", ns::kRoster)->attrOr("subscription", "") ==
+        "remove");
+  // removing it again: item-not-found (§2.5.3)
+  pc.got.clear();
+  send("ann@example.com/pc", rosterSet("bob@example.com", "remove"));
+  REQUIRE(pc.of("iq", "error").size() == 1);
+  CHECK(pc.of("iq", "error")[0]->child("error", ns::kClient)->child("item-not-found", ns::kStanzaErrors));
+}
+
+TEST_CASE_FIXTURE(SmFixture, "PS-1: a roster add beyond the contact limit is policy-violation/modify naming the limit") {
+  setSettings({.maxContacts = 1});
+  auto& pc = bind("ann@example.com/pc");
+  send("ann@example.com/pc", rosterSet("bob@example.com"));
+  send("ann@example.com/pc", rosterSet("carol@example.com", {}, "r2"));
+  auto errors = pc.of("iq", "error");
+  REQUIRE(errors.size() == 1);
+  const Element* err = errors[0]->child("error", ns::kClient);
+  CHECK(err->attrOr("type", "") == "modify");
+  CHECK(err->child("policy-violation", ns::kStanzaErrors));
+  CHECK(err->childText("text", ns::kStanzaErrors).value_or("").find('1') != std::string::npos);
+  setSettings({.maxContacts = 0});  // live: no restart
+  pc.got.clear();
+  send("ann@example.com/pc", rosterSet("carol@example.com", {}, "r3"));
+  CHECK(pc.of("iq", "error").empty());
+  CHECK(roster.get("ann").items.size() == 2);
+}
+
+TEST_CASE_FIXTURE(SmFixture, "auto-approval: subscribed on the user's behalf, then the user's presence (PS-2, RFC 6121 §3.1.5)") {
+  auto& ann = bind("ann@example.com/pc");
+  auto& bob = bind("bob@example.com/pc");
+  send("bob@example.com/pc", presence());
+  send("ann@example.com/pc", presence());
+  send("ann@example.com/pc", presence("bob@example.com", "subscribe"));
+  REQUIRE(ann.of("presence", "subscribed").size() == 1);
+  CHECK(ann.of("presence", "subscribed")[0]->attrOr("from", "") == "bob@example.com");
+  bool bobsPresence = false;
+  for (const auto* p : ann.of("presence", ""))
+    if (p->attrOr("from", "") == "bob@example.com/pc") bobsPresence = true;
+  CHECK(bobsPresence);
+  CHECK(bob.of("presence", "subscribe").empty());  // never prompted
+  CHECK(std::string(toString(roster.item("ann", "bob@example.com")->state.subscription)) == "to");
+  CHECK(std::string(toString(roster.item("bob", "ann@example.com")->state.subscription)) == "from");
+  // bob's later presence reaches ann, his subscriber (§4.4.2)
+  ann.got.clear();
+  Element p = presence();
+  p.addChild("status", std::string(ns::kClient)).addText("away a bit");
+  send("bob@example.com/pc", p);
+  bool got = false;
+  for (const auto* q : ann.of("presence", ""))
+    if (q->childText("status", ns::kClient) == "away a bit") got = true;
+  CHECK(got);
+  // a probe at ann's next login is answered from bob's last presence (§4.3.2)
+  auto& ann2 = bind("ann@example.com/phone");
+  send("ann@example.com/phone", presence());
+  got = false;
+  for (const auto* q : ann2.of("presence", ""))
+    if (q->attrOr("from", "") == "bob@example.com/pc" && q->childText("status", ns::kClient) == "away a bit") got = true;
+  CHECK(got);
+}
+
+TEST_CASE_FIXTURE(SmFixture, "auto-approval off: the prompt waits for the next login; denial ends pending out (RFC 6121 §3.1.3, §3.2)") {
+  setSettings({.autoApprove = false});
+  auto& ann = bind("ann@example.com/pc");
+  send("ann@example.com/pc", presence());
+  send("ann@example.com/pc", presence("bob@example.com", "subscribe"));
+  CHECK(ann.of("presence", "subscribed").empty());
+  CHECK(roster.item("ann", "bob@example.com")->state.pendingOut);
+  // bob logs in: the request is delivered after his initial presence
+  auto& bob = bind("bob@example.com/pc");
+  send("bob@example.com/pc", presence());
+  REQUIRE(bob.of("presence", "subscribe").size() == 1);
+  CHECK(bob.of("presence", "subscribe")[0]->attrOr("from", "") == "ann@example.com");
+  send("bob@example.com/pc", presence("ann@example.com", "unsubscribed"));
+  REQUIRE(ann.of("presence", "unsubscribed").size() == 1);
+  auto item = roster.item("ann", "bob@example.com");
+  CHECK(std::string(toString(item->state.subscription)) == "none");
+  CHECK_FALSE(item->state.pendingOut);
+  // the denial is remembered: a new request is politely blocked (AV-1)
+  send("ann@example.com/pc", presence("bob@example.com", "subscribe"));
+  CHECK(bob.of("presence", "subscribe").size() == 1);
+  CHECK(sm->stats().politeBlocks == 1);
+}
+
+TEST_CASE_FIXTURE(SmFixture, "XEP-0191: blocking a subscriber sends it unavailable and keeps the broadcast from it") {
+  auto& ann = bind("ann@example.com/pc");
+  auto& bob = bind("bob@example.com/pc");
+  send("ann@example.com/pc", presence());
+  send("bob@example.com/pc", presence());
+  send("bob@example.com/pc", presence("ann@example.com", "subscribe"));  // auto-approved
+  REQUIRE(roster.item("ann", "bob@example.com")->state.hasFrom());
+  Element get("iq", std::string(ns::kClient));
+  get.setAttr("type", "get").setAttr("id", "b0").addChild("blocklist", std::string(ns::kBlocking));
+  send("ann@example.com/pc", get);
+  Element block("iq", std::string(ns::kClient));
+  block.setAttr("type", "set").setAttr("id", "b1");
+  block.addChild("block", std::string(ns::kBlocking)).addChild("item", std::string(ns::kBlocking)).setAttr(
+      "jid", "bob@example.com");
+  bob.got.clear();
+  send("ann@example.com/pc", block);
+  REQUIRE(bob.of("presence", "unavailable").size() == 1);
+  CHECK(bob.of("presence", "unavailable")[0]->attrOr("from", "") == "ann@example.com/pc");
+  CHECK(ann.of("iq", "set").size() >= 1);  // the block push
+  bob.got.clear();
+  send("ann@example.com/pc", presence());
+  CHECK(bob.of("presence").empty());
+  CHECK(bob.of("message").empty());  // never an error
+  CHECK(blocks.list("ann") == std::vector<std::string>{"bob@example.com"});
+}
+
+TEST_CASE_FIXTURE(SmFixture, "IM-5: a message to an offline user is stored and delivered in order after initial presence, with a delay") {
+  bind("ann@example.com/pc");
+  send("ann@example.com/pc", message("bob@example.com", "one"));
+  send("ann@example.com/pc", message("bob@example.com", "two"));
+  CHECK(offline.count("bob") == 2);
+  auto& bob = bind("bob@example.com/pc");
+  CHECK(bob.of("message").empty());  // bound, not yet available
+  send("bob@example.com/pc", presence());
+  auto msgs = bob.of("message");
+  REQUIRE(msgs.size() == 2);
+  CHECK(msgs[0]->childText("body", ns::kClient) == "one");
+  CHECK(msgs[1]->childText("body", ns::kClient) == "two");
+  CHECK(msgs[0]->attrOr("from", "") == "ann@example.com/pc");
+  REQUIRE(msgs[0]->child("delay", ns::kDelay));
+  CHECK(!msgs[0]->child("delay", ns::kDelay)->attrOr("stamp", "").empty());
+  CHECK(offline.count("bob") == 0);
+}
+
+TEST_CASE_FIXTURE(SmFixture, "IM-5: storage full is resource-constraint/wait back to the sender, with the quota in the text") {
+  setSettings({.offlineQuota = 1});
+  auto& ann = bind("ann@example.com/pc");
+  send("ann@example.com/pc", message("bob@example.com", "one"));
+  send("ann@example.com/pc", message("bob@example.com", "two"));
+  auto errors = ann.of("message", "error");
+  REQUIRE(errors.size() == 1);
+  const Element* err = errors[0]->child("error", ns::kClient);
+  CHECK(err->attrOr("type", "") == "wait");
+  CHECK(err->child("resource-constraint", ns::kStanzaErrors));
+  CHECK(offline.count("bob") == 1);
+}
+
+TEST_CASE_FIXTURE(SmFixture, "the end of a session is unavailable to the subscribers and to directed-presence recipients (RFC 6121 §4.6.3)") {
+  auto& ann = bind("ann@example.com/pc");
+  auto& bob = bind("bob@example.com/pc");
+  send("bob@example.com/pc", presence());
+  send("ann@example.com/pc", presence());
+  send("ann@example.com/pc", presence("bob@example.com"));  // directed, no subscription
+  REQUIRE(bob.of("presence", "").size() >= 1);
+  bob.got.clear();
+  router.detachSession(*Address::split("ann@example.com/pc"), ann);
+  send("ann@example.com/pc", presence("", "unavailable"));  // what c2s routes when the stream ends
+  REQUIRE(bob.of("presence", "unavailable").size() == 1);
+  CHECK(sm->availableResources("ann@example.com").empty());
+}
