@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # response_fields.sh [SOURCE_ROOT]: for every module with admin commands, the
-# places its admin code writes each response JSON field name as a string
+# places its admin code (each src/*.cpp declaring a Command, and
+# src/shared_fields.h) writes each response JSON field name as a string
 # literal (issue 15 deliverable 4: declared once, in the answer's shape; the
 # server's Reply and impctl's printers use the shape's field handles). Exits 1
 # if a name is written in more than one place in a module.
@@ -23,9 +24,13 @@ request='Arg::|\.(?:arg|flag|fixed)\(|\ba\.(?:at|str|integer|boolean|strings|has
 
 bad=0
 printf '%-16s %7s %8s %10s  %s\n' MODULE FIELDS LITERALS REPEATED "NAMES WRITTEN MORE THAN ONCE (count)"
-for src in modules/*/src/admin_api.cpp; do
-  m=$(cut -d/ -f2 <<<"$src")
-  code=$(grep -Pv "$request" "$src" || true)
+for dir in modules/*/src; do
+  # The module's files that declare admin commands (admin_api.cpp and the like).
+  mapfile -t srcs < <(grep -l 'Command("' "$dir"/*.cpp 2>/dev/null || true)
+  [[ -f $dir/shared_fields.h ]] && srcs+=("$dir/shared_fields.h")
+  ((${#srcs[@]})) || continue
+  m=$(cut -d/ -f2 <<<"$dir")
+  code=$(cat "${srcs[@]}" | grep -Pv "$request" || true)
   # Every place a name is written as a field name: declared, set or read.
   places=$(grep -Po "$decl|$uses" <<<"$code" | grep -Po '"\K[a-z_][a-z0-9_]*(?=")' || true)
   mapfile -t names < <(sort -u <<<"$places")

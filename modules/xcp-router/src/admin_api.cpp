@@ -2,12 +2,13 @@
 
 #include <imp/core/admin_http.h>
 #include <imp/core/command_registry.h>
-#include <Poco/JSON/Array.h>
+#include <imp/core/response_shape.h>
 #include <Poco/JSON/Object.h>
 
 #include <ostream>
 
 #include "imp/xcp_router/service.h"
+#include "shared_fields.h"
 
 namespace imp::xcp {
 
@@ -16,9 +17,9 @@ using core::AdminResponse;
 using core::Arg;
 using core::Command;
 using core::CommandArgs;
-using core::cli::str;
+using core::Field;
+using core::Reply;
 using Obj = Poco::JSON::Object;
-using Arr = Poco::JSON::Array;
 
 namespace {
 
@@ -27,7 +28,41 @@ AdminError notRunning() {
                     "xcp-connection-manager is not running on this node: it has no client sessions to show");
 }
 
-std::string orDash(const std::string& s) { return s.empty() ? "-" : s; }
+// ---- the answers' fields, each named once (response shapes, issue 15) ----
+
+struct SessionShape : core::Shape {
+  SessionShape() : Shape("XmppSession", Layout::Table) {}
+  const Field<std::string> userid = same(detail::sharedFields().userid).column("USER");
+  const Field<std::string> jid = same(detail::sharedFields().jid).column("JID");
+  const Field<std::string> client = text("client").column("CLIENT").orElse("-");
+  const Field<std::string> address = text("address").column("ADDRESS");
+  const Field<std::string> tls = text("tls").column("TLS").orElse("-");
+  const Field<std::string> since = text("since").column("SINCE");
+};
+const SessionShape& sessionShape() {
+  static const SessionShape s;
+  return s;
+}
+
+struct SessionsShape : core::Shape {
+  SessionsShape() : Shape("XmppSessions", Layout::Lines) {}
+  const core::ListField sessions = list("sessions", sessionShape());
+};
+const SessionsShape& sessionsShape() {
+  static const SessionsShape s;
+  return s;
+}
+
+// session kick: "2 session(s) of ann closed".
+struct KickedShape : core::Shape {
+  KickedShape() : Shape("XmppSessionsClosed", Layout::Lines) {}
+  const Field<std::string> userid = same(sessionShape().userid);
+  const Field<std::int64_t> closed = number("closed");
+};
+const KickedShape& kickedShape() {
+  static const KickedShape s;
+  return s;
+}
 
 }  // namespace
 
@@ -40,32 +75,24 @@ void registerSessionCommands(core::CommandRegistry& reg) {
                         "logged in (UTC).")
               .example("session list", "every session on this node")
               .example("session list --user ann", "ann's sessions")
+              .returns(sessionsShape())
               .print([](std::ostream& out, const Obj::Ptr& o, int) {
-                std::vector<std::vector<std::string>> rows = {{"USER", "JID", "CLIENT", "ADDRESS", "TLS", "SINCE"}};
-                auto sessions = core::cli::objects(o, "sessions");
-                for (const auto& s : sessions)
-                  rows.push_back({str(s, "userid"), str(s, "jid"), orDash(str(s, "client")), str(s, "address"),
-                                  orDash(str(s, "tls")), str(s, "since")});
-                core::cli::table(out, rows);
-                out << sessions.size() << " session(s)\n";
+                const auto& list = sessionsShape().sessions;
+                list.print(out, o);
+                out << list.get(o).size() << " session(s)\n";
               })
               .handler<XcpRuntime>([](XcpRuntime& rt, const CommandArgs& a) {
                 auto list = rt.sessions(a.str("user").value_or(""));
                 if (!list) throw notRunning();
-                Arr::Ptr arr = new Arr;
-                for (const auto& s : *list) {
-                  Obj::Ptr o = new Obj;
-                  o->set("userid", s.userid);
-                  o->set("jid", s.jid);
-                  o->set("client", s.client);
-                  o->set("address", s.remote);
-                  o->set("tls", s.tlsVersion);
-                  o->set("since", s.since);
-                  arr->add(o);
+                const auto& sh = sessionShape();
+                std::vector<Reply> rows;
+                for (const auto& x : *list) {
+                  Reply r(sh);
+                  r.set(sh.userid, x.userid).set(sh.jid, x.jid).set(sh.client, x.client).set(sh.address, x.remote);
+                  r.set(sh.tls, x.tlsVersion).set(sh.since, x.since);
+                  rows.push_back(std::move(r));
                 }
-                Obj::Ptr out = new Obj;
-                out->set("sessions", arr);
-                return AdminResponse::json(out);
+                return Reply(sessionsShape()).set(sessionsShape().sessions, rows).response();
               }));
 
   reg.add(Command("session kick", "POST", "/api/v1/xmpp/sessions/{userid}/kick")
@@ -74,17 +101,17 @@ void registerSessionCommands(core::CommandRegistry& reg) {
               .describe("Each of the user's streams is closed with the policy-violation stream error and the text\n"
                         "\"the administrator ended this session\". The user may log in again.")
               .example("session kick ann", "ends ann's sessions")
+              .returns(kickedShape())
               .print([](std::ostream& out, const Obj::Ptr& o, int) {
-                out << str(o, "closed") << " session(s) of " << str(o, "userid") << " closed\n";
+                const auto& k = kickedShape();
+                out << k.closed.text(o) << " session(s) of " << k.userid.text(o) << " closed\n";
               })
               .handler<XcpRuntime>([](XcpRuntime& rt, const CommandArgs& a) {
                 const auto& id = a.at("userid");
                 auto n = rt.kick(id);
                 if (!n) throw notRunning();
-                Obj::Ptr o = new Obj;
-                o->set("userid", id);
-                o->set("closed", static_cast<Poco::Int64>(*n));
-                return AdminResponse::json(o);
+                const auto& k = kickedShape();
+                return Reply(k).set(k.userid, id).set(k.closed, static_cast<std::int64_t>(*n)).response();
               }));
 }
 

@@ -2,9 +2,9 @@
 
 #include <imp/core/admin_http.h>
 #include <imp/core/command_registry.h>
+#include <imp/core/response_shape.h>
 #include <imp/directory/directory.h>
 
-#include <Poco/JSON/Array.h>
 #include <Poco/JSON/Object.h>
 
 #include <ostream>
@@ -12,6 +12,7 @@
 #include "imp/xcp_router/credential_store.h"
 #include "imp/xcp_router/presence_settings.h"
 #include "imp/xcp_router/roster_store.h"
+#include "shared_fields.h"
 
 namespace imp::xcp {
 
@@ -20,10 +21,10 @@ using core::AdminResponse;
 using core::Arg;
 using core::Command;
 using core::CommandArgs;
-using core::cli::str;
+using core::Field;
+using core::Reply;
 using core::cli::table;
 using Obj = Poco::JSON::Object;
-using Arr = Poco::JSON::Array;
 
 StoreCommandsContext::StoreCommandsContext(core::Database& database)
     : db(database),
@@ -35,26 +36,92 @@ StoreCommandsContext::~StoreCommandsContext() = default;
 
 namespace {
 
-Obj::Ptr settingsJson(const PresenceSettings& p) {
-  Obj::Ptr o = new Obj;
-  o->set("max_contacts", static_cast<Poco::Int64>(p.maxContacts));
-  o->set("max_watchers", static_cast<Poco::Int64>(p.maxWatchers));
-  o->set("auto_approve", p.autoApprove);
-  o->set("offline_quota", static_cast<Poco::Int64>(p.offlineQuota));
-  return o;
+// ---- the answers' fields, each named once (response shapes, issue 15) ----
+
+struct SettingsShape : core::Shape {
+  SettingsShape() : Shape("PresenceSettings", Layout::Lines) {}
+  const Field<std::int64_t> maxContacts = number("max_contacts");
+  const Field<std::int64_t> maxWatchers = number("max_watchers");
+  const Field<bool> autoApprove = flag("auto_approve");
+  const Field<std::int64_t> offlineQuota = number("offline_quota");
+  const Field<bool> changed = flag("changed").optional();
+  const Field<std::int64_t> generation = number("generation").optional();
+};
+const SettingsShape& settingsShape() {
+  static const SettingsShape s;
+  return s;
 }
 
-std::string limitText(const Obj::Ptr& o, const std::string& k) {
-  auto v = str(o, k);
+Reply settingsReply(const PresenceSettings& p) {
+  const auto& s = settingsShape();
+  Reply r(s);
+  r.set(s.maxContacts, p.maxContacts).set(s.maxWatchers, p.maxWatchers).set(s.autoApprove, p.autoApprove);
+  r.set(s.offlineQuota, p.offlineQuota);
+  return r;
+}
+
+std::string limitText(const Field<std::int64_t>& f, const Obj::Ptr& o) {
+  auto v = f.text(o);
   return v == "0" ? "no limit" : v;
 }
 
 void printSettings(std::ostream& out, const Obj::Ptr& o) {
-  table(out, {{"maximum contacts per user", limitText(o, "max_contacts")},
-              {"maximum watchers per user", limitText(o, "max_watchers")},
-              {"auto-approve subscriptions", o->getValue<bool>("auto_approve") ? "on" : "off"},
-              {"offline messages per user", limitText(o, "offline_quota")}});
+  const auto& s = settingsShape();
+  table(out, {{"maximum contacts per user", limitText(s.maxContacts, o)},
+              {"maximum watchers per user", limitText(s.maxWatchers, o)},
+              {"auto-approve subscriptions", s.autoApprove.get(o) ? "on" : "off"},
+              {"offline messages per user", limitText(s.offlineQuota, o)}});
 }
+
+struct RosterItemShape : core::Shape {
+  RosterItemShape() : Shape("RosterItem", Layout::Table) {}
+  const Field<std::string> jid = same(detail::sharedFields().jid);
+  const Field<std::string> name = text("name");
+  const Field<std::string> subscription = text("subscription");
+  const Field<bool> pendingOut = flag("pending_out");
+  const Field<bool> pendingIn = flag("pending_in");
+  const Field<bool> preApproved = flag("pre_approved");
+  const Field<std::vector<std::string>> groups = texts("groups");
+};
+const RosterItemShape& rosterItemShape() {
+  static const RosterItemShape s;
+  return s;
+}
+
+struct PendingRequestShape : core::Shape {
+  PendingRequestShape() : Shape("PendingSubscriptionRequest", Layout::Table) {}
+  const Field<std::string> jid = same(rosterItemShape().jid);
+  const Field<std::string> status = text("status");
+};
+const PendingRequestShape& pendingRequestShape() {
+  static const PendingRequestShape s;
+  return s;
+}
+
+struct RosterShape : core::Shape {
+  RosterShape() : Shape("Roster", Layout::Lines) {}
+  const Field<std::string> userid = same(detail::sharedFields().userid);
+  const Field<std::string> version = text("version");
+  const core::ListField items = list("items", rosterItemShape());
+  const core::ListField pendingRequests = list("pending_requests", pendingRequestShape());
+};
+const RosterShape& rosterShape() {
+  static const RosterShape s;
+  return s;
+}
+
+struct PasswordSetShape : core::Shape {
+  PasswordSetShape() : Shape("PasswordSet", Layout::Lines) {}
+  const Field<std::string> userid = same(rosterShape().userid);
+  const Field<std::vector<std::string>> mechanisms = texts("mechanisms");
+  const Field<std::int64_t> iterations = number("iterations");
+};
+const PasswordSetShape& passwordSetShape() {
+  static const PasswordSetShape s;
+  return s;
+}
+
+std::string orDash(std::string v) { return v.empty() ? "-" : v; }
 
 std::uint32_t count(const CommandArgs& a, const std::string& field) {
   return static_cast<std::uint32_t>(*a.integer(field));
@@ -65,10 +132,11 @@ void requireUser(core::Database& db, const std::string& userid) {
 }
 
 std::string pendingText(const Obj::Ptr& item) {
+  const auto& s = rosterItemShape();
   std::string p;
-  if (item->getValue<bool>("pending_out")) p = "out";
-  if (item->getValue<bool>("pending_in")) p += p.empty() ? "in" : "+in";
-  if (item->getValue<bool>("pre_approved")) p += p.empty() ? "pre-approved" : ",pre-approved";
+  if (s.pendingOut.get(item)) p = "out";
+  if (s.pendingIn.get(item)) p += p.empty() ? "in" : "+in";
+  if (s.preApproved.get(item)) p += p.empty() ? "pre-approved" : ",pre-approved";
   return p.empty() ? "-" : p;
 }
 
@@ -85,9 +153,10 @@ void registerStoreCommands(core::CommandRegistry& reg) {
               .describe("PS-1: maximum contact-list size and maximum watchers per user (default 200, 0 = no limit).\n"
                         "PS-2: whether subscription requests are approved without prompting the user (default on).\n"
                         "The offline quota is how many messages are kept for a user who is offline (IM-5).")
+              .returns(settingsShape())
               .print([](std::ostream& out, const Obj::Ptr& o, int) { printSettings(out, o); })
               .handler<StoreCommandsContext>([](StoreCommandsContext& ctx, const CommandArgs&) {
-                return AdminResponse::json(settingsJson(ctx.settings->get()));
+                return settingsReply(ctx.settings->get()).response();
               }));
 
   reg.add(Command("presence settings set", "PUT", "/api/v1/presence/settings")
@@ -101,9 +170,11 @@ void registerStoreCommands(core::CommandRegistry& reg) {
               .describe("A lower limit does not remove contacts or watchers a user already has; it refuses new ones.")
               .example("presence settings set --max-contacts 500 --auto-approve off", "a larger contact list, and prompt for every request")
               .example("presence settings set --max-watchers 0", "no watcher limit")
+              .returns(settingsShape())
               .print([](std::ostream& out, const Obj::Ptr& o, int) {
+                const auto& s = settingsShape();
                 printSettings(out, o);
-                out << (o->getValue<bool>("changed") ? "changed (generation " + str(o, "generation") + ")" : "unchanged") << "\n";
+                out << (s.changed.get(o) ? "changed (generation " + s.generation.text(o) + ")" : "unchanged") << "\n";
               })
               .handler<StoreCommandsContext>([](StoreCommandsContext& ctx, const CommandArgs& a) {
                 PresenceSettingsUpdate u;
@@ -115,10 +186,8 @@ void registerStoreCommands(core::CommandRegistry& reg) {
                   throw AdminError(400, "invalid_argument",
                                    "give at least one of max_contacts, max_watchers, auto_approve, offline_quota");
                 auto c = ctx.settings->update(u);
-                auto o = settingsJson(c.settings);
-                o->set("changed", c.changed);
-                o->set("generation", static_cast<Poco::Int64>(c.generation));
-                return AdminResponse::json(o);
+                const auto& s = settingsShape();
+                return settingsReply(c.settings).set(s.changed, c.changed).set(s.generation, c.generation).response();
               }));
 
   reg.add(Command("user roster", "GET", "/api/v1/users/{userid}/roster")
@@ -128,19 +197,23 @@ void registerStoreCommands(core::CommandRegistry& reg) {
                         "for an answer, pre-approved = the user approved before being asked (RFC 6121 3.4).\n"
                         "Requests from people not on the roster are listed under \"Pending requests\".")
               .example("user roster ann", "ann's contacts")
+              .returns(rosterShape())
               .print([](std::ostream& out, const Obj::Ptr& o, int) {
+                const auto& r = rosterShape();
+                const auto& i = rosterItemShape();
+                const auto items = r.items.get(o);
                 std::vector<std::vector<std::string>> rows = {{"CONTACT", "NAME", "SUBSCRIPTION", "PENDING", "GROUPS"}};
-                for (const auto& i : core::cli::objects(o, "items"))
-                  rows.push_back({str(i, "jid"), str(i, "name").empty() ? "-" : str(i, "name"), str(i, "subscription"),
-                                  pendingText(i), core::cli::joined(i, "groups")});
+                for (const auto& it : items)
+                  rows.push_back({i.jid.text(it), orDash(i.name.text(it)), i.subscription.text(it), pendingText(it),
+                                  i.groups.shown(it)});
                 table(out, rows);
-                out << "roster version " << str(o, "version") << ", " << core::cli::objects(o, "items").size()
-                    << " contact(s)\n";
-                auto pending = core::cli::objects(o, "pending_requests");
+                out << "roster version " << r.version.text(o) << ", " << items.size() << " contact(s)\n";
+                auto pending = r.pendingRequests.get(o);
                 if (!pending.empty()) {
+                  const auto& q = pendingRequestShape();
                   out << "Pending requests:\n";
                   std::vector<std::vector<std::string>> p = {{"FROM", "STATUS"}};
-                  for (const auto& r : pending) p.push_back({str(r, "jid"), str(r, "status").empty() ? "-" : str(r, "status")});
+                  for (const auto& req : pending) p.push_back({q.jid.text(req), orDash(q.status.text(req))});
                   table(out, p);
                 }
               })
@@ -148,34 +221,28 @@ void registerStoreCommands(core::CommandRegistry& reg) {
                 const auto& id = a.at("userid");
                 requireUser(ctx.db, id);
                 auto roster = ctx.rosters->get(id);
-                Arr::Ptr items = new Arr;
+                const auto& i = rosterItemShape();
+                std::vector<Reply> items;
                 for (const auto& it : roster.items) {
-                  Obj::Ptr o = new Obj;
-                  o->set("jid", it.contact);
-                  o->set("name", it.name);
-                  o->set("subscription", std::string(toString(it.state.subscription)));
-                  o->set("pending_out", it.state.pendingOut);
-                  o->set("pending_in", it.state.pendingIn);
-                  o->set("pre_approved", it.state.preApproved);
-                  Arr::Ptr g = new Arr;
-                  for (const auto& name : it.groups) g->add(name);
-                  o->set("groups", g);
-                  items->add(o);
+                  Reply r(i);
+                  r.set(i.jid, it.contact).set(i.name, it.name).set(i.subscription, std::string(toString(it.state.subscription)));
+                  r.set(i.pendingOut, it.state.pendingOut).set(i.pendingIn, it.state.pendingIn);
+                  r.set(i.preApproved, it.state.preApproved).set(i.groups, it.groups);
+                  items.push_back(std::move(r));
                 }
-                Arr::Ptr pending = new Arr;
+                const auto& q = pendingRequestShape();
+                std::vector<Reply> pending;
                 for (const auto& it : ctx.rosters->pendingIn(id)) {
                   if (!it.pendingOnly) continue;  // listed above with PENDING in
-                  Obj::Ptr o = new Obj;
-                  o->set("jid", it.contact);
-                  o->set("status", it.pendingInStatus);
-                  pending->add(o);
+                  Reply r(q);
+                  r.set(q.jid, it.contact).set(q.status, it.pendingInStatus);
+                  pending.push_back(std::move(r));
                 }
-                Obj::Ptr o = new Obj;
-                o->set("userid", id);
-                o->set("version", std::to_string(roster.version));
-                o->set("items", items);
-                o->set("pending_requests", pending);
-                return AdminResponse::json(o);
+                const auto& sh = rosterShape();
+                Reply out(sh);
+                out.set(sh.userid, id).set(sh.version, std::to_string(roster.version));
+                out.set(sh.items, items).set(sh.pendingRequests, pending);
+                return out.response();
               }));
 
   reg.add(Command("user passwd", "PUT", "/api/v1/users/{userid}/password")
@@ -189,21 +256,20 @@ void registerStoreCommands(core::CommandRegistry& reg) {
                         "StoredKey and ServerKey (RFC 5802 section 3). It is never taken from the command line.")
               .example("user passwd ann", "prompts twice for ann's new password")
               .example("user passwd ann < /root/ann.pw", "reads it from a file (one line)")
+              .returns(passwordSetShape())
               .print([](std::ostream& out, const Obj::Ptr& o, int) {
-                out << "password of " << str(o, "userid") << " set (" << core::cli::joined(o, "mechanisms") << ", "
-                    << str(o, "iterations") << " iterations)\n";
+                const auto& p = passwordSetShape();
+                out << "password of " << p.userid.text(o) << " set (" << p.mechanisms.shown(o) << ", "
+                    << p.iterations.text(o) << " iterations)\n";
               })
               .handler<StoreCommandsContext>([](StoreCommandsContext& ctx, const CommandArgs& a) {
                 const auto& id = a.at("userid");
                 auto iterations = static_cast<std::uint32_t>(a.integer("iterations").value_or(kMinScramIterations));
                 ctx.credentials->setPassword(id, a.at("password"), iterations);
-                Obj::Ptr o = new Obj;
-                o->set("userid", id);
-                Arr::Ptr m = new Arr;
-                for (auto h : ctx.credentials->mechanisms(id)) m->add(std::string(mechanismName(h)));
-                o->set("mechanisms", m);
-                o->set("iterations", static_cast<Poco::Int64>(iterations));
-                return AdminResponse::json(o);
+                const auto& p = passwordSetShape();
+                std::vector<std::string> mechanisms;
+                for (auto h : ctx.credentials->mechanisms(id)) mechanisms.emplace_back(mechanismName(h));
+                return Reply(p).set(p.userid, id).set(p.mechanisms, mechanisms).set(p.iterations, iterations).response();
               }));
 }
 

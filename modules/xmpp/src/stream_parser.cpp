@@ -88,8 +88,43 @@ struct StreamParser::Impl {
   // reported condition depend on the split.
   bool strayText = false;
   std::size_t memNow = 0, memPeak = 0;
+  // UTF-8 decoding state carried across feeds (RFC 3629 §4): octets still
+  // expected for the current character and the range of the next one.
+  int u8need = 0;
+  unsigned char u8lo = 0x80, u8hi = 0xBF;
 
   explicit Impl(StreamParser& o) : owner(o) {}
+
+  // Length of the longest prefix of [p, p+n) that continues valid UTF-8
+  // (overlong forms, surrogates and code points above U+10FFFF refused);
+  // advances the decoding state over that prefix.
+  std::size_t validUtf8(const char* p, std::size_t n) {
+    for (std::size_t k = 0; k < n; ++k) {
+      const auto c = static_cast<unsigned char>(p[k]);
+      if (u8need > 0) {
+        if (c < u8lo || c > u8hi) return k;
+        u8lo = 0x80;
+        u8hi = 0xBF;
+        --u8need;
+        continue;
+      }
+      if (c < 0x80) continue;
+      if (c >= 0xC2 && c <= 0xDF) {
+        u8need = 1;
+      } else if (c >= 0xE0 && c <= 0xEF) {
+        u8need = 2;
+        if (c == 0xE0) u8lo = 0xA0;  // no overlong 3-octet forms
+        if (c == 0xED) u8hi = 0x9F;  // no UTF-16 surrogates
+      } else if (c >= 0xF0 && c <= 0xF4) {
+        u8need = 3;
+        if (c == 0xF0) u8lo = 0x90;  // no overlong 4-octet forms
+        if (c == 0xF4) u8hi = 0x8F;  // nothing above U+10FFFF
+      } else {
+        return k;  // 0x80-0xC1 (continuation or overlong lead), 0xF5-0xFF
+      }
+    }
+    return n;
+  }
 
   void fail(StreamErrorCondition c, std::string text) {
     if (stopped) return;
@@ -459,6 +494,15 @@ std::vector<StreamEvent> StreamParser::feed(const char* data, std::size_t size) 
     // shown it: at the start of a stream it would guess UTF-16 from it.
     const void* nul = std::memchr(data + off, 0, n);
     if (nul) n = static_cast<std::size_t>(static_cast<const char*>(nul) - (data + off));
+    // RFC 6120 §4.9.3.22: a stream that violates the rules of UTF-8 is
+    // unsupported-encoding (not the not-well-formed expat would report);
+    // expat sees only the valid prefix.
+    const std::size_t valid = i.validUtf8(data + off, n);
+    const bool badUtf8 = valid < n;
+    if (badUtf8) {
+      n = valid;
+      nul = nullptr;
+    }
     if (n > 0) {
       const auto rc = XML_Parse(i.p, data + off, static_cast<int>(n), XML_FALSE);
       fed_ += n;
@@ -468,6 +512,9 @@ std::vector<StreamEvent> StreamParser::feed(const char* data, std::size_t size) 
     if (nul && !i.stopped)
       i.fail(StreamErrorCondition::NotWellFormed, "NUL octet at offset " + std::to_string(fed_) +
                                                       ": U+0000 is not an XML character");
+    if (badUtf8 && !i.stopped)
+      i.fail(StreamErrorCondition::UnsupportedEncoding,
+             "invalid UTF-8 at offset " + std::to_string(fed_) + " (RFC 6120 §11.6, RFC 3629)");
   }
   if (!i.stopped && fed_ - i.mark > limit_) {
     i.fail(StreamErrorCondition::PolicyViolation,
