@@ -82,7 +82,7 @@ C2sNodeOptions readC2sOptions(const core::Config& cfg) {
   if (c.maxBytesPerSecond > 0 && c.byteBurst < static_cast<double>(c.postAuthStanzaLimit))
     throw core::ConfigError(k, "bytes_burst (" + std::to_string(static_cast<long long>(c.byteBurst)) +
                                    ") is smaller than max_stanza_bytes (" + std::to_string(c.postAuthStanzaLimit) +
-                                   "): the largest stanza allowed could never be read at once");
+                                   "): one stanza of the largest size allowed would already exceed it; raise bytes_burst");
   o.scramIterations = static_cast<std::uint32_t>(cfg.getInt(k, "scram_iterations"));
   o.allowScramSha1 = cfg.getBool(k, "allow_scram_sha1");
   c.channelBinding = cfg.getBool(k, "channel_binding");
