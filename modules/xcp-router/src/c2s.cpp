@@ -520,7 +520,7 @@ class C2sStream : public SessionSink, public std::enable_shared_from_this<C2sStr
   // (never stored, never answered, RFC 6120 §8.3.1), the server's own
   // answers (meant for this stream only) and carbon copies (the original
   // went elsewhere).
-  void handBack(std::deque<SmQueue::Entry> q) {
+  void handBack(std::vector<SmQueue::Entry> q) {
     for (auto& e : q) {
       if (e.own || e.copy || !e.stanza.element || e.stanza.type == "error" || isCarbon(*e.stanza.element)) {
         ++server_.stats->notRerouted;

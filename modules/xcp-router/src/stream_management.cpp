@@ -22,24 +22,43 @@ SmQueue::Ack SmQueue::ack(std::uint32_t h) {
   // Unsigned subtraction: the number handled since the last ack, across the
   // 2^32 wrap.
   std::uint32_t n = h - acked_;
-  if (n > q_.size()) return Ack::TooHigh;
-  q_.erase(q_.begin(), q_.begin() + static_cast<std::ptrdiff_t>(n));
+  if (n > size()) return Ack::TooHigh;
+  dropFront(n);
   acked_ = h;
   return Ack::Ok;
 }
 
-void SmQueue::pruneWritten(std::uint64_t bytesSent) {
-  while (!q_.empty() && q_.front().endOffset <= bytesSent) q_.pop_front();
+void SmQueue::dropFront(std::size_t n) {
+  for (std::size_t i = 0; i < n; ++i) q_[head_ + i].stanza = RoutedStanza();  // release the stanzas now
+  head_ += n;
+  if (head_ == q_.size()) {
+    q_.clear();
+    if (q_.capacity() > 16) q_.shrink_to_fit();  // a burst's room is not kept by an idle session
+    head_ = 0;
+  } else if (head_ >= 32 && head_ * 2 >= q_.size()) {
+    q_.erase(q_.begin(), q_.begin() + static_cast<std::ptrdiff_t>(head_));
+    head_ = 0;
+  }
 }
 
-std::deque<SmQueue::Entry> SmQueue::take() {
-  std::deque<Entry> out;
-  out.swap(q_);
+void SmQueue::pruneWritten(std::uint64_t bytesSent) {
+  std::size_t n = 0;
+  while (head_ + n < q_.size() && q_[head_ + n].endOffset <= bytesSent) ++n;
+  if (n) dropFront(n);
+}
+
+std::vector<SmQueue::Entry> SmQueue::take() {
+  std::vector<Entry> out;
+  out.reserve(size());
+  for (std::size_t i = head_; i < q_.size(); ++i) out.push_back(std::move(q_[i]));
+  q_.clear();
+  head_ = 0;
   return out;
 }
 
 void SmQueue::startCounting() {
   q_.clear();
+  head_ = 0;
   sent_ = acked_ = 0;
 }
 

@@ -55,6 +55,20 @@ TEST_CASE("the 32-bit wrap: counts continue from 2^32-1 to 0 (XEP-0198 §4)") {
   CHECK(q.empty());
 }
 
+TEST_CASE("many acks in steps keep the oldest-first order of what is left") {
+  SmQueue q;
+  for (std::uint64_t i = 1; i <= 100; ++i) q.push(entry(i));
+  for (std::uint32_t h = 10; h <= 60; h += 10) CHECK(q.ack(h) == SmQueue::Ack::Ok);
+  REQUIRE(q.size() == 40);
+  CHECK(q.entries().front().endOffset == 61);
+  CHECK(q.entries().back().endOffset == 100);
+  auto rest = q.take();
+  REQUIRE(rest.size() == 40);
+  CHECK(rest.front().endOffset == 61);
+  CHECK(q.empty());
+  CHECK(q.sent() == 100u);
+}
+
 TEST_CASE("without stream management only what the kernel has not taken is kept (IM-5)") {
   SmQueue q;
   q.push(entry(100));

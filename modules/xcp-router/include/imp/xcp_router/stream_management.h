@@ -16,9 +16,10 @@
 // throttled rather than the stream closed).
 #include <chrono>
 #include <cstdint>
-#include <deque>
+#include <span>
 #include <optional>
 #include <string_view>
+#include <vector>
 
 #include "imp/xcp_router/router.h"
 
@@ -52,17 +53,22 @@ class SmQueue {
 
   std::uint32_t sent() const { return sent_; }
   std::uint32_t acked() const { return acked_; }
-  std::size_t size() const { return q_.size(); }
-  bool empty() const { return q_.empty(); }
-  const std::deque<Entry>& entries() const { return q_; }
+  std::size_t size() const { return q_.size() - head_; }
+  bool empty() const { return size() == 0; }
+  std::span<const Entry> entries() const { return std::span<const Entry>(q_).subspan(head_); }
   // Takes every entry out, oldest first; the counters stay.
-  std::deque<Entry> take();
+  std::vector<Entry> take();
   // Starts XEP-0198 counting at zero (<enabled/>): what was queued before
   // is not counted by the client, so it is not kept either.
   void startCounting();
 
  private:
-  std::deque<Entry> q_;
+  void dropFront(std::size_t n);
+  // A vector with a moving head rather than a std::deque: libstdc++'s deque
+  // allocates its first block when constructed, and every client session
+  // holds one of these (IM-5 bookkeeping must not cost idle connections).
+  std::vector<Entry> q_;
+  std::size_t head_ = 0;
   std::uint32_t sent_ = 0, acked_ = 0;
 };
 
