@@ -33,6 +33,10 @@ class XmppResumption(XmppTestCase):
         for t in texts:
             bob.send_message(mto=jid, mbody=t, mtype="chat")
         await bob["xep_0199"].ping(bob.boundjid.domain)  # the server has taken them
+        # <resumed h='3'/> counts ann's roster get, presence and reply. slixmpp
+        # 1.8 empties its unacknowledged queue when the connection drops and
+        # logs "Inconsistent sequence numbers from the server" for any h > 0:
+        # its own bookkeeping, not a server error.
         self.assertEqual(await ann.login(presence=False), "resumed")
         self.assertEqual(ann.boundjid.full, jid)
         got = []

@@ -20,7 +20,9 @@
 #include <set>
 #include <unordered_map>
 
+#include "imp/xcp_router/carbons.h"
 #include "imp/xcp_router/router.h"
+#include "imp/xcp_router/stream_management.h"
 
 namespace imp::xcp {
 
@@ -117,6 +119,8 @@ struct LoopState {
   std::shared_ptr<net::StreamGroup> group;
   std::unique_ptr<net::Acceptor> plain, direct;
   std::unordered_map<C2sStream*, std::shared_ptr<C2sStream>> streams;
+  // XEP-0198: sessions whose connection dropped, waiting for <resume/>.
+  std::unordered_map<C2sStream*, std::shared_ptr<C2sStream>> hibernating;
 };
 
 struct C2sServer::Impl {
@@ -134,6 +138,39 @@ struct C2sServer::Impl {
   std::atomic<bool> stopping{false};
   std::mutex saslMu;
   std::map<std::string, std::shared_ptr<const xmpp::SaslConfig>> saslByDomain;
+
+  // XEP-0198 §5: the resumable sessions by id, whichever loop they live on.
+  // An entry is taken exactly once: by <resume/> or by the end of the
+  // session (its window, its stream closing), whichever comes first.
+  struct Resumable {
+    std::weak_ptr<C2sStream> stream;
+    const C2sStream* owner = nullptr;
+    std::string userid, jid;
+    net::EventLoop* loop = nullptr;
+  };
+  std::mutex smMu;
+  std::unordered_map<std::string, Resumable> resumable;
+  void registerResumable(const std::string& id, Resumable r) {
+    std::lock_guard lock(smMu);
+    resumable[id] = std::move(r);
+  }
+  // Only the user who owns the session may take it; another user's id is
+  // as unknown as an expired one (XEP-0198 §5, item-not-found).
+  std::optional<Resumable> takeResumable(const std::string& id, const std::string& userid) {
+    std::lock_guard lock(smMu);
+    auto it = resumable.find(id);
+    if (it == resumable.end() || it->second.userid != userid) return std::nullopt;
+    auto r = std::move(it->second);
+    resumable.erase(it);
+    return r;
+  }
+  bool dropResumable(const std::string& id, const C2sStream* owner) {
+    std::lock_guard lock(smMu);
+    auto it = resumable.find(id);
+    if (it == resumable.end() || it->second.owner != owner) return false;
+    resumable.erase(it);
+    return true;
+  }
 
   // The SASL configuration for a stream to `domain`: the authzid a client
   // may name is user@domain (RFC 6120 §6.3.8).
@@ -177,7 +214,20 @@ struct C2sServer::Impl {
 // gone when the job comes back.
 class C2sStream : public SessionSink, public std::enable_shared_from_this<C2sStream> {
  public:
-  enum class Phase { Header, NeedTls, NeedAuth, NeedBind, Bound, Closing };
+  // Resuming: a <resume/> waits for the old session's state (another loop
+  // may hold it). Hibernating: the connection dropped, the session waits
+  // for <resume/> (XEP-0198 §5).
+  enum class Phase { Header, NeedTls, NeedAuth, NeedBind, Bound, Resuming, Hibernating, Closing };
+
+  // What a resumed session takes over from the old one.
+  struct ResumeState {
+    bool ok = false;
+    std::string condition, why;  // when !ok: the <failed/> condition and the log text
+    std::uint32_t handled = 0;
+    std::chrono::seconds window{0};
+    bool carbons = false;
+    SmQueue queue;
+  };
 
   C2sStream(C2sServer::Impl& server, LoopState& ls, std::unique_ptr<net::StreamConnection> conn, bool directTls)
       : server_(server), ls_(ls), conn_(std::move(conn)), directTls_(directTls),
@@ -215,14 +265,175 @@ class C2sStream : public SessionSink, public std::enable_shared_from_this<C2sStr
 
   // ---- SessionSink (router) ----
   void deliver(RoutedStanza s) override {
-    if (phase_ != Phase::Bound || !s.element) {
+    if (!s.element) return;  // the router never routes a stanza without its element
+    const bool live = phase_ == Phase::Bound || phase_ == Phase::Hibernating || phase_ == Phase::Resuming;
+    if (!live) {
       // The session ended after the router chose it: back to the router's
       // local handler (offline storage), never dropped (IM-5).
       server_.router.route(std::move(s));
       return;
     }
-    ++server_.stats->stanzasOut;
-    write(s.element->serialize(ns::kClient));
+    // XEP-0280 §6: a message to this full JID is copied to the user's other
+    // carbons-enabled resources. One to the bare JID (or to a resource not
+    // bound) went through the session manager, which copied it to the
+    // resources it did not choose.
+    if (s.kind == StanzaKind::Message && carbonEligible(*s.element) && addressedHere(*s.element))
+      server_.router.carbons().copy(*s.element, "received", address_, {resource_});
+    if (phase_ == Phase::Resuming) {
+      pending_.push_back(std::move(s));
+      return;
+    }
+    sendStanza(std::move(s), false, false);
+  }
+
+  bool addressedHere(const Element& el) const {
+    auto to = Address::split(el.attrOr("to", ""));
+    return to && !to->isBare() && to->resource == resource_;
+  }
+
+  // A carbon copy for this resource (CarbonsRegistry, on this loop).
+  void deliverCopy(std::shared_ptr<const Element> copy) {
+    RoutedStanza s;
+    s.kind = StanzaKind::Message;
+    s.from = *Address::split(address_);
+    s.to = *Address::split(jid_->full());
+    s.type = std::string(copy->attrOr("type", ""));
+    s.element = std::move(copy);
+    if (phase_ == Phase::Resuming) {
+      pending_.push_back(std::move(s));
+    } else if (phase_ == Phase::Bound || phase_ == Phase::Hibernating) {
+      sendStanza(std::move(s), false, true);
+    } else {
+      ++server_.stats->carbonCopiesLost;  // a copy only: the original reached its resource
+    }
+  }
+
+  // ---- XEP-0198 across streams ----
+  // On this (the old session's) loop: a new stream of the same user sent
+  // <resume previd h/>. The session state moves to `to`, on `toLoop`.
+  void handOver(std::uint32_t h, std::shared_ptr<C2sStream> to, net::EventLoop& toLoop) {
+    auto state = std::make_shared<ResumeState>();
+    auto keep = shared_from_this();
+    if (resumeTimer_) {
+      ls_.loop->cancel(resumeTimer_);
+      resumeTimer_ = 0;
+    }
+    if (phase_ == Phase::Hibernating) {
+      --server_.stats->hibernating;
+      ls_.hibernating.erase(this);
+    } else if (phase_ != Phase::Bound) {
+      state->condition = "item-not-found";
+      state->why = "the session " + smId_ + " ended before it could be resumed";
+      toLoop.post([to, state] { to->resumed(std::move(*state)); });
+      return;
+    }
+    if (out_.ack(h) == SmQueue::Ack::TooHigh) {
+      state->condition = "undefined-condition";
+      state->why = "h=" + std::to_string(h) + " acknowledges more stanzas than the " +
+                   std::to_string(out_.sent()) + " sent (XEP-0198 handled-count-too-high)";
+      phase_ = Phase::Closing;
+      endSession();
+      if (conn_->state() != net::StreamConnection::State::Closed)
+        conn_->close({net::CloseKind::Local, 0, "a resumption acknowledged more than was sent"});
+    } else {
+      state->ok = true;
+      state->handled = smHandled_;
+      state->window = smWindow_;
+      state->carbons = carbons_;
+      disableCarbons();
+      attached_ = false;  // the new stream owns the full JID from here on
+      server_.router.attachSession(*Address::split(jid_->full()), toLoop, to);
+      state->queue = std::move(out_);
+      out_ = SmQueue();
+      phase_ = Phase::Closing;
+      // XEP-0198 §5: the client noticed the drop before the server did.
+      if (conn_->state() != net::StreamConnection::State::Closed)
+        conn_->close({net::CloseKind::Local, 0, "the session was resumed on another stream"});
+    }
+    toLoop.post([to, state] { to->resumed(std::move(*state)); });
+  }
+
+  // On this (the new stream's) loop: the old session's state arrived.
+  void resumed(ResumeState st) {
+    if (!st.ok) {
+      if (phase_ == Phase::Resuming) {
+        phase_ = Phase::NeedBind;
+        jid_.reset();
+        resource_.clear();
+        smId_.clear();
+        ++server_.stats->smResumeFailed;
+        smFailed(st.condition, st.why);  // the client may bind a new session instead
+      }
+      return;
+    }
+    auto addr = *Address::split(jid_->full());
+    if (phase_ != Phase::Resuming) {
+      // This stream ended while the state was on its way: the stanzas go
+      // back to the router, as for an expired session.
+      server_.router.detachSession(addr, *this);
+      out_ = std::move(st.queue);
+      handBack(out_.take());
+      return;
+    }
+    attached_ = true;
+    if (authTimer_) {
+      ls_.loop->cancel(authTimer_);
+      authTimer_ = 0;
+    }
+    if (counted_unauth_) {
+      counted_unauth_ = false;
+      --server_.stats->unauthenticated;
+    }
+    ++server_.stats->smResumed;
+    phase_ = Phase::Bound;
+    startRateLimits();
+    smEnabled_ = smResumable_ = true;
+    smHandled_ = st.handled;
+    smWindow_ = st.window;
+    out_ = std::move(st.queue);
+    server_.registerResumable(smId_, {weak_from_this(), this, userid_, jid_->full(), ls_.loop});
+    if (st.carbons) enableCarbons();
+    Element r("resumed", std::string(ns::kSm));
+    r.setAttr("previd", smId_).setAttr("h", std::to_string(smHandled_));
+    write(r.serialize(ns::kClient));
+    // XEP-0198 §5: what the client has not acknowledged, again, in order.
+    for (const auto& e : out_.entries()) {
+      ++server_.stats->stanzasOut;
+      write(e.stanza.element->serialize(ns::kClient));
+    }
+    auto pending = std::move(pending_);
+    pending_.clear();
+    for (auto& s : pending) {
+      if (isCarbon(*s.element))
+        sendStanza(std::move(s), false, true);
+      else
+        sendStanza(std::move(s), false, false);
+    }
+    if (!out_.empty()) requestAckSoon();
+    if (log()) log()->info("[{}] {} resumed {} ({} stanzas again)", streamId_, remote_, jid_->full(), out_.size());
+  }
+
+  // The window ended (or the server stops, or the queue is full): the
+  // hibernating session ends and its stanzas go back to the router.
+  void expire(std::string why) {
+    if (phase_ != Phase::Hibernating) return;
+    // A <resume/> that took the entry first is on its way here (handOver).
+    if (!server_.dropResumable(smId_, this)) return;
+    if (resumeTimer_) {
+      ls_.loop->cancel(resumeTimer_);
+      resumeTimer_ = 0;
+    }
+    --server_.stats->hibernating;
+    ++server_.stats->smExpired;
+    if (log()) log()->info("[{}] {} not resumed: {}; {} stanzas back to the router", streamId_, jid_->full(), why, out_.size());
+    phase_ = Phase::Closing;
+    endSession();
+    auto it = ls_.hibernating.find(this);
+    if (it != ls_.hibernating.end()) {
+      auto keep = std::move(it->second);
+      ls_.hibernating.erase(it);
+      ls_.loop->post([keep = std::move(keep)]() mutable { keep.reset(); });
+    }
   }
   void replaced() override {
     std::weak_ptr<C2sStream> weak = weak_from_this();
@@ -249,19 +460,173 @@ class C2sStream : public SessionSink, public std::enable_shared_from_this<C2sStr
 
   ~C2sStream() override {
     if (authTimer_) ls_.loop->cancel(authTimer_);
+    if (resumeTimer_) ls_.loop->cancel(resumeTimer_);
+    if (throttleTimer_) ls_.loop->cancel(throttleTimer_);
   }
+  const std::string& streamId() const { return streamId_; }
 
  private:
   std::shared_ptr<spdlog::logger>& log() { return server_.log; }
 
-  void write(std::string_view bytes) {
-    if (conn_->state() == net::StreamConnection::State::Closed) return;
+  // True when the bytes were queued on the connection.
+  bool write(std::string_view bytes) {
+    if (conn_->state() == net::StreamConnection::State::Closed) return false;
     auto r = conn_->write(bytes);
     if (r == net::StreamConnection::WriteResult::QueueFull) {
       // The client does not read: what is queued would only grow.
       if (log()) log()->warn("[{}] {} does not read its stream; closing", streamId_, remote_);
       conn_->close({net::CloseKind::Local, 0, "write queue full"});
     }
+    return r == net::StreamConnection::WriteResult::Queued;
+  }
+
+  // Writes one stanza and keeps it: with XEP-0198 until the client
+  // acknowledges it, without until the kernel has taken it, so a session
+  // that ends hands back what its client cannot have seen (IM-5).
+  void sendStanza(RoutedStanza s, bool own, bool copy) {
+    if (copy) ++server_.stats->carbonCopies;
+    if (phase_ == Phase::Hibernating) {
+      out_.push({std::move(s), own, copy, UINT64_MAX});
+      if (out_.size() > server_.cfg.smMaxUnacked)
+        expire("more than " + std::to_string(server_.cfg.smMaxUnacked) + " stanzas waited for it");
+      return;
+    }
+    ++server_.stats->stanzasOut;
+    bool written = write(s.element->serialize(ns::kClient));
+    std::uint64_t end = written ? conn_->bytesQueuedTotal() : UINT64_MAX;
+    if (smEnabled_) {
+      out_.push({std::move(s), own, copy, end});
+      if (out_.size() > server_.cfg.smMaxUnacked) {
+        streamError(StreamErrorCondition::ResourceConstraint,
+                    "more than " + std::to_string(server_.cfg.smMaxUnacked) +
+                        " stanzas are not acknowledged (XEP-0198)");
+        return;
+      }
+      requestAckSoon();
+    } else if (!own && !copy) {
+      out_.pruneWritten(conn_->bytesSentTotal());
+      out_.push({std::move(s), own, copy, end});
+    }
+  }
+
+  // An answer of the server itself (iq result or error).
+  void sendOwn(const Element& e) {
+    RoutedStanza s;
+    s.kind = kindOf(xmpp::stanzaKind(e));
+    s.type = std::string(e.attrOr("type", ""));
+    s.element = std::make_shared<const Element>(e);
+    sendStanza(std::move(s), true, false);
+  }
+
+  // The stanzas a session could not hand to its client, back to the router:
+  // Router::deliverToSession gives them to a session bound to the same full
+  // JID or to the session manager, which delivers them to another resource
+  // or stores them offline (RFC 6121 §8.5, IM-5). Not re-routed: errors
+  // (never stored, never answered, RFC 6120 §8.3.1), the server's own
+  // answers (meant for this stream only) and carbon copies (the original
+  // went elsewhere).
+  void handBack(std::vector<SmQueue::Entry> q) {
+    for (auto& e : q) {
+      if (e.own || e.copy || !e.stanza.element || e.stanza.type == "error" || isCarbon(*e.stanza.element)) {
+        ++server_.stats->notRerouted;
+        continue;
+      }
+      RoutedStanza s = std::move(e.stanza);
+      // The address the sender used: a bare-JID message gets the bare-JID
+      // rules again.
+      if (auto to = s.element->attr("to"))
+        if (auto a = Address::split(*to)) s.to = *a;
+      ++server_.stats->rerouted;
+      server_.router.deliverToSession(std::move(s));
+    }
+  }
+
+  // The session is over for good (not hibernating): unbound, no carbons,
+  // not resumable, and what the client did not get goes back (IM-5).
+  void endSession() {
+    unbind();
+    disableCarbons();
+    if (!smId_.empty()) server_.dropResumable(smId_, this);
+    if (!smEnabled_) out_.pruneWritten(conn_->bytesSentTotal());
+    auto q = out_.take();
+    for (auto& s : pending_) q.push_back({std::move(s), false, false, UINT64_MAX});
+    pending_.clear();
+    if (!q.empty() && log())
+      log()->debug("[{}] {} stanzas of {} back to the router", streamId_, q.size(), jid_ ? jid_->full() : remote_);
+    handBack(std::move(q));
+  }
+
+  // XEP-0198 §4: the server asks for an ack once per loop iteration that
+  // wrote stanzas, while none is outstanding.
+  void requestAckSoon() {
+    if (smRequested_ || smRequestPosted_) return;
+    smRequestPosted_ = true;
+    std::weak_ptr<C2sStream> weak = weak_from_this();
+    ls_.loop->post([weak] {
+      auto s = weak.lock();
+      if (!s) return;
+      s->smRequestPosted_ = false;
+      if (s->phase_ == Phase::Bound && s->smEnabled_ && !s->out_.empty() && !s->smRequested_) {
+        s->smRequested_ = true;
+        ++s->server_.stats->smAckRequests;
+        s->write("<r xmlns='urn:xmpp:sm:3'/>");
+      }
+    });
+  }
+
+  void smFailed(std::string_view condition, const std::string& why) {
+    if (log()) log()->info("[{}] {}: XEP-0198 failed {}: {}", streamId_, remote_, condition, why);
+    Element f("failed", std::string(ns::kSm));
+    f.addChild(std::string(condition), std::string(ns::kStanzaErrors));
+    write(f.serialize(ns::kClient));
+  }
+
+  // ---- XEP-0280 ----
+  void enableCarbons() {
+    carbons_ = true;
+    std::weak_ptr<C2sStream> weak = weak_from_this();
+    net::EventLoop* loop = ls_.loop;
+    auto stats = server_.stats;
+    server_.router.carbons().enable(address_, resource_, [weak, loop, stats](std::shared_ptr<const Element> copy) {
+      loop->post([weak, copy = std::move(copy), stats]() mutable {
+        if (auto s = weak.lock())
+          s->deliverCopy(std::move(copy));
+        else
+          ++stats->carbonCopiesLost;  // a copy only: the original reached its resource
+      });
+      return true;
+    });
+  }
+  void disableCarbons() {
+    if (!carbons_) return;
+    carbons_ = false;
+    server_.router.carbons().disable(address_, resource_);
+  }
+
+  // ---- abuse limits (XEP-0205 in spirit) ----
+  void startRateLimits() {
+    auto now = TokenBucket::Clock::now();
+    stanzaBucket_ = TokenBucket(server_.cfg.maxStanzasPerSecond, server_.cfg.stanzaBurst, now);
+    byteBucket_ = TokenBucket(server_.cfg.maxBytesPerSecond, server_.cfg.byteBurst, now);
+  }
+  // Reading stops while a bucket is in debt; TCP then slows the client.
+  void throttleIfInDebt() {
+    if (throttleTimer_ || phase_ != Phase::Bound) return;
+    auto now = TokenBucket::Clock::now();
+    auto wait = std::max(stanzaBucket_.debtDuration(now), byteBucket_.debtDuration(now));
+    if (wait <= TokenBucket::Clock::duration::zero()) return;
+    ++server_.stats->throttled;
+    if (log())
+      log()->debug("[{}] {} over its rate: reading paused for {} ms", streamId_, jid_->full(),
+                   std::chrono::duration_cast<std::chrono::milliseconds>(wait).count());
+    conn_->setReading(false);
+    std::weak_ptr<C2sStream> weak = weak_from_this();
+    throttleTimer_ = ls_.loop->schedule(wait, [weak] {
+      auto s = weak.lock();
+      if (!s) return;
+      s->throttleTimer_ = 0;
+      if (s->conn_->isOpen()) s->conn_->setReading(true);
+    });
   }
 
   void sendHeader() {
@@ -273,7 +638,7 @@ class C2sStream : public SessionSink, public std::enable_shared_from_this<C2sStr
   }
 
   void streamError(StreamErrorCondition c, std::string text) {
-    if (phase_ == Phase::Closing) return;
+    if (phase_ == Phase::Closing || phase_ == Phase::Hibernating) return;
     if (!headerSent_) sendHeader();  // RFC 6120 §4.9.1.2
     auto name = xmpp::streamErrorName(c);
     server_.stats->countStreamError(name);
@@ -285,7 +650,7 @@ class C2sStream : public SessionSink, public std::enable_shared_from_this<C2sStr
 
   void finish() {
     phase_ = Phase::Closing;
-    unbind();
+    endSession();
     if (conn_->state() != net::StreamConnection::State::Closed)
       conn_->closeAfterFlush(std::chrono::milliseconds(2000), "stream closed");
   }
@@ -317,14 +682,38 @@ class C2sStream : public SessionSink, public std::enable_shared_from_this<C2sStr
 
   void onClose(const net::CloseReason& why) {
     if (log()) log()->debug("[{}] {} closed: {}", streamId_, remote_, why.detail);
-    unbind();
-    phase_ = Phase::Closing;
     if (counted_unauth_) {
       counted_unauth_ = false;
       --server_.stats->unauthenticated;
     }
     --server_.stats->open;
     ++server_.stats->closed;
+    if (throttleTimer_) {
+      ls_.loop->cancel(throttleTimer_);
+      throttleTimer_ = 0;
+    }
+    // XEP-0198 §5: a resumable session whose connection dropped (no
+    // </stream:stream>, no stream error) waits for its client to resume.
+    if (phase_ == Phase::Bound && smResumable_ && !server_.stopping) {
+      phase_ = Phase::Hibernating;
+      ++server_.stats->smHibernated;
+      ++server_.stats->hibernating;
+      ls_.hibernating.emplace(this, shared_from_this());
+      std::weak_ptr<C2sStream> weak = weak_from_this();
+      resumeTimer_ = ls_.loop->schedule(smWindow_, [weak] {
+        if (auto s = weak.lock()) {
+          s->resumeTimer_ = 0;
+          s->expire("the resumption window ended");
+        }
+      });
+      if (log()) log()->info("[{}] {} dropped; resumable for {} s", streamId_, jid_->full(), smWindow_.count());
+      server_.forget(ls_, this);
+      return;
+    }
+    if (phase_ != Phase::Closing) {
+      phase_ = Phase::Closing;
+      endSession();
+    }
     server_.forget(ls_, this);  // destroys this later, from a posted function
   }
 
@@ -336,6 +725,12 @@ class C2sStream : public SessionSink, public std::enable_shared_from_this<C2sStr
 
   void onData(std::string_view data) {
     if (phase_ == Phase::Closing) return;
+    if (phase_ == Phase::Bound) byteBucket_.take(static_cast<double>(data.size()), TokenBucket::Clock::now());
+    onEvents(data);
+    throttleIfInDebt();
+  }
+
+  void onEvents(std::string_view data) {
     auto events = parser_.feed(data);
     for (auto& ev : events) {
       if (phase_ == Phase::Closing) return;
@@ -396,10 +791,14 @@ class C2sStream : public SessionSink, public std::enable_shared_from_this<C2sStr
       phase_ = Phase::NeedAuth;
     } else {
       features.addChild("bind", std::string(ns::kBind));
+      features.addChild("sm", std::string(ns::kSm));  // XEP-0198 §3
       // RFC 6121 §2.6: roster versioning is offered by the session manager.
       auto& limits = features.addChild("limits", std::string(ns::kStreamLimits));
       limits.addChild("max-bytes", std::string(ns::kStreamLimits))
           .addText(std::to_string(server_.cfg.postAuthStanzaLimit));
+      if (server_.cfg.idleTimeout.count() > 0)
+        limits.addChild("idle-seconds", std::string(ns::kStreamLimits))
+            .addText(std::to_string(server_.cfg.idleTimeout.count()));
       phase_ = Phase::NeedBind;
     }
     if (phase_ == Phase::NeedTls || phase_ == Phase::NeedAuth) {
@@ -431,9 +830,29 @@ class C2sStream : public SessionSink, public std::enable_shared_from_this<C2sStr
           onBind(el);
           return;
         }
+        if (el.is("resume", ns::kSm)) {
+          onResume(el);
+          return;
+        }
+        if (el.is("enable", ns::kSm)) {
+          // XEP-0198 §3: only after resource binding.
+          smFailed("unexpected-request", "<enable/> before a resource is bound");
+          return;
+        }
         streamError(StreamErrorCondition::NotAuthorized, "<" + el.name() + "/> before a resource is bound");
         return;
-      case Phase::Bound: onStanza(std::move(el)); return;
+      case Phase::Bound:
+        if (el.ns() == ns::kSm) {
+          onSm(el);
+          return;
+        }
+        onStanza(std::move(el));
+        if (smEnabled_) ++smHandled_;  // wraps at 2^32 (XEP-0198 §4)
+        return;
+      case Phase::Resuming:
+        streamError(StreamErrorCondition::PolicyViolation, "<" + el.name() + "/> before <resumed/> (XEP-0198 §5)");
+        return;
+      case Phase::Hibernating:
       case Phase::Closing: return;
     }
   }
@@ -570,6 +989,8 @@ class C2sStream : public SessionSink, public std::enable_shared_from_this<C2sStr
     auto addr = jid ? Address::split(jid->full()) : std::nullopt;
     if (!addr) return iqError(iq, xmpp::StanzaErrorCondition::BadRequest, "the resource gives no valid JID: " + why);
     jid_ = *jid;
+    resource_ = jid_->resource();
+    startRateLimits();
     auto old = server_.router.attachSession(*addr, *ls_.loop, shared_from_this());
     attached_ = true;
     if (old) old->replaced();
@@ -589,9 +1010,85 @@ class C2sStream : public SessionSink, public std::enable_shared_from_this<C2sStr
     if (log()) log()->info("[{}] {} bound {}", streamId_, remote_, jid_->full());
   }
 
+  // ---- XEP-0198 on a bound stream ----
+  void onSm(const Element& el) {
+    if (el.name() == "enable") {
+      if (smEnabled_) return smFailed("unexpected-request", "stream management is already enabled");
+      smEnabled_ = true;
+      out_.startCounting();  // §4: both counts start at zero here
+      smHandled_ = 0;
+      ++server_.stats->smEnabled;
+      Element enabled("enabled", std::string(ns::kSm));
+      auto resume = el.attrOr("resume", "false");
+      if ((resume == "true" || resume == "1") && server_.cfg.smResumeWindow.count() > 0) {
+        smWindow_ = server_.cfg.smResumeWindow;
+        // §5: the client's preferred maximum, when shorter.
+        if (auto max = parseHandledCount(el.attrOr("max", "")); max && *max > 0 && *max < smWindow_.count())
+          smWindow_ = std::chrono::seconds(*max);
+        smId_ = randomHex(16);
+        smResumable_ = true;
+        server_.registerResumable(smId_, {weak_from_this(), this, userid_, jid_->full(), ls_.loop});
+        enabled.setAttr("id", smId_).setAttr("resume", "true").setAttr("max", std::to_string(smWindow_.count()));
+      }
+      write(enabled.serialize(ns::kClient));
+      return;
+    }
+    if (el.name() == "r") {
+      if (!smEnabled_)
+        return streamError(StreamErrorCondition::UnsupportedStanzaType, "<r/> before <enable/> (XEP-0198 §4)");
+      Element a("a", std::string(ns::kSm));
+      a.setAttr("h", std::to_string(smHandled_));
+      write(a.serialize(ns::kClient));
+      return;
+    }
+    if (el.name() == "a") {
+      if (!smEnabled_)
+        return streamError(StreamErrorCondition::UnsupportedStanzaType, "<a/> before <enable/> (XEP-0198 §4)");
+      auto text = el.attrOr("h", "");
+      auto h = parseHandledCount(text);
+      if (!h)
+        return streamError(StreamErrorCondition::InvalidXml,
+                           "<a h='" + std::string(text) + "'/>: h must be a count of 0..4294967295 (XEP-0198 §4)");
+      smRequested_ = false;
+      if (out_.ack(*h) == SmQueue::Ack::TooHigh)
+        return streamError(StreamErrorCondition::UndefinedCondition,
+                           "h=" + std::to_string(*h) + " acknowledges more stanzas than the " +
+                               std::to_string(out_.sent()) + " sent (XEP-0198 handled-count-too-high)");
+      if (!out_.empty()) requestAckSoon();
+      return;
+    }
+    if (el.name() == "resume") return smFailed("unexpected-request", "<resume/> on a stream with a bound resource");
+    streamError(StreamErrorCondition::UnsupportedStanzaType, "<" + el.name() + "/> of urn:xmpp:sm:3 is not handled here");
+  }
+
+  // XEP-0198 §5, on an authenticated stream before binding.
+  void onResume(const Element& el) {
+    std::string previd(el.attrOr("previd", ""));
+    auto h = parseHandledCount(el.attrOr("h", ""));
+    if (previd.empty() || !h) {
+      ++server_.stats->smResumeFailed;
+      return smFailed("bad-request", "<resume/> needs previd and h, a count of 0..4294967295 (XEP-0198 §5)");
+    }
+    auto entry = server_.takeResumable(previd, userid_);
+    std::shared_ptr<C2sStream> old = entry ? entry->stream.lock() : nullptr;
+    if (!old) {
+      ++server_.stats->smResumeFailed;
+      return smFailed("item-not-found", "no resumable session " + previd + " of this user (unknown or expired)");
+    }
+    jid_ = xmpp::Jid::parse(entry->jid);
+    resource_ = jid_->resource();
+    smId_ = previd;
+    phase_ = Phase::Resuming;
+    auto self = shared_from_this();
+    net::EventLoop* here = ls_.loop;
+    std::uint32_t acked = *h;
+    entry->loop->post([old, self, here, acked] { old->handOver(acked, self, *here); });
+  }
+
   // ---- stanzas from the client ----
   void onStanza(Element el) {
     ++server_.stats->stanzasIn;
+    stanzaBucket_.take(1, TokenBucket::Clock::now());
     auto kind = xmpp::stanzaKind(el);
     if (kind == xmpp::StanzaKind::Other) {
       streamError(StreamErrorCondition::UnsupportedStanzaType, "<" + el.name() + "/> is no stanza of jabber:client");
@@ -605,8 +1102,7 @@ class C2sStream : public SessionSink, public std::enable_shared_from_this<C2sStr
       std::string why;
       toJid = xmpp::Jid::parse(to, &why);
       if (!toJid) {
-        if (el.attrOr("type", "") != "error")
-          write(xmpp::makeError(el, xmpp::StanzaErrorCondition::JidMalformed, why).serialize(ns::kClient));
+        if (el.attrOr("type", "") != "error") sendOwn(xmpp::makeError(el, xmpp::StanzaErrorCondition::JidMalformed, why));
         return;
       }
       el.setAttr("to", toJid->full());
@@ -617,9 +1113,19 @@ class C2sStream : public SessionSink, public std::enable_shared_from_this<C2sStr
       return;
     }
     bool toServer = !toJid || (toJid->isBare() && !toJid->hasLocal() && toJid->domain() == domain_);
-    if (kind == xmpp::StanzaKind::Iq && toServer) {
+    // XEP-0280 §4: the carbons iq is the server's, to no 'to' or the
+    // user's own bare JID.
+    bool toSelf = toJid && toJid->isBare() && toJid->full() == address_;
+    if (kind == xmpp::StanzaKind::Iq && (toServer || (toSelf && carbonsIq(el)))) {
       serverIq(el);
       return;
+    }
+    // XEP-0280 §7: a copy of what this resource sends to the user's other
+    // carbons-enabled resources (not to the one it is sent to).
+    if (kind == xmpp::StanzaKind::Message && carbonEligible(el)) {
+      std::vector<std::string> except{resource_};
+      if (toJid && toJid->hasResource() && toJid->bareString() == address_) except.push_back(toJid->resource());
+      server_.router.carbons().copy(el, "sent", address_, except);
     }
     routeOut(kindOf(kind), std::move(el), toJid ? *toJid : xmpp::Jid::parse(domain_).value());
   }
@@ -650,6 +1156,10 @@ class C2sStream : public SessionSink, public std::enable_shared_from_this<C2sStr
     }
   }
 
+  static bool carbonsIq(const Element& iq) {
+    return iq.child("enable", ns::kCarbons) != nullptr || iq.child("disable", ns::kCarbons) != nullptr;
+  }
+
   void serverIq(const Element& iq) {
     auto type = iq.attrOr("type", "");
     if (type == "result" || type == "error") {
@@ -665,7 +1175,8 @@ class C2sStream : public SessionSink, public std::enable_shared_from_this<C2sStr
         break;
       }
     if (!payload || (type != "get" && type != "set"))
-      return iqError(iq, xmpp::StanzaErrorCondition::BadRequest, "an iq needs type get or set and one payload");
+      return sendOwn(xmpp::makeError(iq, xmpp::StanzaErrorCondition::BadRequest,
+                                     "an iq needs type get or set and one payload"));
     Element result = xmpp::makeIqResult(iq);
     if (type == "get" && payload->is("ping", ns::kPing)) {  // XEP-0199 §4.2
     } else if (type == "get" && payload->is("query", ns::kDiscoInfo)) {  // XEP-0030 §3.1
@@ -681,6 +1192,10 @@ class C2sStream : public SessionSink, public std::enable_shared_from_this<C2sStr
       auto& q = result.addChild("query", std::string(ns::kVersion));
       q.addChild("name", std::string(ns::kVersion)).addText("IMP");
       q.addChild("version", std::string(ns::kVersion)).addText(server_.cfg.serverVersion);
+    } else if (type == "set" && payload->is("enable", ns::kCarbons)) {  // XEP-0280 §4.1
+      enableCarbons();
+    } else if (type == "set" && payload->is("disable", ns::kCarbons)) {  // XEP-0280 §4.2
+      disableCarbons();
     } else if (type == "set" && payload->is("session", ns::kSession)) {
       // RFC 3921 session establishment, a no-op kept for old clients
       // (RFC 6121 Appendix E).
@@ -692,7 +1207,7 @@ class C2sStream : public SessionSink, public std::enable_shared_from_this<C2sStr
       routeOut(StanzaKind::Iq, std::move(copy), *bare);
       return;
     }
-    write(result.serialize(ns::kClient));
+    sendOwn(result);
   }
 
   C2sServer::Impl& server_;
@@ -702,6 +1217,20 @@ class C2sStream : public SessionSink, public std::enable_shared_from_this<C2sStr
   xmpp::StreamParser parser_;
   Phase phase_ = Phase::Header;
   bool headerSent_ = false, waitingTls_ = false, saslBusy_ = false, attached_ = false, replacedBy_ = false;
+  // XEP-0198
+  bool smEnabled_ = false, smResumable_ = false, smRequested_ = false, smRequestPosted_ = false;
+  std::uint32_t smHandled_ = 0;  // stanzas received from the client since <enable/>
+  std::chrono::seconds smWindow_{0};
+  std::string smId_;
+  SmQueue out_;
+  std::vector<RoutedStanza> pending_;  // delivered while <resume/> waits for the old state
+  net::TimerId resumeTimer_ = 0;
+  // XEP-0280
+  bool carbons_ = false;
+  std::string resource_;
+  // abuse limits
+  TokenBucket stanzaBucket_, byteBucket_;
+  net::TimerId throttleTimer_ = 0;
  public:
   bool counted_unauth_ = false;
  private:
@@ -793,6 +1322,9 @@ void C2sServer::start() {
       plain.reusePort = shareAll;
       plain.name = "XMPP client listener on " + addr->toString();
       plain.stream.maxQueuedBytes = 4 * 1024 * 1024;
+      // XEP-0478 idle-seconds: a stream with no traffic at all is closed (a
+      // resumable session then hibernates, XEP-0198).
+      plain.stream.idleTimeout = impl.cfg.idleTimeout;
       Impl* self = &impl;
       state->plain = std::make_unique<net::Acceptor>(state->group, plain, [self, state](std::unique_ptr<net::StreamConnection> c) {
         self->accept(*state, std::move(c), false);
@@ -826,6 +1358,11 @@ void C2sServer::stop() noexcept {
         std::vector<std::shared_ptr<C2sStream>> all;
         for (auto& [p, s] : ls->streams) all.push_back(s);
         for (auto& s : all) s->shutdown();
+        // Hibernating sessions end now: their stanzas go to the session
+        // manager while it still runs (the router stops after this service).
+        std::vector<std::shared_ptr<C2sStream>> asleep;
+        for (auto& [p, s] : ls->hibernating) asleep.push_back(s);
+        for (auto& s : asleep) s->expire("the server is shutting down");
       });
     } catch (...) {
       // The loop stopped with the call queued: nothing of it runs any more.
@@ -861,6 +1398,13 @@ std::size_t C2sServer::kick(const std::string& userid) {
           if (s->bound() && s->userid() == userid) hit.push_back(s);
         for (auto& s : hit) {
           s->kick("the administrator ended this session");
+          ++k;
+        }
+        std::vector<std::shared_ptr<C2sStream>> asleep;
+        for (auto& [p, s] : ls->hibernating)
+          if (s->userid() == userid) asleep.push_back(s);
+        for (auto& s : asleep) {
+          s->expire("the administrator ended this session");
           ++k;
         }
         return k;

@@ -24,6 +24,22 @@ void addC2sOptions(core::ConfigSchema& s) {
          "connections of this node not yet bound to a user; beyond, resource-constraint; 0 = no limit"});
   s.add({k, "max_connections_per_ip", T::Int, "100", 0, 10000000, {},
          "connections from one IP address; beyond, policy-violation; 0 = no limit"});
+  s.add({k, "idle_timeout_seconds", T::Int, "900", 0, 86400, {},
+         "a stream with no traffic this long is closed (XEP-0478 idle-seconds); 0 = never"});
+  s.add({k, "sm_resume_seconds", T::Int, "300", 0, 86400, {},
+         "how long a dropped XEP-0198 session waits for <resume/>; then its stanzas go to other resources or "
+         "offline storage; 0 = resumption not offered"});
+  s.add({k, "sm_max_unacked", T::Int, "1000", 10, 1000000, {},
+         "unacknowledged stanzas one XEP-0198 session may hold; beyond, resource-constraint"});
+  s.add({k, "max_stanzas_per_second", T::Int, "500", 0, 1000000, {},
+         "stanzas per second one session may send (token bucket); beyond, its stream is not read until the rate "
+         "is met; 0 = no limit"});
+  s.add({k, "stanza_burst", T::Int, "1000", 1, 10000000, {}, "stanzas a session may send at once above the rate"});
+  s.add({k, "max_bytes_per_second", T::Int, "524288", 0, 1073741824, {},
+         "octets per second one session may send (token bucket); beyond, its stream is not read until the rate "
+         "is met; 0 = no limit"});
+  s.add({k, "bytes_burst", T::Int, "1048576", 1024, 1073741824, {},
+         "octets a session may send at once above the rate"});
   s.add({k, "scram_iterations", T::Int, "4096", 4096, 10000000, {},
          "PBKDF2 iterations the fake SCRAM exchange of an unknown user announces (same as impctl user passwd's)"});
   s.add({k, "allow_scram_sha1", T::Bool, "true", 0, 0, {}, "offer SCRAM-SHA-1(-PLUS) next to SCRAM-SHA-256"});
@@ -56,6 +72,17 @@ C2sNodeOptions readC2sOptions(const core::Config& cfg) {
   c.authTimeout = std::chrono::milliseconds(cfg.getInt(k, "login_timeout_ms"));
   c.maxUnauthenticated = static_cast<std::size_t>(cfg.getInt(k, "max_unauthenticated"));
   c.maxConnectionsPerIp = static_cast<std::size_t>(cfg.getInt(k, "max_connections_per_ip"));
+  c.idleTimeout = std::chrono::seconds(cfg.getInt(k, "idle_timeout_seconds"));
+  c.smResumeWindow = std::chrono::seconds(cfg.getInt(k, "sm_resume_seconds"));
+  c.smMaxUnacked = static_cast<std::size_t>(cfg.getInt(k, "sm_max_unacked"));
+  c.maxStanzasPerSecond = static_cast<double>(cfg.getInt(k, "max_stanzas_per_second"));
+  c.stanzaBurst = static_cast<double>(cfg.getInt(k, "stanza_burst"));
+  c.maxBytesPerSecond = static_cast<double>(cfg.getInt(k, "max_bytes_per_second"));
+  c.byteBurst = static_cast<double>(cfg.getInt(k, "bytes_burst"));
+  if (c.maxBytesPerSecond > 0 && c.byteBurst < static_cast<double>(c.postAuthStanzaLimit))
+    throw core::ConfigError(k, "bytes_burst (" + std::to_string(static_cast<long long>(c.byteBurst)) +
+                                   ") is smaller than max_stanza_bytes (" + std::to_string(c.postAuthStanzaLimit) +
+                                   "): one stanza of the largest size allowed would already exceed it; raise bytes_burst");
   o.scramIterations = static_cast<std::uint32_t>(cfg.getInt(k, "scram_iterations"));
   o.allowScramSha1 = cfg.getBool(k, "allow_scram_sha1");
   c.channelBinding = cfg.getBool(k, "channel_binding");

@@ -212,12 +212,15 @@ RouteResult Router::deliverToSession(RoutedStanza stanza) {
   // back to the local handler (offline storage), never into the void (IM-5).
   entry.loop->post([this, weak = std::weak_ptr<SessionSink>(entry.sink), s = std::move(stanza)]() mutable {
     bool bound = false;
+    SessionEntry now;
     {
       std::shared_lock lock(mu_);
       auto user = sessions_.find(s.to.bare());
       if (user != sessions_.end())
-        if (auto r = user->second.find(s.to.resource); r != user->second.end())
+        if (auto r = user->second.find(s.to.resource); r != user->second.end()) {
+          now = r->second;
           bound = r->second.sink == weak.lock();
+        }
     }
     auto sink = weak.lock();
     if (bound && sink) {
@@ -225,6 +228,19 @@ RouteResult Router::deliverToSession(RoutedStanza stanza) {
       return;
     }
     ++stale_;
+    // Another session holds the full JID now (an XEP-0198 resumption moved
+    // the session to a new stream, or a newer login replaced it, RFC 6120
+    // §7.7.2.2): it is the recipient. On this very loop it takes the stanza
+    // at once, so the order of what was posted here is kept.
+    if (now.sink) {
+      if (now.loop->inLoopThread()) {
+        ++toSessions_;
+        now.sink->deliver(std::move(s));
+      } else {
+        deliverToSession(std::move(s));
+      }
+      return;
+    }
     toLocal(std::move(s));
   });
   return RouteResult::Session;

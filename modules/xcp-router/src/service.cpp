@@ -349,6 +349,44 @@ class ConnectionManagerService : public core::Service {
                       "xcp-connection-manager", counter(&C2sStats::stanzasOut));
     metrics_->collect("imp_xmpp_auth_failures_total", "failed SASL exchanges", T::Counter, "xcp-connection-manager",
                       counter(&C2sStats::authFailures));
+    // XEP-0198, IM-5 hand-backs, XEP-0280, rate limits.
+    metrics_->collect("imp_xmpp_sm_total", "XEP-0198 stream management, by event", T::Counter,
+                      "xcp-connection-manager", [w] {
+                        std::vector<core::Metrics::Sample> v;
+                        if (auto s = w.lock()) {
+                          const auto& st = s->stats();
+                          for (auto [event, n] : {std::pair{"enabled", st.smEnabled.load()},
+                                                  {"hibernated", st.smHibernated.load()},
+                                                  {"resumed", st.smResumed.load()},
+                                                  {"resume_failed", st.smResumeFailed.load()},
+                                                  {"expired", st.smExpired.load()},
+                                                  {"ack_requested", st.smAckRequests.load()}})
+                            v.push_back({{{"event", event}}, static_cast<double>(n)});
+                        }
+                        return v;
+                      });
+    metrics_->collect("imp_xmpp_sm_hibernating", "dropped XEP-0198 sessions waiting to be resumed", T::Gauge,
+                      "xcp-connection-manager", [w] {
+                        std::vector<core::Metrics::Sample> v;
+                        if (auto s = w.lock()) v.push_back({{}, static_cast<double>(s->stats().hibernating.load())});
+                        return v;
+                      });
+    metrics_->collect("imp_xmpp_handed_back_total",
+                      "stanzas an ended session had not delivered, by outcome (rerouted: to the session manager; "
+                      "not_rerouted: errors, own answers, carbon copies)",
+                      T::Counter, "xcp-connection-manager", [w] {
+                        std::vector<core::Metrics::Sample> v;
+                        if (auto s = w.lock()) {
+                          v.push_back({{{"outcome", "rerouted"}}, static_cast<double>(s->stats().rerouted.load())});
+                          v.push_back(
+                              {{{"outcome", "not_rerouted"}}, static_cast<double>(s->stats().notRerouted.load())});
+                        }
+                        return v;
+                      });
+    metrics_->collect("imp_xmpp_carbon_copies_total", "XEP-0280 copies handed to resources", T::Counter,
+                      "xcp-connection-manager", counter(&C2sStats::carbonCopies));
+    metrics_->collect("imp_xmpp_throttled_total", "times a session over its stanza or byte rate was paused",
+                      T::Counter, "xcp-connection-manager", counter(&C2sStats::throttled));
     metrics_->collect("imp_xmpp_stream_errors_total", "stream errors sent, by condition", T::Counter,
                       "xcp-connection-manager", [w] {
                         std::vector<core::Metrics::Sample> v;

@@ -214,6 +214,10 @@ void SessionManager::onMessage(RoutedStanza s) {
   }
   if (!targets.empty()) {
     if (bare || s.type == "chat" || s.type == "normal" || s.type.empty()) {
+      // XEP-0280 §6: the user's carbons-enabled resources that did not get
+      // the original get a <received/> copy (a copy for a full JID is the
+      // connection manager's, C2sStream::deliver).
+      if (s.element && carbonEligible(*s.element)) router_.carbons().copy(*s.element, "received", s.to.bare(), targets);
       toEveryResource(s, targets);
       return;
     }

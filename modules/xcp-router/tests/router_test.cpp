@@ -164,6 +164,16 @@ TEST_CASE("a full JID with a bound session is delivered on the session's loop") 
     CHECK(loop.runUntil([&] { return !second->got.empty(); }, std::chrono::seconds(5)));
     CHECK(sink->got.size() == 1);
   }
+  SUBCASE("a stanza posted to a sink replaced meanwhile (XEP-0198 resumption) reaches the new one, in order") {
+    CHECK(r.route(message("bob@example.com/x", "ann@example.com/pc", "normal")) == RouteResult::Session);
+    auto resumed = std::make_shared<FakeSink>();
+    r.attachSession(jid("ann@example.com/pc"), loop, resumed);
+    CHECK(r.route(message("bob@example.com/x", "ann@example.com/pc", "headline")) == RouteResult::Session);
+    CHECK(loop.runUntil([&] { return resumed->got.size() == 2; }, std::chrono::seconds(5)));
+    CHECK(resumed->got == std::vector<std::string>{"ann@example.com/pc normal", "ann@example.com/pc headline"});
+    CHECK(rec.local.empty());
+    CHECK(sink->got.size() == 1);
+  }
 }
 
 TEST_CASE("offline local users, users homed elsewhere and the server itself (directory decision)") {

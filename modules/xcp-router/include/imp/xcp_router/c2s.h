@@ -18,6 +18,28 @@
 // The server itself answers XEP-0199 ping, XEP-0030 disco#info and XEP-0092
 // version; other stanzas go through the Router with `from` stamped.
 //
+// XEP-0198 stream management (stream_management.h): <enable/> after binding
+// (with resume when the window is not 0), <r/>/<a/> both ways, the server
+// asking for an ack at the end of each loop iteration that wrote stanzas
+// while none is outstanding. A resumable session whose connection drops
+// without </stream:stream> hibernates for `smResumeWindow`: stanzas for it
+// are queued; <resume previd h/> on a new authenticated stream (any loop)
+// takes it over and gets the unacknowledged stanzas again. When the window
+// ends, or a session ends any other way, its unacknowledged stanzas (without
+// stream management: those queued but not yet written to the socket) go
+// back through Router::deliverToSession, so the session manager delivers
+// them to another resource or stores them offline (IM-5); error stanzas,
+// the server's own iq answers and carbon copies are not re-routed.
+// XEP-0280 carbons (carbons.h): <enable/>/<disable/> iq; copies of eligible
+// messages this session receives at its full JID or sends go to the user's
+// other carbons-enabled resources.
+// Abuse limits per session after authentication (XEP-0205 in spirit):
+// stanzas and bytes per second, each a token bucket with a burst; a
+// session in debt stops being read until the debt is paid (TCP then slows
+// the client down) rather than being closed: a burst (roster fetch, a
+// reconnecting client flushing its own queue) must not cost the session,
+// nothing is lost, and a closed client would only reconnect and resend.
+//
 // Threads: a C2sServer owns one listener pair per loop it was given; each
 // stream lives on the loop that accepted it. Credential and directory
 // lookups (C2sAccounts) run on the WorkerPool and come back to the loop.
@@ -98,6 +120,19 @@ struct C2sConfig {
   // which RFC 5802 §6 makes a downgrade failure.
   bool channelBinding = true;
   std::shared_ptr<const xmpp::SaslConfig> sasl;  // domain is set per stream
+  // XEP-0198: how long a dropped resumable session waits for <resume/>
+  // (0 = resumption not offered), and how many unacknowledged stanzas one
+  // session may hold (beyond: resource-constraint; a hibernating session
+  // ends early and hands its stanzas back).
+  std::chrono::seconds smResumeWindow{300};
+  std::size_t smMaxUnacked = 1000;
+  // Per-session rates after authentication; 0 = no limit. Bursts are at
+  // least one second's worth.
+  double maxStanzasPerSecond = 500, stanzaBurst = 1000;
+  double maxBytesPerSecond = 512 * 1024, byteBurst = 1024 * 1024;
+  // Idle streams are closed (XEP-0478 idle-seconds after authentication);
+  // 0 = never.
+  std::chrono::seconds idleTimeout{900};
 };
 
 struct C2sStats {
@@ -105,6 +140,10 @@ struct C2sStats {
       authenticated{0}, authFailures{0}, bound{0}, replaced{0}, seeOtherHost{0}, stanzasIn{0}, stanzasOut{0},
       closed{0};
   std::atomic<std::int64_t> open{0}, unauthenticated{0};
+  // XEP-0198, XEP-0280, rate limits.
+  std::atomic<std::uint64_t> smEnabled{0}, smResumed{0}, smResumeFailed{0}, smHibernated{0}, smExpired{0},
+      smAckRequests{0}, rerouted{0}, notRerouted{0}, carbonCopies{0}, carbonCopiesLost{0}, throttled{0};
+  std::atomic<std::int64_t> hibernating{0};
   // Stream errors sent, by condition name (mutex-guarded).
   std::map<std::string, std::uint64_t> streamErrors() const;
   void countStreamError(std::string_view condition);

@@ -59,6 +59,7 @@
 #include <vector>
 
 #include <imp/directory/routing.h>
+#include <imp/xcp_router/carbons.h>
 
 namespace imp::net {
 class EventLoop;
@@ -192,6 +193,10 @@ class Router {
   // The bound resources of a bare JID.
   std::vector<std::string> resourcesOf(const std::string& bareJid) const;
   std::size_t sessionCount() const;
+  // XEP-0280: the resources that enabled carbons, beside the sessions: the
+  // connection manager copies what its streams send and receive by full
+  // JID, the session manager what it delivers for a bare JID.
+  CarbonsRegistry& carbons() { return carbons_; }
 
   // Sends one stanza on its way (see the decision order above).
   RouteResult route(RoutedStanza stanza);
@@ -227,6 +232,7 @@ class Router {
   std::map<std::string, std::shared_ptr<Component>, std::less<>> domainComponents_;
   std::vector<PredicateEntry> predicates_;
   std::map<std::string, std::map<std::string, SessionEntry>, std::less<>> sessions_;  // bare -> resource -> entry
+  CarbonsRegistry carbons_;
   std::mutex pendingMu_;
   std::map<std::string, std::deque<RoutedStanza>, std::less<>> pending_;  // bare JID -> waiting behind a decision
   std::size_t jobsInFlight_ = 0;  // decision jobs submitted and not finished (pendingMu_)
