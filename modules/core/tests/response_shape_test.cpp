@@ -20,10 +20,6 @@ struct FlagShape : Shape {
   const Field<std::string> id = text("id").column("ID");
   const Field<std::string> label = text("label").column("LABEL").orElse("-");
 };
-const FlagShape& flagShape() {
-  static const FlagShape s;
-  return s;
-}
 
 struct ThingShape : Shape {
   ThingShape() : Shape("Thing", Layout::Table) {}
@@ -33,35 +29,23 @@ struct ThingShape : Shape {
   const Field<std::int64_t> size = number("size").column("SIZE");
   const Field<std::vector<std::string>> tags = texts("tags").column("TAGS");
   const Field<std::string> owner = text("owner").optional().column("OWNER").orElse("-");
-  const ListField flags = list("flags", flagShape());
+  const ListField flags = list("flags", shape<FlagShape>());
 };
-const ThingShape& thingShape() {
-  static const ThingShape s;
-  return s;
-}
 
 struct ShelfShape : Shape {
   ShelfShape() : Shape("Shelf", Layout::Lines, true) {}
   const Field<std::string> room = text("room").line("room");
   const Field<bool> open = flag("open").line("open to the public").shows("on", "off");
   const Field<std::vector<std::string>> keys = texts("keys").line("keys").orElse("none");
-  const ListField things = list("things", thingShape()).ifEmpty("no thing");
-  const ObjectField best = object("best", flagShape()).optional();
+  const ListField things = list("things", shape<ThingShape>()).ifEmpty("no thing");
+  const ObjectField best = object("best", shape<FlagShape>()).optional();
 };
-const ShelfShape& shelfShape() {
-  static const ShelfShape s;
-  return s;
-}
 
 struct StatsShape : Shape {
   StatsShape() : Shape("Stats", Layout::Lines) {}
   const Field<std::int64_t> requests = number("requests").line();
   const Field<std::int64_t> loops = number("loops").line();
 };
-const StatsShape& statsShape() {
-  static const StatsShape s;
-  return s;
-}
 
 std::string text(const Obj::Ptr& o) {
   std::ostringstream s;
@@ -72,11 +56,11 @@ std::string text(const Obj::Ptr& o) {
 Obj::Ptr parse(const std::string& s) { return Poco::JSON::Parser().parse(s).extract<Obj::Ptr>(); }
 
 Reply thing(const std::string& name, bool shiny, long long age, std::vector<std::string> tags) {
-  const auto& s = thingShape();
+  const auto& s = shape<ThingShape>();
   Reply r(s);
   r.set(s.name, name).set(s.shiny, shiny).set(s.age, age).set(s.size, std::uint64_t{3}).set(s.tags, tags);
-  Reply f(flagShape());
-  f.set(flagShape().id, "sip-tcp").set(flagShape().label, "SIP TCP trace");
+  Reply f(shape<FlagShape>());
+  f.set(shape<FlagShape>().id, "sip-tcp").set(shape<FlagShape>().label, "SIP TCP trace");
   r.set(s.flags, std::vector<Reply>{f});
   return r;
 }
@@ -88,7 +72,7 @@ TEST_CASE("a reply holds the declared fields with their JSON types") {
   // Poco orders the keys of an object by name.
   CHECK(text(o) ==
         R"({"age_s":90061,"flags":[{"id":"sip-tcp","label":"SIP TCP trace"}],"name":"box","shiny":true,"size":3,"tags":["a","b"]})");
-  const auto& s = thingShape();
+  const auto& s = shape<ThingShape>();
   CHECK(s.name.get(o) == "box");
   CHECK(s.age.get(o) == 90061);
   CHECK(s.shiny.get(o));
@@ -103,8 +87,8 @@ TEST_CASE("a reply holds the declared fields with their JSON types") {
 }
 
 TEST_CASE("a reply refuses a field it does not declare, a nested reply of another shape and a missing field") {
-  const auto& s = thingShape();
-  Reply other(flagShape());
+  const auto& s = shape<ThingShape>();
+  Reply other(shape<FlagShape>());
   CHECK_THROWS_WITH_AS(other.set(s.name, "x"), "field 'name' of shape Thing set on a reply of shape Flag",
                        std::logic_error);
   Reply r(s);
@@ -112,8 +96,8 @@ TEST_CASE("a reply refuses a field it does not declare, a nested reply of anothe
   CHECK_THROWS_WITH_AS(r.json(), "reply of shape Thing lacks field 'shiny'", std::logic_error);
   CHECK_THROWS_WITH_AS(r.set(s.flags, std::vector<Reply>{Reply(s)}), "field 'flags' lists Flag, not Thing",
                        std::logic_error);
-  Reply shelf(shelfShape());
-  CHECK_THROWS_WITH_AS(shelf.set(shelfShape().best, Reply(s)), "field 'best' holds a Flag, not a Thing", std::logic_error);
+  Reply shelf(shape<ShelfShape>());
+  CHECK_THROWS_WITH_AS(shelf.set(shape<ShelfShape>().best, Reply(s)), "field 'best' holds a Flag, not a Thing", std::logic_error);
 }
 
 TEST_CASE("a shape refuses a field declared twice") {
@@ -127,14 +111,14 @@ TEST_CASE("a shape refuses a field declared twice") {
 
 TEST_CASE("the Table layout prints the answer as one row under the declared column headers") {
   std::ostringstream out;
-  thingShape().print(out, thing("box", false, 61, {}).json());
+  shape<ThingShape>().print(out, thing("box", false, 61, {}).json());
   CHECK(out.str() ==
         "NAME  SHINY  AGE   SIZE  TAGS  OWNER\n"
         "box   no     1m1s  3     -     -\n");
 }
 
 TEST_CASE("the Lines layout prints aligned labels, then each list as its element's table") {
-  const auto& s = shelfShape();
+  const auto& s = shape<ShelfShape>();
   Reply r(s);
   r.set(s.room, "hall").set(s.open, false).set(s.keys, std::vector<std::string>{});
   r.set(s.things, std::vector<Reply>{thing("box", true, 0, {"x"}), thing("crate", false, 3600, {"y", "z"})});
@@ -157,16 +141,16 @@ TEST_CASE("the Lines layout prints aligned labels, then each list as its element
         "keys:                none\n"
         "no thing\n");
 
-  Reply st(statsShape());
-  st.set(statsShape().requests, 12).set(statsShape().loops, 0);
+  Reply st(shape<StatsShape>());
+  st.set(shape<StatsShape>().requests, 12).set(shape<StatsShape>().loops, 0);
   std::ostringstream plain;
-  statsShape().print(plain, st.json());
+  shape<StatsShape>().print(plain, st.json());
   CHECK(plain.str() == "requests: 12\nloops: 0\n");
 }
 
 TEST_CASE("a command's printer and its OpenAPI response schema come from returns()") {
   CommandRegistry reg;
-  reg.add(Command("shelf show", "GET", "/api/v1/shelf").help("Show the shelf.").returns(statsShape()));
+  reg.add(Command("shelf show", "GET", "/api/v1/shelf").help("Show the shelf.").returns(shape<StatsShape>()));
   std::ostringstream out;
   reg.commands().front().printer()(out, parse(R"({"requests": 7, "loops": 1})"), 200);
   CHECK(out.str() == "requests: 7\nloops: 1\n");
@@ -174,7 +158,7 @@ TEST_CASE("a command's printer and its OpenAPI response schema come from returns
   reg.add(Command("thing show", "GET", "/api/v1/things/{name}")
               .arg(Arg::string("name").inPath().positional("NAME"))
               .help("Show a thing.")
-              .returns(thingShape()));
+              .returns(shape<ThingShape>()));
   auto doc = reg.openApi("1.0");
   auto schema = doc->getObject("paths")
                     ->getObject("/api/v1/things/{name}")

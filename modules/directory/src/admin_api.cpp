@@ -39,19 +39,11 @@ struct UserShape : core::Shape {
   const Field<std::string> homeNode = text("home_node").column("HOME NODE").orElse("-");
   const Field<std::string> msSipUri = text("ms_sip_uri").column("MICROSOFT SIP URI").orElse("-");
 };
-const UserShape& userShape() {
-  static const UserShape s;
-  return s;
-}
 
 struct UsersShape : core::Shape {
   UsersShape() : Shape("Users", Layout::Lines) {}
-  const core::ListField users = list("users", userShape());
+  const core::ListField users = list("users", core::shape<UserShape>());
 };
-const UsersShape& usersShape() {
-  static const UsersShape s;
-  return s;
-}
 
 struct DomainShape : core::Shape {
   DomainShape() : Shape("Domain", Layout::Table) {}
@@ -61,42 +53,21 @@ struct DomainShape : core::Shape {
   const Field<std::int64_t> localUsers = number("local_users").column("LOCAL USERS");
   const Field<std::string> description = text("description").column("DESCRIPTION");
 };
-const DomainShape& domainShape() {
-  static const DomainShape s;
-  return s;
-}
 
 struct DomainsShape : core::Shape {
   DomainsShape() : Shape("Domains", Layout::Lines) {}
-  const core::ListField domains = list("domains", domainShape());
+  const core::ListField domains = list("domains", core::shape<DomainShape>());
 };
-const DomainsShape& domainsShape() {
-  static const DomainsShape s;
-  return s;
-}
 
 // domain add: "example.com: configured on local cluster".
 struct DomainAddedShape : core::Shape {
   DomainAddedShape() : Shape("DomainAdded", Layout::Lines) {}
-  const Field<std::string> domain = same(domainShape().domain);
-  const Field<std::string> status = same(domainShape().status);
+  const Field<std::string> domain = same(core::shape<DomainShape>().domain);
+  const Field<std::string> status = same(core::shape<DomainShape>().status);
 };
-const DomainAddedShape& domainAddedShape() {
-  static const DomainAddedShape s;
-  return s;
-}
-
-struct DeletedShape : core::Shape {
-  DeletedShape() : Shape("Deleted", Layout::Lines) {}
-  const Field<std::string> deleted = text("deleted");
-};
-const DeletedShape& deletedShape() {
-  static const DeletedShape s;
-  return s;
-}
 
 Reply userReply(const User& u) {
-  const auto& s = userShape();
+  const auto& s = core::shape<UserShape>();
   Reply r(s);
   r.set(s.userid, u.userid).set(s.imAddress, u.imAddress).set(s.licensed, u.licensed);
   r.set(s.homeNode, u.homeNode).set(s.msSipUri, u.msSipUri);
@@ -104,15 +75,15 @@ Reply userReply(const User& u) {
 }
 
 Reply deleted(const std::string& what) {
-  Reply r(deletedShape());
-  r.set(deletedShape().deleted, what);
+  Reply r(core::shape<core::DeletedShape>());
+  r.set(core::shape<core::DeletedShape>().deleted, what);
   return r;
 }
 
 // "deleted user ann"
 core::CommandPrinter printDeleted(std::string what) {
   return [what](std::ostream& out, const Obj::Ptr& o, int) {
-    out << "deleted " << what << " " << deletedShape().deleted.text(o) << "\n";
+    out << "deleted " << what << " " << core::shape<core::DeletedShape>().deleted.text(o) << "\n";
   };
 }
 
@@ -133,7 +104,7 @@ void registerCommands(core::CommandRegistry& reg) {
                   "the Microsoft SIP URI that advanced routing needs (FED-6)"))
               .help("Add a user.")
               .example("user add ann --im-address ann@example.com --home-node imp1", "a user homed on node imp1")
-              .returns(userShape())
+              .returns(core::shape<UserShape>())
               .handler<Directory>([](Directory& dir, const CommandArgs& a) {
                 User u;
                 u.userid = a.at("userid");
@@ -150,19 +121,19 @@ void registerCommands(core::CommandRegistry& reg) {
               .arg(Arg::integer("limit", 0, 100000).inQuery().help("at most this many users (default 1000)"))
               .arg(Arg::integer("offset", 0, 1 << 30).inQuery().help("skip this many users"))
               .help("List users.")
-              .returns(usersShape())
+              .returns(core::shape<UsersShape>())
               .handler<Directory>([](Directory& dir, const CommandArgs& a) {
                 std::vector<Reply> list;
                 for (const auto& u : dir.users(a.str("domain").value_or(""), static_cast<std::size_t>(a.integer("limit").value_or(1000)),
                                                static_cast<std::size_t>(a.integer("offset").value_or(0))))
                   list.push_back(userReply(u));
-                return Reply(usersShape()).set(usersShape().users, list).response();
+                return Reply(core::shape<UsersShape>()).set(core::shape<UsersShape>().users, list).response();
               }));
 
   reg.add(Command("user show", "GET", "/api/v1/users/{userid}")
               .arg(userid)
               .help("Show one user.")
-              .returns(userShape())
+              .returns(core::shape<UserShape>())
               .handler<Directory>([](Directory& dir, const CommandArgs& a) {
                 auto u = dir.user(a.at("userid"));
                 if (!u) throw AdminError(404, "unknown_user", "no user '" + a.at("userid") + "'");
@@ -172,7 +143,7 @@ void registerCommands(core::CommandRegistry& reg) {
   reg.add(Command("user delete", "DELETE", "/api/v1/users/{userid}")
               .arg(userid)
               .help("Delete a user.")
-              .returns(deletedShape())
+              .returns(core::shape<core::DeletedShape>())
               .print(printDeleted("user"))
               .handler<Directory>([](Directory& dir, const CommandArgs& a) {
                 if (!dir.deleteUser(a.at("userid"))) throw AdminError(404, "unknown_user", "no user '" + a.at("userid") + "'");
@@ -183,24 +154,24 @@ void registerCommands(core::CommandRegistry& reg) {
               .arg(Arg::string("domain").required().positional("DOMAIN").help("the presence domain"))
               .arg(Arg::string("description").option("description", "TEXT").help("a description"))
               .help("Add an administrator-managed presence domain.")
-              .returns(domainAddedShape())
+              .returns(core::shape<DomainAddedShape>())
               .print([](std::ostream& out, const Obj::Ptr& o, int) {
-                const auto& s = domainAddedShape();
+                const auto& s = core::shape<DomainAddedShape>();
                 out << s.domain.text(o) << ": " << s.status.text(o) << "\n";
               })
               .handler<Directory>([](Directory& dir, const CommandArgs& a) {
                 const auto& d = a.at("domain");
                 dir.addDomain(d, a.str("description").value_or(""));
-                const auto& s = domainAddedShape();
+                const auto& s = core::shape<DomainAddedShape>();
                 return Reply(s).set(s.domain, lower(d)).set(s.status, "configured on local cluster").response(201);
               }));
 
   reg.add(Command("domain list", "GET", "/api/v1/domains")
               .help("Administrator-managed presence domains, and the system-managed ones derived from users' addresses.")
               .describe("The status is \"configured on local cluster\" or \"in use on local cluster\".")
-              .returns(domainsShape())
+              .returns(core::shape<DomainsShape>())
               .handler<Directory>([](Directory& dir, const CommandArgs&) {
-                const auto& s = domainShape();
+                const auto& s = core::shape<DomainShape>();
                 std::vector<Reply> list;
                 for (const auto& d : dir.domains()) {
                   Reply r(s);
@@ -208,13 +179,13 @@ void registerCommands(core::CommandRegistry& reg) {
                   r.set(s.status, d.status()).set(s.localUsers, d.localUsers).set(s.description, d.description);
                   list.push_back(r);
                 }
-                return Reply(domainsShape()).set(domainsShape().domains, list).response();
+                return Reply(core::shape<DomainsShape>()).set(core::shape<DomainsShape>().domains, list).response();
               }));
 
   reg.add(Command("domain delete", "DELETE", "/api/v1/domains/{domain}")
               .arg(domainPath)
               .help("Delete an administrator-managed presence domain; a domain in use by users cannot be deleted.")
-              .returns(deletedShape())
+              .returns(core::shape<core::DeletedShape>())
               .print(printDeleted("domain"))
               .handler<Directory>([](Directory& dir, const CommandArgs& a) {
                 if (!dir.deleteDomain(a.at("domain")))

@@ -49,10 +49,6 @@ struct ServiceShape : core::Shape {
   const Field<std::string> detail = text("detail").column("DETAIL");
   const Field<std::int64_t> failures = number("failures").optional();
 };
-const ServiceShape& serviceShape() {
-  static const ServiceShape s;
-  return s;
-}
 
 struct NodeShape : core::Shape {
   NodeShape() : Shape("Node", Layout::Lines) {}
@@ -61,12 +57,8 @@ struct NodeShape : core::Shape {
   const Field<std::string> hostname = text("hostname");
   const Field<std::string> adminUrl = text("admin_url");
   const Field<std::string> version = text("version");
-  const Field<std::int64_t> uptime = same(serviceShape().uptime);
+  const Field<std::int64_t> uptime = same(core::shape<ServiceShape>().uptime);
 };
-const NodeShape& nodeShape() {
-  static const NodeShape s;
-  return s;
-}
 
 struct DatabaseShape : core::Shape {
   DatabaseShape() : Shape("Database", Layout::Lines) {}
@@ -75,23 +67,15 @@ struct DatabaseShape : core::Shape {
   const Field<bool> reachable = flag("reachable");
   const Field<std::int64_t> settingsGeneration = number("settings_generation");
 };
-const DatabaseShape& databaseShape() {
-  static const DatabaseShape s;
-  return s;
-}
 
 struct StatusShape : core::Shape {
   StatusShape() : Shape("Status", Layout::Lines) {}
-  const ObjectField node = object("node", nodeShape());
-  const ObjectField database = object("database", databaseShape());
-  const ListField services = list("services", serviceShape());
+  const ObjectField node = object("node", core::shape<NodeShape>());
+  const ObjectField database = object("database", core::shape<DatabaseShape>());
+  const ListField services = list("services", core::shape<ServiceShape>());
   const Field<bool> ready = flag("ready");
   const Field<std::vector<std::string>> notReadyReasons = texts("not_ready_reasons").optional();
 };
-const StatusShape& statusShape() {
-  static const StatusShape s;
-  return s;
-}
 
 // GET /health/ready and /health/live (not commands; the same declaration).
 struct HealthShape : core::Shape {
@@ -99,142 +83,98 @@ struct HealthShape : core::Shape {
   const Field<std::string> status = text("status");
   const Field<std::vector<std::string>> reasons = texts("reasons").optional();
 };
-const HealthShape& healthShape() {
-  static const HealthShape s;
-  return s;
-}
 
 struct ClusterNodeShape : core::Shape {
   ClusterNodeShape() : Shape("ClusterNode", Layout::Lines) {}
-  const Field<std::string> id = same(nodeShape().id);
-  const Field<std::string> role = same(nodeShape().role);
-  const Field<std::string> hostname = same(nodeShape().hostname);
-  const Field<std::string> adminUrl = same(nodeShape().adminUrl);
-  const Field<std::string> version = same(nodeShape().version);
+  const Field<std::string> id = same(core::shape<NodeShape>().id);
+  const Field<std::string> role = same(core::shape<NodeShape>().role);
+  const Field<std::string> hostname = same(core::shape<NodeShape>().hostname);
+  const Field<std::string> adminUrl = same(core::shape<NodeShape>().adminUrl);
+  const Field<std::string> version = same(core::shape<NodeShape>().version);
   const Field<std::string> lastSeen = text("last_seen");
   const Field<std::int64_t> heartbeatAge = number("heartbeat_age_s");
-  const Field<std::string> state = same(serviceShape().state);
+  const Field<std::string> state = same(core::shape<ServiceShape>().state);
   const Field<bool> self = flag("self");
-  const ListField services = same(statusShape().services);
+  const ListField services = same(core::shape<StatusShape>().services);
 };
-const ClusterNodeShape& clusterNodeShape() {
-  static const ClusterNodeShape s;
-  return s;
-}
 
 struct ClusterShape : core::Shape {
   ClusterShape() : Shape("Cluster", Layout::Lines) {}
-  const ListField nodes = list("nodes", clusterNodeShape());
+  const ListField nodes = list("nodes", core::shape<ClusterNodeShape>());
 };
-const ClusterShape& clusterShape() {
-  static const ClusterShape s;
-  return s;
-}
 
 struct ServiceListShape : core::Shape {
   ServiceListShape() : Shape("ServiceList", Layout::Lines) {}
-  const Field<std::string> node = text(statusShape().node.name());
-  const ListField services = same(statusShape().services);
+  const Field<std::string> node = text(core::shape<StatusShape>().node.name());
+  const ListField services = same(core::shape<StatusShape>().services);
   const Field<bool> published = flag("published").optional();
 };
-const ServiceListShape& serviceListShape() {
-  static const ServiceListShape s;
-  return s;
-}
 
 struct ServiceActionShape : core::Shape {
   ServiceActionShape() : Shape("ServiceAction", Layout::Lines) {}
-  const Field<std::string> node = same(serviceListShape().node);
+  const Field<std::string> node = same(core::shape<ServiceListShape>().node);
   const Field<std::string> service = text("service");
   const Field<std::string> action = text("action");
-  const Field<std::string> state = same(serviceShape().state);
+  const Field<std::string> state = same(core::shape<ServiceShape>().state);
   const Field<std::string> message = text("message");
   // The service's state after the action, when it ran on this node.
-  const ObjectField serviceStatus = object("service_status", serviceShape()).optional();
+  const ObjectField serviceStatus = object("service_status", core::shape<ServiceShape>()).optional();
 };
-const ServiceActionShape& serviceActionShape() {
-  static const ServiceActionShape s;
-  return s;
-}
 
 struct TraceFlagShape : core::Shape {
   TraceFlagShape() : Shape("TraceFlag", Layout::Table) {}
-  const Field<std::string> id = same(nodeShape().id);
+  const Field<std::string> id = same(core::shape<NodeShape>().id);
   const Field<std::string> label = text("label");
 };
-const TraceFlagShape& traceFlagShape() {
-  static const TraceFlagShape s;
-  return s;
-}
 
 struct TraceShape : core::Shape {
   TraceShape() : Shape("Trace", Layout::Lines) {}
-  const Field<std::string> service = same(serviceActionShape().service);
-  const Field<std::string> displayName = same(serviceShape().displayName);
+  const Field<std::string> service = same(core::shape<ServiceActionShape>().service);
+  const Field<std::string> displayName = same(core::shape<ServiceShape>().displayName);
   const Field<bool> enabled = flag("enabled");
   const Field<std::string> level = text("level");
   const Field<std::vector<std::string>> flags = texts("flags");
-  const ListField availableFlags = list("available_flags", traceFlagShape());
+  const ListField availableFlags = list("available_flags", core::shape<TraceFlagShape>());
   const Field<bool> stored = flag("stored");
   // trace show SERVICE and trace set; not in the items of trace show.
-  const Field<std::string> node = same(serviceListShape().node).optional();
+  const Field<std::string> node = same(core::shape<ServiceListShape>().node).optional();
   // trace set: "now", or "when the node sees the change".
   const Field<std::string> applied = text("applied").optional();
 };
-const TraceShape& traceShape() {
-  static const TraceShape s;
-  return s;
-}
 
 struct TracesShape : core::Shape {
   TracesShape() : Shape("Traces", Layout::Lines) {}
-  const Field<std::string> node = same(serviceListShape().node);
-  const ListField traces = list("traces", traceShape());
+  const Field<std::string> node = same(core::shape<ServiceListShape>().node);
+  const ListField traces = list("traces", core::shape<TraceShape>());
 };
-const TracesShape& tracesShape() {
-  static const TracesShape s;
-  return s;
-}
 
 struct MigrationShape : core::Shape {
   MigrationShape() : Shape("Migration", Layout::Lines) {}
-  const Field<std::int64_t> version = number(nodeShape().version.name());
-  const Field<std::string> name = same(serviceShape().name);
+  const Field<std::int64_t> version = number(core::shape<NodeShape>().version.name());
+  const Field<std::string> name = same(core::shape<ServiceShape>().name);
   // Applied migrations only.
   const Field<std::string> appliedAt = text("applied_at").optional();
   const Field<std::string> appliedBy = text("applied_by").optional();
 };
-const MigrationShape& migrationShape() {
-  static const MigrationShape s;
-  return s;
-}
 
 struct DbStatusShape : core::Shape {
   DbStatusShape() : Shape("DbStatus", Layout::Lines) {}
-  const Field<std::string> mode = same(databaseShape().mode);
-  const Field<std::string> location = same(databaseShape().location);
-  const Field<bool> reachable = same(databaseShape().reachable);
-  const ListField applied = list(traceShape().applied.name(), migrationShape());
-  const ListField pending = list("pending", migrationShape());
+  const Field<std::string> mode = same(core::shape<DatabaseShape>().mode);
+  const Field<std::string> location = same(core::shape<DatabaseShape>().location);
+  const Field<bool> reachable = same(core::shape<DatabaseShape>().reachable);
+  const ListField applied = list(core::shape<TraceShape>().applied.name(), core::shape<MigrationShape>());
+  const ListField pending = list("pending", core::shape<MigrationShape>());
 };
-const DbStatusShape& dbStatusShape() {
-  static const DbStatusShape s;
-  return s;
-}
 
 struct DbMigrateShape : core::Shape {
   DbMigrateShape() : Shape("DbMigrate", Layout::Lines) {}
   // The names of the migrations applied now.
-  const Field<std::vector<std::string>> applied = texts(dbStatusShape().applied.name());
+  const Field<std::vector<std::string>> applied = texts(core::shape<DbStatusShape>().applied.name());
   const Field<std::int64_t> schemaVersion = number("schema_version");
 };
-const DbMigrateShape& dbMigrateShape() {
-  static const DbMigrateShape s;
-  return s;
-}
 
 Reply serviceReply(const core::ServiceInfo& i) {
-  const auto& s = serviceShape();
+  const auto& s = core::shape<ServiceShape>();
   Reply r(s);
   r.set(s.name, i.name).set(s.displayName, i.displayName).set(s.kind, std::string(core::nameOf(i.kind)));
   r.set(s.active, i.active).set(s.state, std::string(core::nameOf(i.state))).set(s.detail, i.detail);
@@ -244,14 +184,14 @@ Reply serviceReply(const core::ServiceInfo& i) {
 
 // The trace settings of a service, as `shape` (TraceShape) declares them.
 Reply traceReply(const core::ModuleRegistry& modules, const TraceView& t) {
-  const auto& s = traceShape();
+  const auto& s = core::shape<TraceShape>();
   Reply r(s);
   r.set(s.service, t.service).set(s.displayName, modules.displayName(t.service)).set(s.enabled, t.enabled);
   r.set(s.level, t.level).set(s.flags, t.flags).set(s.stored, t.stored);
   std::vector<Reply> avail;
   for (const auto& f : modules.traceFlags(t.service)) {
-    Reply a(traceFlagShape());
-    a.set(traceFlagShape().id, f.id).set(traceFlagShape().label, f.label);
+    Reply a(core::shape<TraceFlagShape>());
+    a.set(core::shape<TraceFlagShape>().id, f.id).set(core::shape<TraceFlagShape>().label, f.label);
     avail.push_back(a);
   }
   r.set(s.availableFlags, avail);
@@ -269,7 +209,7 @@ std::vector<Reply> publishedServices(const core::ModuleRegistry& modules, core::
   auto rows = db.query(
       "SELECT service, active, state, restarts, uptime_s, detail FROM svc_node_service WHERE node_id = ? ORDER BY service",
       {node});
-  const auto& s = serviceShape();
+  const auto& s = core::shape<ServiceShape>();
   std::vector<Reply> out;
   for (std::size_t i = 0; i < rows.size(); ++i) {
     Reply r(s);
@@ -284,9 +224,9 @@ std::vector<Reply> publishedServices(const core::ModuleRegistry& modules, core::
 // ---- impctl's text output, read through the shapes' field handles ----
 
 void printTrace(std::ostream& out, const Obj::Ptr& t) {
-  const auto& s = traceShape();
+  const auto& s = core::shape<TraceShape>();
   std::string avail;
-  for (const auto& f : s.availableFlags.get(t)) avail += (avail.empty() ? "" : ",") + traceFlagShape().id.text(f);
+  for (const auto& f : s.availableFlags.get(t)) avail += (avail.empty() ? "" : ",") + core::shape<TraceFlagShape>().id.text(f);
   std::string flags;
   for (const auto& f : s.flags.get(t)) flags += (flags.empty() ? "" : ",") + f;
   out << std::left << std::setw(18) << s.service.text(t) << std::setw(5) << (s.enabled.get(t) ? "on" : "off")
@@ -295,9 +235,9 @@ void printTrace(std::ostream& out, const Obj::Ptr& t) {
 }
 
 void printStatus(std::ostream& out, const Obj::Ptr& o, int) {
-  const auto& s = statusShape();
-  const auto& ns = nodeShape();
-  const auto& ds = databaseShape();
+  const auto& s = core::shape<StatusShape>();
+  const auto& ns = core::shape<NodeShape>();
+  const auto& ds = core::shape<DatabaseShape>();
   auto node = s.node.get(o);
   auto db = s.database.get(o);
   out << "node:      " << ns.id.text(node) << " (role " << ns.role.text(node) << ", version " << ns.version.text(node)
@@ -313,12 +253,12 @@ void printStatus(std::ostream& out, const Obj::Ptr& o, int) {
 }
 
 void printNodes(std::ostream& out, const Obj::Ptr& o, int) {
-  const auto& n = clusterNodeShape();
+  const auto& n = core::shape<ClusterNodeShape>();
   std::vector<std::vector<std::string>> rows = {{"NODE", "ROLE", "STATE", "HEARTBEAT", "ADMIN", "SERVICES"}};
-  for (const auto& node : clusterShape().nodes.get(o)) {
+  for (const auto& node : core::shape<ClusterShape>().nodes.get(o)) {
     std::string services;
     for (const auto& sv : n.services.get(node))
-      services += (services.empty() ? "" : " ") + serviceShape().name.text(sv) + "=" + serviceShape().state.text(sv);
+      services += (services.empty() ? "" : " ") + core::shape<ServiceShape>().name.text(sv) + "=" + core::shape<ServiceShape>().state.text(sv);
     rows.push_back({n.id.text(node) + (n.self.get(node) ? " *" : ""), n.role.text(node), n.state.text(node),
                     n.heartbeatAge.text(node) + "s ago", n.adminUrl.text(node), services});
   }
@@ -326,8 +266,8 @@ void printNodes(std::ostream& out, const Obj::Ptr& o, int) {
 }
 
 void printDbStatus(std::ostream& out, const Obj::Ptr& o, int) {
-  const auto& s = dbStatusShape();
-  const auto& m = migrationShape();
+  const auto& s = core::shape<DbStatusShape>();
+  const auto& m = core::shape<MigrationShape>();
   out << "database: " << s.location.text(o) << " (" << s.mode.text(o) << "), "
       << (s.reachable.get(o) ? "reachable" : "UNREACHABLE") << "\n";
   std::vector<std::vector<std::string>> rows = {{"VERSION", "MIGRATION", "STATE", "APPLIED AT", "BY"}};
@@ -341,12 +281,12 @@ void printDbStatus(std::ostream& out, const Obj::Ptr& o, int) {
 
 void registerAdminRoutes(core::AdminRouter& router, const AdminContext& c) {
   router.add("GET", "/health/live", [](const AdminRequest&) {
-    return Reply(healthShape()).set(healthShape().status, "live").response();
+    return Reply(core::shape<HealthShape>()).set(core::shape<HealthShape>().status, "live").response();
   }, false);
 
   router.add("GET", "/health/ready", [c](const AdminRequest&) {
     auto reasons = c.notReadyReasons();
-    const auto& s = healthShape();
+    const auto& s = core::shape<HealthShape>();
     Reply r(s);
     r.set(s.status, reasons.empty() ? "ready" : "not-ready");
     if (!reasons.empty()) r.set(s.reasons, reasons);
@@ -369,23 +309,23 @@ void registerCommands(core::CommandRegistry& reg) {
               .help("This node: id, role, uptime, database state, readiness and every service with its state.")
               .describe("Service states are stopped, starting, running, stopping, failed and stop-timeout.")
               .example("status", "state of this node")
-              .returns(statusShape())
+              .returns(core::shape<StatusShape>())
               .print(printStatus)
               .handler<AdminContext>([](AdminContext& c, const CommandArgs&) {
                 auto& self = c.control->self();
-                const auto& ns = nodeShape();
+                const auto& ns = core::shape<NodeShape>();
                 Reply node(ns);
                 node.set(ns.id, self.id).set(ns.role, self.role).set(ns.hostname, self.hostname);
                 node.set(ns.adminUrl, self.adminUrl).set(ns.version, self.version);
                 node.set(ns.uptime, std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now() -
                                                                                      self.startedAt)
                                         .count());
-                const auto& ds = databaseShape();
+                const auto& ds = core::shape<DatabaseShape>();
                 Reply db(ds);
                 db.set(ds.mode, c.dbMode).set(ds.location, c.dbLocation).set(ds.reachable, c.settings->databaseReachable());
                 db.set(ds.settingsGeneration, c.settings->appliedGeneration());
                 auto reasons = c.notReadyReasons();
-                const auto& s = statusShape();
+                const auto& s = core::shape<StatusShape>();
                 Reply r(s);
                 r.set(s.node, node).set(s.database, db).set(s.services, localServices(c)).set(s.ready, reasons.empty());
                 if (!reasons.empty()) r.set(s.notReadyReasons, reasons);
@@ -401,14 +341,14 @@ void registerCommands(core::CommandRegistry& reg) {
                   "The state is up, stale (no heartbeat for three [services] heartbeat_interval periods: the node "
                   "stopped without saying so, or cannot reach the database) or down (stopped cleanly).")
               .example("status --cluster", "state of the whole cluster")
-              .returns(clusterShape())
+              .returns(core::shape<ClusterShape>())
               .print(printNodes)
               .handler<AdminContext>([](AdminContext& c, const CommandArgs&) {
                 auto rows = c.db->query(
                     "SELECT node_id, role, hostname, admin_url, version, state,"
                     " DATE_FORMAT(last_seen, '%Y-%m-%dT%H:%i:%s') AS last_seen,"
                     " TIMESTAMPDIFF(SECOND, last_seen, CURRENT_TIMESTAMP(3)) AS age_s FROM core_node ORDER BY node_id");
-                const auto& s = clusterNodeShape();
+                const auto& s = core::shape<ClusterNodeShape>();
                 std::vector<Reply> nodes;
                 for (std::size_t i = 0; i < rows.size(); ++i) {
                   Reply n(s);
@@ -424,23 +364,23 @@ void registerCommands(core::CommandRegistry& reg) {
                   n.set(s.services, publishedServices(*c.modules, *c.db, id));
                   nodes.push_back(n);
                 }
-                return Reply(clusterShape()).set(clusterShape().nodes, nodes).response();
+                return Reply(core::shape<ClusterShape>()).set(core::shape<ClusterShape>().nodes, nodes).response();
               }));
 
   reg.add(Command("service list", "GET", "/api/v1/services")
               .arg(nodeArg)
               .help("The services of a node: name, display name, kind, activation, state, uptime, restarts.")
               .describe("With --node, the services of another node as its ris-collector service last published them.")
-              .returns(serviceListShape())
+              .returns(core::shape<ServiceListShape>())
               .print([](std::ostream& out, const Obj::Ptr& o, int) {
-                const auto& s = serviceListShape();
+                const auto& s = core::shape<ServiceListShape>();
                 out << "node: " << s.node.text(o) << (s.published.has(o) ? " (as last published by its ris-collector)" : "")
                     << "\n";
                 s.services.print(out, o);
               })
               .handler<AdminContext>([](AdminContext& c, const CommandArgs& a) {
                 auto nodeId = a.str("node").value_or(c.control->self().id);
-                const auto& s = serviceListShape();
+                const auto& s = core::shape<ServiceListShape>();
                 Reply r(s);
                 r.set(s.node, nodeId);
                 if (nodeId == c.control->self().id) {
@@ -475,16 +415,16 @@ void registerCommands(core::CommandRegistry& reg) {
               "with status 1. An unknown service or node name is refused; the message lists the valid names.")
           .example("service restart ris-collector", "restart one service without touching the others")
           .example("service restart ris-collector --node imp2", "restart a service on another node of the cluster")
-          .returns(serviceActionShape())
+          .returns(core::shape<ServiceActionShape>())
           .print([](std::ostream& out, const Obj::Ptr& o, int status) {
-            out << serviceActionShape().message.text(o) << (status == 202 ? " (pending)" : "") << "\n";
+            out << core::shape<ServiceActionShape>().message.text(o) << (status == 202 ? " (pending)" : "") << "\n";
           })
           .handler<AdminContext>([](AdminContext& c, const CommandArgs& a) {
             auto nodeId = a.str("node").value_or(c.control->self().id);
             const auto& name = a.at("name");
             const auto& action = a.at("action");
             auto res = c.control->control(nodeId, name, action);
-            const auto& s = serviceActionShape();
+            const auto& s = core::shape<ServiceActionShape>();
             Reply r(s);
             r.set(s.node, nodeId).set(s.service, name).set(s.action, action).set(s.state, res.state).set(s.message, res.result);
             if (nodeId == c.control->self().id) r.set(s.serviceStatus, serviceReply(c.control->host().info(name)));
@@ -497,16 +437,16 @@ void registerCommands(core::CommandRegistry& reg) {
               .arg(nodeArg)
               .help("The trace settings of every service of a node.")
               .describe("For each service: on/off, level, the flags that are on, and the flags the service has.")
-              .returns(tracesShape())
+              .returns(core::shape<TracesShape>())
               .print([](std::ostream& out, const Obj::Ptr& o, int) {
-                out << "node: " << tracesShape().node.text(o) << "\n";
-                for (const auto& t : tracesShape().traces.get(o)) printTrace(out, t);
+                out << "node: " << core::shape<TracesShape>().node.text(o) << "\n";
+                for (const auto& t : core::shape<TracesShape>().traces.get(o)) printTrace(out, t);
               })
               .handler<AdminContext>([](AdminContext& c, const CommandArgs& a) {
                 auto nodeId = a.str("node").value_or(c.control->self().id);
                 std::vector<Reply> list;
                 for (const auto& t : c.control->traces(nodeId)) list.push_back(traceReply(*c.modules, t));
-                const auto& s = tracesShape();
+                const auto& s = core::shape<TracesShape>();
                 return Reply(s).set(s.node, nodeId).set(s.traces, list).response();
               }));
 
@@ -515,7 +455,7 @@ void registerCommands(core::CommandRegistry& reg) {
               .arg(service)
               .arg(nodeArg)
               .help("The trace setting of one service.")
-              .returns(traceShape())
+              .returns(core::shape<TraceShape>())
               .print([](std::ostream& out, const Obj::Ptr& o, int) { printTrace(out, o); })
               .handler<AdminContext>([](AdminContext& c, const CommandArgs& a) {
                 auto nodeId = a.str("node").value_or(c.control->self().id);
@@ -523,7 +463,7 @@ void registerCommands(core::CommandRegistry& reg) {
                 c.control->requireService(name);
                 for (const auto& t : c.control->traces(nodeId))
                   if (t.service == name) {
-                    return traceReply(*c.modules, t).set(traceShape().node, nodeId).response();
+                    return traceReply(*c.modules, t).set(core::shape<TraceShape>().node, nodeId).response();
                   }
                 throw AdminError(404, "unknown_service", "unknown service '" + name + "'");
               }));
@@ -553,15 +493,15 @@ void registerCommands(core::CommandRegistry& reg) {
           .example("trace set sip-proxy --on --level debug --flag routing --flag method-event-routing",
                    "turn on the routing traces of the SIP proxy at debug level")
           .example("trace set sip-proxy --off --clear-flags", "and back off")
-          .returns(traceShape())
+          .returns(core::shape<TraceShape>())
           .print([](std::ostream& out, const Obj::Ptr& o, int) {
             printTrace(out, o);
-            out << "applied " << traceShape().applied.text(o) << " on " << traceShape().node.text(o) << "\n";
+            out << "applied " << core::shape<TraceShape>().applied.text(o) << " on " << core::shape<TraceShape>().node.text(o) << "\n";
           })
           .handler<AdminContext>([](AdminContext& c, const CommandArgs& a) {
             auto nodeId = a.str("node").value_or(c.control->self().id);
             auto t = c.control->setTrace(nodeId, a.at("service"), a.boolean("enabled"), a.str("level"), a.strings("flags"));
-            const auto& s = traceShape();
+            const auto& s = core::shape<TraceShape>();
             return traceReply(*c.modules, t)
                 .set(s.node, nodeId)
                 .set(s.applied, nodeId == c.control->self().id ? "now" : "when the node sees the change")
@@ -571,11 +511,11 @@ void registerCommands(core::CommandRegistry& reg) {
   reg.add(Command("db status", "GET", "/api/v1/db/status")
               .help("Schema migrations: those applied (when and by which node) and those pending in [node] sql_dir.")
               .example("db status", "check for pending migrations")
-              .returns(dbStatusShape())
+              .returns(core::shape<DbStatusShape>())
               .print(printDbStatus)
               .handler<AdminContext>([](AdminContext& c, const CommandArgs&) {
                 auto st = c.migrator->status();
-                const auto& m = migrationShape();
+                const auto& m = core::shape<MigrationShape>();
                 std::vector<Reply> applied, pending;
                 for (const auto& x : st.applied) {
                   Reply r(m);
@@ -587,7 +527,7 @@ void registerCommands(core::CommandRegistry& reg) {
                   r.set(m.version, x.version).set(m.name, x.name);
                   pending.push_back(r);
                 }
-                const auto& s = dbStatusShape();
+                const auto& s = core::shape<DbStatusShape>();
                 Reply r(s);
                 r.set(s.mode, c.dbMode).set(s.location, c.dbLocation).set(s.reachable, c.settings->databaseReachable());
                 r.set(s.applied, applied).set(s.pending, pending);
@@ -596,9 +536,9 @@ void registerCommands(core::CommandRegistry& reg) {
 
   reg.add(Command("db migrate", "POST", "/api/v1/db/migrate")
               .help("Apply the pending migrations now, under the cluster-wide lock impd takes at start-up.")
-              .returns(dbMigrateShape())
+              .returns(core::shape<DbMigrateShape>())
               .print([](std::ostream& out, const Obj::Ptr& o, int) {
-                const auto& s = dbMigrateShape();
+                const auto& s = core::shape<DbMigrateShape>();
                 auto applied = s.applied.get(o);
                 if (applied.empty()) out << "schema is up to date (version " << s.schemaVersion.text(o) << ")\n";
                 for (const auto& m : applied) out << "applied " << m << "\n";
@@ -607,7 +547,7 @@ void registerCommands(core::CommandRegistry& reg) {
                 auto done = c.migrator->migrate();
                 std::vector<std::string> names;
                 for (const auto& m : done) names.push_back(m.name);
-                const auto& s = dbMigrateShape();
+                const auto& s = core::shape<DbMigrateShape>();
                 return Reply(s).set(s.applied, names).set(s.schemaVersion, c.migrator->currentVersion()).response();
               }));
 }

@@ -45,82 +45,54 @@ struct ChangeShape : core::Shape {
   const Field<std::string> at = text("at");
   const Field<std::string> what = text("what");
 };
-const ChangeShape& changeShape() {
-  static const ChangeShape s;
-  return s;
-}
 
 struct FederationShowShape : FederationShape {
   FederationShowShape() : FederationShape("Federation") {}
   const Field<std::string> changedAt = text("changed_at");
-  const ListField recentChanges = list("recent_changes", changeShape());
+  const ListField recentChanges = list("recent_changes", core::shape<ChangeShape>());
 };
-const FederationShowShape& federationShowShape() {
-  static const FederationShowShape s;
-  return s;
-}
 
 struct ListenerShape : core::Shape {
   ListenerShape() : Shape("Listener", Layout::Table) {}
   const Field<std::string> name = text("name").column("NAME");
   const Field<std::string> transport = text("transport").column("TRANSPORT");
   const Field<std::string> auth = text("auth").column("AUTH");
-  const Field<bool> enabled = same(federationShowShape().enabled).column("ENABLED").shows("yes", "no");
+  const Field<bool> enabled = same(core::shape<FederationShowShape>().enabled).column("ENABLED").shows("yes", "no");
   const Field<std::int64_t> port = number("port").column("PORT");
   const Field<std::int64_t> defaultPort = number("default_port").column("DEFAULT");
   const Field<std::string> displayName = text("display_name").column("DISPLAY NAME");
 };
-const ListenerShape& listenerShape() {
-  static const ListenerShape s;
-  return s;
-}
 
 struct ListenersShape : core::Shape {
   ListenersShape() : Shape("Listeners", Layout::Lines) {}
-  const ListField listeners = list("listeners", listenerShape());
+  const ListField listeners = list("listeners", core::shape<ListenerShape>());
 };
-const ListenersShape& listenersShape() {
-  static const ListenersShape s;
-  return s;
-}
 
 struct TlsContextShape : core::Shape {
   TlsContextShape() : Shape("TlsContext", Layout::Table) {}
-  const Field<std::string> name = same(listenerShape().name).column("NAME");
+  const Field<std::string> name = same(core::shape<ListenerShape>().name).column("NAME");
   const Field<std::string> minVersion = text("min_version").column("MIN");
   const Field<std::string> maxVersion = text("max_version").column("MAX");
   const Field<bool> disableEmptyFragments =
       flag("disable_empty_fragments").column("DISABLE EMPTY FRAGMENTS").shows("yes", "no");
   const Field<std::vector<std::string>> peerSubjects = texts("peer_subjects").column("PEER SUBJECTS");
   const Field<std::string> ciphers = text("ciphers").column("CIPHERS");
-  const Field<std::string> displayName = same(listenerShape().displayName).column("DISPLAY NAME");
+  const Field<std::string> displayName = same(core::shape<ListenerShape>().displayName).column("DISPLAY NAME");
   // tls context set: what the administrator must read.
   const Field<std::vector<std::string>> warnings = texts("warnings").optional();
 };
-const TlsContextShape& tlsContextShape() {
-  static const TlsContextShape s;
-  return s;
-}
 
 struct TlsContextsShape : core::Shape {
   TlsContextsShape() : Shape("TlsContexts", Layout::Lines) {}
-  const ListField contexts = list("contexts", tlsContextShape());
+  const ListField contexts = list("contexts", core::shape<TlsContextShape>());
 };
-const TlsContextsShape& tlsContextsShape() {
-  static const TlsContextsShape s;
-  return s;
-}
 
 struct FederationChangeShape : FederationShape {
   FederationChangeShape() : FederationShape("FederationUpdate") {}
   const Field<bool> changed = flag("changed");
-  const Field<std::vector<std::string>> warnings = same(tlsContextShape().warnings);
+  const Field<std::vector<std::string>> warnings = same(core::shape<TlsContextShape>().warnings);
   const Field<std::string> applied = text("applied");
 };
-const FederationChangeShape& federationChangeShape() {
-  static const FederationChangeShape s;
-  return s;
-}
 
 struct PeerSubjectShape : core::Shape {
   PeerSubjectShape() : Shape("PeerSubject", Layout::Table) {}
@@ -128,64 +100,40 @@ struct PeerSubjectShape : core::Shape {
   const Field<std::vector<std::string>> usedBy = texts("used_by").column("USED BY");
   const Field<std::string> description = text("description").column("DESCRIPTION");
 };
-const PeerSubjectShape& peerSubjectShape() {
-  static const PeerSubjectShape s;
-  return s;
-}
 
 struct PeerSubjectsShape : core::Shape {
   PeerSubjectsShape() : Shape("PeerSubjects", Layout::Lines) {}
-  const ListField peerSubjects = list(tlsContextShape().peerSubjects.name(), peerSubjectShape());
+  const ListField peerSubjects = list(core::shape<TlsContextShape>().peerSubjects.name(), core::shape<PeerSubjectShape>());
 };
-const PeerSubjectsShape& peerSubjectsShape() {
-  static const PeerSubjectsShape s;
-  return s;
-}
 
 struct AclShape : core::Shape {
   AclShape() : Shape("AclEntry", Layout::Table) {}
   const Field<std::string> pattern = text("pattern").column("PATTERN");
   const Field<std::string> kind = text("kind").column("KIND");
-  const Field<std::string> description = same(peerSubjectShape().description).column("DESCRIPTION");
+  const Field<std::string> description = same(core::shape<PeerSubjectShape>().description).column("DESCRIPTION");
 };
-const AclShape& aclShape() {
-  static const AclShape s;
-  return s;
-}
 
 struct AclListShape : core::Shape {
   AclListShape() : Shape("Acl", Layout::Lines) {}
-  const ListField acl = list("acl", aclShape());
+  const ListField acl = list("acl", core::shape<AclShape>());
 };
-const AclListShape& aclListShape() {
-  static const AclListShape s;
-  return s;
-}
 
 struct RouteShape : core::Shape {
   RouteShape() : Shape("StaticRoute", Layout::Table) {}
   const Field<std::int64_t> id = number("id").column("ID");
-  const Field<std::string> pattern = same(aclShape().pattern).column("PATTERN");
+  const Field<std::string> pattern = same(core::shape<AclShape>().pattern).column("PATTERN");
   const Field<std::string> routeType = text("route_type").column("TYPE");
   const Field<std::string> nextHop = text("next_hop").column("NEXT HOP");
-  const Field<std::int64_t> port = same(listenerShape().port).column("PORT");
-  const Field<std::string> transport = same(listenerShape().transport).column("TRANSPORT");
+  const Field<std::int64_t> port = same(core::shape<ListenerShape>().port).column("PORT");
+  const Field<std::string> transport = same(core::shape<ListenerShape>().transport).column("TRANSPORT");
   const Field<std::int64_t> priority = number("priority").column("PRIORITY");
   const Field<std::int64_t> weight = number("weight").column("WEIGHT");
 };
-const RouteShape& routeShape() {
-  static const RouteShape s;
-  return s;
-}
 
 struct RoutesShape : core::Shape {
   RoutesShape() : Shape("StaticRoutes", Layout::Lines) {}
-  const ListField routes = list("routes", routeShape());
+  const ListField routes = list("routes", core::shape<RouteShape>());
 };
-const RoutesShape& routesShape() {
-  static const RoutesShape s;
-  return s;
-}
 
 // The routing decision for a recipient (FED-6, RT-9).
 struct DecisionShape : core::Shape {
@@ -194,32 +142,15 @@ struct DecisionShape : core::Shape {
   const Field<std::string> decision = text("decision");
   const Field<std::string> homeNode = text("home_node").optional();  // local_user
   const Field<std::int64_t> status = number("status").optional();    // reject
-  const Field<std::string> pattern = same(aclShape().pattern).optional();
-  const ListField routes = same(routesShape().routes);
+  const Field<std::string> pattern = same(core::shape<AclShape>().pattern).optional();
+  const ListField routes = same(core::shape<RoutesShape>().routes);
   const Field<std::string> reason = text("reason");
 };
-const DecisionShape& decisionShape() {
-  static const DecisionShape s;
-  return s;
-}
-
-struct DeletedShape : core::Shape {
-  DeletedShape() : Shape("Deleted", Layout::Lines) {}
-  const Field<std::string> deleted = text("deleted");
-};
-const DeletedShape& deletedShape() {
-  static const DeletedShape s;
-  return s;
-}
 
 struct DeletedRouteShape : core::Shape {
   DeletedRouteShape() : Shape("DeletedRoute", Layout::Lines) {}
-  const Field<std::int64_t> deleted = number(deletedShape().deleted.name());
+  const Field<std::int64_t> deleted = number(core::shape<core::DeletedShape>().deleted.name());
 };
-const DeletedRouteShape& deletedRouteShape() {
-  static const DeletedRouteShape s;
-  return s;
-}
 
 struct BanShape : core::Shape {
   BanShape() : Shape("Ban", Layout::Table) {}
@@ -227,28 +158,16 @@ struct BanShape : core::Shape {
   const Field<std::int64_t> expiresIn = number("expires_in_s").column("EXPIRES IN").duration();
   const Field<std::int64_t> refused = number("refused").column("REFUSED");
 };
-const BanShape& banShape() {
-  static const BanShape s;
-  return s;
-}
 
 struct BansShape : core::Shape {
   BansShape() : Shape("Bans", Layout::Lines) {}
-  const ListField bans = list("bans", banShape()).ifEmpty("no address is banned");
+  const ListField bans = list("bans", core::shape<BanShape>()).ifEmpty("no address is banned");
 };
-const BansShape& bansShape() {
-  static const BansShape s;
-  return s;
-}
 
 struct ClearedShape : core::Shape {
   ClearedShape() : Shape("BansLifted", Layout::Lines) {}
   const Field<std::int64_t> cleared = number("cleared");
 };
-const ClearedShape& clearedShape() {
-  static const ClearedShape s;
-  return s;
-}
 
 // proxy stats: one "name: value" line per counter.
 struct StatsShape : core::Shape {
@@ -271,10 +190,6 @@ struct StatsShape : core::Shape {
   const Field<std::int64_t> malformedResponsesDropped = number("malformed_responses_dropped").line();
   const Field<std::vector<std::string>> nextHopsDown = texts("next_hops_down").line("next hops down").orElse("none");
 };
-const StatsShape& statsShape() {
-  static const StatsShape s;
-  return s;
-}
 
 void setFederation(Reply& r, const FederationShape& s, const FederationSettings& f) {
   r.set(s.enabled, f.enabled).set(s.routingMode, std::string(nameOf(f.routingMode)));
@@ -282,7 +197,7 @@ void setFederation(Reply& r, const FederationShape& s, const FederationSettings&
 }
 
 Reply listenerReply(const Listener& l) {
-  const auto& s = listenerShape();
+  const auto& s = core::shape<ListenerShape>();
   const auto* info = findListener(l.name);
   Reply r(s);
   r.set(s.name, l.name).set(s.displayName, info ? std::string(info->displayName) : l.name);
@@ -292,14 +207,14 @@ Reply listenerReply(const Listener& l) {
 }
 
 Reply peerSubjectReply(const PeerSubject& p) {
-  const auto& s = peerSubjectShape();
+  const auto& s = core::shape<PeerSubjectShape>();
   Reply r(s);
   r.set(s.subjectCn, p.subjectCn).set(s.description, p.description).set(s.usedBy, p.usedBy);
   return r;
 }
 
 Reply contextReply(const TlsContext& c) {
-  const auto& s = tlsContextShape();
+  const auto& s = core::shape<TlsContextShape>();
   Reply r(s);
   r.set(s.name, c.name).set(s.displayName, c.displayName).set(s.ciphers, c.ciphers);
   r.set(s.minVersion, std::string(nameOf(c.minVersion))).set(s.maxVersion, std::string(nameOf(c.maxVersion)));
@@ -308,14 +223,14 @@ Reply contextReply(const TlsContext& c) {
 }
 
 Reply aclReply(const AclEntry& e) {
-  const auto& s = aclShape();
+  const auto& s = core::shape<AclShape>();
   Reply r(s);
   r.set(s.pattern, e.pattern).set(s.kind, std::string(nameOf(e.kind))).set(s.description, e.description);
   return r;
 }
 
 Reply routeReply(const StaticRoute& rt) {
-  const auto& s = routeShape();
+  const auto& s = core::shape<RouteShape>();
   Reply r(s);
   r.set(s.id, rt.id).set(s.pattern, rt.pattern).set(s.routeType, std::string(nameOf(rt.type))).set(s.nextHop, rt.nextHop);
   r.set(s.port, rt.port).set(s.transport, std::string(nameOf(rt.transport))).set(s.priority, rt.priority);
@@ -323,7 +238,7 @@ Reply routeReply(const StaticRoute& rt) {
   return r;
 }
 
-Reply deleted(const std::string& what) { return std::move(Reply(deletedShape()).set(deletedShape().deleted, what)); }
+Reply deleted(const std::string& what) { return std::move(Reply(core::shape<core::DeletedShape>()).set(core::shape<core::DeletedShape>().deleted, what)); }
 
 AdminError notRunning() {
   return AdminError(503, "service_not_running",
@@ -332,7 +247,7 @@ AdminError notRunning() {
 
 Reply bansReply(const std::vector<Ban>& bans) {
   auto now = std::chrono::steady_clock::now();
-  const auto& b = banShape();
+  const auto& b = core::shape<BanShape>();
   std::vector<Reply> list;
   for (const auto& ban : bans) {
     Reply r(b);
@@ -341,10 +256,10 @@ Reply bansReply(const std::vector<Ban>& bans) {
     r.set(b.refused, ban.refused);
     list.push_back(r);
   }
-  return std::move(Reply(bansShape()).set(bansShape().bans, list));
+  return std::move(Reply(core::shape<BansShape>()).set(core::shape<BansShape>().bans, list));
 }
 
-Reply cleared(std::size_t n) { return std::move(Reply(clearedShape()).set(clearedShape().cleared, static_cast<std::uint64_t>(n))); }
+Reply cleared(std::size_t n) { return std::move(Reply(core::shape<ClearedShape>()).set(core::shape<ClearedShape>().cleared, static_cast<std::uint64_t>(n))); }
 
 // ---- impctl's text output, read through the shapes' field handles ----
 
@@ -354,7 +269,7 @@ void printWarnings(std::ostream& out, const Field<std::vector<std::string>>& war
 }
 
 void printFederationChange(std::ostream& out, const Obj::Ptr& o, int) {
-  const auto& s = federationChangeShape();
+  const auto& s = core::shape<FederationChangeShape>();
   printWarnings(out, s.warnings, o);
   s.lines(out, o);
   out << "applied: " << s.applied.text(o) << "\n";
@@ -382,10 +297,10 @@ void registerCommands(core::CommandRegistry& reg) {
   reg.add(Command("federation show", "GET", "/api/v1/federation")
               .help("Partitioned intradomain federation settings and their recent changes.")
               .describe(federationText)
-              .returns(federationShowShape())
+              .returns(core::shape<FederationShowShape>())
               .print([](std::ostream& out, const Obj::Ptr& o, int) {
-                const auto& s = federationShowShape();
-                const auto& c = changeShape();
+                const auto& s = core::shape<FederationShowShape>();
+                const auto& c = core::shape<ChangeShape>();
                 s.lines(out, o);
                 auto changes = s.recentChanges.get(o);
                 if (changes.empty()) out << "last change:                                never (defaults)\n";
@@ -396,8 +311,8 @@ void registerCommands(core::CommandRegistry& reg) {
               })
               .handler<ConfigStore>([](ConfigStore& store, const CommandArgs&) {
                 auto st = store.federation();
-                const auto& s = federationShowShape();
-                const auto& c = changeShape();
+                const auto& s = core::shape<FederationShowShape>();
+                const auto& c = core::shape<ChangeShape>();
                 Reply r(s);
                 setFederation(r, s, st.settings);
                 std::vector<Reply> changes;
@@ -409,13 +324,13 @@ void registerCommands(core::CommandRegistry& reg) {
               .fixed(enabled, true)
               .arg(routingMode)
               .help("Enable partitioned intradomain federation (prints the warning to read).")
-              .returns(federationChangeShape())
+              .returns(core::shape<FederationChangeShape>())
               .print(printFederationChange));
   reg.add(Command("federation disable", "PUT", "/api/v1/federation")
               .fixed(enabled, false)
               .arg(routingMode)
               .help("Disable partitioned intradomain federation.")
-              .returns(federationChangeShape())
+              .returns(core::shape<FederationChangeShape>())
               .print(printFederationChange));
   reg.add(Command("federation set", "PUT", "/api/v1/federation")
               .arg(routingMode)
@@ -426,7 +341,7 @@ void registerCommands(core::CommandRegistry& reg) {
               .help("Change the routing mode or the email address for inter-domain federation.")
               .describe(federationText)
               .example("federation set --routing-mode advanced", "route on users' Microsoft SIP URIs")
-              .returns(federationChangeShape())
+              .returns(core::shape<FederationChangeShape>())
               .print(printFederationChange)
               .handler<ConfigStore>([](ConfigStore& store, const CommandArgs& a) {
                 FederationUpdate u;
@@ -434,7 +349,7 @@ void registerCommands(core::CommandRegistry& reg) {
                 u.emailForInterdomain = a.boolean("email_for_interdomain");
                 if (auto m = a.str("routing_mode")) u.routingMode = parseRoutingMode(*m);
                 auto res = store.updateFederation(u);
-                const auto& s = federationChangeShape();
+                const auto& s = core::shape<FederationChangeShape>();
                 Reply r(s);
                 setFederation(r, s, res.settings);
                 r.set(s.changed, res.changed).set(s.warnings, res.warnings);
@@ -453,11 +368,11 @@ void registerCommands(core::CommandRegistry& reg) {
   // ---- application listeners (TLS-1) ----
   reg.add(Command("listener list", "GET", "/api/v1/listeners")
               .help("Application listeners: transport, authentication, enabled, port.")
-              .returns(listenersShape())
+              .returns(core::shape<ListenersShape>())
               .handler<ConfigStore>([](ConfigStore& store, const CommandArgs&) {
                 std::vector<Reply> list;
                 for (const auto& l : store.listeners()) list.push_back(listenerReply(l));
-                return Reply(listenersShape()).set(listenersShape().listeners, list).response();
+                return Reply(core::shape<ListenersShape>()).set(core::shape<ListenersShape>().listeners, list).response();
               }));
   reg.add(Command("listener set", "PUT", "/api/v1/listeners/{name}")
               .arg(Arg::string("name").inPath().positional("tcp|tls-server-auth|tls-peer-auth|udp").help("the listener"))
@@ -476,7 +391,7 @@ void registerCommands(core::CommandRegistry& reg) {
                   "\n" +
                   std::string(liveText))
               .example("listener set udp --port 5060 --enable", "accept SIP over UDP")
-              .returns(listenerShape())
+              .returns(core::shape<ListenerShape>())
               .handler<ConfigStore>([](ConfigStore& store, const CommandArgs& a) {
                 return listenerReply(store.setListener(a.at("name"), a.integer("port"), a.boolean("enabled"))).response();
               }));
@@ -487,24 +402,24 @@ void registerCommands(core::CommandRegistry& reg) {
               .arg(Arg::string("subject_cn").required().positional("CN").help("a certificate subject CN (no wildcard)"))
               .arg(description)
               .help("Accept a certificate subject CN on the peer-authentication listener.")
-              .returns(peerSubjectShape())
+              .returns(core::shape<PeerSubjectShape>())
               .handler<ConfigStore>([](ConfigStore& store, const CommandArgs& a) {
                 auto p = store.addPeerSubject(a.at("subject_cn"), a.str("description").value_or(""));
                 return peerSubjectReply(p).response(201);
               }));
   reg.add(Command("tls peer-subject list", "GET", "/api/v1/tls/peer-subjects")
               .help("TLS peer subjects and the contexts that select them.")
-              .returns(peerSubjectsShape())
+              .returns(core::shape<PeerSubjectsShape>())
               .handler<ConfigStore>([](ConfigStore& store, const CommandArgs&) {
                 std::vector<Reply> list;
                 for (const auto& p : store.peerSubjects()) list.push_back(peerSubjectReply(p));
-                return Reply(peerSubjectsShape()).set(peerSubjectsShape().peerSubjects, list).response();
+                return Reply(core::shape<PeerSubjectsShape>()).set(core::shape<PeerSubjectsShape>().peerSubjects, list).response();
               }));
   reg.add(Command("tls peer-subject delete", "DELETE", "/api/v1/tls/peer-subjects/{cn}")
               .arg(Arg::string("cn").inPath().positional("CN").help("the subject CN"))
               .help("Remove a TLS peer subject (refused while a context selects it).")
-              .returns(deletedShape())
-              .print(printDeleted("TLS peer subject", deletedShape().deleted))
+              .returns(core::shape<core::DeletedShape>())
+              .print(printDeleted("TLS peer subject", core::shape<core::DeletedShape>().deleted))
               .handler<ConfigStore>([](ConfigStore& store, const CommandArgs& a) {
                 const auto& cn = a.at("cn");
                 if (!store.deletePeerSubject(cn)) throw AdminError(404, "unknown_peer_subject", "no TLS peer subject '" + cn + "'");
@@ -512,11 +427,11 @@ void registerCommands(core::CommandRegistry& reg) {
               }));
   reg.add(Command("tls context list", "GET", "/api/v1/tls/contexts")
               .help("TLS contexts: versions, empty fragments, peer subjects, ciphers.")
-              .returns(tlsContextsShape())
+              .returns(core::shape<TlsContextsShape>())
               .handler<ConfigStore>([](ConfigStore& store, const CommandArgs&) {
                 std::vector<Reply> list;
                 for (const auto& c : store.tlsContexts()) list.push_back(contextReply(c));
-                return Reply(tlsContextsShape()).set(tlsContextsShape().contexts, list).response();
+                return Reply(core::shape<TlsContextsShape>()).set(core::shape<TlsContextsShape>().contexts, list).response();
               }));
   const auto version = [](const char* field) {
     return Arg::enumeration(field, {"1.0", "1.1", "1.2", "1.3"}).invalid("is not a TLS version; use 1.0, 1.1, 1.2 or 1.3");
@@ -537,10 +452,10 @@ void registerCommands(core::CommandRegistry& reg) {
               .help("Change a TLS context.")
               .describe("TLS 1.0 and 1.1 are for OCS 2007 R2 only.\n\n" + std::string(liveText))
               .example("tls context set peer-auth --peer-subject lync.example.com", "accept the Lync pool's certificate")
-              .returns(tlsContextShape())
+              .returns(core::shape<TlsContextShape>())
               .print([](std::ostream& out, const Obj::Ptr& o, int) {
-                printWarnings(out, tlsContextShape().warnings, o);
-                tlsContextShape().table(out, {o});
+                printWarnings(out, core::shape<TlsContextShape>().warnings, o);
+                core::shape<TlsContextShape>().table(out, {o});
               })
               .handler<ConfigStore>([](ConfigStore& store, const CommandArgs& a) {
                 TlsContextUpdate u;
@@ -551,7 +466,7 @@ void registerCommands(core::CommandRegistry& reg) {
                 u.peerSubjects = a.strings("peer_subjects");
                 std::vector<std::string> warnings;
                 auto c = store.updateTlsContext(a.at("name"), u, &warnings);
-                return contextReply(c).set(tlsContextShape().warnings, warnings).response();
+                return contextReply(c).set(core::shape<TlsContextShape>().warnings, warnings).response();
               }));
 
   // ---- incoming ACL (RT-7) ----
@@ -561,24 +476,24 @@ void registerCommands(core::CommandRegistry& reg) {
               .arg(description)
               .help("Accept SIP requests from these sources (incoming ACL).")
               .example("acl add 10.0.0.5 --description \"Lync edge\"", "accept one peer by address")
-              .returns(aclShape())
+              .returns(core::shape<AclShape>())
               .handler<ConfigStore>([](ConfigStore& store, const CommandArgs& a) {
                 auto e = store.addAcl(a.at("pattern"), a.str("description").value_or(""));
                 return aclReply(e).response(201);
               }));
   reg.add(Command("acl list", "GET", "/api/v1/acl")
               .help("The incoming ACL.")
-              .returns(aclListShape())
+              .returns(core::shape<AclListShape>())
               .handler<ConfigStore>([](ConfigStore& store, const CommandArgs&) {
                 std::vector<Reply> list;
                 for (const auto& e : store.acl()) list.push_back(aclReply(e));
-                return Reply(aclListShape()).set(aclListShape().acl, list).response();
+                return Reply(core::shape<AclListShape>()).set(core::shape<AclListShape>().acl, list).response();
               }));
   reg.add(Command("acl delete", "DELETE", "/api/v1/acl/{pattern}")
               .arg(Arg::string("pattern").inPath().positional("PATTERN").help("the entry"))
               .help("Remove an incoming ACL entry.")
-              .returns(deletedShape())
-              .print(printDeleted("incoming ACL entry", deletedShape().deleted))
+              .returns(core::shape<core::DeletedShape>())
+              .print(printDeleted("incoming ACL entry", core::shape<core::DeletedShape>().deleted))
               .handler<ConfigStore>([](ConfigStore& store, const CommandArgs& a) {
                 const auto& p = a.at("pattern");
                 if (!store.deleteAcl(p)) throw AdminError(404, "unknown_acl_entry", "no incoming ACL entry '" + p + "'");
@@ -603,7 +518,7 @@ void registerCommands(core::CommandRegistry& reg) {
               .describe(routesText)
               .example("route add .com.example.* --route-type domain --next-hop lyncpool.example.com",
                        "send example.com to the Lync pool")
-              .returns(routeShape())
+              .returns(core::shape<RouteShape>())
               .handler<ConfigStore>([](ConfigStore& store, const CommandArgs& a) {
                 StaticRoute rt;
                 rt.pattern = a.at("pattern");
@@ -618,11 +533,11 @@ void registerCommands(core::CommandRegistry& reg) {
               }));
   reg.add(Command("route list", "GET", "/api/v1/routes")
               .help("Static routes.")
-              .returns(routesShape())
+              .returns(core::shape<RoutesShape>())
               .handler<ConfigStore>([](ConfigStore& store, const CommandArgs&) {
                 std::vector<Reply> list;
                 for (const auto& rt : store.routes()) list.push_back(routeReply(rt));
-                return Reply(routesShape()).set(routesShape().routes, list).response();
+                return Reply(core::shape<RoutesShape>()).set(core::shape<RoutesShape>().routes, list).response();
               }));
   reg.add(Command("route delete", "DELETE", "/api/v1/routes/{id}")
               .arg(Arg::integer("id", 0, std::numeric_limits<std::int64_t>::max())
@@ -632,34 +547,34 @@ void registerCommands(core::CommandRegistry& reg) {
                        .positional("ID")
                        .help("the route's id (see route list)"))
               .help("Delete a static route.")
-              .returns(deletedRouteShape())
-              .print(printDeleted("static route", deletedRouteShape().deleted))
+              .returns(core::shape<DeletedRouteShape>())
+              .print(printDeleted("static route", core::shape<DeletedRouteShape>().deleted))
               .handler<ConfigStore>([](ConfigStore& store, const CommandArgs& a) {
                 auto id = *a.integer("id");
                 if (!store.deleteRoute(id)) throw AdminError(404, "unknown_route", "no static route with id " + std::to_string(id));
-                return Reply(deletedRouteShape()).set(deletedRouteShape().deleted, id).response();
+                return Reply(core::shape<DeletedRouteShape>()).set(core::shape<DeletedRouteShape>().deleted, id).response();
               }));
   // The routing decision on live data (FED-6, RT-9 diagnostics).
   reg.add(Command("route lookup", "GET", "/api/v1/routing/decision")
               .arg(Arg::string("recipient").inQuery().required().positional("USER@DOMAIN").help("the recipient"))
               .help("Show the routing decision for a recipient.")
-              .returns(decisionShape())
+              .returns(core::shape<DecisionShape>())
               .print([](std::ostream& out, const Obj::Ptr& o, int) {
-                const auto& s = decisionShape();
+                const auto& s = core::shape<DecisionShape>();
                 std::string d = s.decision.text(o);
                 out << s.recipient.text(o) << ": " << d;
                 if (d == "local_user") out << " (home node " << s.homeNode.text(o) << ")";
                 if (d == "reject") out << " " << s.status.text(o);
                 out << "\n" << s.reason.text(o) << "\n";
                 auto routes = s.routes.get(o);
-                if (!routes.empty()) routeShape().table(out, routes);
+                if (!routes.empty()) core::shape<RouteShape>().table(out, routes);
               })
               .handler<ConfigStore, directory::Directory>(
                   [](ConfigStore& store, directory::Directory& dir, const CommandArgs& a) {
                     const auto& recipient = a.at("recipient");
                     auto lookup = directoryLookup(dir);
                     auto d = decideRoute(recipient, store.federation().settings, *lookup, store.routeTable());
-                    const auto& s = decisionShape();
+                    const auto& s = core::shape<DecisionShape>();
                     Reply r(s);
                     r.set(s.recipient, recipient).set(s.decision, std::string(nameOf(d.kind)));
                     if (d.kind == RoutingDecision::Kind::LocalUser) r.set(s.homeNode, d.homeNode);
@@ -678,18 +593,18 @@ void registerCommands(core::CommandRegistry& reg) {
               .describe(std::string("Sources not listed in the incoming ACL by address that sent more than [sip-proxy] "
                                     "flood_max_requests per window are banned. ") +
                         thisNode)
-              .returns(bansShape())
+              .returns(core::shape<BansShape>())
               .handler<ProxyHandle>([](ProxyHandle& proxy, const CommandArgs&) {
                 auto bans = proxy.bans();
                 if (!bans) throw notRunning();
                 return bansReply(*bans).response();
               }));
   auto printCleared = [](std::ostream& out, const Obj::Ptr& o, int) {
-    out << "lifted " << clearedShape().cleared.text(o) << " ban(s)\n";
+    out << "lifted " << core::shape<ClearedShape>().cleared.text(o) << " ban(s)\n";
   };
   reg.add(Command("ban clear", "DELETE", "/api/v1/sip-proxy/bans")
               .help("Lift every flood-limiter ban on this node.")
-              .returns(clearedShape())
+              .returns(core::shape<ClearedShape>())
               .print(printCleared)
               .handler<ProxyHandle>([](ProxyHandle& proxy, const CommandArgs&) {
                 auto n = proxy.clearBans("");
@@ -699,7 +614,7 @@ void registerCommands(core::CommandRegistry& reg) {
   reg.add(Command("ban clear", "DELETE", "/api/v1/sip-proxy/bans/{address}")
               .arg(Arg::string("address").inPath().positional("IP").help("the banned address"))
               .help("Lift the flood-limiter ban of one address on this node.")
-              .returns(clearedShape())
+              .returns(core::shape<ClearedShape>())
               .print(printCleared)
               .handler<ProxyHandle>([](ProxyHandle& proxy, const CommandArgs& a) {
                 const auto& given = a.at("address");
@@ -718,12 +633,12 @@ void registerCommands(core::CommandRegistry& reg) {
                   "asked the directory and those answered from the recipient cache (kept until the next settings "
                   "generation). " +
                   std::string(thisNode))
-              .returns(statsShape())
+              .returns(core::shape<StatsShape>())
               .handler<ProxyHandle>([](ProxyHandle& proxy, const CommandArgs&) {
                 auto st = proxy.stats();
                 auto down = proxy.downHops();
                 if (!st || !down) throw notRunning();
-                const auto& s = statsShape();
+                const auto& s = core::shape<StatsShape>();
                 Reply r(s);
                 r.set(s.requests, st->requests).set(s.forwarded, st->forwarded).set(s.failovers, st->failovers);
                 r.set(s.aclRefused, st->aclRefused).set(s.loops, st->loops).set(s.statelessForwards, st->statelessForwards);

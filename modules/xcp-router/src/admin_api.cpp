@@ -39,30 +39,18 @@ struct SessionShape : core::Shape {
   const Field<std::string> tls = text("tls").column("TLS").orElse("-");
   const Field<std::string> since = text("since").column("SINCE");
 };
-const SessionShape& sessionShape() {
-  static const SessionShape s;
-  return s;
-}
 
 struct SessionsShape : core::Shape {
   SessionsShape() : Shape("XmppSessions", Layout::Lines) {}
-  const core::ListField sessions = list("sessions", sessionShape());
+  const core::ListField sessions = list("sessions", core::shape<SessionShape>());
 };
-const SessionsShape& sessionsShape() {
-  static const SessionsShape s;
-  return s;
-}
 
 // session kick: "2 session(s) of ann closed".
 struct KickedShape : core::Shape {
   KickedShape() : Shape("XmppSessionsClosed", Layout::Lines) {}
-  const Field<std::string> userid = same(sessionShape().userid);
+  const Field<std::string> userid = same(core::shape<SessionShape>().userid);
   const Field<std::int64_t> closed = number("closed");
 };
-const KickedShape& kickedShape() {
-  static const KickedShape s;
-  return s;
-}
 
 }  // namespace
 
@@ -75,16 +63,16 @@ void registerSessionCommands(core::CommandRegistry& reg) {
                         "logged in (UTC).")
               .example("session list", "every session on this node")
               .example("session list --user ann", "ann's sessions")
-              .returns(sessionsShape())
+              .returns(core::shape<SessionsShape>())
               .print([](std::ostream& out, const Obj::Ptr& o, int) {
-                const auto& list = sessionsShape().sessions;
+                const auto& list = core::shape<SessionsShape>().sessions;
                 list.print(out, o);
                 out << list.get(o).size() << " session(s)\n";
               })
               .handler<XcpRuntime>([](XcpRuntime& rt, const CommandArgs& a) {
                 auto list = rt.sessions(a.str("user").value_or(""));
                 if (!list) throw notRunning();
-                const auto& sh = sessionShape();
+                const auto& sh = core::shape<SessionShape>();
                 std::vector<Reply> rows;
                 for (const auto& x : *list) {
                   Reply r(sh);
@@ -92,7 +80,7 @@ void registerSessionCommands(core::CommandRegistry& reg) {
                   r.set(sh.tls, x.tlsVersion).set(sh.since, x.since);
                   rows.push_back(std::move(r));
                 }
-                return Reply(sessionsShape()).set(sessionsShape().sessions, rows).response();
+                return Reply(core::shape<SessionsShape>()).set(core::shape<SessionsShape>().sessions, rows).response();
               }));
 
   reg.add(Command("session kick", "POST", "/api/v1/xmpp/sessions/{userid}/kick")
@@ -101,16 +89,16 @@ void registerSessionCommands(core::CommandRegistry& reg) {
               .describe("Each of the user's streams is closed with the policy-violation stream error and the text\n"
                         "\"the administrator ended this session\". The user may log in again.")
               .example("session kick ann", "ends ann's sessions")
-              .returns(kickedShape())
+              .returns(core::shape<KickedShape>())
               .print([](std::ostream& out, const Obj::Ptr& o, int) {
-                const auto& k = kickedShape();
+                const auto& k = core::shape<KickedShape>();
                 out << k.closed.text(o) << " session(s) of " << k.userid.text(o) << " closed\n";
               })
               .handler<XcpRuntime>([](XcpRuntime& rt, const CommandArgs& a) {
                 const auto& id = a.at("userid");
                 auto n = rt.kick(id);
                 if (!n) throw notRunning();
-                const auto& k = kickedShape();
+                const auto& k = core::shape<KickedShape>();
                 return Reply(k).set(k.userid, id).set(k.closed, static_cast<std::int64_t>(*n)).response();
               }));
 }

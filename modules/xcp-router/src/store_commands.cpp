@@ -47,13 +47,9 @@ struct SettingsShape : core::Shape {
   const Field<bool> changed = flag("changed").optional();
   const Field<std::int64_t> generation = number("generation").optional();
 };
-const SettingsShape& settingsShape() {
-  static const SettingsShape s;
-  return s;
-}
 
 Reply settingsReply(const PresenceSettings& p) {
-  const auto& s = settingsShape();
+  const auto& s = core::shape<SettingsShape>();
   Reply r(s);
   r.set(s.maxContacts, p.maxContacts).set(s.maxWatchers, p.maxWatchers).set(s.autoApprove, p.autoApprove);
   r.set(s.offlineQuota, p.offlineQuota);
@@ -66,7 +62,7 @@ std::string limitText(const Field<std::int64_t>& f, const Obj::Ptr& o) {
 }
 
 void printSettings(std::ostream& out, const Obj::Ptr& o) {
-  const auto& s = settingsShape();
+  const auto& s = core::shape<SettingsShape>();
   table(out, {{"maximum contacts per user", limitText(s.maxContacts, o)},
               {"maximum watchers per user", limitText(s.maxWatchers, o)},
               {"auto-approve subscriptions", s.autoApprove.get(o) ? "on" : "off"},
@@ -83,43 +79,27 @@ struct RosterItemShape : core::Shape {
   const Field<bool> preApproved = flag("pre_approved");
   const Field<std::vector<std::string>> groups = texts("groups");
 };
-const RosterItemShape& rosterItemShape() {
-  static const RosterItemShape s;
-  return s;
-}
 
 struct PendingRequestShape : core::Shape {
   PendingRequestShape() : Shape("PendingSubscriptionRequest", Layout::Table) {}
-  const Field<std::string> jid = same(rosterItemShape().jid);
+  const Field<std::string> jid = same(core::shape<RosterItemShape>().jid);
   const Field<std::string> status = text("status");
 };
-const PendingRequestShape& pendingRequestShape() {
-  static const PendingRequestShape s;
-  return s;
-}
 
 struct RosterShape : core::Shape {
   RosterShape() : Shape("Roster", Layout::Lines) {}
   const Field<std::string> userid = same(detail::sharedFields().userid);
   const Field<std::string> version = text("version");
-  const core::ListField items = list("items", rosterItemShape());
-  const core::ListField pendingRequests = list("pending_requests", pendingRequestShape());
+  const core::ListField items = list("items", core::shape<RosterItemShape>());
+  const core::ListField pendingRequests = list("pending_requests", core::shape<PendingRequestShape>());
 };
-const RosterShape& rosterShape() {
-  static const RosterShape s;
-  return s;
-}
 
 struct PasswordSetShape : core::Shape {
   PasswordSetShape() : Shape("PasswordSet", Layout::Lines) {}
-  const Field<std::string> userid = same(rosterShape().userid);
+  const Field<std::string> userid = same(core::shape<RosterShape>().userid);
   const Field<std::vector<std::string>> mechanisms = texts("mechanisms");
   const Field<std::int64_t> iterations = number("iterations");
 };
-const PasswordSetShape& passwordSetShape() {
-  static const PasswordSetShape s;
-  return s;
-}
 
 std::string orDash(std::string v) { return v.empty() ? "-" : v; }
 
@@ -132,7 +112,7 @@ void requireUser(core::Database& db, const std::string& userid) {
 }
 
 std::string pendingText(const Obj::Ptr& item) {
-  const auto& s = rosterItemShape();
+  const auto& s = core::shape<RosterItemShape>();
   std::string p;
   if (s.pendingOut.get(item)) p = "out";
   if (s.pendingIn.get(item)) p += p.empty() ? "in" : "+in";
@@ -153,7 +133,7 @@ void registerStoreCommands(core::CommandRegistry& reg) {
               .describe("PS-1: maximum contact-list size and maximum watchers per user (default 200, 0 = no limit).\n"
                         "PS-2: whether subscription requests are approved without prompting the user (default on).\n"
                         "The offline quota is how many messages are kept for a user who is offline (IM-5).")
-              .returns(settingsShape())
+              .returns(core::shape<SettingsShape>())
               .print([](std::ostream& out, const Obj::Ptr& o, int) { printSettings(out, o); })
               .handler<StoreCommandsContext>([](StoreCommandsContext& ctx, const CommandArgs&) {
                 return settingsReply(ctx.settings->get()).response();
@@ -170,9 +150,9 @@ void registerStoreCommands(core::CommandRegistry& reg) {
               .describe("A lower limit does not remove contacts or watchers a user already has; it refuses new ones.")
               .example("presence settings set --max-contacts 500 --auto-approve off", "a larger contact list, and prompt for every request")
               .example("presence settings set --max-watchers 0", "no watcher limit")
-              .returns(settingsShape())
+              .returns(core::shape<SettingsShape>())
               .print([](std::ostream& out, const Obj::Ptr& o, int) {
-                const auto& s = settingsShape();
+                const auto& s = core::shape<SettingsShape>();
                 printSettings(out, o);
                 out << (s.changed.get(o) ? "changed (generation " + s.generation.text(o) + ")" : "unchanged") << "\n";
               })
@@ -186,7 +166,7 @@ void registerStoreCommands(core::CommandRegistry& reg) {
                   throw AdminError(400, "invalid_argument",
                                    "give at least one of max_contacts, max_watchers, auto_approve, offline_quota");
                 auto c = ctx.settings->update(u);
-                const auto& s = settingsShape();
+                const auto& s = core::shape<SettingsShape>();
                 return settingsReply(c.settings).set(s.changed, c.changed).set(s.generation, c.generation).response();
               }));
 
@@ -197,10 +177,10 @@ void registerStoreCommands(core::CommandRegistry& reg) {
                         "for an answer, pre-approved = the user approved before being asked (RFC 6121 3.4).\n"
                         "Requests from people not on the roster are listed under \"Pending requests\".")
               .example("user roster ann", "ann's contacts")
-              .returns(rosterShape())
+              .returns(core::shape<RosterShape>())
               .print([](std::ostream& out, const Obj::Ptr& o, int) {
-                const auto& r = rosterShape();
-                const auto& i = rosterItemShape();
+                const auto& r = core::shape<RosterShape>();
+                const auto& i = core::shape<RosterItemShape>();
                 const auto items = r.items.get(o);
                 std::vector<std::vector<std::string>> rows = {{"CONTACT", "NAME", "SUBSCRIPTION", "PENDING", "GROUPS"}};
                 for (const auto& it : items)
@@ -210,7 +190,7 @@ void registerStoreCommands(core::CommandRegistry& reg) {
                 out << "roster version " << r.version.text(o) << ", " << items.size() << " contact(s)\n";
                 auto pending = r.pendingRequests.get(o);
                 if (!pending.empty()) {
-                  const auto& q = pendingRequestShape();
+                  const auto& q = core::shape<PendingRequestShape>();
                   out << "Pending requests:\n";
                   std::vector<std::vector<std::string>> p = {{"FROM", "STATUS"}};
                   for (const auto& req : pending) p.push_back({q.jid.text(req), orDash(q.status.text(req))});
@@ -221,7 +201,7 @@ void registerStoreCommands(core::CommandRegistry& reg) {
                 const auto& id = a.at("userid");
                 requireUser(ctx.db, id);
                 auto roster = ctx.rosters->get(id);
-                const auto& i = rosterItemShape();
+                const auto& i = core::shape<RosterItemShape>();
                 std::vector<Reply> items;
                 for (const auto& it : roster.items) {
                   Reply r(i);
@@ -230,7 +210,7 @@ void registerStoreCommands(core::CommandRegistry& reg) {
                   r.set(i.preApproved, it.state.preApproved).set(i.groups, it.groups);
                   items.push_back(std::move(r));
                 }
-                const auto& q = pendingRequestShape();
+                const auto& q = core::shape<PendingRequestShape>();
                 std::vector<Reply> pending;
                 for (const auto& it : ctx.rosters->pendingIn(id)) {
                   if (!it.pendingOnly) continue;  // listed above with PENDING in
@@ -238,7 +218,7 @@ void registerStoreCommands(core::CommandRegistry& reg) {
                   r.set(q.jid, it.contact).set(q.status, it.pendingInStatus);
                   pending.push_back(std::move(r));
                 }
-                const auto& sh = rosterShape();
+                const auto& sh = core::shape<RosterShape>();
                 Reply out(sh);
                 out.set(sh.userid, id).set(sh.version, std::to_string(roster.version));
                 out.set(sh.items, items).set(sh.pendingRequests, pending);
@@ -259,9 +239,9 @@ void registerStoreCommands(core::CommandRegistry& reg) {
                         "StoredKey and ServerKey (RFC 5802 section 3). It is never taken from the command line.")
               .example("user passwd ann", "prompts twice for ann's new password")
               .example("user passwd ann < /root/ann.pw", "reads it from a file (one line)")
-              .returns(passwordSetShape())
+              .returns(core::shape<PasswordSetShape>())
               .print([](std::ostream& out, const Obj::Ptr& o, int) {
-                const auto& p = passwordSetShape();
+                const auto& p = core::shape<PasswordSetShape>();
                 out << "password of " << p.userid.text(o) << " set (" << p.mechanisms.shown(o) << ", "
                     << p.iterations.text(o) << " iterations)\n";
               })
@@ -270,7 +250,7 @@ void registerStoreCommands(core::CommandRegistry& reg) {
                 auto iterations =
                     static_cast<std::uint32_t>(a.integer("iterations").value_or(xmpp::kScramMinIterations));
                 ctx.credentials->setPassword(id, a.at("password"), iterations);
-                const auto& p = passwordSetShape();
+                const auto& p = core::shape<PasswordSetShape>();
                 std::vector<std::string> mechanisms;
                 for (auto h : ctx.credentials->mechanisms(id)) mechanisms.emplace_back(mechanismName(h));
                 return Reply(p).set(p.userid, id).set(p.mechanisms, mechanisms).set(p.iterations, iterations).response();

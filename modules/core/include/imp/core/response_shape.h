@@ -15,21 +15,21 @@
 //     const core::Field<bool> licensed = flag("licensed").column("LICENSED").shows("yes", "no");
 //     const core::Field<std::string> homeNode = text("home_node").column("HOME NODE").orElse("-");
 //   };
-//   const UserShape& userShape() { static const UserShape s; return s; }
+//   (core::shape<UserShape>() is its one instance)
 //
 //   struct UsersShape : core::Shape {
 //     UsersShape() : Shape("Users", Layout::Lines) {}
-//     const core::ListField users = list("users", userShape());  // printed as userShape's table
+//     const core::ListField users = list("users", core::shape<UserShape>());  // printed as a UserShape table
 //   };
 //
 //   // server: an undeclared field cannot be set, a declared one only with its type
-//   const auto& s = userShape();
+//   const auto& s = core::shape<UserShape>();
 //   core::Reply r(s);
 //   r.set(s.userid, u.userid).set(s.licensed, u.licensed).set(s.homeNode, u.homeNode);
 //   return r.response(201);
 //
-//   // the same field in another answer: same(userShape().userid)
-//   // the command: .returns(usersShape()) derives the printer (no .print());
+//   // the same field in another answer: same(core::shape<UserShape>().userid)
+//   // the command: .returns(core::shape<UsersShape>()) derives the printer (no .print());
 //   // a custom .print() reads through the handles: s.homeNode.text(answer)
 //
 // Layouts: Table prints the object as one row of a table whose columns are
@@ -39,8 +39,8 @@
 // neither are in the JSON only. Fields declared optional() may be left out by
 // the server; Reply::json() refuses an answer that lacks any other field.
 //
-// Shapes are immutable after construction and compared by address: declare
-// each once (a function-local static) and hand out references.
+// Shapes are immutable after construction and compared by address: each has
+// one instance, core::shape<S>(), handed out by reference.
 #include <cstdint>
 #include <iosfwd>
 #include <stdexcept>
@@ -254,6 +254,19 @@ class Reply {
   void check(const FieldBase& f) const;
   const Shape* shape_;
   Poco::JSON::Object::Ptr obj_;
+};
+
+// The one instance of shape S (shapes are compared by address).
+template <class S>
+const S& shape() {
+  static const S s;
+  return s;
+}
+
+// The answer of a command that removed one named thing, in every module.
+struct DeletedShape : Shape {
+  DeletedShape() : Shape("Deleted", Layout::Lines) {}
+  const Field<std::string> deleted = text("deleted");
 };
 
 }  // namespace imp::core
