@@ -134,9 +134,27 @@ class XmppInteropNode(XmppTestCase):
         nina.command(cmd="message", to="sam@example.com/slix", body="hello from @xmpp/client")
         m = await sam.expect("message", lambda m: m["body"] == "hello from @xmpp/client")
         self.assertEqual(str(m["from"]), "nina@example.com/node")
+        # Issue 16 deliverable 8: both client stacks in `impctl session list`
+        # (impd only: the Prosody run has no impctl).
+        if xmpp_server.kind() == "impd":
+            self.check_session_list()
         # nina leaves: sam sees her unavailable (RFC 6121 §4.5.2)
         await nina.stop()
         await sam.expect("presence", lambda p: str(p["from"]) == "nina@example.com/node" and p["type"] == "unavailable")
+
+    def check_session_list(self):
+        text = self.server.node.ctl("session", "list").stdout
+        print("\nimpctl session list:\n" + text, flush=True)
+        sessions = {x["jid"]: x for x in self.server.node.ctl_json("session", "list")["sessions"]}
+        self.assertEqual(set(sessions), {"nina@example.com/node", "sam@example.com/slix"}, text)
+        for jid, user in (("nina@example.com/node", "nina"), ("sam@example.com/slix", "sam")):
+            x = sessions[jid]
+            self.assertEqual(x["userid"], user)
+            self.assertTrue(x["address"].startswith("127.0.0.1:"), x)
+            self.assertIn(x["tls"], ("TLSv1.2", "TLSv1.3"), x)
+            self.assertIn(jid, text)
+        only = self.server.node.ctl_json("session", "list", "--user", "nina")["sessions"]
+        self.assertEqual([x["jid"] for x in only], ["nina@example.com/node"])
 
 
 if __name__ == "__main__":
