@@ -69,6 +69,33 @@ def _listening(port, proc, what):
     wait_for(up, 60, "%s listening on %d" % (what, port))
 
 
+def passwd(node, user, password):
+    """impctl user passwd with the password on stdin (never the command line)."""
+    r = subprocess.run([IMPCTL, "-c", node.conf, "--url", node.url, "user", "passwd", user], input=password + "\n",
+                       stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, timeout=60)
+    if r.returncode != 0:
+        raise AssertionError("impctl user passwd %s failed (%d): %s%s" % (user, r.returncode, r.stdout, r.stderr))
+
+
+def wait_applied(node, service="xcp-router", want=None):
+    """Waits until `service` of impd `node` reports (in `impctl service list`,
+    as sip-proxy does) the cluster settings generation the database holds
+    now (`want`, read from the node's managed database when not given): the
+    change is live before the test goes on."""
+    if want is None:
+        want = db_generation(node)
+
+    def applied():
+        for s in node.ctl_json("service", "list")["services"]:
+            if s["name"] == service:
+                g = re.search(r"settings generation (\d+)", s.get("detail", ""))
+                assert g, "%s's service detail does not report 'settings generation N': %r" % (
+                    service, s.get("detail"))
+                return int(g.group(1)) >= want
+        raise AssertionError("no %s service" % service)
+    wait_for(applied, 30, "%s to apply settings generation %d" % (service, want))
+
+
 class XmppServer:
     """Common face: domain, host, port (STARTTLS), tls_port (direct TLS),
     ca_file, add_user(), set_auto_approve(), set_max_contacts(), alive(),
@@ -128,11 +155,7 @@ class ImpdServer(XmppServer):
 
     def add_user(self, user, password):
         self.node.ctl("user", "add", user, "--im-address", self.jid(user), "--home-node", "xmpp1")
-        r = subprocess.run([IMPCTL, "-c", self.node.conf,
-                            "--url", self.node.url, "user", "passwd", user], input=password + "\n",
-                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, timeout=60)
-        if r.returncode != 0:
-            raise AssertionError("impctl user passwd %s failed (%d): %s%s" % (user, r.returncode, r.stdout, r.stderr))
+        passwd(self.node, user, password)
         self.users[user] = password
 
     def set_auto_approve(self, on):
@@ -144,20 +167,7 @@ class ImpdServer(XmppServer):
         self._wait_applied()
 
     def _wait_applied(self, service="xcp-router"):
-        """Waits until `service` reports (in `impctl service list`, as
-        sip-proxy does) the cluster settings generation the database holds
-        now: the change is live before the test goes on."""
-        want = db_generation(self.node)
-
-        def applied():
-            for s in self.node.ctl_json("service", "list")["services"]:
-                if s["name"] == service:
-                    g = re.search(r"settings generation (\d+)", s.get("detail", ""))
-                    assert g, "%s's service detail does not report 'settings generation N': %r" % (
-                        service, s.get("detail"))
-                    return int(g.group(1)) >= want
-            raise AssertionError("no %s service" % service)
-        wait_for(applied, 30, "%s to apply settings generation %d" % (service, want))
+        wait_applied(self.node, service)
 
     def alive(self):
         return self.node.proc.poll() is None

@@ -778,6 +778,12 @@ class C2sStream : public SessionSink, public std::enable_shared_from_this<C2sStr
     }
     domain_ = *domain;
     sendHeader();
+    if (redirect_) {
+      auto [condition, text] = *redirect_;
+      redirect_.reset();
+      streamError(condition, std::move(text));
+      return;
+    }
     Element features("features", std::string(ns::kStreams));
     if (!tlsActive()) {
       // RFC 6120 §5.3.1: TLS is mandatory to negotiate here.
@@ -951,13 +957,19 @@ class C2sStream : public SessionSink, public std::enable_shared_from_this<C2sStr
     write(saslElement("success", step.data).serialize(ns::kClient));
     exchange_.reset();
     if (state->account->homeNode != server_.cfg.nodeId) {
+      // RFC 6120 §4.9.3.19: the user is served by another node. The error
+      // goes on the restarted stream (§6.4.6), the one a client reads
+      // after <success/>; sent on the old stream it would reach a parser
+      // the client has already reset.
       ++server_.stats->seeOtherHost;
       if (state->otherNodeAddress)
-        streamError(StreamErrorCondition::SeeOtherHost, *state->otherNodeAddress);
+        redirect_ = {StreamErrorCondition::SeeOtherHost, *state->otherNodeAddress};
       else
-        streamError(StreamErrorCondition::UndefinedCondition,
-                    state->account->address + " is homed on node " + state->account->homeNode +
-                        ", whose client address is not known");
+        redirect_ = {StreamErrorCondition::UndefinedCondition,
+                     state->account->address + " is homed on node " + state->account->homeNode +
+                         ", whose client address is not known"};
+      parser_.reset();
+      phase_ = Phase::Header;
       return;
     }
     ++server_.stats->authenticated;
@@ -1216,6 +1228,9 @@ class C2sStream : public SessionSink, public std::enable_shared_from_this<C2sStr
   bool directTls_;
   xmpp::StreamParser parser_;
   Phase phase_ = Phase::Header;
+  // Authenticated but homed on another node: the stream error for the
+  // restarted stream (see-other-host, RFC 6120 §4.9.3.19).
+  std::optional<std::pair<StreamErrorCondition, std::string>> redirect_;
   bool headerSent_ = false, waitingTls_ = false, saslBusy_ = false, attached_ = false, replacedBy_ = false;
   // XEP-0198
   bool smEnabled_ = false, smResumable_ = false, smRequested_ = false, smRequestPosted_ = false;
