@@ -9,6 +9,7 @@
 #include <mysql_driver.h>
 #include <spdlog/spdlog.h>
 
+#include <random>
 #include <thread>
 
 namespace imp::core {
@@ -225,14 +226,40 @@ void MySqlDatabase::withRetry(const std::function<void(sql::Connection&)>& fn) {
   }
 }
 
+// A statement or transaction the server gave up for a concurrent one
+// (deadlock victim, rolled back; or a lock wait that timed out) is run again
+// from the start, a few times, after a short random pause so the two
+// contenders do not meet again at once; any other error is the caller's.
+void MySqlDatabase::retryConflicts(const std::function<void()>& once) {
+  constexpr int kAttempts = 10;
+  thread_local std::minstd_rand jitter(std::random_device{}());
+  for (int attempt = 1;; ++attempt) {
+    try {
+      once();
+      return;
+    } catch (const DbError& e) {
+      if (!e.transactionConflict() || attempt == kAttempts) throw;
+      ++conflictRetries_;
+      if (log_) log_->debug("given up by the server ({}), attempt {} of {}", e.what(), attempt + 1, kAttempts);
+      std::this_thread::sleep_for(std::chrono::microseconds(500 + jitter() % (2000u * attempt)));
+    }
+  }
+}
+
 void MySqlDatabase::run(const std::function<void(DbSession&)>& fn) {
-  withRetry([&](sql::Connection& c) {
-    MySqlSession s(c);
-    fn(s);
+  retryConflicts([&] {
+    withRetry([&](sql::Connection& c) {
+      MySqlSession s(c);
+      fn(s);
+    });
   });
 }
 
 void MySqlDatabase::transaction(const std::function<void(DbSession&)>& fn) {
+  retryConflicts([&] { transactionOnce(fn); });
+}
+
+void MySqlDatabase::transactionOnce(const std::function<void(DbSession&)>& fn) {
   withRetry([&](sql::Connection& c) {
     c.setAutoCommit(false);
     MySqlSession s(c);

@@ -149,3 +149,42 @@ TEST_CASE("MariaDB: privacy decisions (upsert), block list, and credentials") {
   creds.setPassword(dee, "pencil2", 4096);  // replaces
   CHECK(d.db->query("SELECT COUNT(*) AS n FROM xcp_user_credential WHERE userid = 'mdb-dee'").num(0, "n") == 2);
 }
+
+TEST_CASE("MariaDB: owners subscribing to each other at once all succeed (InnoDB deadlocks are retried, IM-5)") {
+  // The session manager writes each owner's side of a subscription in that
+  // owner's transaction, from several workers at once. New rows of
+  // neighbouring owners take gap locks on the (owner, contact) index, which
+  // InnoDB resolves by killing one transaction (1213); the transaction is run
+  // again, never reported to the session manager as a lost stanza.
+  Db d;
+  const int users = 24, half = 5, threads = 8;
+  std::vector<std::string> ids;
+  for (int i = 0; i < users; ++i) ids.push_back(d.user("mdb-ring" + std::to_string(i)));
+  RosterStore r(*d.db);
+  PresenceSettings limits;
+  SubscriptionState both;
+  both.subscription = Subscription::Both;
+  std::atomic<int> failures{0}, written{0};
+  std::atomic<int> next{0};
+  std::vector<std::thread> pool;
+  for (int t = 0; t < threads; ++t)
+    pool.emplace_back([&] {
+      for (int k; (k = next++) < users * 2 * half;) {
+        int i = k % users, d2 = k / users;  // every owner's first neighbour, then the second...
+        int j = (i + (d2 < half ? d2 + 1 : -(d2 - half + 1)) + users) % users;
+        try {
+          auto w = r.setSubscription(ids[i], "mdb-ring" + std::to_string(j) + "@mdb.example.com", both, std::nullopt,
+                                     limits);
+          if (w.changed) ++written;
+        } catch (const std::exception& e) {
+          ++failures;
+          MESSAGE("setSubscription failed: " << std::string(e.what()));
+        }
+      }
+    });
+  for (auto& t : pool) t.join();
+  CHECK(failures.load() == 0);
+  CHECK(written.load() == users * 2 * half);
+  for (const auto& id : ids) CHECK(r.contacts(id) == 2 * half);
+  MESSAGE("transactions run again after a deadlock: " << d.db->conflictRetries());
+}

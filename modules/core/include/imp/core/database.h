@@ -38,6 +38,11 @@ class DbError : public std::runtime_error {
       : std::runtime_error(what), code_(code), connectionLost_(connectionLost) {}
   int code() const { return code_; }
   bool connectionLost() const { return connectionLost_; }
+  // InnoDB gave up the transaction for another one: 1213 deadlock (rolled
+  // back by the server) or 1205 lock wait timeout. Running it again is the
+  // documented answer (MySQL reference, "How to Minimize and Handle
+  // Deadlocks").
+  bool transactionConflict() const { return code_ == 1213 || code_ == 1205; }
 
  private:
   int code_;
@@ -91,11 +96,14 @@ class Database {
   Database(const Database&) = delete;
   Database& operator=(const Database&) = delete;
 
-  // Runs fn with one session in autocommit mode; a lost connection may make
-  // the implementation run fn again (fn must be safe to run again).
+  // Runs fn with one session in autocommit mode; a lost connection or a
+  // statement the server gave up for a concurrent one may make the
+  // implementation run fn again (fn must be safe to run again).
   virtual void run(const std::function<void(DbSession&)>& fn) = 0;
   // Runs fn inside BEGIN/COMMIT; rolled back if fn throws (nothing of it is
-  // kept); may be retried as a whole on a lost connection.
+  // kept); may be retried as a whole on a lost connection or when the server
+  // gave it up for a concurrent one (DbError::transactionConflict), so fn
+  // must start from scratch each time.
   virtual void transaction(const std::function<void(DbSession&)>& fn) = 0;
 
   // One statement in its own run().

@@ -9,6 +9,7 @@
 // - All methods are thread-safe and blocking: never call them on an event
 //   loop thread (ARCHITECTURE.md, Concurrency).
 #include <atomic>
+#include <cstdint>
 #include <condition_variable>
 #include <memory>
 #include <mutex>
@@ -35,6 +36,9 @@ class MySqlDatabase final : public Database {
   bool ping() noexcept override;
   bool healthy() const override { return healthy_.load(); }
   const DbParams& params() const { return params_; }
+  // Transactions run again because the server gave them up for another
+  // (deadlock, lock wait timeout).
+  std::uint64_t conflictRetries() const { return conflictRetries_.load(); }
 
   // Creates the schema named in params if it does not exist (connects
   // without a default schema).
@@ -45,6 +49,8 @@ class MySqlDatabase final : public Database {
   std::unique_ptr<sql::Connection> acquire();
   void release(std::unique_ptr<sql::Connection> c, bool broken);
   void withRetry(const std::function<void(sql::Connection&)>& fn);
+  void transactionOnce(const std::function<void(DbSession&)>& fn);
+  void retryConflicts(const std::function<void()>& once);
 
   DbParams params_;
   std::shared_ptr<spdlog::logger> log_;
@@ -53,6 +59,7 @@ class MySqlDatabase final : public Database {
   std::vector<std::unique_ptr<sql::Connection>> idle_;
   unsigned open_ = 0;
   std::atomic<bool> healthy_{false};
+  std::atomic<std::uint64_t> conflictRetries_{0};
 };
 
 }  // namespace imp::core
