@@ -14,6 +14,7 @@
 
 #include <chrono>
 #include <cstdio>
+#include <cstring>
 #include <filesystem>
 #include <memory>
 #include <optional>
@@ -151,7 +152,12 @@ TEST_CASE("SocketAddress: IPv4 and [IPv6] with port parse and format; anything e
   CHECK(v6->ip() == "2001:db8::1");
   CHECK(v6->toString() == "[2001:db8::1]:5061");
   CHECK(*SocketAddress::fromIp("2001:db8::1", 5061) == *v6);
-  CHECK(SocketAddress::fromSockaddr(v6->storage()) == *v6);
+  sockaddr_storage ss{};
+  std::memcpy(&ss, v6->sockaddrPtr(), v6->length());
+  CHECK(SocketAddress::fromSockaddr(ss) == *v6);
+  std::memcpy(&ss, v4->sockaddrPtr(), v4->length());
+  CHECK(SocketAddress::fromSockaddr(ss) == *v4);
+  static_assert(sizeof(SocketAddress) <= 32, "two per connection: no room for other families");
   CHECK_FALSE(*v6 == *SocketAddress::fromIp("2001:db8::1", 5062));
 
   std::string why;
