@@ -23,14 +23,14 @@ std::optional<SocketAddress> SocketAddress::fromIp(std::string_view ip, std::uin
   char text[INET6_ADDRSTRLEN] = {};
   std::memcpy(text, ip.data(), ip.size());
   SocketAddress a;
-  auto* v4 = reinterpret_cast<sockaddr_in*>(&a.ss_);
+  auto* v4 = &a.ss_.v4;
   if (::inet_pton(AF_INET, text, &v4->sin_addr) == 1) {
     v4->sin_family = AF_INET;
     v4->sin_port = htons(port);
     return a;
   }
   a = SocketAddress{};
-  auto* v6 = reinterpret_cast<sockaddr_in6*>(&a.ss_);
+  auto* v6 = &a.ss_.v6;
   if (::inet_pton(AF_INET6, text, &v6->sin6_addr) == 1) {
     v6->sin6_family = AF_INET6;
     v6->sin6_port = htons(port);
@@ -79,9 +79,9 @@ std::optional<SocketAddress> SocketAddress::parse(std::string_view hostPort, std
 SocketAddress SocketAddress::fromSockaddr(const sockaddr_storage& ss) {
   SocketAddress a;
   if (ss.ss_family == AF_INET)
-    std::memcpy(&a.ss_, &ss, sizeof(sockaddr_in));
+    std::memcpy(&a.ss_.v4, &ss, sizeof(sockaddr_in));
   else if (ss.ss_family == AF_INET6)
-    std::memcpy(&a.ss_, &ss, sizeof(sockaddr_in6));
+    std::memcpy(&a.ss_.v6, &ss, sizeof(sockaddr_in6));
   return a;
 }
 
@@ -101,16 +101,16 @@ std::optional<SocketAddress> SocketAddress::peerOf(int fd) {
 
 std::string SocketAddress::ip() const {
   char buf[INET6_ADDRSTRLEN] = {};
-  if (ss_.ss_family == AF_INET)
-    ::inet_ntop(AF_INET, &reinterpret_cast<const sockaddr_in*>(&ss_)->sin_addr, buf, sizeof buf);
-  else if (ss_.ss_family == AF_INET6)
-    ::inet_ntop(AF_INET6, &reinterpret_cast<const sockaddr_in6*>(&ss_)->sin6_addr, buf, sizeof buf);
+  if (ss_.sa.sa_family == AF_INET)
+    ::inet_ntop(AF_INET, &ss_.v4.sin_addr, buf, sizeof buf);
+  else if (ss_.sa.sa_family == AF_INET6)
+    ::inet_ntop(AF_INET6, &ss_.v6.sin6_addr, buf, sizeof buf);
   return buf;
 }
 
 std::uint16_t SocketAddress::port() const {
-  if (ss_.ss_family == AF_INET) return ntohs(reinterpret_cast<const sockaddr_in*>(&ss_)->sin_port);
-  if (ss_.ss_family == AF_INET6) return ntohs(reinterpret_cast<const sockaddr_in6*>(&ss_)->sin6_port);
+  if (ss_.sa.sa_family == AF_INET) return ntohs(ss_.v4.sin_port);
+  if (ss_.sa.sa_family == AF_INET6) return ntohs(ss_.v6.sin6_port);
   return 0;
 }
 
@@ -123,21 +123,21 @@ std::string SocketAddress::toString() const {
 }
 
 socklen_t SocketAddress::length() const {
-  if (ss_.ss_family == AF_INET) return sizeof(sockaddr_in);
-  if (ss_.ss_family == AF_INET6) return sizeof(sockaddr_in6);
+  if (ss_.sa.sa_family == AF_INET) return sizeof(sockaddr_in);
+  if (ss_.sa.sa_family == AF_INET6) return sizeof(sockaddr_in6);
   return 0;
 }
 
 bool operator==(const SocketAddress& a, const SocketAddress& b) {
   if (a.family() != b.family()) return false;
   if (a.family() == AF_INET) {
-    const auto* x = reinterpret_cast<const sockaddr_in*>(&a.ss_);
-    const auto* y = reinterpret_cast<const sockaddr_in*>(&b.ss_);
+    const auto* x = &a.ss_.v4;
+    const auto* y = &b.ss_.v4;
     return x->sin_port == y->sin_port && x->sin_addr.s_addr == y->sin_addr.s_addr;
   }
   if (a.family() == AF_INET6) {
-    const auto* x = reinterpret_cast<const sockaddr_in6*>(&a.ss_);
-    const auto* y = reinterpret_cast<const sockaddr_in6*>(&b.ss_);
+    const auto* x = &a.ss_.v6;
+    const auto* y = &b.ss_.v6;
     return x->sin6_port == y->sin6_port && std::memcmp(&x->sin6_addr, &y->sin6_addr, sizeof x->sin6_addr) == 0 &&
            x->sin6_scope_id == y->sin6_scope_id;
   }

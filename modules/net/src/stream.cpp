@@ -192,11 +192,11 @@ void StreamConnection::beginTls(std::shared_ptr<const TlsContext> ctx, PeerCheck
   if (state_ == State::Connecting) return;  // started once connected
   state_ = State::Handshaking;
   if (timeout.count() > 0 && openTimer_ == 0) {
-    timeoutDetail_ = "TLS handshake with " + remote_.toString() + " not finished within " +
-                     std::to_string(timeout.count()) + " ms";
-    openTimer_ = loop_.schedule(timeout, [this] {
+    openTimer_ = loop_.schedule(timeout, [this, ms = timeout.count()] {
       openTimer_ = 0;
-      if (state_ == State::Handshaking) finish({CloseKind::TlsTimeout, 0, timeoutDetail_});
+      if (state_ == State::Handshaking)
+        finish({CloseKind::TlsTimeout, 0,
+                "TLS handshake with " + remote_.toString() + " not finished within " + std::to_string(ms) + " ms"});
     });
   }
   if (!tls_->isServer()) driveHandshake();  // the client speaks first
@@ -314,7 +314,7 @@ void StreamConnection::flush() {
     return;
   }
   if (outPos_ == out_.size()) {
-    out_.clear();
+    std::string().swap(out_);  // an idle connection keeps no room for its largest burst
     outPos_ = 0;
   } else if (outPos_ > kReadChunk && outPos_ * 2 > out_.size()) {
     out_.erase(0, outPos_);
@@ -326,6 +326,12 @@ void StreamConnection::flush() {
     ::shutdown(fd_, SHUT_WR);
     shutdownSent_ = true;
   }
+}
+
+std::size_t StreamConnection::bufferedBytes() const {
+  static const std::size_t inlineCapacity = std::string().capacity();
+  auto heap = [](const std::string& s) { return s.capacity() > inlineCapacity ? s.capacity() : 0; };
+  return heap(out_) + heap(pendingPlain_) + (tls_ ? tls_->bufferedBytes() : 0);
 }
 
 void StreamConnection::checkWatermarks() {
@@ -466,9 +472,9 @@ void StreamConnection::finish(CloseReason why) {
     counted_ = false;
     group_->active_--;
   }
-  out_.clear();
+  std::string().swap(out_);
   outPos_ = 0;
-  pendingPlain_.clear();
+  std::string().swap(pendingPlain_);
   if (cb_.onClose) cb_.onClose(why);
 }
 

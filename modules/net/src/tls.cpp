@@ -121,7 +121,11 @@ TlsContext::TlsContext(const TlsContextConfig& config, TlsRole role) : config_(c
       SSL_CTX_set_options(ctx_, SSL_OP_DONT_INSERT_EMPTY_FRAGMENTS);
     else
       SSL_CTX_clear_options(ctx_, SSL_OP_DONT_INSERT_EMPTY_FRAGMENTS);
-    SSL_CTX_set_mode(ctx_, SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
+    // RELEASE_BUFFERS: the 16 KB read and write record buffers are freed
+    // whenever they run empty, instead of living as long as the connection
+    // (an idle XMPP client would otherwise cost 33 KB in them alone).
+    SSL_CTX_set_mode(ctx_, SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER |
+                               SSL_MODE_RELEASE_BUFFERS);
 
     if (!c.certFile.empty()) {
       if (SSL_CTX_use_certificate_chain_file(ctx_, c.certFile.c_str()) != 1)

@@ -6,6 +6,8 @@
 
 #include <algorithm>
 #include <climits>
+#include <cstring>
+#include <memory>
 #include <stdexcept>
 
 namespace imp::net {
@@ -15,15 +17,83 @@ int sessionIndex() {
   static const int idx = SSL_get_ex_new_index(0, nullptr, nullptr, nullptr, nullptr);
   return idx;
 }
+
+// The heap capacity of a string (an empty one holds none).
+std::size_t heapCapacity(const std::string& s) {
+  static const std::size_t inlineCapacity = std::string().capacity();
+  return s.capacity() > inlineCapacity ? s.capacity() : 0;
+}
 }  // namespace
+
+// The BIO type of a session's two ends: reads take the session's in_,
+// writes append to its out_. A memory BIO would do the same but keep its
+// buffer at the size of the largest burst for the life of the connection;
+// these are freed whenever they run empty.
+struct TlsBufferBio {
+  static TlsSession* session(BIO* b) { return static_cast<TlsSession*>(BIO_get_data(b)); }
+
+  static int read(BIO* b, char* buf, int len) {
+    BIO_clear_retry_flags(b);
+    TlsSession* s = session(b);
+    const std::size_t avail = s->in_.size() - s->inPos_;
+    if (avail == 0 || len <= 0) {
+      BIO_set_retry_read(b);  // empty means "more later", never EOF
+      return -1;
+    }
+    const std::size_t n = std::min(avail, static_cast<std::size_t>(len));
+    std::memcpy(buf, s->in_.data() + s->inPos_, n);
+    s->inPos_ += n;
+    if (s->inPos_ == s->in_.size()) {
+      std::string().swap(s->in_);
+      s->inPos_ = 0;
+    }
+    return static_cast<int>(n);
+  }
+
+  static int write(BIO* b, const char* buf, int len) {
+    BIO_clear_retry_flags(b);
+    if (len <= 0) return 0;
+    session(b)->out_.append(buf, static_cast<std::size_t>(len));
+    return len;
+  }
+
+  static long ctrl(BIO* b, int cmd, long, void*) {
+    TlsSession* s = session(b);
+    switch (cmd) {
+      case BIO_CTRL_FLUSH: return 1;
+      case BIO_CTRL_PENDING: return s ? static_cast<long>(s->in_.size() - s->inPos_) : 0;
+      case BIO_CTRL_WPENDING: return s ? static_cast<long>(s->out_.size()) : 0;
+      default: return 0;
+    }
+  }
+
+  static int create(BIO* b) {
+    BIO_set_init(b, 1);
+    return 1;
+  }
+
+  static const BIO_METHOD* method() {
+    struct Free {
+      void operator()(BIO_METHOD* m) const { BIO_meth_free(m); }
+    };
+    static const std::unique_ptr<BIO_METHOD, Free> m = [] {
+      BIO_METHOD* bm = BIO_meth_new(BIO_get_new_index() | BIO_TYPE_SOURCE_SINK, "imp TLS session buffer");
+      if (bm == nullptr || BIO_meth_set_read(bm, read) != 1 || BIO_meth_set_write(bm, write) != 1 ||
+          BIO_meth_set_ctrl(bm, ctrl) != 1 || BIO_meth_set_create(bm, create) != 1)
+        throw std::runtime_error("out of memory creating the TLS BIO method: " + takeOpenSslError());
+      return std::unique_ptr<BIO_METHOD, Free>(bm);
+    }();
+    return m.get();
+  }
+};
 
 TlsSession::TlsSession(std::shared_ptr<const TlsContext> context, PeerCheck acceptPeer)
     : ctx_(std::move(context)), acceptPeer_(std::move(acceptPeer)) {
   if (!ctx_) throw std::invalid_argument("TlsSession needs a TLS context");
   server_ = ctx_->role() == TlsRole::Server;
   ssl_ = SSL_new(ctx_->native());
-  rbio_ = BIO_new(BIO_s_mem());
-  wbio_ = BIO_new(BIO_s_mem());
+  rbio_ = BIO_new(TlsBufferBio::method());
+  wbio_ = BIO_new(TlsBufferBio::method());
   if (ssl_ == nullptr || rbio_ == nullptr || wbio_ == nullptr) {
     SSL_free(ssl_);
     BIO_free(rbio_);
@@ -31,8 +101,8 @@ TlsSession::TlsSession(std::shared_ptr<const TlsContext> context, PeerCheck acce
     ssl_ = nullptr;
     throw std::runtime_error("out of memory creating the TLS session: " + takeOpenSslError());
   }
-  BIO_set_mem_eof_return(rbio_, -1);  // empty = "try again", not EOF
-  BIO_set_mem_eof_return(wbio_, -1);
+  BIO_set_data(rbio_, this);
+  BIO_set_data(wbio_, this);
   SSL_set_bio(ssl_, rbio_, wbio_);  // ssl_ owns both BIOs now
   SSL_set_ex_data(ssl_, sessionIndex(), this);
   if (server_) {
@@ -88,13 +158,11 @@ void TlsSession::msgCallback(int writeP, int, int contentType, const void* buf, 
 }
 
 void TlsSession::receive(std::string_view ciphertext) {
-  std::size_t off = 0;
-  while (off < ciphertext.size()) {
-    int chunk = static_cast<int>(std::min<std::size_t>(ciphertext.size() - off, INT_MAX));
-    int n = BIO_write(rbio_, ciphertext.data() + off, chunk);
-    if (n <= 0) return;  // a memory BIO only fails out of memory; the handshake/read then fails
-    off += static_cast<std::size_t>(n);
+  if (inPos_ > 0 && inPos_ * 2 >= in_.size()) {  // keep what is unread at the front
+    in_.erase(0, inPos_);
+    inPos_ = 0;
   }
+  in_.append(ciphertext);
 }
 
 TlsSession::Status TlsSession::handshake() {
@@ -178,24 +246,18 @@ void TlsSession::shutdown() {
   ERR_clear_error();
 }
 
-bool TlsSession::hasOutput() const { return BIO_ctrl_pending(wbio_) > 0; }
-
 std::size_t TlsSession::takeOutput(std::string& out) {
-  std::size_t total = 0;
-  for (;;) {
-    std::size_t pending = BIO_ctrl_pending(wbio_);
-    if (pending == 0) return total;
-    std::size_t old = out.size();
-    out.resize(old + pending);
-    int n = BIO_read(wbio_, out.data() + old, static_cast<int>(std::min<std::size_t>(pending, INT_MAX)));
-    if (n <= 0) {
-      out.resize(old);
-      return total;
-    }
-    out.resize(old + static_cast<std::size_t>(n));
-    total += static_cast<std::size_t>(n);
-  }
+  const std::size_t n = out_.size();
+  if (n == 0) return 0;
+  if (out.empty())
+    out.swap(out_);
+  else
+    out.append(out_);
+  std::string().swap(out_);
+  return n;
 }
+
+std::size_t TlsSession::bufferedBytes() const { return heapCapacity(in_) + heapCapacity(out_); }
 
 std::string TlsSession::version() const { return SSL_get_version(ssl_); }
 std::string TlsSession::cipher() const {

@@ -5,6 +5,7 @@
 #include <netinet/in.h>
 #include <openssl/evp.h>
 #include <openssl/pem.h>
+#include <openssl/ssl.h>
 #include <openssl/x509.h>
 #include <openssl/x509v3.h>
 #include <stdlib.h>
@@ -13,6 +14,7 @@
 
 #include <chrono>
 #include <cstdio>
+#include <cstring>
 #include <filesystem>
 #include <memory>
 #include <optional>
@@ -150,7 +152,12 @@ TEST_CASE("SocketAddress: IPv4 and [IPv6] with port parse and format; anything e
   CHECK(v6->ip() == "2001:db8::1");
   CHECK(v6->toString() == "[2001:db8::1]:5061");
   CHECK(*SocketAddress::fromIp("2001:db8::1", 5061) == *v6);
-  CHECK(SocketAddress::fromSockaddr(v6->storage()) == *v6);
+  sockaddr_storage ss{};
+  std::memcpy(&ss, v6->sockaddrPtr(), v6->length());
+  CHECK(SocketAddress::fromSockaddr(ss) == *v6);
+  std::memcpy(&ss, v4->sockaddrPtr(), v4->length());
+  CHECK(SocketAddress::fromSockaddr(ss) == *v4);
+  static_assert(sizeof(SocketAddress) <= 32, "two per connection: no room for other families");
   CHECK_FALSE(*v6 == *SocketAddress::fromIp("2001:db8::1", 5062));
 
   std::string why;
@@ -595,4 +602,53 @@ TEST_CASE("TLS: data written while the handshake runs goes out once it is done; 
   CHECK(client->closed->detail.find("closed the TLS session") != std::string::npos);
   REQUIRE(loop.runUntil([&] { return srv.closed.has_value(); }, kDeadline));
   CHECK(srv.closed->kind == CloseKind::Drained);
+}
+
+TEST_CASE("an idle connection holds no buffers: plain and TLS, after traffic both ways") {
+  EventLoop loop;
+  AcceptorOptions opt;
+  opt.tls = serverTls();
+  Server server(loop, opt);
+  Server plainServer(loop, {});
+  auto group = StreamGroup::create(loop);
+  ConnectorOptions copt;
+  copt.tls = clientTls(&pki().client);
+  auto client = dial(group, server.acceptor->local(), copt);
+  auto plainClient = dial(group, plainServer.acceptor->local());
+  REQUIRE(loop.runUntil([&] { return client->opened && plainClient->opened && server.accepted.size() == 1 &&
+                                     plainServer.accepted.size() == 1; },
+                        kDeadline));
+  auto& srv = *server.accepted[0];
+  auto& plainSrv = *plainServer.accepted[0];
+  // Bursts larger than a TLS record, in several records, both ways.
+  const std::string data = pattern(100 * 1024);
+  for (int round = 0; round < 3; ++round) {
+    client->received.clear();
+    srv.received.clear();
+    plainClient->received.clear();
+    plainSrv.received.clear();
+    REQUIRE(client->conn->write(data) == StreamConnection::WriteResult::Queued);
+    REQUIRE(plainClient->conn->write(data) == StreamConnection::WriteResult::Queued);
+    REQUIRE(loop.runUntil([&] { return srv.received.size() == data.size() && plainSrv.received.size() == data.size(); },
+                          kDeadline));
+    REQUIRE(srv.conn->write(data.substr(0, 40000)) == StreamConnection::WriteResult::Queued);
+    REQUIRE(plainSrv.conn->write(data.substr(0, 40000)) == StreamConnection::WriteResult::Queued);
+    REQUIRE(loop.runUntil([&] { return client->received.size() == 40000 && plainClient->received.size() == 40000; },
+                          kDeadline));
+    CHECK(srv.received == data);
+    CHECK(client->received == data.substr(0, 40000));
+    CHECK(plainSrv.received == data);
+  }
+  // Everything was written and read: no side keeps a buffer.
+  REQUIRE(loop.runUntil([&] { return srv.conn->queuedBytes() == 0 && client->conn->queuedBytes() == 0; }, kDeadline));
+  CHECK(srv.conn->bufferedBytes() == 0);
+  CHECK(client->conn->bufferedBytes() == 0);
+  CHECK(srv.conn->tls()->bufferedBytes() == 0);
+  CHECK(plainSrv.conn->bufferedBytes() == 0);
+  CHECK(plainClient->conn->bufferedBytes() == 0);
+  CHECK((SSL_get_mode(srv.conn->tls()->native()) & SSL_MODE_RELEASE_BUFFERS) != 0);
+  // And the sessions go on working.
+  client->received.clear();
+  REQUIRE(srv.conn->write("still there") == StreamConnection::WriteResult::Queued);
+  REQUIRE(loop.runUntil([&] { return client->received == "still there"; }, kDeadline));
 }

@@ -121,6 +121,7 @@ struct LoopState {
   std::unordered_map<C2sStream*, std::shared_ptr<C2sStream>> streams;
   // XEP-0198: sessions whose connection dropped, waiting for <resume/>.
   std::unordered_map<C2sStream*, std::shared_ptr<C2sStream>> hibernating;
+  net::TimerId sweepTimer = 0;  // C2sConfig::compactIdleAfter
 };
 
 struct C2sServer::Impl {
@@ -192,6 +193,7 @@ struct C2sServer::Impl {
 
   void accept(LoopState& ls, std::unique_ptr<net::StreamConnection> conn, bool directTls);
   void forget(LoopState& ls, C2sStream* s);
+  void scheduleSweep(LoopState& ls);
   bool admitIp(const std::string& ip) {
     std::lock_guard lock(ipMu);
     auto& n = perIp[ip];
@@ -456,6 +458,20 @@ class C2sStream : public SessionSink, public std::enable_shared_from_this<C2sStr
   const std::string& ip() const { return ip_; }
 
   void kick(std::string text) { streamError(StreamErrorCondition::PolicyViolation, std::move(text)); }
+
+  // The loop's sweep (C2sConfig::compactIdleAfter): a stream that read
+  // nothing since the previous sweep keeps no parser and no bookkeeping of
+  // stanzas the kernel has sent.
+  void compactIfIdle() {
+    if (readSinceSweep_) {
+      readSinceSweep_ = false;
+      return;
+    }
+    if (phase_ == Phase::Closing) return;
+    if (!parser_.compacted() && parser_.compact()) ++server_.stats->compacted;
+    if (!smEnabled_) out_.pruneWritten(conn_->bytesSentTotal());
+    out_.shrink();
+  }
   void shutdown() { streamError(StreamErrorCondition::SystemShutdown, "the server is shutting down"); }
 
   ~C2sStream() override {
@@ -725,6 +741,7 @@ class C2sStream : public SessionSink, public std::enable_shared_from_this<C2sStr
 
   void onData(std::string_view data) {
     if (phase_ == Phase::Closing) return;
+    readSinceSweep_ = true;
     if (phase_ == Phase::Bound) byteBucket_.take(static_cast<double>(data.size()), TokenBucket::Clock::now());
     onEvents(data);
     throttleIfInDebt();
@@ -975,6 +992,8 @@ class C2sStream : public SessionSink, public std::enable_shared_from_this<C2sStr
     ++server_.stats->authenticated;
     userid_ = state->account->userid;
     address_ = state->account->address;
+    authState_.reset();  // the exchange is over: nothing of it is needed any more
+    bindings_ = {};
     // RFC 6120 §6.4.6: a new stream, now with the larger stanza limit.
     parser_.reset();
     parser_.setStanzaLimit(server_.cfg.postAuthStanzaLimit);
@@ -1232,6 +1251,7 @@ class C2sStream : public SessionSink, public std::enable_shared_from_this<C2sStr
   // restarted stream (see-other-host, RFC 6120 §4.9.3.19).
   std::optional<std::pair<StreamErrorCondition, std::string>> redirect_;
   bool headerSent_ = false, waitingTls_ = false, saslBusy_ = false, attached_ = false, replacedBy_ = false;
+  bool readSinceSweep_ = true;
   // XEP-0198
   bool smEnabled_ = false, smResumable_ = false, smRequested_ = false, smRequestPosted_ = false;
   std::uint32_t smHandled_ = 0;  // stanzas received from the client since <enable/>
@@ -1283,6 +1303,15 @@ void C2sServer::Impl::accept(LoopState& ls, std::unique_ptr<net::StreamConnectio
   s->counted_unauth_ = true;
   ++stats->unauthenticated;
   s->begin();
+}
+
+void C2sServer::Impl::scheduleSweep(LoopState& ls) {
+  ls.sweepTimer = ls.loop->schedule(cfg.compactIdleAfter, [this, &ls] {
+    ls.sweepTimer = 0;
+    if (stopping) return;
+    for (auto& [p, s] : ls.streams) s->compactIfIdle();
+    scheduleSweep(ls);
+  });
 }
 
 void C2sServer::Impl::forget(LoopState& ls, C2sStream* s) {
@@ -1356,6 +1385,7 @@ void C2sServer::start() {
         });
         if (i == 0) boundTlsPort_ = state->direct->local().port();
       }
+      if (impl.cfg.compactIdleAfter.count() > 0) impl.scheduleSweep(*state);
     });
     impl.perLoop.push_back(std::move(ls));
     // Without SO_REUSEPORT one loop holds the listeners.
@@ -1368,6 +1398,8 @@ void C2sServer::stop() noexcept {
   for (auto& ls : impl_->perLoop) {
     try {
       onLoop(*ls->loop, [&] {
+        if (ls->sweepTimer) ls->loop->cancel(ls->sweepTimer);
+        ls->sweepTimer = 0;
         ls->plain.reset();
         ls->direct.reset();
         std::vector<std::shared_ptr<C2sStream>> all;

@@ -387,6 +387,9 @@ class ConnectionManagerService : public core::Service {
                       "xcp-connection-manager", counter(&C2sStats::carbonCopies));
     metrics_->collect("imp_xmpp_throttled_total", "times a session over its stanza or byte rate was paused",
                       T::Counter, "xcp-connection-manager", counter(&C2sStats::throttled));
+    metrics_->collect("imp_xmpp_streams_compacted_total",
+                      "times an idle client stream gave its XML parser back (rebuilt when it reads again)",
+                      T::Counter, "xcp-connection-manager", counter(&C2sStats::compacted));
     metrics_->collect("imp_xmpp_stream_errors_total", "stream errors sent, by condition", T::Counter,
                       "xcp-connection-manager", [w] {
                         std::vector<core::Metrics::Sample> v;

@@ -56,6 +56,12 @@ std::vector<SmQueue::Entry> SmQueue::take() {
   return out;
 }
 
+void SmQueue::shrink() {
+  if (!empty()) return;
+  std::vector<Entry>().swap(q_);
+  head_ = 0;
+}
+
 void SmQueue::startCounting() {
   q_.clear();
   head_ = 0;

@@ -196,3 +196,41 @@ TEST_CASE("a client that never logs in is closed with connection-timeout") {
   c.nextStanza();
   CHECK(c.streamError() == "connection-timeout");
 }
+
+TEST_CASE("an idle stream gives its XML parser back and still parses what comes next, split across reads") {
+  imp::xcp::C2sConfig cfg;
+  cfg.compactIdleAfter = 20ms;
+  Node node(cfg);
+  imp::net::EventLoop loop;
+  Client ann(loop, node.server->clientPort());
+  Client bob(loop, node.server->clientPort());
+  REQUIRE(ann.login("ann", "ann-secret", "pc") == "ann@example.com/pc");
+  const auto bobJid = bob.login("bob", "bob-secret", "phone");
+  bob.available(bobJid);
+  // Both streams fall idle: the sweep compacts them.
+  REQUIRE(loop.runUntil([&] { return node.server->stats().compacted >= 2; }, kDeadline));
+  const auto before = node.server->stats().compacted.load();
+  // A complete ping, then half of another: the server answers the first
+  // and holds the second, rebuilt parser and all, until the rest arrives
+  // in a later read.
+  ann.send("<iq type='get' id='p1' to='example.com'><ping xmlns='urn:xmpp:ping'/></iq><iq type='get' id='p2' to='exa");
+  auto p1 = ann.nextStanza();
+  CHECK(p1.attrOr("id", "") == "p1");
+  ann.send("mple.com'><ping xmlns='urn:x");
+  ann.send("mpp:ping'/></iq>");
+  auto p2 = ann.nextStanza();
+  CHECK(p2.attrOr("id", "") == "p2");
+  CHECK(p2.attrOr("type", "") == "result");
+  // Idle again, compacted again; a message from the other side reaches it
+  // and its own message reaches bob.
+  REQUIRE(loop.runUntil([&] { return node.server->stats().compacted > before; }, kDeadline));
+  ann.send("<message type='chat' id='m1' to='" + bobJid + "'><body>after a pause</body></message>");
+  auto m = bob.nextStanza();
+  CHECK(m.attrOr("from", "") == "ann@example.com/pc");
+  CHECK(m.childText("body", ns::kClient) == "after a pause");
+  // The stream's own prefix still resolves on a rebuilt parser: a clean close.
+  REQUIRE(loop.runUntil([&] { return node.server->stats().compacted > before + 1; }, kDeadline));
+  ann.send("</stream:stream>");
+  REQUIRE(ann.next().kind == StreamEvent::Kind::Closed);
+  CHECK(node.server->stats().streamErrors().empty());
+}

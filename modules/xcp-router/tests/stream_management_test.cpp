@@ -44,6 +44,24 @@ TEST_CASE("acks drop what the client handled; too high is refused; counts wrap a
 
 }
 
+TEST_CASE("shrink() gives an empty queue's storage back and leaves the counts") {
+  SmQueue q;
+  for (std::uint64_t i = 1; i <= 10; ++i) q.push(entry(i));
+  q.shrink();  // not empty: nothing happens
+  CHECK(q.size() == 10);
+  q.pruneWritten(10);
+  CHECK(q.empty());
+  CHECK(q.capacity() > 0);  // a small queue's room is kept by pruning itself
+  q.shrink();
+  CHECK(q.capacity() == 0);
+  CHECK(q.sent() == 10);
+  q.push(entry(11));
+  CHECK(q.size() == 1);
+  CHECK(q.entries()[0].endOffset == 11);
+  q.pruneWritten(11);
+  CHECK(q.empty());
+}
+
 TEST_CASE("the 32-bit wrap: counts continue from 2^32-1 to 0 (XEP-0198 §4)") {
   SmQueue q(0xfffffffeu);  // both sides have counted 2^32-2 stanzas
   for (int i = 0; i < 4; ++i) q.push(entry());

@@ -9,10 +9,13 @@
 #include <expat.h>
 
 #include <algorithm>
+#include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <new>
 #include <optional>
+#include <tuple>
+#include <utility>
 
 namespace imp::xmpp {
 namespace {
@@ -88,6 +91,14 @@ struct StreamParser::Impl {
   // reported condition depend on the split.
   bool strayText = false;
   std::size_t memNow = 0, memPeak = 0;
+  // A parser started by StreamParser::resume() first parses a copy of the
+  // stream header (`priming`); expat's offsets and positions then count
+  // from that copy. shift maps expat's byte index to the stream's offset;
+  // the stream position of the octet after the copy is lineBase:columnBase,
+  // expat's is 1:primeColumns.
+  bool priming = false;
+  std::int64_t shift = 0;
+  std::uint64_t lineBase = 1, columnBase = 0, primeColumns = 0;
   // UTF-8 decoding state carried across feeds (RFC 3629 §4): octets still
   // expected for the current character and the range of the next one.
   int u8need = 0;
@@ -138,8 +149,19 @@ struct StreamParser::Impl {
     XML_StopParser(p, XML_FALSE);
   }
 
-  std::uint64_t index() const { return static_cast<std::uint64_t>(XML_GetCurrentByteIndex(p)); }
+  std::uint64_t index() const {
+    return static_cast<std::uint64_t>(static_cast<std::int64_t>(XML_GetCurrentByteIndex(p)) + shift);
+  }
   std::uint64_t indexAfter() const { return index() + static_cast<std::uint64_t>(XML_GetCurrentByteCount(p)); }
+
+  // Line (1-based) and column (0-based) in the stream of expat's current
+  // position.
+  std::pair<std::uint64_t, std::uint64_t> position() const {
+    const auto line = static_cast<std::uint64_t>(XML_GetCurrentLineNumber(p));
+    const auto column = static_cast<std::uint64_t>(XML_GetCurrentColumnNumber(p));
+    if (line > 1) return {lineBase + line - 1, column};
+    return {lineBase, columnBase + (column > primeColumns ? column - primeColumns : 0)};
+  }
 
   void openStream(const XML_Char* name, const XML_Char** atts) {
     Split n = splitName(name);
@@ -208,6 +230,14 @@ struct StreamParser::Impl {
         return;
       }
     }
+    // What compact() must declare again when it puts a header back.
+    owner.extraNs_.clear();
+    for (const auto& [prefix, uri] : headerNs)
+      if (!prefix.empty() && prefix != "stream") {
+        owner.extraNs_ += " xmlns:" + prefix + "='";
+        appendEscapedAttr(owner.extraNs_, uri);
+        owner.extraNs_ += '\'';
+      }
     h.namespaces = std::move(headerNs);
     headerNs.clear();
     depth = 1;
@@ -227,6 +257,10 @@ struct StreamParser::Impl {
   }
 
   void startElement(const XML_Char* name, const XML_Char** atts) {
+    if (priming) {  // the header was checked when it first arrived
+      depth = 1;
+      return;
+    }
     if (stopped || refuseStrayText()) return;
     if (depth == 0) {
       openStream(name, atts);
@@ -305,8 +339,8 @@ struct StreamParser::Impl {
   // Which stream error an expat error is (RFC 6120 §4.9.3.13, §4.9.3.18, §11.6).
   void expatError() {
     const XML_Error code = XML_GetErrorCode(p);
-    std::string where = " at line " + std::to_string(XML_GetCurrentLineNumber(p)) + ", column " +
-                        std::to_string(XML_GetCurrentColumnNumber(p));
+    const auto [line, column] = position();
+    std::string where = " at line " + std::to_string(line) + ", column " + std::to_string(column);
     std::string what = XML_ErrorString(code);
     switch (code) {
       case XML_ERROR_UNDEFINED_ENTITY:
@@ -453,8 +487,6 @@ void StreamParser::create() {
   XML_SetSkippedEntityHandler(p, onSkippedEntity);
   XML_SetCommentHandler(p, onComment);
   XML_SetProcessingInstructionHandler(p, onPi);
-  state_ = State::Start;
-  fed_ = 0;
 }
 
 void StreamParser::destroy() {
@@ -468,11 +500,64 @@ void StreamParser::destroy() {
 void StreamParser::reset() {
   destroy();
   create();
+  state_ = State::Start;
+  fed_ = 0;
+  extraNs_.clear();
+  line_ = 1;
+  column_ = 0;
+  peak_ = 0;
+}
+
+bool StreamParser::compact() {
+  if (!impl_) return true;
+  const Impl& i = *impl_;
+  if (state_ != State::Open || i.depth != 1 || fed_ != i.mark || i.strayText || i.u8need != 0) return false;
+  // Every octet fed is consumed: expat's position is where the next starts.
+  std::tie(line_, column_) = i.position();
+  peak_ = std::max(peak_, i.memPeak);
+  destroy();
+  return true;
+}
+
+// A new expat parser that continues the stream: it parses a start tag
+// declaring the same namespaces as the header (the names in the stream's
+// stanzas resolve the same way) and then takes the next octets.
+void StreamParser::resume() {
+  create();
+  Impl& i = *impl_;
+  OwnerScope scope(&i);
+  std::string head = "<stream:stream xmlns='";
+  appendEscapedAttr(head, contentNs_);
+  head += "' xmlns:stream='";
+  head += ns::kStreams;
+  head += '\'';
+  head += extraNs_;
+  head += '>';
+  std::vector<StreamEvent> none;
+  i.out = &none;
+  i.priming = true;
+  const auto rc = XML_Parse(i.p, head.data(), static_cast<int>(head.size()), XML_FALSE);
+  i.priming = false;
+  i.out = nullptr;
+  if (rc != XML_STATUS_OK || i.depth != 1) {
+    if (XML_GetErrorCode(i.p) == XML_ERROR_NO_MEMORY) throw std::bad_alloc();
+    // The text is made of what expat accepted in the stream's own header.
+    std::fprintf(stderr, "imp::xmpp::StreamParser: the stream header put back after compact() did not parse: %s\n",
+                 XML_ErrorString(XML_GetErrorCode(i.p)));
+    std::abort();
+  }
+  i.headerNs.clear();
+  i.shift = static_cast<std::int64_t>(fed_) - static_cast<std::int64_t>(head.size());
+  i.mark = fed_;
+  i.lineBase = line_;
+  i.columnBase = column_;
+  i.primeColumns = static_cast<std::uint64_t>(XML_GetCurrentColumnNumber(i.p));
 }
 
 std::vector<StreamEvent> StreamParser::feed(const char* data, std::size_t size) {
   std::vector<StreamEvent> events;
-  if (state_ == State::Failed || state_ == State::Closed) return events;
+  if (state_ == State::Failed || state_ == State::Closed || size == 0) return events;
+  if (!impl_) resume();
   Impl& i = *impl_;
   OwnerScope scope(&i);
   i.out = &events;
@@ -525,8 +610,8 @@ std::vector<StreamEvent> StreamParser::feed(const char* data, std::size_t size) 
   return events;
 }
 
-std::size_t StreamParser::pendingBytes() const { return static_cast<std::size_t>(fed_ - impl_->mark); }
-std::size_t StreamParser::expatBytes() const { return impl_->memNow; }
-std::size_t StreamParser::expatPeakBytes() const { return impl_->memPeak; }
+std::size_t StreamParser::pendingBytes() const { return impl_ ? static_cast<std::size_t>(fed_ - impl_->mark) : 0; }
+std::size_t StreamParser::expatBytes() const { return impl_ ? impl_->memNow : 0; }
+std::size_t StreamParser::expatPeakBytes() const { return std::max(peak_, impl_ ? impl_->memPeak : 0); }
 
 }  // namespace imp::xmpp

@@ -435,3 +435,152 @@ TEST_CASE("host-unknown: the header's 'to' must name a served domain (RFC 6120 Â
   CHECK(unchecked.feed("<stream:stream to='other.example' version='1.0' xmlns='jabber:client' "
                        "xmlns:stream='http://etherx.jabber.org/streams'>").at(0).kind == Kind::Opened);
 }
+
+// ---- compact(): an idle stream gives its expat parser back ----
+
+namespace {
+
+// Feeds `s` in pieces of `step` octets, compacting after every piece; the
+// events of all the pieces.
+std::vector<StreamEvent> compactingFeed(StreamParser& p, std::string_view s, std::size_t step,
+                                        std::size_t* compactions = nullptr) {
+  std::vector<StreamEvent> out;
+  for (std::size_t off = 0; off < s.size(); off += step) {
+    auto ev = p.feed(s.substr(off, step));
+    for (auto& e : ev) out.push_back(std::move(e));
+    if (p.compact() && compactions && p.opened()) ++*compactions;
+  }
+  return out;
+}
+
+}  // namespace
+
+TEST_CASE("compact() between stanzas: the stream goes on with the same events, however it was split") {
+  for (const auto& entry : std::filesystem::directory_iterator(IMP_CORPUS_DIR "/stream")) {
+    const std::string input = readFile(entry.path());
+    INFO(entry.path().filename().string());
+    StreamParser a;
+    auto whole = all(a, input);
+    for (std::size_t step : {std::size_t(1), std::size_t(7), std::size_t(64), input.size()}) {
+      INFO("pieces of " << step);
+      StreamParser b;
+      CHECK(sameEvents(whole, compactingFeed(b, input, step)));
+    }
+  }
+  // session.xml has whitespace between its stanzas: fed byte by byte, the
+  // parser is compacted (and rebuilt) at every gap.
+  StreamParser p;
+  std::size_t compactions = 0;
+  auto ev = compactingFeed(p, readFile(IMP_CORPUS_DIR "/stream/session.xml"), 1, &compactions);
+  CHECK(ev.size() == 11);
+  CHECK(compactions > 20);
+}
+
+TEST_CASE("compact() frees expat only where nothing is pending") {
+  StreamParser p;
+  CHECK_FALSE(p.compact());  // before the header
+  CHECK_FALSE(p.compacted());
+  REQUIRE(p.feed(kHeader.substr(0, 20)).empty());
+  CHECK_FALSE(p.compact());  // inside the header
+  REQUIRE(p.feed(kHeader.substr(20)).size() == 1);
+  CHECK(p.expatBytes() > 0);
+  const std::size_t peak = p.expatPeakBytes();
+  CHECK(p.compact());
+  CHECK(p.compacted());
+  CHECK(p.expatBytes() == 0);
+  CHECK(p.pendingBytes() == 0);
+  CHECK(p.expatPeakBytes() == peak);  // the peak since the stream started stays
+  CHECK(p.opened());
+  CHECK(p.compact());  // again: nothing to do
+  CHECK(p.feed("").empty());
+  CHECK(p.compacted());  // nothing fed, nothing rebuilt
+
+  REQUIRE(p.feed("<message><body>a").empty());
+  CHECK_FALSE(p.compacted());
+  CHECK_FALSE(p.compact());  // inside a stanza
+  REQUIRE(p.feed("</body></message>\xC3").size() == 1);
+  CHECK_FALSE(p.compact());  // inside a character
+  REQUIRE(p.feed("\xA9").empty());
+  CHECK_FALSE(p.compact());  // stray text waits for the next markup
+  CHECK(p.feed("<message/>").back().error == C::BadFormat);
+  CHECK_FALSE(p.compact());  // dead
+
+  StreamParser q;
+  REQUIRE(q.feed(kHeader + "<message/>  \n ").size() == 2);
+  CHECK(q.compact());  // whitespace keepalives are no pending unit
+  auto ev = q.feed("<presence/></stream:stream>");
+  REQUIRE(ev.size() == 2);
+  CHECK(ev[0].stanza.is("presence", ns::kClient));
+  CHECK(ev[1].kind == Kind::Closed);
+  CHECK_FALSE(q.compact());  // closed
+}
+
+TEST_CASE("after compact() the header's namespaces still apply, and a STARTTLS-style reset starts over") {
+  const std::string header =
+      "<stream:stream to='example.com' version='1.0' xmlns='jabber:server' xmlns:stream='http://etherx.jabber.org/streams' "
+      "xmlns:db='jabber:server:dialback' xmlns:q=\"urn:x:a&apos;b&amp;&#10;c\">";
+  StreamParser p(kDefaultPreAuthStanzaLimit, std::string(ns::kServer));
+  REQUIRE(p.feed(header).size() == 1);
+  REQUIRE(p.compact());
+  auto ev = p.feed("<db:result from='a.example' to='example.com'>key</db:result><q:x/><stream:features/><message/>");
+  REQUIRE(ev.size() == 4);
+  CHECK(ev[0].stanza.is("result", "jabber:server:dialback"));
+  CHECK(ev[1].stanza.is("x", "urn:x:a'b&\nc"));
+  CHECK(ev[2].stanza.is("features", ns::kStreams));
+  CHECK(ev[3].stanza.is("message", ns::kServer));
+  REQUIRE(p.compact());
+  CHECK(p.feed("</stream:stream>").at(0).kind == Kind::Closed);
+
+  // reset() forgets the old header: a new stream must open again.
+  StreamParser r;
+  REQUIRE(r.feed(kHeader + "<message/>").size() == 2);
+  REQUIRE(r.compact());
+  r.reset();
+  CHECK(r.feed("<message/>").at(0).error == C::InvalidNamespace);
+}
+
+TEST_CASE("after compact() limits count from the same place and errors name the same position") {
+  const std::size_t limit = 300;
+  const std::string atLimit = messageOfSize(limit), over = messageOfSize(limit + 1);
+  StreamParser a(limit);
+  REQUIRE(a.feed(kHeader + "\n").size() == 1);
+  REQUIRE(a.compact());
+  REQUIRE(a.feed(atLimit).size() == 1);
+  REQUIRE(a.compact());
+  auto ev = a.feed(over);
+  REQUIRE(ev.size() == 1);
+  CHECK(ev[0].error == C::PolicyViolation);
+
+  // Not-well-formed input after some lines: the message names the line and
+  // column in the stream, with or without compacting on the way.
+  const std::vector<std::string> pieces = {kHeader + "\n", "<message/>\n  <presence/>", "  \n<iq type='get'>",
+                                           "<x/></iq> <message>\n<body>a</iq>"};
+  std::string plain, compacted;
+  {
+    StreamParser p;
+    for (const auto& s : pieces)
+      for (auto& e : p.feed(s))
+        if (e.kind == Kind::Error) plain = e.text;
+  }
+  {
+    StreamParser p;
+    std::size_t n = 0;
+    for (const auto& s : pieces) {
+      for (auto& e : p.feed(s))
+        if (e.kind == Kind::Error) compacted = e.text;
+      if (p.compact()) ++n;
+    }
+    CHECK(n == 2);
+  }
+  CHECK(plain.find(" at line 5, column ") != std::string::npos);
+  CHECK(compacted == plain);
+  // Also when the error is on the line where the rebuilt parser started.
+  StreamParser q, r;
+  const std::string text = kHeader + "<message/><presence></message>";
+  auto e1 = q.feed(text);
+  REQUIRE(r.feed(kHeader + "<message/>").size() == 2);
+  REQUIRE(r.compact());
+  auto e2 = r.feed("<presence></message>");
+  REQUIRE(e2.size() == 1);
+  CHECK(e2[0].text == e1.back().text);
+}

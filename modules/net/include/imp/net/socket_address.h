@@ -6,6 +6,7 @@
 // ip() gives the bare literal ("2001:db8::1"). parse() and fromIp() return
 // nullopt, with the reason in *why, for anything else (a host name, a port
 // out of 0..65535, a missing port, stray characters).
+#include <netinet/in.h>
 #include <sys/socket.h>
 
 #include <cstdint>
@@ -28,21 +29,27 @@ class SocketAddress {
   static std::optional<SocketAddress> localOf(int fd);
   static std::optional<SocketAddress> peerOf(int fd);
 
-  bool valid() const { return ss_.ss_family == AF_INET || ss_.ss_family == AF_INET6; }
-  int family() const { return ss_.ss_family; }
-  bool isV6() const { return ss_.ss_family == AF_INET6; }
+  bool valid() const { return ss_.sa.sa_family == AF_INET || ss_.sa.sa_family == AF_INET6; }
+  int family() const { return ss_.sa.sa_family; }
+  bool isV6() const { return ss_.sa.sa_family == AF_INET6; }
   std::string ip() const;
   std::uint16_t port() const;
   std::string toString() const;  // "ip:port", "[v6]:port"
 
-  const sockaddr* sockaddrPtr() const { return reinterpret_cast<const sockaddr*>(&ss_); }
+  const sockaddr* sockaddrPtr() const { return &ss_.sa; }
   socklen_t length() const;
-  const sockaddr_storage& storage() const { return ss_; }
 
   friend bool operator==(const SocketAddress& a, const SocketAddress& b);
 
  private:
-  sockaddr_storage ss_{};
+  // Room for IPv4 and IPv6 only (28 octets, not sockaddr_storage's 128):
+  // every connection holds two of these.
+  union Storage {
+    sockaddr_in6 v6;  // first: {} zeroes the whole union
+    sockaddr_in v4;
+    sockaddr sa;
+  };
+  Storage ss_{};
 };
 
 }  // namespace imp::net

@@ -23,6 +23,10 @@
 // iteration made: under load a read brings many requests, and each answer
 // would otherwise cost a system call and a TCP segment of its own.
 //
+// Memory: the read buffer is the group's; the write queue's storage is
+// freed once the kernel has taken all of it. An idle connection holds no
+// buffer of its own (with TLS see tls_session.h).
+//
 // Callbacks: run on the loop thread, from inside the loop's I/O, timer and
 // end-of-iteration callbacks and from inside write()/close()/startTls().
 // They may call any method of the connection, close() included; they must
@@ -182,6 +186,8 @@ class StreamConnection {
   const TlsSession* tls() const { return tls_.get(); }
   const std::string& tlsError() const { return tlsError_; }
   std::size_t queuedBytes() const { return (out_.size() - outPos_) + pendingPlain_.size(); }
+  // Heap bytes held by the connection's buffers, TLS included (0 when idle).
+  std::size_t bufferedBytes() const;
   // Stream offsets: bytes ever queued into the socket buffer (ciphertext
   // with TLS) and bytes the kernel accepted. A message written when
   // bytesQueuedTotal() was M has left once bytesSentTotal() >= M.
@@ -240,7 +246,6 @@ class StreamConnection {
   std::string drainReason_;
   TimerId openTimer_ = 0, idleTimer_ = 0, lingerTimer_ = 0;
   Clock::time_point lastActivity_ = Clock::now();
-  std::string timeoutDetail_;  // what the open timer reports
 };
 
 struct AcceptorOptions {

@@ -1,9 +1,16 @@
 #pragma once
-// One TLS session over memory BIOs (issue 15, deliverable 1): the engine
-// between a StreamConnection's socket bytes and the protocol's plaintext.
-// It owns no socket: ciphertext from the network goes in with receive(),
-// ciphertext for the network comes out with takeOutput(). The role (client
-// or server) is the context's.
+// One TLS session over in-memory buffers (issue 15, deliverable 1): the
+// engine between a StreamConnection's socket bytes and the protocol's
+// plaintext. It owns no socket: ciphertext from the network goes in with
+// receive(), ciphertext for the network comes out with takeOutput(). The
+// role (client or server) is the context's.
+//
+// Memory: an idle session holds no buffers. Ciphertext waits in buffers
+// that are freed as soon as OpenSSL has read them all or takeOutput() has
+// taken them, and every context runs with SSL_MODE_RELEASE_BUFFERS (OpenSSL
+// frees its record buffers between records), so a session costs its SSL
+// object and cipher state, not 35 KB of buffers sized for the largest
+// record.
 //
 // STARTTLS: a session can start on a stream that carried plaintext until
 // now; the caller passes, with receive(), any bytes it had already read past
@@ -65,9 +72,12 @@ class TlsSession {
   ReadStatus read(char* buf, std::size_t cap, std::size_t* n);
   // Queues close_notify.
   void shutdown();
-  // Ciphertext waiting for the network, appended to `out`; returns the count.
+  // Ciphertext waiting for the network, appended to `out` (moved into it
+  // when `out` is empty); returns the count.
   std::size_t takeOutput(std::string& out);
-  bool hasOutput() const;
+  bool hasOutput() const { return !out_.empty(); }
+  // Heap bytes held by the ciphertext buffers (0 when idle).
+  std::size_t bufferedBytes() const;
 
   const std::string& error() const { return error_; }
   bool peerRefused() const { return peerRefused_; }
@@ -84,12 +94,16 @@ class TlsSession {
   static void msgCallback(int writeP, int version, int contentType, const void* buf, std::size_t len, SSL* ssl,
                           void* arg);
   bool finishHandshake();
+  friend struct TlsBufferBio;
 
   std::shared_ptr<const TlsContext> ctx_;
   PeerCheck acceptPeer_;
   SSL* ssl_ = nullptr;
-  BIO* rbio_ = nullptr;  // network -> SSL
-  BIO* wbio_ = nullptr;  // SSL -> network
+  BIO* rbio_ = nullptr;  // network -> SSL: reads in_
+  BIO* wbio_ = nullptr;  // SSL -> network: appends to out_
+  std::string in_;       // ciphertext received, not yet read by OpenSSL from inPos_ on
+  std::size_t inPos_ = 0;
+  std::string out_;      // ciphertext for the network
   bool server_ = false;
   bool done_ = false;
   bool confirmed_ = true;

@@ -46,6 +46,14 @@
 // start()/stop() are called from the service's thread and wait for the
 // loops.
 //
+// Memory (issue 16, B-XMPP-CONN): every `compactIdleAfter` a sweep on each
+// loop visits its streams; one that received nothing since the previous
+// sweep gives its XML parser back (StreamParser::compact(), rebuilt on the
+// next read) and drops from its unacknowledged-stanza bookkeeping what the
+// kernel has sent (without XEP-0198; with it, entries wait for <a/> as
+// before). Buffers of the connection and its TLS session are freed as they
+// run empty (modules/net). SASL state is dropped at SASL success.
+//
 // Errors: every protocol error ends the stream with the RFC 6120 §4.9.3
 // condition (counted by condition in C2sStats, logged with the stream id);
 // SASL failures are answered per §6.5 and the client may try again.
@@ -133,6 +141,11 @@ struct C2sConfig {
   // Idle streams are closed (XEP-0478 idle-seconds after authentication);
   // 0 = never.
   std::chrono::seconds idleTimeout{900};
+  // Period of the sweep that compacts streams which received nothing for a
+  // whole period (see "Memory" above); 0 = no sweep. Not an impd.conf
+  // setting: a stream that wakes up pays one parser creation, which an idle
+  // period of seconds makes negligible.
+  std::chrono::milliseconds compactIdleAfter{10000};
 };
 
 struct C2sStats {
@@ -143,6 +156,8 @@ struct C2sStats {
   // XEP-0198, XEP-0280, rate limits.
   std::atomic<std::uint64_t> smEnabled{0}, smResumed{0}, smResumeFailed{0}, smHibernated{0}, smExpired{0},
       smAckRequests{0}, rerouted{0}, notRerouted{0}, carbonCopies{0}, carbonCopiesLost{0}, throttled{0};
+  // Idle streams whose parser the sweep gave back.
+  std::atomic<std::uint64_t> compacted{0};
   std::atomic<std::int64_t> hibernating{0};
   // Stream errors sent, by condition name (mutex-guarded).
   std::map<std::string, std::uint64_t> streamErrors() const;

@@ -61,6 +61,10 @@ class SmQueue {
   // Starts XEP-0198 counting at zero (<enabled/>): what was queued before
   // is not counted by the client, so it is not kept either.
   void startCounting();
+  // An empty queue gives its storage back (an idle session keeps no room
+  // for its last burst); the next push allocates again.
+  void shrink();
+  std::size_t capacity() const { return q_.capacity(); }
 
  private:
   void dropFront(std::size_t n);

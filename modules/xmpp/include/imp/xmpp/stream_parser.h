@@ -21,6 +21,12 @@
 // that never take a pending element past limit + 1 bytes, so the parser
 // holds O(limit) memory whatever arrives (a 1 MB stanza, billion laughs).
 //
+// Memory: an open stream between top-level elements can give its expat
+// parser back (compact()); the next feed() builds a new one, primed with the
+// stream header's namespace declarations, and parsing goes on as if nothing
+// happened (same events, same limits, same error positions). An idle client
+// connection then holds no parser state beyond this object.
+//
 // After an Error event the parser is dead: feed() returns nothing until
 // reset(). Threads: one parser belongs to one connection; not thread-safe.
 #include <imp/xmpp/stream_error.h>
@@ -81,6 +87,16 @@ class StreamParser {
   // limit stays. Also the way out of the dead state.
   void reset();
 
+  // Frees the expat parser and the element builder when the stream is open
+  // and nothing is pending (between top-level elements, no partial element,
+  // character or stray text); the next feed() starts a new expat parser
+  // primed with the header's namespace declarations. True when the parser
+  // holds no expat state afterwards. Cheap to call; costs one parser
+  // creation on the next feed(), so call it on streams gone quiet, not after
+  // every read.
+  bool compact();
+  bool compacted() const { return !impl_; }
+
   // The limit on one top-level element, in octets. Takes effect at once,
   // also for an element already in progress (raise it after SASL success).
   void setStanzaLimit(std::size_t octets) { limit_ = octets; }
@@ -100,7 +116,7 @@ class StreamParser {
 
   // What the parser holds now: bytes handed to expat since the start of
   // the pending top-level element (or of the idle gap), and the bytes expat
-  // has allocated (current and peak since the last reset()).
+  // has allocated (current: 0 when compacted; peak since the last reset()).
   std::size_t pendingBytes() const;
   std::size_t expatBytes() const;
   std::size_t expatPeakBytes() const;
@@ -113,14 +129,22 @@ class StreamParser {
   enum class State : std::uint8_t { Start, Open, Closed, Failed };
   void create();
   void destroy();
+  void resume();
   friend struct Impl;
 
-  std::unique_ptr<Impl> impl_;
+  std::unique_ptr<Impl> impl_;  // null while compacted
   std::size_t limit_;
   std::string contentNs_;
   HostCheck hostCheck_;
   State state_ = State::Start;
-  std::uint64_t fed_ = 0;  // octets handed to the current expat parser
+  std::uint64_t fed_ = 0;  // octets of this stream handed to expat
+  // Kept over compact(): the header's namespace declarations other than the
+  // default and 'stream' ones (as attribute text, usually empty), the
+  // position where the next octet starts (for error messages) and expat's
+  // peak.
+  std::string extraNs_;
+  std::uint64_t line_ = 1, column_ = 0;
+  std::size_t peak_ = 0;
 };
 
 }  // namespace imp::xmpp
