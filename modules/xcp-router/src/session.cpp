@@ -151,6 +151,7 @@ void SessionManager::send(StanzaKind kind, const Address& from, const Address& t
   s.to = to;
   s.type = std::string(el.attrOr("type", ""));
   s.element = std::make_shared<const xmpp::Element>(std::move(el));
+  s.outboundApplied = true;  // what the session manager sends is past its outbound rules
   router_.route(std::move(s));
 }
 

@@ -64,16 +64,28 @@ bool blockedBy(const std::set<std::string>& list, const std::string& jid) {
 void SessionManager::onPresence(RoutedStanza s) {
   if (isSubscriptionType(s.type)) {
     // A subscription stanza of a local session is outbound for its user
-    // first (RFC 6121 §3, A.2); what the session manager routes on (with
-    // the user's bare JID) and what comes from elsewhere is inbound (A.3).
+    // first (RFC 6121 §3, A.2): the router hands every one of them here,
+    // whatever the contact's domain (router.h, step 0). What the session
+    // manager routes on (with the user's bare JID) and what comes from
+    // elsewhere is inbound (A.3).
     bool outbound = false;
-    if (!s.from.resource.empty() && !s.from.local.empty()) {
+    if (!s.outboundApplied && !s.from.resource.empty() && !s.from.local.empty()) {
       auto rs = router_.resourcesOf(s.from.bare());
       outbound = std::find(rs.begin(), rs.end(), s.from.resource) != rs.end();
     }
-    if (s.to.local.empty()) {
+    // The server itself has no roster; another domain (a gateway) may.
+    if (s.to.local.empty() && (!outbound || router_.isLocalDomain(s.to.domain))) {
       ++stats_.droppedByRule;
       if (log_) log_->debug("{} presence to the domain {} ignored", s.type, s.to.domain);
+      return;
+    }
+    if (!haveData() && outbound) {
+      // No roster to apply it to: routed on as it is (§3.1.2: with the
+      // user's bare JID).
+      Address own = s.from, contact = s.to;
+      own.resource.clear();
+      contact.resource.clear();
+      send(StanzaKind::Presence, own, contact, *s.element);
       return;
     }
     if (!haveData()) {

@@ -176,6 +176,43 @@ TEST_CASE("a full JID with a bound session is delivered on the session's loop") 
   }
 }
 
+TEST_CASE("a subscription stanza of a local session goes to the session manager first, whatever the recipient (RFC 6121 §3)") {
+  auto dir = directoryWithUsers();
+  imp::net::EventLoop loop;
+  Router r("node-a", dir);
+  r.setLocalDomains({"example.com"});
+  Recorder rec;
+  rec.attach(r);
+  auto muc = std::make_shared<FakeComponent>("gateway");
+  r.addDomainComponent("gateway.example.com", muc);
+  auto fcm = std::make_shared<FakeComponent>("federation-cm");
+  r.addPredicateComponent(fcm, imp::xcp::microsoftUsers(), [] { return federation(true, false); });
+  r.attachSession(jid("ann@example.com/pc"), loop, std::make_shared<FakeSink>());
+  auto presence = [](std::string_view from, std::string_view to, std::string type) {
+    auto s = message(from, to, std::move(type));
+    s.kind = StanzaKind::Presence;
+    return s;
+  };
+  for (const char* type : {"subscribe", "subscribed", "unsubscribe", "unsubscribed"}) {
+    CHECK(r.route(presence("ann@example.com/pc", "lync.user@example.com", type)) == RouteResult::Local);
+    CHECK(r.route(presence("ann@example.com/pc", "x@elsewhere.org", type)) == RouteResult::Local);
+    CHECK(r.route(presence("ann@example.com/pc", "gateway.example.com", type)) == RouteResult::Local);
+  }
+  CHECK(rec.local.size() == 12);
+  CHECK(fcm->got.empty());
+  CHECK(muc->got.empty());
+  CHECK(rec.bounced.empty());
+  // What the session manager routes on, and what is no session's own, is
+  // routed to its recipient.
+  auto processed = presence("ann@example.com", "lync.user@example.com", "subscribe");
+  processed.outboundApplied = true;
+  CHECK(r.route(processed) == RouteResult::Component);
+  CHECK(r.route(presence("ann@example.com/gone", "lync.user@example.com", "subscribe")) == RouteResult::Component);
+  CHECK(r.route(presence("ann@example.com/pc", "lync.user@example.com", "probe")) == RouteResult::Component);
+  CHECK(r.route(message("ann@example.com/pc", "lync.user@example.com")) == RouteResult::Component);
+  CHECK(fcm->got.size() == 4);
+}
+
 TEST_CASE("offline local users, users homed elsewhere and the server itself (directory decision)") {
   auto dir = directoryWithUsers();
   Router r("node-a", dir);

@@ -49,6 +49,14 @@ struct Sink : SessionSink {
   }
 };
 
+// A component taking what the router gives it (the federation connection
+// manager's place).
+struct Collector : Component {
+  std::vector<RoutedStanza> got;
+  std::string_view name() const override { return "federation-cm"; }
+  void deliver(RoutedStanza s) override { got.push_back(std::move(s)); }
+};
+
 struct SmFixture : xcptest::StoreFixture {
   imp::testing::FakeDirectory dir;
   imp::net::EventLoop loop;
@@ -313,4 +321,67 @@ TEST_CASE_FIXTURE(SmFixture, "the end of a session is unavailable to the subscri
   send("ann@example.com/pc", presence("", "unavailable"));  // what c2s routes when the stream ends
   REQUIRE(bob.of("presence", "unavailable").size() == 1);
   CHECK(sm->availableResources("ann@example.com").empty());
+}
+
+TEST_CASE_FIXTURE(SmFixture, "subscription stanzas to a contact of another server update the roster and push it before they are routed on (RFC 6121 §3.1.2, §3.2.2, §3.3.2, §3.4)") {
+  auto fcm = std::make_shared<Collector>();
+  router.addPredicateComponent(fcm, microsoftUsers(), [] {
+    imp::directory::FederationRouting f;
+    f.enabled = true;  // basic mode: lync.user@example.com is a Microsoft user (FED-6)
+    return f;
+  });
+  auto& pc = bind("ann@example.com/pc");
+  send("ann@example.com/pc", rosterGet());
+  const std::string lync = "lync.user@example.com";
+  // The one roster push since the last call: its item.
+  auto pushed = [&]() -> std::optional<Element> {
+    auto pushes = pc.of("iq", "set");
+    REQUIRE(pushes.size() == 1);
+    Element item = *pushes[0]->child("query", ns::kRoster)->child("item", ns::kRoster);
+    pc.got.clear();
+    return item;
+  };
+  pc.got.clear();
+  // §3.1.2: the request is recorded (ask='subscribe'), pushed, then routed
+  // with the user's bare JID.
+  send("ann@example.com/pc", presence(lync, "subscribe"));
+  CHECK(roster.item("ann", lync)->state.pendingOut);
+  CHECK(pushed()->attrOr("ask", "") == "subscribe");
+  REQUIRE(fcm->got.size() == 1);
+  CHECK(fcm->got[0].type == "subscribe");
+  CHECK(fcm->got[0].from.full() == "ann@example.com");
+  CHECK(fcm->got[0].element->attrOr("from", "") == "ann@example.com");
+  // The contact's answer comes in from the component (A.3.3).
+  send(lync, presence("ann@example.com", "subscribed"));
+  CHECK(pushed()->attrOr("subscription", "") == "to");
+  // §3.4: "subscribed" with no request pending is a pre-approval: stored,
+  // pushed, not routed.
+  send("ann@example.com/pc", presence(lync, "subscribed"));
+  CHECK(roster.item("ann", lync)->state.preApproved);
+  CHECK(pushed()->attrOr("approved", "") == "true");
+  CHECK(fcm->got.size() == 1);
+  // The contact's request meets the pre-approval: answered for the user.
+  send(lync, presence("ann@example.com", "subscribe"));
+  CHECK(pushed()->attrOr("subscription", "") == "both");
+  REQUIRE(fcm->got.size() == 2);
+  CHECK(fcm->got[1].type == "subscribed");
+  // §3.2.2: the user cancels the contact's subscription.
+  send("ann@example.com/pc", presence(lync, "unsubscribed"));
+  CHECK(pushed()->attrOr("subscription", "") == "to");
+  REQUIRE(fcm->got.size() == 3);
+  CHECK(fcm->got[2].type == "unsubscribed");
+  CHECK(fcm->got[2].from.full() == "ann@example.com");
+  // §3.3.2: the user unsubscribes from the contact's presence.
+  send("ann@example.com/pc", presence(lync, "unsubscribe"));
+  CHECK(pushed()->attrOr("subscription", "") == "none");
+  REQUIRE(fcm->got.size() == 4);
+  CHECK(fcm->got[3].type == "unsubscribe");
+  // A contact nothing routes to: the roster still records the request, the
+  // stanza is bounced (a presence is not answered with an error).
+  auto bounced = router.stats().bounced;
+  send("ann@example.com/pc", presence("someone@elsewhere.example", "subscribe"));
+  CHECK(roster.item("ann", "someone@elsewhere.example")->state.pendingOut);
+  CHECK(pushed()->attrOr("ask", "") == "subscribe");
+  CHECK(router.stats().bounced == bounced + 1);
+  CHECK(fcm->got.size() == 4);
 }

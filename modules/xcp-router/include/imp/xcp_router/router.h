@@ -4,6 +4,12 @@
 // connection loop, the session manager and in-process components.
 //
 // Decision for a stanza's `to`, in order:
+//  0. a subscription stanza (presence subscribe/subscribed/unsubscribe/
+//     unsubscribed) from a bound local session to another account: the
+//     local handler, whatever the recipient: the user's server applies it
+//     to the user's roster and pushes the change before routing it on
+//     (RFC 6121 §3.1.2, §3.2.2, §3.3.2, §3.4); the session manager then
+//     routes it again with `outboundApplied` set, and this step is skipped;
 //  1. its domain is claimed by a component (addDomainComponent): that
 //     component ("conference.example.com" style services);
 //  2. a full JID with a bound local session (attachSession): that session,
@@ -99,6 +105,9 @@ struct RoutedStanza {
   Address to;
   std::string type;  // the type attribute ("" when absent)
   std::shared_ptr<const xmpp::Element> element;
+  // The sender's session manager has applied its outbound rules to this
+  // stanza (decision step 0 above): it is routed to its recipient.
+  bool outboundApplied = false;
 };
 
 // An in-process service that takes stanzas from the router.

@@ -18,8 +18,10 @@
 //  - presence to a user's bare JID goes to the available resources
 //    (§8.5.2.1.3); directed presence to a bare JID is remembered (§4.6).
 // Subscriptions (RFC 6121 §3, Appendix A via applySubscriptionEvent): an
-// outbound request of a local session is applied to the user's roster and
-// routed with the user's bare JID; an inbound one is decided by the
+// outbound stanza of a local session, whatever the contact's domain (the
+// router hands each one here first), is applied to the user's roster,
+// pushed, and routed on with the user's bare JID (to a component, or
+// bounced when nothing takes it); an inbound one is decided by the
 // PrivacyPolicy (AV-1, PS-2): Approve answers "subscribed" on the user's
 // behalf, Ask delivers it to the available resources (kept pending, sent
 // again at next login), PoliteBlock shows nothing (the watcher sees the
