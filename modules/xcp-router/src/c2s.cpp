@@ -792,6 +792,9 @@ class C2sStream : public SessionSink, public std::enable_shared_from_this<C2sStr
     } else {
       features.addChild("bind", std::string(ns::kBind));
       features.addChild("sm", std::string(ns::kSm));  // XEP-0198 §3
+      // RFC 6121 §3.4.1: subscription pre-approval ("subscribed" with no
+      // request pending is kept and answers the contact's later request).
+      features.addChild("sub", std::string(ns::kPreApproval));
       // RFC 6121 §2.6: roster versioning is offered by the session manager.
       auto& limits = features.addChild("limits", std::string(ns::kStreamLimits));
       limits.addChild("max-bytes", std::string(ns::kStreamLimits))

@@ -144,6 +144,49 @@ TEST_CASE("two users log in, bind, talk to the server and exchange a message (RF
   }
 }
 
+TEST_CASE("RFC 6121 §3.4: pre-approval is a stream feature; a pre-approved request is answered for the user") {
+  Node node({}, true);
+  node.stores->setSettings({.autoApprove = false});  // without an approval ann would be asked (PS-2)
+  imp::net::EventLoop loop;
+  Client ann(loop, node.server->clientPort());
+  Client bob(loop, node.server->clientPort());
+  auto features = ann.authenticate("ann", "ann-secret");
+  CHECK(features.child("sub", ns::kPreApproval));  // §3.4.1
+  ann.send("<iq type='set' id='b1'><bind xmlns='urn:ietf:params:xml:ns:xmpp-bind'><resource>pc</resource></bind></iq>");
+  REQUIRE(ann.nextStanza().attrOr("type", "") == "result");
+  ann.send("<iq type='get' id='r1'><query xmlns='jabber:iq:roster'/></iq>");
+  ann.nextWhere([](const Element& e) { return e.attrOr("id", "") == "r1"; });
+  ann.available("ann@example.com/pc");
+  auto rosterPush = [](const Element& e) { return e.name() == "iq" && e.child("query", ns::kRoster); };
+  auto itemOf = [](const Element& push) { return *push.child("query", ns::kRoster)->child("item", ns::kRoster); };
+  // §3.4.2: "subscribed" with no request pending is stored as a pre-approval.
+  ann.send("<presence to='bob@example.com' type='subscribed'/>");
+  auto push = ann.nextWhere(rosterPush);
+  CHECK(itemOf(push).attrOr("jid", "") == "bob@example.com");
+  CHECK(itemOf(push).attrOr("approved", "") == "true");
+  CHECK(itemOf(push).attrOr("subscription", "") == "none");
+  // §3.4.3: bob's request meets it: "subscribed" and ann's presence come
+  // back at once, ann is not asked.
+  CHECK(bob.login("bob", "bob-secret", "pc") == "bob@example.com/pc");
+  bob.available("bob@example.com/pc");
+  bob.send("<presence to='ann@example.com' type='subscribe'/>");
+  auto answer = bob.nextWhere([](const Element& e) { return e.name() == "presence" && e.attrOr("type", "") != ""; });
+  CHECK(answer.attrOr("type", "") == "subscribed");
+  CHECK(answer.attrOr("from", "") == "ann@example.com");
+  auto presence = bob.nextWhere([](const Element& e) { return e.name() == "presence"; });
+  CHECK(presence.attrOr("from", "") == "ann@example.com/pc");
+  CHECK(presence.attrOr("type", "") == "");
+  push = ann.nextWhere(rosterPush);
+  CHECK(itemOf(push).attrOr("subscription", "") == "from");
+  CHECK_FALSE(itemOf(push).attr("approved"));
+  CHECK(ann.countReceived([](const Element& e) { return e.attrOr("type", "") == "subscribe"; }) == 0);
+  auto item = node.stores->roster.item("ann", "bob@example.com");
+  REQUIRE(item);
+  CHECK(item->state.name() == "From");  // Appendix A.3.1: None + pre-approval -> From
+  CHECK_FALSE(item->state.preApproved);
+  CHECK(node.stores->roster.item("bob", "ann@example.com")->state.name() == "To");
+}
+
 TEST_CASE("direct TLS (XEP-0368): the stream starts inside TLS and offers SASL at once") {
   Node node;
   imp::net::EventLoop loop;

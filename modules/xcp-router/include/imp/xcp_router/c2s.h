@@ -8,7 +8,8 @@
 //   TLS, stream restart -> features <mechanisms/> (SCRAM-SHA-256(-PLUS),
 //   SCRAM-SHA-1(-PLUS), PLAIN: modules/xmpp sasl.h) -> SASL -> stream
 //   restart with the post-authentication stanza limit -> features <bind/>
-//   -> resource binding (a server-generated resource when none is asked; a
+//   (with <sm/>, the RFC 6121 §3.4 pre-approval <sub/> and the XEP-0478
+//   limits) -> resource binding (a server-generated resource when none is asked; a
 //   new session for a full JID already bound replaces the old one, which
 //   gets `conflict`, RFC 6120 §7.7.2.2) -> stanzas.
 // The header's `to` must be a local presence domain (host-unknown
