@@ -159,6 +159,13 @@ class ImpdServer(XmppServer):
             raise AssertionError("no %s service" % service)
         wait_for(applied, 30, "%s to apply settings generation %d" % (service, want))
 
+    def metric(self, name):
+        """The value of the unlabelled metric `name` on impd's /metrics, or None."""
+        status, text = self.node.http("GET", "/metrics", token=False)
+        assert status == 200, "GET /metrics answered %d" % status
+        m = re.search(r"^%s (\S+)$" % re.escape(name), text, re.M)
+        return float(m.group(1)) if m else None
+
     def alive(self):
         return self.node.proc.poll() is None
 

@@ -23,7 +23,9 @@ SessionManager::SessionManager(Router& router, std::shared_ptr<spdlog::logger> l
 
 SessionManager::SessionManager(Router& router, std::shared_ptr<spdlog::logger> log, net::WorkerPool* workers,
                                SessionManagerData data)
-    : router_(router), log_(std::move(log)), workers_(workers), data_(std::move(data)) {}
+    : router_(router), log_(std::move(log)), workers_(workers), data_(std::move(data)) {
+  stats_.offlineQueued = static_cast<std::int64_t>(data_.offlineQueued);
+}
 
 SessionManager::~SessionManager() = default;
 
@@ -277,6 +279,7 @@ void SessionManager::storeOffline(const RoutedStanza& s) {
     return answerError(s, "resource-constraint", "wait", r.text);
   }
   ++stats_.offlineStored;
+  ++stats_.offlineQueued;
   if (log_) log_->debug("message from {} stored for offline {} (#{}, {} queued)", s.from.full(), s.to.bare(), r.id,
                         r.queued);
 }
@@ -310,7 +313,7 @@ void SessionManager::deliverOffline(const std::string& userid, const Address& fu
     done.push_back(m.id);
     ++stats_.offlineDelivered;
   }
-  data_.offline->remove(userid, done);
+  stats_.offlineQueued -= static_cast<std::int64_t>(data_.offline->remove(userid, done));
   if (log_) log_->debug("{} offline message(s) delivered to {}", done.size(), full.full());
 }
 

@@ -385,3 +385,23 @@ TEST_CASE_FIXTURE(SmFixture, "subscription stanzas to a contact of another serve
   CHECK(router.stats().bounced == bounced + 1);
   CHECK(fcm->got.size() == 4);
 }
+
+TEST_CASE_FIXTURE(SmFixture, "IM-5: the offline queue gauge follows what is stored and delivered, from its base at start") {
+  setSettings({.offlineQuota = 2});
+  CHECK(sm->stats().offlineQueued == 0);
+  bind("ann@example.com/pc");
+  send("ann@example.com/pc", message("bob@example.com", "one"));
+  send("ann@example.com/pc", message("bob@example.com", "two"));
+  send("ann@example.com/pc", message("bob@example.com", "three"));  // over the quota: refused, not counted
+  CHECK(offline.count("bob") == 2);
+  CHECK(sm->stats().offlineQueued == 2);
+  auto& bob = bind("bob@example.com/pc");
+  send("bob@example.com/pc", presence());
+  CHECK(bob.of("message").size() == 2);
+  CHECK(sm->stats().offlineQueued == 0);
+  // A session manager that starts with messages already stored for its
+  // node's users counts from there (OfflineStore::totalOnNode, service.cpp).
+  SessionManagerData d{&roster, &blocks, &policy, &offline, &live, nullptr, 7};
+  SessionManager restarted(router, nullptr, nullptr, std::move(d));
+  CHECK(restarted.stats().offlineQueued == 7);
+}

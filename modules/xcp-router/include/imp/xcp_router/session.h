@@ -85,12 +85,21 @@ struct SessionManagerData {
   OfflineStore* offline = nullptr;
   const LivePresenceSettings* settings = nullptr;
   std::function<std::optional<std::string>(const std::string& bareJid)> userOf;
+  // Offline messages already stored for this node's users when the session
+  // manager starts (OfflineStore::totalOnNode): the base of the gauge.
+  std::uint64_t offlineQueued = 0;
 };
 
 struct SessionManagerStats {
   std::atomic<std::uint64_t> toResources{0}, bounced{0}, droppedByRule{0}, broadcasts{0}, probes{0},
       rosterPushes{0}, subscriptions{0}, politeBlocks{0}, offlineStored{0}, offlineDelivered{0}, storeErrors{0},
       refusedJobs{0};
+  // Gauge: offline messages stored for this node's users (IM-5): the base
+  // at start, plus what this session manager stores, minus what it
+  // removes after delivery. Only the user's home node stores and delivers
+  // them; messages removed behind its back (a user deleted from the
+  // directory, a user moved to another node) are not seen until restart.
+  std::atomic<std::int64_t> offlineQueued{0};
 };
 
 class SessionManager {
