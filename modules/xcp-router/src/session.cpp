@@ -296,9 +296,16 @@ void SessionManager::deliverOffline(const std::string& userid, const Address& fu
       done.push_back(m.id);
       continue;
     }
-    // XEP-0203: when the server stored it.
-    el->addChild("delay", std::string(ns::kDelay)).setAttr("from", full.domain).setAttr("stamp", m.stamp).addText(
-        "Offline Storage");
+    // XEP-0203: when the server stored it. A message this server delivered
+    // from storage before and got back (its session ended before the client
+    // had it, IM-5) already carries the server's delay, stamped at its first
+    // storage: that one stays, and no second is added.
+    bool delayed = false;
+    for (const auto* d : el->children("delay", ns::kDelay))
+      if (d->attrOr("from", "") == full.domain) delayed = true;
+    if (!delayed)
+      el->addChild("delay", std::string(ns::kDelay)).setAttr("from", full.domain).setAttr("stamp", m.stamp).addText(
+          "Offline Storage");
     el->setAttr("to", full.full());
     RoutedStanza s;
     s.kind = StanzaKind::Message;

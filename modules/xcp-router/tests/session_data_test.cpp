@@ -405,3 +405,35 @@ TEST_CASE_FIXTURE(SmFixture, "IM-5: the offline queue gauge follows what is stor
   SessionManager restarted(router, nullptr, nullptr, std::move(d));
   CHECK(restarted.stats().offlineQueued == 7);
 }
+
+TEST_CASE_FIXTURE(SmFixture, "IM-5: a message handed back after delivery from storage keeps the delay of its first storage (XEP-0203)") {
+  bind("ann@example.com/pc");
+  send("ann@example.com/pc", message("bob@example.com", "one"));
+  db.exec("UPDATE xcp_offline_message SET stamp = ?", {std::string("2020-01-02 03:04:05.000")});
+  auto& bob = bind("bob@example.com/pc");
+  send("bob@example.com/pc", presence());
+  RoutedStanza delivered;
+  for (const auto& s : bob.got)
+    if (s.element->name() == "message") delivered = s;
+  REQUIRE(delivered.element);
+  REQUIRE(delivered.element->children("delay", ns::kDelay).size() == 1);
+  CHECK(delivered.element->child("delay", ns::kDelay)->attrOr("stamp", "") == "2020-01-02T03:04:05Z");
+  // The session ends before its client had the message: the connection
+  // manager hands it back (C2sStream::handBack) and it is stored again.
+  router.detachSession(*Address::split("bob@example.com/pc"), bob);
+  send("bob@example.com/pc", presence("", "unavailable"));
+  RoutedStanza back = delivered;
+  back.to = *Address::split(std::string(delivered.element->attrOr("to", "")));
+  router.deliverToSession(std::move(back));
+  drain();
+  REQUIRE(offline.count("bob") == 1);
+  auto& phone = bind("bob@example.com/phone");
+  send("bob@example.com/phone", presence());
+  auto msgs = phone.of("message");
+  REQUIRE(msgs.size() == 1);
+  CHECK(msgs[0]->childText("body", ns::kClient) == "one");
+  auto delays = msgs[0]->children("delay", ns::kDelay);
+  REQUIRE(delays.size() == 1);
+  CHECK(delays[0]->attrOr("stamp", "") == "2020-01-02T03:04:05Z");
+  CHECK(delays[0]->attrOr("from", "") == "example.com");
+}
