@@ -254,7 +254,8 @@ bool userOutbound(const RoutedStanza& s) {
   if (s.outboundApplied || s.kind != StanzaKind::Presence || s.from.resource.empty() || s.from.local.empty())
     return false;
   if (s.to.bare() == s.from.bare()) return false;
-  return s.type == "subscribe" || s.type == "subscribed" || s.type == "unsubscribe" || s.type == "unsubscribed";
+  return s.type.empty() || s.type == "unavailable" || s.type == "subscribe" || s.type == "subscribed" ||
+         s.type == "unsubscribe" || s.type == "unsubscribed";
 }
 
 }  // namespace

@@ -213,6 +213,37 @@ TEST_CASE("a subscription stanza of a local session goes to the session manager 
   CHECK(fcm->got.size() == 4);
 }
 
+TEST_CASE("directed presence of a local session goes to the session manager first, whatever the recipient (RFC 6121 §4.6.3)") {
+  auto dir = directoryWithUsers();
+  imp::net::EventLoop loop;
+  Router r("node-a", dir);
+  r.setLocalDomains({"example.com"});
+  Recorder rec;
+  rec.attach(r);
+  auto muc = std::make_shared<FakeComponent>("muc");
+  r.addDomainComponent("conference.example.com", muc);
+  r.attachSession(jid("ann@example.com/pc"), loop, std::make_shared<FakeSink>());
+  auto presence = [](std::string_view from, std::string_view to, std::string type) {
+    auto s = message(from, to, std::move(type));
+    s.kind = StanzaKind::Presence;
+    return s;
+  };
+  CHECK(r.route(presence("ann@example.com/pc", "room@conference.example.com/ann", "")) == RouteResult::Local);
+  CHECK(r.route(presence("ann@example.com/pc", "room@conference.example.com/ann", "unavailable")) ==
+        RouteResult::Local);
+  CHECK(muc->got.empty());
+  auto processed = presence("ann@example.com/pc", "room@conference.example.com/ann", "");
+  processed.outboundApplied = true;
+  CHECK(r.route(processed) == RouteResult::Component);
+  // Broadcast presence (to the user's own bare JID) and presence errors are
+  // not directed presence.
+  CHECK(r.route(presence("ann@example.com/pc", "room@conference.example.com/ann", "error")) ==
+        RouteResult::Component);
+  CHECK(r.route(presence("ann@example.com/pc", "ann@example.com", "")) == RouteResult::Local);
+  CHECK(rec.local.size() == 3);
+  CHECK(muc->got.size() == 2);
+}
+
 TEST_CASE("offline local users, users homed elsewhere and the server itself (directory decision)") {
   auto dir = directoryWithUsers();
   Router r("node-a", dir);

@@ -437,3 +437,79 @@ TEST_CASE_FIXTURE(SmFixture, "IM-5: a message handed back after delivery from st
   CHECK(delays[0]->attrOr("stamp", "") == "2020-01-02T03:04:05Z");
   CHECK(delays[0]->attrOr("from", "") == "example.com");
 }
+
+TEST_CASE_FIXTURE(SmFixture, "directed presence is recorded for non-subscribers only, whatever the recipient, and cleared by directed unavailable (RFC 6121 §4.6.3)") {
+  auto fcm = std::make_shared<Collector>();
+  router.addPredicateComponent(fcm, microsoftUsers(), [] {
+    imp::directory::FederationRouting f;
+    f.enabled = true;
+    return f;
+  });
+  auto muc = std::make_shared<Collector>();
+  router.addDomainComponent("conference.example.com", muc);
+  auto& ann = bind("ann@example.com/pc");
+  auto& bob = bind("bob@example.com/pc");
+  send("bob@example.com/pc", presence());
+  send("ann@example.com/pc", presence());
+  send("bob@example.com/pc", presence("ann@example.com", "subscribe"));  // auto-approved: bob is a subscriber
+  REQUIRE(roster.item("ann", "bob@example.com")->state.hasFrom());
+  bob.got.clear();
+  // Rule 1: to a subscriber (its full JID): delivered, not recorded.
+  send("ann@example.com/pc", presence("bob@example.com/pc"));
+  CHECK(bob.of("presence", "").size() == 1);
+  // Rule 2: to a Microsoft user and to a room of a domain component: routed
+  // with the full JID, recorded.
+  send("ann@example.com/pc", presence("lync.user@example.com"));
+  send("ann@example.com/pc", presence("room@conference.example.com/ann"));
+  REQUIRE(fcm->got.size() == 1);
+  CHECK(fcm->got[0].from.full() == "ann@example.com/pc");
+  CHECK(fcm->got[0].type == "");
+  REQUIRE(muc->got.size() == 1);
+  // Directed unavailable clears the record: the room hears nothing more.
+  send("ann@example.com/pc", presence("room@conference.example.com/ann", "unavailable"));
+  REQUIRE(muc->got.size() == 2);
+  CHECK(muc->got[1].type == "unavailable");
+  // ann cancels bob's subscription: bob hears "unavailable" now (§3.2.2).
+  bob.got.clear();
+  send("ann@example.com/pc", presence("bob@example.com", "unsubscribed"));
+  CHECK(bob.of("presence", "unavailable").size() == 1);
+  // The session ends (what c2s routes): the Microsoft user hears it because
+  // of the record; bob, neither a subscriber nor recorded, and the room,
+  // whose record was cleared, hear nothing.
+  bob.got.clear();
+  router.detachSession(*Address::split("ann@example.com/pc"), ann);
+  send("ann@example.com/pc", presence("", "unavailable"));
+  CHECK(bob.of("presence", "unavailable").empty());
+  REQUIRE(fcm->got.size() == 2);
+  CHECK(fcm->got[1].type == "unavailable");
+  CHECK(fcm->got[1].from.full() == "ann@example.com/pc");
+  CHECK(muc->got.size() == 2);
+}
+
+TEST_CASE_FIXTURE(SmFixture, "directed presence of a resource that is not available is followed by unavailable when it ends (RFC 6121 §4.6.3 rule 3)") {
+  auto muc = std::make_shared<Collector>();
+  router.addDomainComponent("conference.example.com", muc);
+  auto& ann = bind("ann@example.com/pc");
+  send("ann@example.com/pc", presence("room@conference.example.com/ann"));  // no initial presence
+  REQUIRE(muc->got.size() == 1);
+  CHECK(sm->availableResources("ann@example.com").empty());
+  router.detachSession(*Address::split("ann@example.com/pc"), ann);
+  send("ann@example.com/pc", presence("", "unavailable"));
+  REQUIRE(muc->got.size() == 2);
+  CHECK(muc->got[1].type == "unavailable");
+  CHECK(muc->got[1].to.full() == "room@conference.example.com/ann");
+}
+
+TEST_CASE_FIXTURE(SmFixture, "an entity given directed presence that subscribes meanwhile hears the end of the session once (RFC 6121 §4.6.3, §4.5.2)") {
+  auto& ann = bind("ann@example.com/pc");
+  auto& bob = bind("bob@example.com/pc");
+  send("bob@example.com/pc", presence());
+  send("ann@example.com/pc", presence());
+  send("ann@example.com/pc", presence("bob@example.com/pc"));  // bob is no subscriber yet: recorded
+  send("bob@example.com/pc", presence("ann@example.com", "subscribe"));  // auto-approved: now one
+  REQUIRE(roster.item("ann", "bob@example.com")->state.hasFrom());
+  bob.got.clear();
+  router.detachSession(*Address::split("ann@example.com/pc"), ann);
+  send("ann@example.com/pc", presence("", "unavailable"));
+  CHECK(bob.of("presence", "unavailable").size() == 1);
+}

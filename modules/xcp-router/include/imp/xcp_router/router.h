@@ -4,12 +4,15 @@
 // connection loop, the session manager and in-process components.
 //
 // Decision for a stanza's `to`, in order:
-//  0. a subscription stanza (presence subscribe/subscribed/unsubscribe/
-//     unsubscribed) from a bound local session to another account: the
-//     local handler, whatever the recipient: the user's server applies it
-//     to the user's roster and pushes the change before routing it on
-//     (RFC 6121 §3.1.2, §3.2.2, §3.3.2, §3.4); the session manager then
-//     routes it again with `outboundApplied` set, and this step is skipped;
+//  0. presence from a bound local session to another account, of a
+//     subscription type (subscribe/subscribed/unsubscribe/unsubscribed) or
+//     directed presence (no type, unavailable): the local handler, whatever
+//     the recipient. The user's server applies a subscription stanza to the
+//     user's roster and pushes the change before routing it on (RFC 6121
+//     §3.1.2, §3.2.2, §3.3.2, §3.4), and records directed presence so that
+//     the entity hears "unavailable" when the session ends (§4.6.3); the
+//     session manager then routes it again with `outboundApplied` set, and
+//     this step is skipped;
 //  1. its domain is claimed by a component (addDomainComponent): that
 //     component ("conference.example.com" style services);
 //  2. a full JID with a bound local session (attachSession): that session,

@@ -16,7 +16,12 @@
 //  - probes (§4.3.2) are answered from the last presence of each available
 //    resource, to subscribers only; a blocked prober gets "unavailable".
 //  - presence to a user's bare JID goes to the available resources
-//    (§8.5.2.1.3); directed presence to a bare JID is remembered (§4.6).
+//    (§8.5.2.1.3).
+//  - directed presence (§4.6.3) of a local session, whatever the recipient
+//    (the router hands it here first): an available one to an entity that
+//    is not subscribed to the user's presence (from/both) is recorded for
+//    the sending resource, also when that resource is not available (rule
+//    3); directed unavailable clears the record; then it is routed on.
 // Subscriptions (RFC 6121 §3, Appendix A via applySubscriptionEvent): an
 // outbound stanza of a local session, whatever the contact's domain (the
 // router hands each one here first), is applied to the user's roster,
@@ -130,7 +135,7 @@ class SessionManager {
     bool available = false;
     int priority = 0;
     std::shared_ptr<const xmpp::Element> last;  // the last broadcast presence (for probes, §4.3.2)
-    std::set<std::string> directed;             // JIDs given directed presence (§4.6.3)
+    std::set<std::string> directed;             // non-subscribers given directed presence (§4.6.3)
     bool rosterRequested = false;               // "interested resource" (§2.1.6)
     bool blocklistRequested = false;            // XEP-0191 §3.2
   };
@@ -150,6 +155,7 @@ class SessionManager {
   // In the user's strand.
   void ownPresence(const RoutedStanza& s);
   void outboundSubscription(const RoutedStanza& s);
+  void outboundDirected(const RoutedStanza& s);
   void inboundSubscription(const RoutedStanza& s);
   void answerProbe(const RoutedStanza& s);
   void rosterIq(const RoutedStanza& s);
