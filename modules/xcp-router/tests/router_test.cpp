@@ -244,6 +244,36 @@ TEST_CASE("directed presence of a local session goes to the session manager firs
   CHECK(muc->got.size() == 2);
 }
 
+TEST_CASE("the block lists in memory match a JID in its XEP-0191 forms; a binding waits for the loader") {
+  imp::xcp::BlockingRegistry b;
+  CHECK_FALSE(b.blocks("ann@example.com", "bob@example.com/pc"));  // never loaded: nothing blocked
+  b.set("ann@example.com", {"bob@example.com", "elsewhere.org", "cy@example.com/phone"});
+  CHECK(b.blocks("ann@example.com", "bob@example.com"));
+  CHECK(b.blocks("ann@example.com", "bob@example.com/pc"));  // a bare item blocks every resource
+  CHECK(b.blocks("ann@example.com", "x@elsewhere.org/r"));    // a domain item blocks its users
+  CHECK(b.blocks("ann@example.com", "elsewhere.org"));
+  CHECK(b.blocks("ann@example.com", "cy@example.com/phone"));
+  CHECK_FALSE(b.blocks("ann@example.com", "cy@example.com/pc"));  // a full item only that resource
+  CHECK_FALSE(b.blocks("ann@example.com", "cy@example.com"));
+  CHECK_FALSE(b.blocks("bob@example.com", "ann@example.com"));   // lists are per user
+  b.set("ann@example.com", {});
+  CHECK_FALSE(b.blocks("ann@example.com", "bob@example.com"));
+  // Without a loader a refresh is done at once; with one, when it says so.
+  int done = 0;
+  b.refresh("ann@example.com", [&](bool ok) { done += ok ? 1 : 100; });
+  CHECK(done == 1);
+  std::function<void(bool)> later;
+  b.setLoader([&](const std::string& bare, std::function<void(bool)> d) {
+    b.set(bare, {"eve@example.com"});
+    later = std::move(d);
+  });
+  b.refresh("ann@example.com", [&](bool ok) { done += ok ? 1 : 100; });
+  CHECK(done == 1);
+  CHECK(b.blocks("ann@example.com", "eve@example.com"));
+  later(true);
+  CHECK(done == 2);
+}
+
 TEST_CASE("offline local users, users homed elsewhere and the server itself (directory decision)") {
   auto dir = directoryWithUsers();
   Router r("node-a", dir);

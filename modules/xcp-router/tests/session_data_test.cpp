@@ -513,3 +513,51 @@ TEST_CASE_FIXTURE(SmFixture, "an entity given directed presence that subscribes 
   send("ann@example.com/pc", presence("", "unavailable"));
   CHECK(bob.of("presence", "unavailable").size() == 1);
 }
+
+TEST_CASE_FIXTURE(SmFixture, "XEP-0191 §3.3: a message from a blocked JID is answered service-unavailable, online or offline; §3.4: unblocked, it flows again") {
+  auto blockingIq = [](std::string_view what, const std::string& jid, const std::string& id) {
+    Element iq("iq", std::string(ns::kClient));
+    iq.setAttr("type", "set").setAttr("id", id);
+    iq.addChild(std::string(what), std::string(ns::kBlocking)).addChild("item", std::string(ns::kBlocking)).setAttr(
+        "jid", jid);
+    return iq;
+  };
+  auto serviceUnavailable = [](const Sink& s) {
+    auto errors = s.of("message", "error");
+    return errors.size() == 1 && errors[0]->child("error", ns::kClient)->child("service-unavailable", ns::kStanzaErrors) &&
+           !errors[0]->child("error", ns::kClient)->child("text", ns::kStanzaErrors);
+  };
+  auto& ann = bind("ann@example.com/pc");
+  auto& bob = bind("bob@example.com/pc");
+  send("ann@example.com/pc", presence());
+  send("ann@example.com/pc", blockingIq("block", "bob@example.com", "b1"));
+  ann.got.clear();
+  // Online: nothing reaches ann; bob hears what he would from an offline user.
+  send("bob@example.com/pc", message("ann@example.com", "hi"));
+  CHECK(ann.of("message").empty());
+  CHECK(serviceUnavailable(bob));
+  CHECK(sm->stats().blocked == 1);
+  // Offline: not stored.
+  bob.got.clear();
+  router.detachSession(*Address::split("ann@example.com/pc"), ann);
+  send("ann@example.com/pc", presence("", "unavailable"));
+  send("bob@example.com/pc", message("ann@example.com", "are you there?"));
+  CHECK(serviceUnavailable(bob));
+  CHECK(offline.count("ann") == 0);
+  // A list that is not in memory (ann not logged in since the node
+  // started): the store decides before the message is stored.
+  bob.got.clear();
+  router.blocking().set("ann@example.com", {});
+  send("bob@example.com/pc", message("ann@example.com", "and now?"));
+  CHECK(serviceUnavailable(bob));
+  CHECK(offline.count("ann") == 0);
+  // §3.4: unblocked, bob's messages are delivered again.
+  auto& phone = bind("ann@example.com/phone");
+  send("ann@example.com/phone", presence());
+  send("ann@example.com/phone", blockingIq("unblock", "bob@example.com", "u1"));
+  bob.got.clear();
+  send("bob@example.com/pc", message("ann@example.com", "hello again"));
+  REQUIRE(phone.of("message").size() == 1);
+  CHECK(phone.of("message")[0]->childText("body", ns::kClient) == "hello again");
+  CHECK(bob.of("message", "error").empty());
+}

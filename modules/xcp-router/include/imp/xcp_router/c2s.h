@@ -31,6 +31,11 @@
 // back through Router::deliverToSession, so the session manager delivers
 // them to another resource or stores them offline (IM-5); error stanzas,
 // the server's own iq answers and carbon copies are not re-routed.
+// XEP-0191 (blocking.h): a binding completes once the user's block list is
+// loaded; a stanza the user sends to a JID it blocked is answered
+// not-acceptable with <blocked xmlns='urn:xmpp:blocking:errors'/>, one
+// from such a JID is not delivered (message, iq get/set: service-unavailable
+// back; the rest dropped), XEP-0191 §3.3.
 // XEP-0280 carbons (carbons.h): <enable/>/<disable/> iq; copies of eligible
 // messages this session receives at its full JID or sends go to the user's
 // other carbons-enabled resources.
@@ -144,6 +149,9 @@ struct C2sStats {
   // XEP-0198, XEP-0280, rate limits.
   std::atomic<std::uint64_t> smEnabled{0}, smResumed{0}, smResumeFailed{0}, smHibernated{0}, smExpired{0},
       smAckRequests{0}, rerouted{0}, notRerouted{0}, carbonCopies{0}, carbonCopiesLost{0}, throttled{0};
+  // XEP-0191: stanzas from a JID the user blocked (answered or dropped),
+  // stanzas to one (not routed).
+  std::atomic<std::uint64_t> blockedIn{0}, blockedOut{0};
   std::atomic<std::int64_t> hibernating{0};
   // Stream errors sent, by condition name (mutex-guarded).
   std::map<std::string, std::uint64_t> streamErrors() const;

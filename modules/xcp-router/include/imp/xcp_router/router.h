@@ -68,6 +68,7 @@
 #include <vector>
 
 #include <imp/directory/routing.h>
+#include <imp/xcp_router/blocking.h>
 #include <imp/xcp_router/carbons.h>
 
 namespace imp::net {
@@ -209,6 +210,9 @@ class Router {
   // connection manager copies what its streams send and receive by full
   // JID, the session manager what it delivers for a bare JID.
   CarbonsRegistry& carbons() { return carbons_; }
+  // XEP-0191: the block lists of the users who log in here, for the checks
+  // of the connection manager and the session manager (blocking.h).
+  BlockingRegistry& blocking() { return blocking_; }
 
   // Sends one stanza on its way (see the decision order above).
   RouteResult route(RoutedStanza stanza);
@@ -245,6 +249,7 @@ class Router {
   std::vector<PredicateEntry> predicates_;
   std::map<std::string, std::map<std::string, SessionEntry>, std::less<>> sessions_;  // bare -> resource -> entry
   CarbonsRegistry carbons_;
+  BlockingRegistry blocking_;
   std::mutex pendingMu_;
   std::map<std::string, std::deque<RoutedStanza>, std::less<>> pending_;  // bare JID -> waiting behind a decision
   std::size_t jobsInFlight_ = 0;  // decision jobs submitted and not finished (pendingMu_)

@@ -32,7 +32,10 @@
 // again at next login), PoliteBlock shows nothing (the watcher sees the
 // user offline, never an error).
 // Roster iq (§2, versioning §2.6, pushes to the resources that asked for
-// the roster), XEP-0191 blocking command; PS-1 limits answered with the
+// the roster), XEP-0191 blocking command (each change also replaces the
+// user's list in the router's BlockingRegistry, which the session manager
+// loads when a resource binds; a message from a blocked JID is answered
+// service-unavailable, also for an offline user); PS-1 limits answered with the
 // LimitError's condition, type and text.
 // Messages (§8.5.2.1.1): a bare JID goes to the available resource(s) of
 // the highest non-negative priority; with none, chat/normal is stored
@@ -99,6 +102,8 @@ struct SessionManagerStats {
   std::atomic<std::uint64_t> toResources{0}, bounced{0}, droppedByRule{0}, broadcasts{0}, probes{0},
       rosterPushes{0}, subscriptions{0}, politeBlocks{0}, offlineStored{0}, offlineDelivered{0}, storeErrors{0},
       refusedJobs{0};
+  // XEP-0191: messages from a JID their recipient blocked, not delivered.
+  std::atomic<std::uint64_t> blocked{0};
   // Gauge: offline messages stored for this node's users (IM-5): the base
   // at start, plus what this session manager stores, minus what it
   // removes after delivery. Only the user's home node stores and delivers
