@@ -1,7 +1,8 @@
 """Messages with real clients (issue 16 deliverable 5; IM-5; RFC 6121 §8):
 chat messages and XEP-0085 chat states both ways, XEP-0280 carbons to a
 second resource, and messages to an offline user stored and delivered at
-the next login, in the order they were sent."""
+the next login, in the order they were sent (with impd, counted by the
+node's offline queue gauge on /metrics)."""
 import xmpp_server
 from xmpp_client import XmppTestCase
 
@@ -69,6 +70,9 @@ class XmppMessages(XmppTestCase):
             erin.send_message(mto="frank@example.com", mbody=t, mtype="chat")
         # a round trip on erin's stream: the server has taken the five messages
         await erin["xep_0199"].ping(erin.boundjid.domain)
+        if self.server.name == "impd":  # the node's offline queue gauge
+            xmpp_server.wait_for(lambda: self.server.metric("imp_xmpp_offline_messages") == len(texts), 30,
+                                 "imp_xmpp_offline_messages %d" % len(texts))
         frank = await self.client("frank", "pc")
         await frank.login()
         got = []
@@ -78,6 +82,9 @@ class XmppMessages(XmppTestCase):
             self.assertEqual(m["type"], "chat")
             got.append(m["body"])
         self.assertEqual(got, texts)
+        if self.server.name == "impd":  # delivered: removed from the store, and from the gauge
+            xmpp_server.wait_for(lambda: self.server.metric("imp_xmpp_offline_messages") == 0, 30,
+                                 "imp_xmpp_offline_messages 0")
 
 
 if __name__ == "__main__":

@@ -169,6 +169,13 @@ class ImpdServer(XmppServer):
     def _wait_applied(self, service="xcp-router"):
         wait_applied(self.node, service)
 
+    def metric(self, name):
+        """The value of the unlabelled metric `name` on impd's /metrics, or None."""
+        status, text = self.node.http("GET", "/metrics", token=False)
+        assert status == 200, "GET /metrics answered %d" % status
+        m = re.search(r"^%s (\S+)$" % re.escape(name), text, re.M)
+        return float(m.group(1)) if m else None
+
     def alive(self):
         return self.node.proc.poll() is None
 

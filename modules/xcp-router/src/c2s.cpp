@@ -275,6 +275,7 @@ class C2sStream : public SessionSink, public std::enable_shared_from_this<C2sStr
       server_.router.route(std::move(s));
       return;
     }
+    if (fromBlocked(s)) return;
     // XEP-0280 §6: a message to this full JID is copied to the user's other
     // carbons-enabled resources. One to the bare JID (or to a resource not
     // bound) went through the session manager, which copied it to the
@@ -286,6 +287,30 @@ class C2sStream : public SessionSink, public std::enable_shared_from_this<C2sStr
       return;
     }
     sendStanza(std::move(s), false, false);
+  }
+
+  // XEP-0191 §3.3: nothing from a JID the user blocked reaches the user;
+  // the user looks offline to it. Presence (notifications, subscriptions,
+  // probes) and answers are dropped without a word; a message and an iq
+  // get/set get service-unavailable. True when `s` was taken care of.
+  bool fromBlocked(const RoutedStanza& s) {
+    if (s.from.bare() == address_ || !server_.router.blocking().blocks(address_, s.from.full())) return false;
+    ++server_.stats->blockedIn;
+    const bool answer = s.type != "error" && (s.kind == StanzaKind::Message ||
+                                              (s.kind == StanzaKind::Iq && (s.type == "get" || s.type == "set")));
+    if (log())
+      log()->debug("[{}] {} from {}, blocked by {}: {}", streamId_, nameOf(s.kind), s.from.full(), address_,
+                   answer ? "service-unavailable" : "dropped");
+    if (!answer) return true;
+    RoutedStanza back;
+    back.kind = s.kind;
+    back.from = s.to;
+    back.to = s.from;
+    back.type = "error";
+    back.element = std::make_shared<const Element>(
+        xmpp::makeError(*s.element, xmpp::StanzaErrorCondition::ServiceUnavailable));
+    server_.router.route(std::move(back));
+    return true;
   }
 
   bool addressedHere(const Element& el) const {
@@ -815,6 +840,9 @@ class C2sStream : public SessionSink, public std::enable_shared_from_this<C2sStr
     } else {
       features.addChild("bind", std::string(ns::kBind));
       features.addChild("sm", std::string(ns::kSm));  // XEP-0198 §3
+      // RFC 6121 §3.4.1: subscription pre-approval ("subscribed" with no
+      // request pending is kept and answers the contact's later request).
+      features.addChild("sub", std::string(ns::kPreApproval));
       // RFC 6121 §2.6: roster versioning is offered by the session manager.
       auto& limits = features.addChild("limits", std::string(ns::kStreamLimits));
       limits.addChild("max-bytes", std::string(ns::kStreamLimits))
@@ -849,6 +877,15 @@ class C2sStream : public SessionSink, public std::enable_shared_from_this<C2sStr
         return;
       case Phase::NeedAuth: onSasl(el); return;
       case Phase::NeedBind:
+        if (bindPending_) {
+          // Pipelined after <bind/>: handled once the binding is done.
+          if (heldWhileBinding_.size() >= kMaxHeldWhileBinding) {
+            streamError(StreamErrorCondition::PolicyViolation, "too many stanzas before the resource is bound");
+            return;
+          }
+          heldWhileBinding_.push_back(std::move(el));
+          return;
+        }
         if (el.name() == "iq" && el.attrOr("type", "") == "set" && el.child("bind", ns::kBind)) {
           onBind(el);
           return;
@@ -1019,7 +1056,41 @@ class C2sStream : public SessionSink, public std::enable_shared_from_this<C2sStr
     }
     auto addr = jid ? Address::split(jid->full()) : std::nullopt;
     if (!addr) return iqError(iq, xmpp::StanzaErrorCondition::BadRequest, "the resource gives no valid JID: " + why);
-    jid_ = *jid;
+    // XEP-0191: the user's block list is in memory before the session
+    // exists (BlockingRegistry): the binding completes once it is loaded.
+    bindPending_ = true;
+    std::weak_ptr<C2sStream> weak = weak_from_this();
+    net::EventLoop* loop = ls_.loop;
+    auto request = std::make_shared<const std::pair<Element, xmpp::Jid>>(iq, *jid);
+    server_.router.blocking().refresh(address_, [weak, loop, request](bool ok) {
+      loop->post([weak, request, ok] {
+        if (auto s = weak.lock()) s->bindReady(request->first, request->second, ok);
+      });
+    });
+  }
+
+  // On the loop, once the user's block list is loaded (or could not be).
+  void bindReady(const Element& iq, const xmpp::Jid& jid, bool ok) {
+    bindPending_ = false;
+    if (phase_ != Phase::NeedBind) return;  // the stream ended meanwhile
+    if (ok) {
+      completeBind(iq, jid);
+    } else {
+      iqError(iq, xmpp::StanzaErrorCondition::ResourceConstraint,
+              "the server cannot read the account's block list now; try again");
+    }
+    // What the client pipelined after <bind/>, in order.
+    auto held = std::move(heldWhileBinding_);
+    heldWhileBinding_.clear();
+    for (auto& el : held) {
+      if (phase_ == Phase::Closing || phase_ == Phase::Hibernating) break;
+      onElement(std::move(el));
+    }
+  }
+
+  void completeBind(const Element& iq, const xmpp::Jid& jid) {
+    auto addr = Address::split(jid.full());
+    jid_ = jid;
     resource_ = jid_->resource();
     startRateLimits();
     auto old = server_.router.attachSession(*addr, *ls_.loop, shared_from_this());
@@ -1144,6 +1215,7 @@ class C2sStream : public SessionSink, public std::enable_shared_from_this<C2sStr
       return;
     }
     bool toServer = !toJid || (toJid->isBare() && !toJid->hasLocal() && toJid->domain() == domain_);
+    if (!toServer && toBlocked(el, kind, *toJid)) return;
     // XEP-0280 §4: the carbons iq is the server's, to no 'to' or the
     // user's own bare JID.
     bool toSelf = toJid && toJid->isBare() && toJid->full() == address_;
@@ -1159,6 +1231,23 @@ class C2sStream : public SessionSink, public std::enable_shared_from_this<C2sStr
       server_.router.carbons().copy(el, "sent", address_, except);
     }
     routeOut(kindOf(kind), std::move(el), toJid ? *toJid : xmpp::Jid::parse(domain_).value());
+  }
+
+  // XEP-0191 §3.3: a stanza the user sends to a JID it blocked is not
+  // routed: not-acceptable with <blocked xmlns='urn:xmpp:blocking:errors'/>
+  // (an error, or an iq result, nobody waits an answer for is dropped,
+  // RFC 6120 §8.3.1). The user's own account is never blocked. True when
+  // `el` was taken care of.
+  bool toBlocked(const Element& el, xmpp::StanzaKind kind, const xmpp::Jid& to) {
+    if (to.bareString() == address_ || !server_.router.blocking().blocks(address_, to.full())) return false;
+    ++server_.stats->blockedOut;
+    auto type = el.attrOr("type", "");
+    if (log()) log()->debug("[{}] {} to {}, blocked by {}: not routed", streamId_, el.name(), to.full(), address_);
+    if (type == "error" || (kind == xmpp::StanzaKind::Iq && type == "result")) return true;
+    xmpp::ErrorOptions o;
+    o.appCondition = Element("blocked", std::string(ns::kBlockingErrors));
+    sendOwn(xmpp::makeError(el, xmpp::StanzaErrorCondition::NotAcceptable, xmpp::StanzaErrorType::Cancel, o));
+    return true;
   }
 
   void routeOut(StanzaKind kind, Element el, const xmpp::Jid& to) {
@@ -1252,6 +1341,11 @@ class C2sStream : public SessionSink, public std::enable_shared_from_this<C2sStr
   std::optional<std::pair<StreamErrorCondition, std::string>> redirect_;
   bool headerSent_ = false, waitingTls_ = false, saslBusy_ = false, attached_ = false, replacedBy_ = false;
   bool readSinceSweep_ = true;
+  // A <bind/> waits for the user's block list (bindReady); what the client
+  // sends meanwhile is held, at most kMaxHeldWhileBinding stanzas.
+  static constexpr std::size_t kMaxHeldWhileBinding = 100;
+  bool bindPending_ = false;
+  std::vector<Element> heldWhileBinding_;
   // XEP-0198
   bool smEnabled_ = false, smResumable_ = false, smRequested_ = false, smRequestPosted_ = false;
   std::uint32_t smHandled_ = 0;  // stanzas received from the client since <enable/>

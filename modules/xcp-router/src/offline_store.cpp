@@ -77,4 +77,12 @@ std::uint64_t OfflineStore::total() {
   return static_cast<std::uint64_t>(db_.query("SELECT COUNT(*) AS n FROM xcp_offline_message").num(0, "n"));
 }
 
+std::uint64_t OfflineStore::totalOnNode(const std::string& nodeId) {
+  return static_cast<std::uint64_t>(
+      db_.query("SELECT COUNT(*) AS n FROM xcp_offline_message m JOIN dir_user u ON u.userid = m.owner "
+                "WHERE u.home_node = ?",
+                {nodeId})
+          .num(0, "n"));
+}
+
 }  // namespace imp::xcp

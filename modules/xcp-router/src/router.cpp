@@ -246,11 +246,29 @@ RouteResult Router::deliverToSession(RoutedStanza stanza) {
   return RouteResult::Session;
 }
 
+namespace {
+
+// Decision step 0 (see router.h): a stanza of a local session that its
+// user's server processes before it is routed.
+bool userOutbound(const RoutedStanza& s) {
+  if (s.outboundApplied || s.kind != StanzaKind::Presence || s.from.resource.empty() || s.from.local.empty())
+    return false;
+  if (s.to.bare() == s.from.bare()) return false;
+  return s.type.empty() || s.type == "unavailable" || s.type == "subscribe" || s.type == "subscribed" ||
+         s.type == "unsubscribe" || s.type == "unsubscribed";
+}
+
+}  // namespace
+
 RouteResult Router::route(RoutedStanza stanza) {
   std::shared_ptr<Component> byDomain;
-  bool online = false, fullBound = false, localDomain = false;
+  bool online = false, fullBound = false, localDomain = false, fromSession = false;
+  const bool outbound = userOutbound(stanza);
   {
     std::shared_lock lock(mu_);
+    if (outbound)
+      if (auto user = sessions_.find(stanza.from.bare()); user != sessions_.end())
+        fromSession = user->second.count(stanza.from.resource) > 0;
     if (auto c = domainComponents_.find(stanza.to.domain); c != domainComponents_.end()) byDomain = c->second;
     localDomain = std::binary_search(domains_.begin(), domains_.end(), stanza.to.domain);
     if (auto user = sessions_.find(stanza.to.bare()); user != sessions_.end()) {
@@ -258,6 +276,7 @@ RouteResult Router::route(RoutedStanza stanza) {
       fullBound = !stanza.to.isBare() && user->second.count(stanza.to.resource) > 0;
     }
   }
+  if (fromSession) return toLocal(std::move(stanza));
   if (byDomain) {
     ++toComponents_;
     byDomain->deliver(std::move(stanza));

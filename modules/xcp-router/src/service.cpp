@@ -13,6 +13,7 @@
 #include <spdlog/spdlog.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <stdexcept>
 
 #include "imp/xcp_router/c2s_options.h"
@@ -105,6 +106,12 @@ class RouterService : public core::Service {
       if (!a) return std::nullopt;
       return a->userid;
     };
+    try {
+      data.offlineQueued = offline_->totalOnNode(nodeId_);
+    } catch (const std::exception& e) {
+      // The gauge then counts from 0; routing does not depend on it.
+      if (log_) log_->error("the offline messages of this node's users cannot be counted: {}", e.what());
+    }
     auto sm = std::make_shared<SessionManager>(*router, log_, workers_, std::move(data));
     sm->attach();
     loadDomains(*router);
@@ -188,6 +195,13 @@ class RouterService : public core::Service {
       if (auto r = w.lock()) v.push_back({{}, static_cast<double>(r->sessionCount())});
       return v;
     });
+    metrics_->collect("imp_xmpp_offline_messages", "offline messages stored for the users homed on this node (IM-5)",
+                      T::Gauge, "xcp-router", [wsm] {
+                        std::vector<core::Metrics::Sample> v;
+                        if (auto sm = wsm.lock())
+                          v.push_back({{}, static_cast<double>(std::max<std::int64_t>(0, sm->stats().offlineQueued))});
+                        return v;
+                      });
     metrics_->collect("imp_xmpp_routed_total", "stanzas routed, by destination", T::Counter, "xcp-router", [w] {
       std::vector<core::Metrics::Sample> v;
       if (auto r = w.lock()) {

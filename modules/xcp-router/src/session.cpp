@@ -12,6 +12,7 @@
 
 #include "imp/xcp_router/offline_store.h"
 #include "imp/xcp_router/presence_settings.h"
+#include "imp/xcp_router/privacy_store.h"
 #include "session_util.h"
 
 namespace imp::xcp {
@@ -23,12 +24,35 @@ SessionManager::SessionManager(Router& router, std::shared_ptr<spdlog::logger> l
 
 SessionManager::SessionManager(Router& router, std::shared_ptr<spdlog::logger> log, net::WorkerPool* workers,
                                SessionManagerData data)
-    : router_(router), log_(std::move(log)), workers_(workers), data_(std::move(data)) {}
+    : router_(router), log_(std::move(log)), workers_(workers), data_(std::move(data)) {
+  stats_.offlineQueued = static_cast<std::int64_t>(data_.offlineQueued);
+}
 
 SessionManager::~SessionManager() = default;
 
 void SessionManager::attach() {
   router_.setLocalHandler([this](RoutedStanza s) { handle(std::move(s)); });
+  // XEP-0191: a user's block list, read in the user's strand (after every
+  // change queued before it) when one of the user's resources binds.
+  router_.blocking().setLoader([this](const std::string& bare, std::function<void(bool)> done) {
+    if (!haveData()) return done(true);
+    auto once = std::make_shared<std::function<void(bool)>>(std::move(done));
+    inStrand(
+        bare,
+        [this, bare, once] {
+          bool ok = true;
+          try {
+            auto userid = userOf(bare);
+            router_.blocking().set(bare, userid ? data_.blocks->list(*userid) : std::vector<std::string>{});
+          } catch (const std::exception& e) {
+            ok = false;
+            ++stats_.storeErrors;
+            if (log_) log_->error("the block list of {} cannot be read: {}", bare, e.what());
+          }
+          (*once)(ok);
+        },
+        [once] { (*once)(false); });
+  });
   router_.setBounceHandler(
       [this](RoutedStanza s, std::string_view condition, std::string text) { bounce(std::move(s), condition, std::move(text)); });
 }
@@ -151,6 +175,7 @@ void SessionManager::send(StanzaKind kind, const Address& from, const Address& t
   s.to = to;
   s.type = std::string(el.attrOr("type", ""));
   s.element = std::make_shared<const xmpp::Element>(std::move(el));
+  s.outboundApplied = true;  // what the session manager sends is past its outbound rules
   router_.route(std::move(s));
 }
 
@@ -184,6 +209,15 @@ void SessionManager::handle(RoutedStanza s) {
 
 void SessionManager::onMessage(RoutedStanza s) {
   const bool bare = s.to.isBare();
+  // XEP-0191 §3.3: a message from a JID the user blocked reaches none of
+  // the user's resources (nor their carbons, nor offline storage); the
+  // sender gets service-unavailable, as from a user who is offline.
+  if (!s.to.local.empty() && s.from.bare() != s.to.bare() &&
+      router_.blocking().blocks(s.to.bare(), s.from.full())) {
+    ++stats_.blocked;
+    if (s.type == "error") return;
+    return bounce(std::move(s), "service-unavailable", "");
+  }
   if (!bare && s.type == "groupchat")
     return bounce(std::move(s), "service-unavailable", "no such resource (RFC 6121 §8.5.3.2.1)");
   if (s.to.local.empty()) return bounce(std::move(s), "service-unavailable", "the server takes no messages");
@@ -250,6 +284,20 @@ void SessionManager::onMessage(RoutedStanza s) {
 void SessionManager::storeOffline(const RoutedStanza& s) {
   auto owner = userOf(s.to.bare());
   if (!owner) return bounce(s, "service-unavailable", s.to.bare() + " is no user of this server (RFC 6121 §8.5.2.2.1)");
+  // XEP-0191 §3.3 for a user whose list is not in memory (not logged in
+  // on this node since it started): the store decides.
+  bool blocked = false;
+  try {
+    blocked = data_.blocks->isBlocked(*owner, s.from.full());
+  } catch (const std::exception& e) {
+    ++stats_.storeErrors;
+    if (log_) log_->error("offline message for {} not stored: the block list cannot be read: {}", s.to.bare(), e.what());
+    return answerError(s, "internal-server-error", "wait", "the message could not be stored for the offline recipient");
+  }
+  if (blocked) {
+    ++stats_.blocked;
+    return answerError(s, "service-unavailable", "cancel", "");
+  }
   // A resource may have become available while this waited in the strand.
   auto targets = available(s.to.bare());
   if (!targets.empty()) {
@@ -276,6 +324,7 @@ void SessionManager::storeOffline(const RoutedStanza& s) {
     return answerError(s, "resource-constraint", "wait", r.text);
   }
   ++stats_.offlineStored;
+  ++stats_.offlineQueued;
   if (log_) log_->debug("message from {} stored for offline {} (#{}, {} queued)", s.from.full(), s.to.bare(), r.id,
                         r.queued);
 }
@@ -292,9 +341,16 @@ void SessionManager::deliverOffline(const std::string& userid, const Address& fu
       done.push_back(m.id);
       continue;
     }
-    // XEP-0203: when the server stored it.
-    el->addChild("delay", std::string(ns::kDelay)).setAttr("from", full.domain).setAttr("stamp", m.stamp).addText(
-        "Offline Storage");
+    // XEP-0203: when the server stored it. A message this server delivered
+    // from storage before and got back (its session ended before the client
+    // had it, IM-5) already carries the server's delay, stamped at its first
+    // storage: that one stays, and no second is added.
+    bool delayed = false;
+    for (const auto* d : el->children("delay", ns::kDelay))
+      if (d->attrOr("from", "") == full.domain) delayed = true;
+    if (!delayed)
+      el->addChild("delay", std::string(ns::kDelay)).setAttr("from", full.domain).setAttr("stamp", m.stamp).addText(
+          "Offline Storage");
     el->setAttr("to", full.full());
     RoutedStanza s;
     s.kind = StanzaKind::Message;
@@ -309,7 +365,7 @@ void SessionManager::deliverOffline(const std::string& userid, const Address& fu
     done.push_back(m.id);
     ++stats_.offlineDelivered;
   }
-  data_.offline->remove(userid, done);
+  stats_.offlineQueued -= static_cast<std::int64_t>(data_.offline->remove(userid, done));
   if (log_) log_->debug("{} offline message(s) delivered to {}", done.size(), full.full());
 }
 

@@ -64,16 +64,28 @@ bool blockedBy(const std::set<std::string>& list, const std::string& jid) {
 void SessionManager::onPresence(RoutedStanza s) {
   if (isSubscriptionType(s.type)) {
     // A subscription stanza of a local session is outbound for its user
-    // first (RFC 6121 §3, A.2); what the session manager routes on (with
-    // the user's bare JID) and what comes from elsewhere is inbound (A.3).
+    // first (RFC 6121 §3, A.2): the router hands every one of them here,
+    // whatever the contact's domain (router.h, step 0). What the session
+    // manager routes on (with the user's bare JID) and what comes from
+    // elsewhere is inbound (A.3).
     bool outbound = false;
-    if (!s.from.resource.empty() && !s.from.local.empty()) {
+    if (!s.outboundApplied && !s.from.resource.empty() && !s.from.local.empty()) {
       auto rs = router_.resourcesOf(s.from.bare());
       outbound = std::find(rs.begin(), rs.end(), s.from.resource) != rs.end();
     }
-    if (s.to.local.empty()) {
+    // The server itself has no roster; another domain (a gateway) may.
+    if (s.to.local.empty() && (!outbound || router_.isLocalDomain(s.to.domain))) {
       ++stats_.droppedByRule;
       if (log_) log_->debug("{} presence to the domain {} ignored", s.type, s.to.domain);
+      return;
+    }
+    if (!haveData() && outbound) {
+      // No roster to apply it to: routed on as it is (§3.1.2: with the
+      // user's bare JID).
+      Address own = s.from, contact = s.to;
+      own.resource.clear();
+      contact.resource.clear();
+      send(StanzaKind::Presence, own, contact, *s.element);
       return;
     }
     if (!haveData()) {
@@ -106,19 +118,16 @@ void SessionManager::onPresence(RoutedStanza s) {
     inStrand(key, [this, s = std::move(s)] { answerProbe(s); }, nullptr);
     return;
   }
-  // Directed presence (§4.6) from a local session: remembered so that
-  // unavailable follows it when the session ends (§4.6.3).
-  if (!s.from.resource.empty() && (s.type.empty() || s.type == "unavailable")) {
-    std::lock_guard l(mu_);
-    auto u = online_.find(s.from.bare());
-    if (u != online_.end()) {
-      auto r = u->second.find(s.from.resource);
-      if (r != u->second.end()) {
-        if (s.type.empty())
-          r->second.directed.insert(s.to.full());
-        else
-          r->second.directed.erase(s.to.full());
-      }
+  // Directed presence of a local session (§4.6.3), whatever the recipient
+  // (the router hands it here first, router.h step 0): recorded in the
+  // sender's strand, then routed on.
+  if (!s.outboundApplied && (s.type.empty() || s.type == "unavailable") && !s.from.resource.empty() &&
+      !s.from.local.empty() && s.from.bare() != s.to.bare()) {
+    auto rs = router_.resourcesOf(s.from.bare());
+    if (std::find(rs.begin(), rs.end(), s.from.resource) != rs.end()) {
+      auto key = s.from.bare();
+      inStrand(key, [this, s = std::move(s)] { outboundDirected(s); }, nullptr);
+      return;
     }
   }
   if (!s.to.isBare()) {
@@ -142,6 +151,44 @@ void SessionManager::onPresence(RoutedStanza s) {
         toEveryResource(s, targets);  // §8.5.2.1.3
       },
       nullptr);
+}
+
+void SessionManager::outboundDirected(const RoutedStanza& s) {
+  const std::string user = s.from.bare();
+  // §4.6.3 rule 1: a contact subscribed to the user's presence (from/both)
+  // gets every broadcast, "unavailable" included: it is not recorded.
+  // Rules 2 and 3: any other entity, also one a resource that is not
+  // available sent presence to, hears "unavailable" when the resource goes,
+  // unless the user has sent it directed "unavailable" since.
+  bool subscriber = false;
+  if (haveData()) {
+    try {
+      if (auto userid = userOf(user)) {
+        auto item = data_.roster->item(*userid, s.to.bare());
+        subscriber = item && item->state.hasFrom();
+      }
+    } catch (const std::exception& e) {
+      // Recorded as for a non-subscriber: at worst the contact hears
+      // "unavailable" twice; the presence itself still goes out.
+      ++stats_.storeErrors;
+      if (log_) log_->error("the roster of {} cannot be read for directed presence: {}", user, e.what());
+    }
+  }
+  const bool toServer = s.to.local.empty() && router_.isLocalDomain(s.to.domain);
+  {
+    // The entry exists from here on even for a resource that never sent
+    // available presence (rule 3); the end of the session, queued in this
+    // strand after this job, removes it.
+    std::lock_guard l(mu_);
+    auto& st = online_[user][s.from.resource];
+    if (s.type.empty() && !subscriber && !toServer)
+      st.directed.insert(s.to.full());
+    else
+      st.directed.erase(s.to.full());
+  }
+  RoutedStanza out = s;
+  out.outboundApplied = true;
+  router_.route(std::move(out));
 }
 
 void SessionManager::presenceOfUserTo(const std::string& userBare, const Address& to, bool unavailable) {
@@ -187,7 +234,7 @@ void SessionManager::ownPresence(const RoutedStanza& s) {
   const std::string bare = s.from.bare();
   const std::string& res = s.from.resource;
   const bool unavailable = s.type == "unavailable";
-  bool initial = false;
+  bool initial = false, neverAvailable = false;
   std::set<std::string> directed;
   xmpp::Element el = *s.element;
   el.removeAttr("to");
@@ -206,15 +253,9 @@ void SessionManager::ownPresence(const RoutedStanza& s) {
         return;
       }
       directed = std::move(it->second.directed);
-      if (!was) {
-        // The session never sent available presence: only its interest in
-        // pushes ends (this is c2s's end-of-session notice or a no-op).
-        resources.erase(it);
-        if (resources.empty()) online_.erase(bare);
-        return;
-      }
       resources.erase(it);
       if (resources.empty()) online_.erase(bare);
+      neverAvailable = !was;
     } else {
       auto& st = resources[res];
       initial = !st.available;
@@ -222,6 +263,14 @@ void SessionManager::ownPresence(const RoutedStanza& s) {
       st.priority = priorityOf(el);
       st.last = std::make_shared<const xmpp::Element>(el);
     }
+  }
+  if (neverAvailable) {
+    // The resource never sent available presence: its subscribers had
+    // nothing from it; only the entities it sent directed presence to hear
+    // the end (§4.6.3 rule 3). Its interest in pushes ends with it.
+    for (const auto& d : directed)
+      if (auto to = Address::split(d)) send(StanzaKind::Presence, s.from, *to, el);
+    return;
   }
   // The user's own available resources (§4.2.2, §4.4.2), the sender included.
   auto own = Address::split(bare);
@@ -275,11 +324,12 @@ void SessionManager::ownPresence(const RoutedStanza& s) {
     }
   }
   if (unavailable) {
-    // §4.6.3: everyone given directed presence hears the end too.
+    // §4.6.3: everyone given directed presence hears the end too (a contact
+    // that has become a subscriber since heard it with the broadcast).
     for (const auto& d : directed) {
-      if (told.count(d)) continue;
       auto to = Address::split(d);
-      if (to) send(StanzaKind::Presence, s.from, *to, el);
+      if (!to || told.count(to->bare())) continue;
+      send(StanzaKind::Presence, s.from, *to, el);
     }
   }
 }

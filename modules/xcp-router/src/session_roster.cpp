@@ -178,6 +178,9 @@ void SessionManager::blockingIq(const RoutedStanza& s) {
     data_.blocks->block(*userid, jids);
   else
     data_.blocks->unblock(*userid, jids);
+  // In force for the next stanza (XEP-0191 §3.3, §3.4): the connection
+  // manager and the session manager check the list in memory.
+  router_.blocking().set(user, data_.blocks->list(*userid));
   reply(xmpp::makeIqResult(*s.element));
   // Pushes to the resources that asked for the list (XEP-0191 §3.3, §3.4).
   std::vector<std::string> interested;

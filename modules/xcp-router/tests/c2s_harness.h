@@ -6,11 +6,18 @@
 #include <fakes/fake_directory.h>
 #include <fakes/test_pki.h>
 
+#include <imp/directory/directory.h>
 #include <imp/net/loop_group.h>
 #include <imp/net/stream.h>
 #include <imp/net/tls.h>
 #include <imp/net/worker_pool.h>
+#include <imp/testing/fake_database.h>
 #include <imp/xcp_router/c2s.h>
+#include <imp/xcp_router/offline_store.h>
+#include <imp/xcp_router/presence_settings.h>
+#include <imp/xcp_router/privacy_policy.h>
+#include <imp/xcp_router/privacy_store.h>
+#include <imp/xcp_router/roster_store.h>
 #include <imp/xcp_router/router.h>
 #include <imp/xcp_router/session.h>
 #include <imp/xmpp/ns.h>
@@ -71,17 +78,58 @@ class FakeAccounts : public imp::xcp::C2sAccounts {
   std::mutex mu_;
 };
 
-// The node side: directory, router, session manager, C2sServer on its own loop.
+// The session manager's stores on the fake database (tests/support), for
+// the tests that need rosters, subscriptions, blocking and offline messages.
+struct NodeStores {
+  imp::testing::FakeDatabase db;
+  imp::xcp::PresenceSettingsStore settingsStore{db};
+  imp::xcp::LivePresenceSettings live{settingsStore};
+  imp::xcp::RosterStore roster{db};
+  imp::xcp::PrivacyStore decisions{db};
+  imp::xcp::BlockList blocks{db};
+  imp::xcp::OfflineStore offline{db};
+  imp::xcp::PrivacyPolicy policy{decisions, blocks, live};
+
+  NodeStores() {
+    db.migrate();
+    db.exec("INSERT INTO core_node (node_id, role, hostname, admin_url, version) VALUES ('node-a', 'single', 'a', '', '0')");
+    imp::directory::Directory dir(db);
+    for (const char* id : {"ann", "bob"}) {
+      imp::directory::User u;
+      u.userid = id;
+      u.imAddress = std::string(id) + "@example.com";
+      u.homeNode = "node-a";
+      dir.addUser(u);
+    }
+    live.reload();
+  }
+  imp::xcp::SessionManagerData data() {
+    return {&roster, &blocks, &policy, &offline, &live, [](const std::string& bare) -> std::optional<std::string> {
+              if (bare == "ann@example.com") return "ann";
+              if (bare == "bob@example.com") return "bob";
+              return std::nullopt;
+            }};
+  }
+  void setSettings(imp::xcp::PresenceSettingsUpdate u) {
+    settingsStore.update(u);
+    live.reload();
+  }
+};
+
+// The node side: directory, router, session manager, C2sServer on its own
+// loop. With `withStores` the session manager works on NodeStores (its
+// database work on the node's worker pool); without, in memory only.
 struct Node {
   imp::testing::FakeDirectory directory;
   imp::net::LoopGroup loops{{"c2s-test", 1}};
   imp::net::WorkerPool workers{{"c2s-work", 1, 64}};
   std::shared_ptr<FakeAccounts> accounts = std::make_shared<FakeAccounts>();
+  std::unique_ptr<NodeStores> stores;
   std::unique_ptr<imp::xcp::Router> router;
   std::unique_ptr<imp::xcp::SessionManager> sm;
   std::unique_ptr<imp::xcp::C2sServer> server;
 
-  explicit Node(imp::xcp::C2sConfig cfg = {}) {
+  explicit Node(imp::xcp::C2sConfig cfg = {}, bool withStores = false) {
     directory.domains = {"example.com"};
     directory.licensed = {{"ann@example.com", "node-a"}, {"bob@example.com", "node-a"}, {"carl@example.com", "node-b"}};
     accounts->users = {{"ann@example.com", {"ann", true, "node-a", "ann-secret"}},
@@ -90,7 +138,12 @@ struct Node {
                        {"dora@example.com", {"dora", false, "node-a", "dora-secret"}}};
     router = std::make_unique<imp::xcp::Router>("node-a", directory, &workers);
     router->setLocalDomains({"example.com"});
-    sm = std::make_unique<imp::xcp::SessionManager>(*router, nullptr);
+    if (withStores) {
+      stores = std::make_unique<NodeStores>();
+      sm = std::make_unique<imp::xcp::SessionManager>(*router, nullptr, &workers, stores->data());
+    } else {
+      sm = std::make_unique<imp::xcp::SessionManager>(*router, nullptr);
+    }
     sm->attach();
     auto leaf = pki().leaf("xmpp-server", "example.com", "DNS:example.com");
     imp::net::TlsContextConfig tc;
@@ -168,6 +221,22 @@ struct Client {
     auto e = next();
     if (e.kind != StreamEvent::Kind::Stanza) FAIL("expected a stanza, got event kind " << static_cast<int>(e.kind));
     return e.stanza;
+  }
+  // The next stanza `match` accepts; those before it are skipped.
+  template <class Match>
+  Element nextWhere(Match match) {
+    for (;;) {
+      auto el = nextStanza();
+      if (match(el)) return el;
+    }
+  }
+  // Every stanza received so far that `match` accepts, skipped ones included.
+  template <class Match>
+  std::size_t countReceived(Match match) const {
+    std::size_t n = 0;
+    for (const auto& e : events)
+      if (e.kind == StreamEvent::Kind::Stanza && match(e.stanza)) ++n;
+    return n;
   }
   // The stream error the server ends the stream with.
   std::string streamError() {

@@ -148,6 +148,133 @@ TEST_CASE("two users log in, bind, talk to the server and exchange a message (RF
   }
 }
 
+TEST_CASE("RFC 6121 §3.4: pre-approval is a stream feature; a pre-approved request is answered for the user") {
+  Node node({}, true);
+  node.stores->setSettings({.autoApprove = false});  // without an approval ann would be asked (PS-2)
+  imp::net::EventLoop loop;
+  Client ann(loop, node.server->clientPort());
+  Client bob(loop, node.server->clientPort());
+  auto features = ann.authenticate("ann", "ann-secret");
+  CHECK(features.child("sub", ns::kPreApproval));  // §3.4.1
+  ann.send("<iq type='set' id='b1'><bind xmlns='urn:ietf:params:xml:ns:xmpp-bind'><resource>pc</resource></bind></iq>");
+  REQUIRE(ann.nextStanza().attrOr("type", "") == "result");
+  ann.send("<iq type='get' id='r1'><query xmlns='jabber:iq:roster'/></iq>");
+  ann.nextWhere([](const Element& e) { return e.attrOr("id", "") == "r1"; });
+  ann.available("ann@example.com/pc");
+  auto rosterPush = [](const Element& e) { return e.name() == "iq" && e.child("query", ns::kRoster); };
+  auto itemOf = [](const Element& push) { return *push.child("query", ns::kRoster)->child("item", ns::kRoster); };
+  // §3.4.2: "subscribed" with no request pending is stored as a pre-approval.
+  ann.send("<presence to='bob@example.com' type='subscribed'/>");
+  auto push = ann.nextWhere(rosterPush);
+  CHECK(itemOf(push).attrOr("jid", "") == "bob@example.com");
+  CHECK(itemOf(push).attrOr("approved", "") == "true");
+  CHECK(itemOf(push).attrOr("subscription", "") == "none");
+  // §3.4.3: bob's request meets it: "subscribed" and ann's presence come
+  // back at once, ann is not asked.
+  CHECK(bob.login("bob", "bob-secret", "pc") == "bob@example.com/pc");
+  bob.available("bob@example.com/pc");
+  bob.send("<presence to='ann@example.com' type='subscribe'/>");
+  auto answer = bob.nextWhere([](const Element& e) { return e.name() == "presence" && e.attrOr("type", "") != ""; });
+  CHECK(answer.attrOr("type", "") == "subscribed");
+  CHECK(answer.attrOr("from", "") == "ann@example.com");
+  auto presence = bob.nextWhere([](const Element& e) { return e.name() == "presence"; });
+  CHECK(presence.attrOr("from", "") == "ann@example.com/pc");
+  CHECK(presence.attrOr("type", "") == "");
+  push = ann.nextWhere(rosterPush);
+  CHECK(itemOf(push).attrOr("subscription", "") == "from");
+  CHECK_FALSE(itemOf(push).attr("approved"));
+  CHECK(ann.countReceived([](const Element& e) { return e.attrOr("type", "") == "subscribe"; }) == 0);
+  auto item = node.stores->roster.item("ann", "bob@example.com");
+  REQUIRE(item);
+  CHECK(item->state.name() == "From");  // Appendix A.3.1: None + pre-approval -> From
+  CHECK_FALSE(item->state.preApproved);
+  CHECK(node.stores->roster.item("bob", "ann@example.com")->state.name() == "To");
+}
+
+TEST_CASE("XEP-0191 §3.3: nothing from a blocked JID reaches the user; what the user sends to it is refused with <blocked/>") {
+  Node node({}, true);
+  // Blocked before ann logs in: her binding loads the list.
+  node.stores->blocks.block("ann", {"bob@example.com"});
+  imp::net::EventLoop loop;
+  Client ann(loop, node.server->clientPort());
+  Client bob(loop, node.server->clientPort());
+  CHECK(ann.login("ann", "ann-secret", "pc") == "ann@example.com/pc");
+  CHECK(bob.login("bob", "bob-secret", "pc") == "bob@example.com/pc");
+  ann.available("ann@example.com/pc");
+  bob.available("bob@example.com/pc");
+  auto byId = [](std::string id) { return [id](const Element& e) { return e.attrOr("id", "") == id; }; };
+  auto condition = [](const Element& e) {
+    const Element* err = e.child("error", ns::kClient);
+    REQUIRE(err);
+    for (const auto& n : err->nodes())
+      if (n.isElement() && n.element().ns() == ns::kStanzaErrors && n.element().name() != "text")
+        return n.element().name();
+    return std::string();
+  };
+  // Inbound: a message and an iq get to ann's full JID and a message to her
+  // bare JID come back service-unavailable (she looks offline to bob); a
+  // presence and an iq result are dropped without an answer.
+  bob.send("<presence to='ann@example.com/pc'/>");
+  bob.send("<iq type='result' id='r0' to='ann@example.com/pc'/>");
+  bob.send("<message type='chat' id='m1' to='ann@example.com/pc'><body>psst</body></message>");
+  auto e = bob.nextWhere(byId("m1"));
+  CHECK(e.attrOr("type", "") == "error");
+  CHECK(condition(e) == "service-unavailable");
+  CHECK(e.attrOr("from", "") == "ann@example.com/pc");
+  bob.send("<iq type='get' id='q1' to='ann@example.com/pc'><ping xmlns='urn:xmpp:ping'/></iq>");
+  e = bob.nextWhere(byId("q1"));
+  CHECK(e.attrOr("type", "") == "error");
+  CHECK(condition(e) == "service-unavailable");
+  bob.send("<message type='chat' id='m2' to='ann@example.com'><body>psst</body></message>");
+  CHECK(condition(bob.nextWhere(byId("m2"))) == "service-unavailable");
+  // Outbound: not routed, not-acceptable with the blocking error condition.
+  ann.send("<message type='chat' id='a1' to='bob@example.com'><body>go away</body></message>");
+  e = ann.nextWhere(byId("a1"));
+  CHECK(e.attrOr("type", "") == "error");
+  CHECK(condition(e) == "not-acceptable");
+  CHECK(e.child("error", ns::kClient)->attrOr("type", "") == "cancel");
+  CHECK(e.child("error", ns::kClient)->child("blocked", ns::kBlockingErrors));
+  CHECK(e.attrOr("from", "") == "bob@example.com");
+  ann.send("<presence id='a2' to='bob@example.com/pc'/>");
+  CHECK(condition(ann.nextWhere(byId("a2"))) == "not-acceptable");
+  ann.send("<iq type='get' id='a3' to='bob@example.com/pc'><ping xmlns='urn:xmpp:ping'/></iq>");
+  CHECK(condition(ann.nextWhere(byId("a3"))) == "not-acceptable");
+  // A round trip on each stream: everything above has been handled.
+  ann.send("<iq type='get' id='p1'><ping xmlns='urn:xmpp:ping'/></iq>");
+  ann.nextWhere(byId("p1"));
+  bob.send("<iq type='get' id='p2'><ping xmlns='urn:xmpp:ping'/></iq>");
+  bob.nextWhere(byId("p2"));
+  // bob's presence went through his session-manager strand (directed
+  // presence, RFC 6121 §4.6.3) on a worker: it reaches ann's stream last.
+  CHECK(loop.runUntil([&] { return node.server->stats().blockedIn.load() == 4; }, kDeadline));
+  auto fromBob = [](const Element& el) { return el.attrOr("from", "").rfind("bob@example.com", 0) == 0; };
+  CHECK(ann.countReceived([&](const Element& el) { return fromBob(el) && el.attrOr("type", "") != "error"; }) == 0);
+  CHECK(bob.countReceived([](const Element& el) { return el.attrOr("from", "").rfind("ann@", 0) == 0 &&
+                                                         el.attrOr("type", "") != "error"; }) == 0);
+  CHECK(node.server->stats().blockedOut.load() == 3);
+  // §3.4: unblocked, bob gets through.
+  ann.send("<iq type='set' id='u1'><unblock xmlns='urn:xmpp:blocking'><item jid='bob@example.com'/></unblock></iq>");
+  CHECK(ann.nextWhere(byId("u1")).attrOr("type", "") == "result");
+  bob.send("<message type='chat' id='m3' to='ann@example.com/pc'><body>friends?</body></message>");
+  auto m = ann.nextWhere([](const Element& el) { return el.name() == "message"; });
+  CHECK(m.childText("body", ns::kClient) == "friends?");
+}
+
+TEST_CASE("stanzas pipelined after <bind/> wait for the binding (the block list is loaded first) and keep their order") {
+  Node node({}, true);
+  imp::net::EventLoop loop;
+  Client ann(loop, node.server->clientPort());
+  ann.authenticate("ann", "ann-secret");
+  ann.send("<iq type='set' id='b1'><bind xmlns='urn:ietf:params:xml:ns:xmpp-bind'><resource>pc</resource></bind></iq>"
+           "<iq type='get' id='p1'><ping xmlns='urn:xmpp:ping'/></iq>"
+           "<iq type='get' id='p2'><ping xmlns='urn:xmpp:ping'/></iq>");
+  auto bound = ann.nextStanza();
+  CHECK(bound.attrOr("id", "") == "b1");
+  CHECK(bound.attrOr("type", "") == "result");
+  CHECK(ann.nextStanza().attrOr("id", "") == "p1");
+  CHECK(ann.nextStanza().attrOr("id", "") == "p2");
+}
+
 TEST_CASE("direct TLS (XEP-0368): the stream starts inside TLS and offers SASL at once") {
   Node node;
   imp::net::EventLoop loop;

@@ -1,6 +1,7 @@
 // OfflineStore on the fake database (IM-5): order, quota with a clear
 // "storage full", and delivery in two steps so a crash redelivers.
 #include <doctest/doctest.h>
+#include <imp/directory/directory.h>
 #include <imp/xcp_router/offline_store.h>
 
 #include <regex>
@@ -31,6 +32,31 @@ TEST_CASE_FIXTURE(StoreFixture, "IM-5: messages come back in the order they were
   CHECK(first2[1].id == all[1].id);
   CHECK(s.fetch("bob").empty());
   CHECK(s.count("ann") == 5);
+  CHECK(s.total() == 5);
+}
+
+TEST_CASE_FIXTURE(StoreFixture, "the offline queue of a node counts the messages of the users homed on it") {
+  for (const char* node : {"node-a", "node-b"})
+    db.exec("INSERT INTO core_node (node_id, role, hostname, admin_url, version) VALUES (?, 'single', ?, '', '0')",
+            {std::string(node), std::string(node)});
+  imp::directory::Directory dir(db);
+  for (auto [id, node] : {std::pair{"carl", "node-a"}, std::pair{"dora", "node-a"}, std::pair{"eve", "node-b"}}) {
+    imp::directory::User u;
+    u.userid = id;
+    u.imAddress = std::string(id) + "@example.com";
+    u.homeNode = node;
+    dir.addUser(u);
+  }
+  OfflineStore s(db);
+  CHECK(s.totalOnNode("node-a") == 0);
+  s.append("carl", "x@example.com/r", "<m>1</m>", 0);
+  s.append("carl", "x@example.com/r", "<m>2</m>", 0);
+  s.append("dora", "x@example.com/r", "<m>3</m>", 0);
+  s.append("eve", "x@example.com/r", "<m>4</m>", 0);
+  s.append("ann", "x@example.com/r", "<m>5</m>", 0);  // not assigned to a node
+  CHECK(s.totalOnNode("node-a") == 3);
+  CHECK(s.totalOnNode("node-b") == 1);
+  CHECK(s.totalOnNode("node-c") == 0);
   CHECK(s.total() == 5);
 }
 

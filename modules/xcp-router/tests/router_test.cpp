@@ -176,6 +176,104 @@ TEST_CASE("a full JID with a bound session is delivered on the session's loop") 
   }
 }
 
+TEST_CASE("a subscription stanza of a local session goes to the session manager first, whatever the recipient (RFC 6121 §3)") {
+  auto dir = directoryWithUsers();
+  imp::net::EventLoop loop;
+  Router r("node-a", dir);
+  r.setLocalDomains({"example.com"});
+  Recorder rec;
+  rec.attach(r);
+  auto muc = std::make_shared<FakeComponent>("gateway");
+  r.addDomainComponent("gateway.example.com", muc);
+  auto fcm = std::make_shared<FakeComponent>("federation-cm");
+  r.addPredicateComponent(fcm, imp::xcp::microsoftUsers(), [] { return federation(true, false); });
+  r.attachSession(jid("ann@example.com/pc"), loop, std::make_shared<FakeSink>());
+  auto presence = [](std::string_view from, std::string_view to, std::string type) {
+    auto s = message(from, to, std::move(type));
+    s.kind = StanzaKind::Presence;
+    return s;
+  };
+  for (const char* type : {"subscribe", "subscribed", "unsubscribe", "unsubscribed"}) {
+    CHECK(r.route(presence("ann@example.com/pc", "lync.user@example.com", type)) == RouteResult::Local);
+    CHECK(r.route(presence("ann@example.com/pc", "x@elsewhere.org", type)) == RouteResult::Local);
+    CHECK(r.route(presence("ann@example.com/pc", "gateway.example.com", type)) == RouteResult::Local);
+  }
+  CHECK(rec.local.size() == 12);
+  CHECK(fcm->got.empty());
+  CHECK(muc->got.empty());
+  CHECK(rec.bounced.empty());
+  // What the session manager routes on, and what is no session's own, is
+  // routed to its recipient.
+  auto processed = presence("ann@example.com", "lync.user@example.com", "subscribe");
+  processed.outboundApplied = true;
+  CHECK(r.route(processed) == RouteResult::Component);
+  CHECK(r.route(presence("ann@example.com/gone", "lync.user@example.com", "subscribe")) == RouteResult::Component);
+  CHECK(r.route(presence("ann@example.com/pc", "lync.user@example.com", "probe")) == RouteResult::Component);
+  CHECK(r.route(message("ann@example.com/pc", "lync.user@example.com")) == RouteResult::Component);
+  CHECK(fcm->got.size() == 4);
+}
+
+TEST_CASE("directed presence of a local session goes to the session manager first, whatever the recipient (RFC 6121 §4.6.3)") {
+  auto dir = directoryWithUsers();
+  imp::net::EventLoop loop;
+  Router r("node-a", dir);
+  r.setLocalDomains({"example.com"});
+  Recorder rec;
+  rec.attach(r);
+  auto muc = std::make_shared<FakeComponent>("muc");
+  r.addDomainComponent("conference.example.com", muc);
+  r.attachSession(jid("ann@example.com/pc"), loop, std::make_shared<FakeSink>());
+  auto presence = [](std::string_view from, std::string_view to, std::string type) {
+    auto s = message(from, to, std::move(type));
+    s.kind = StanzaKind::Presence;
+    return s;
+  };
+  CHECK(r.route(presence("ann@example.com/pc", "room@conference.example.com/ann", "")) == RouteResult::Local);
+  CHECK(r.route(presence("ann@example.com/pc", "room@conference.example.com/ann", "unavailable")) ==
+        RouteResult::Local);
+  CHECK(muc->got.empty());
+  auto processed = presence("ann@example.com/pc", "room@conference.example.com/ann", "");
+  processed.outboundApplied = true;
+  CHECK(r.route(processed) == RouteResult::Component);
+  // Broadcast presence (to the user's own bare JID) and presence errors are
+  // not directed presence.
+  CHECK(r.route(presence("ann@example.com/pc", "room@conference.example.com/ann", "error")) ==
+        RouteResult::Component);
+  CHECK(r.route(presence("ann@example.com/pc", "ann@example.com", "")) == RouteResult::Local);
+  CHECK(rec.local.size() == 3);
+  CHECK(muc->got.size() == 2);
+}
+
+TEST_CASE("the block lists in memory match a JID in its XEP-0191 forms; a binding waits for the loader") {
+  imp::xcp::BlockingRegistry b;
+  CHECK_FALSE(b.blocks("ann@example.com", "bob@example.com/pc"));  // never loaded: nothing blocked
+  b.set("ann@example.com", {"bob@example.com", "elsewhere.org", "cy@example.com/phone"});
+  CHECK(b.blocks("ann@example.com", "bob@example.com"));
+  CHECK(b.blocks("ann@example.com", "bob@example.com/pc"));  // a bare item blocks every resource
+  CHECK(b.blocks("ann@example.com", "x@elsewhere.org/r"));    // a domain item blocks its users
+  CHECK(b.blocks("ann@example.com", "elsewhere.org"));
+  CHECK(b.blocks("ann@example.com", "cy@example.com/phone"));
+  CHECK_FALSE(b.blocks("ann@example.com", "cy@example.com/pc"));  // a full item only that resource
+  CHECK_FALSE(b.blocks("ann@example.com", "cy@example.com"));
+  CHECK_FALSE(b.blocks("bob@example.com", "ann@example.com"));   // lists are per user
+  b.set("ann@example.com", {});
+  CHECK_FALSE(b.blocks("ann@example.com", "bob@example.com"));
+  // Without a loader a refresh is done at once; with one, when it says so.
+  int done = 0;
+  b.refresh("ann@example.com", [&](bool ok) { done += ok ? 1 : 100; });
+  CHECK(done == 1);
+  std::function<void(bool)> later;
+  b.setLoader([&](const std::string& bare, std::function<void(bool)> d) {
+    b.set(bare, {"eve@example.com"});
+    later = std::move(d);
+  });
+  b.refresh("ann@example.com", [&](bool ok) { done += ok ? 1 : 100; });
+  CHECK(done == 1);
+  CHECK(b.blocks("ann@example.com", "eve@example.com"));
+  later(true);
+  CHECK(done == 2);
+}
+
 TEST_CASE("offline local users, users homed elsewhere and the server itself (directory decision)") {
   auto dir = directoryWithUsers();
   Router r("node-a", dir);

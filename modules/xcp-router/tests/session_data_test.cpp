@@ -49,6 +49,14 @@ struct Sink : SessionSink {
   }
 };
 
+// A component taking what the router gives it (the federation connection
+// manager's place).
+struct Collector : Component {
+  std::vector<RoutedStanza> got;
+  std::string_view name() const override { return "federation-cm"; }
+  void deliver(RoutedStanza s) override { got.push_back(std::move(s)); }
+};
+
 struct SmFixture : xcptest::StoreFixture {
   imp::testing::FakeDirectory dir;
   imp::net::EventLoop loop;
@@ -313,4 +321,243 @@ TEST_CASE_FIXTURE(SmFixture, "the end of a session is unavailable to the subscri
   send("ann@example.com/pc", presence("", "unavailable"));  // what c2s routes when the stream ends
   REQUIRE(bob.of("presence", "unavailable").size() == 1);
   CHECK(sm->availableResources("ann@example.com").empty());
+}
+
+TEST_CASE_FIXTURE(SmFixture, "subscription stanzas to a contact of another server update the roster and push it before they are routed on (RFC 6121 §3.1.2, §3.2.2, §3.3.2, §3.4)") {
+  auto fcm = std::make_shared<Collector>();
+  router.addPredicateComponent(fcm, microsoftUsers(), [] {
+    imp::directory::FederationRouting f;
+    f.enabled = true;  // basic mode: lync.user@example.com is a Microsoft user (FED-6)
+    return f;
+  });
+  auto& pc = bind("ann@example.com/pc");
+  send("ann@example.com/pc", rosterGet());
+  const std::string lync = "lync.user@example.com";
+  // The one roster push since the last call: its item.
+  auto pushed = [&]() -> std::optional<Element> {
+    auto pushes = pc.of("iq", "set");
+    REQUIRE(pushes.size() == 1);
+    Element item = *pushes[0]->child("query", ns::kRoster)->child("item", ns::kRoster);
+    pc.got.clear();
+    return item;
+  };
+  pc.got.clear();
+  // §3.1.2: the request is recorded (ask='subscribe'), pushed, then routed
+  // with the user's bare JID.
+  send("ann@example.com/pc", presence(lync, "subscribe"));
+  CHECK(roster.item("ann", lync)->state.pendingOut);
+  CHECK(pushed()->attrOr("ask", "") == "subscribe");
+  REQUIRE(fcm->got.size() == 1);
+  CHECK(fcm->got[0].type == "subscribe");
+  CHECK(fcm->got[0].from.full() == "ann@example.com");
+  CHECK(fcm->got[0].element->attrOr("from", "") == "ann@example.com");
+  // The contact's answer comes in from the component (A.3.3).
+  send(lync, presence("ann@example.com", "subscribed"));
+  CHECK(pushed()->attrOr("subscription", "") == "to");
+  // §3.4: "subscribed" with no request pending is a pre-approval: stored,
+  // pushed, not routed.
+  send("ann@example.com/pc", presence(lync, "subscribed"));
+  CHECK(roster.item("ann", lync)->state.preApproved);
+  CHECK(pushed()->attrOr("approved", "") == "true");
+  CHECK(fcm->got.size() == 1);
+  // The contact's request meets the pre-approval: answered for the user.
+  send(lync, presence("ann@example.com", "subscribe"));
+  CHECK(pushed()->attrOr("subscription", "") == "both");
+  REQUIRE(fcm->got.size() == 2);
+  CHECK(fcm->got[1].type == "subscribed");
+  // §3.2.2: the user cancels the contact's subscription.
+  send("ann@example.com/pc", presence(lync, "unsubscribed"));
+  CHECK(pushed()->attrOr("subscription", "") == "to");
+  REQUIRE(fcm->got.size() == 3);
+  CHECK(fcm->got[2].type == "unsubscribed");
+  CHECK(fcm->got[2].from.full() == "ann@example.com");
+  // §3.3.2: the user unsubscribes from the contact's presence.
+  send("ann@example.com/pc", presence(lync, "unsubscribe"));
+  CHECK(pushed()->attrOr("subscription", "") == "none");
+  REQUIRE(fcm->got.size() == 4);
+  CHECK(fcm->got[3].type == "unsubscribe");
+  // A contact nothing routes to: the roster still records the request, the
+  // stanza is bounced (a presence is not answered with an error).
+  auto bounced = router.stats().bounced;
+  send("ann@example.com/pc", presence("someone@elsewhere.example", "subscribe"));
+  CHECK(roster.item("ann", "someone@elsewhere.example")->state.pendingOut);
+  CHECK(pushed()->attrOr("ask", "") == "subscribe");
+  CHECK(router.stats().bounced == bounced + 1);
+  CHECK(fcm->got.size() == 4);
+}
+
+TEST_CASE_FIXTURE(SmFixture, "IM-5: the offline queue gauge follows what is stored and delivered, from its base at start") {
+  setSettings({.offlineQuota = 2});
+  CHECK(sm->stats().offlineQueued == 0);
+  bind("ann@example.com/pc");
+  send("ann@example.com/pc", message("bob@example.com", "one"));
+  send("ann@example.com/pc", message("bob@example.com", "two"));
+  send("ann@example.com/pc", message("bob@example.com", "three"));  // over the quota: refused, not counted
+  CHECK(offline.count("bob") == 2);
+  CHECK(sm->stats().offlineQueued == 2);
+  auto& bob = bind("bob@example.com/pc");
+  send("bob@example.com/pc", presence());
+  CHECK(bob.of("message").size() == 2);
+  CHECK(sm->stats().offlineQueued == 0);
+  // A session manager that starts with messages already stored for its
+  // node's users counts from there (OfflineStore::totalOnNode, service.cpp).
+  SessionManagerData d{&roster, &blocks, &policy, &offline, &live, nullptr, 7};
+  SessionManager restarted(router, nullptr, nullptr, std::move(d));
+  CHECK(restarted.stats().offlineQueued == 7);
+}
+
+TEST_CASE_FIXTURE(SmFixture, "IM-5: a message handed back after delivery from storage keeps the delay of its first storage (XEP-0203)") {
+  bind("ann@example.com/pc");
+  send("ann@example.com/pc", message("bob@example.com", "one"));
+  db.exec("UPDATE xcp_offline_message SET stamp = ?", {std::string("2020-01-02 03:04:05.000")});
+  auto& bob = bind("bob@example.com/pc");
+  send("bob@example.com/pc", presence());
+  RoutedStanza delivered;
+  for (const auto& s : bob.got)
+    if (s.element->name() == "message") delivered = s;
+  REQUIRE(delivered.element);
+  REQUIRE(delivered.element->children("delay", ns::kDelay).size() == 1);
+  CHECK(delivered.element->child("delay", ns::kDelay)->attrOr("stamp", "") == "2020-01-02T03:04:05Z");
+  // The session ends before its client had the message: the connection
+  // manager hands it back (C2sStream::handBack) and it is stored again.
+  router.detachSession(*Address::split("bob@example.com/pc"), bob);
+  send("bob@example.com/pc", presence("", "unavailable"));
+  RoutedStanza back = delivered;
+  back.to = *Address::split(std::string(delivered.element->attrOr("to", "")));
+  router.deliverToSession(std::move(back));
+  drain();
+  REQUIRE(offline.count("bob") == 1);
+  auto& phone = bind("bob@example.com/phone");
+  send("bob@example.com/phone", presence());
+  auto msgs = phone.of("message");
+  REQUIRE(msgs.size() == 1);
+  CHECK(msgs[0]->childText("body", ns::kClient) == "one");
+  auto delays = msgs[0]->children("delay", ns::kDelay);
+  REQUIRE(delays.size() == 1);
+  CHECK(delays[0]->attrOr("stamp", "") == "2020-01-02T03:04:05Z");
+  CHECK(delays[0]->attrOr("from", "") == "example.com");
+}
+
+TEST_CASE_FIXTURE(SmFixture, "directed presence is recorded for non-subscribers only, whatever the recipient, and cleared by directed unavailable (RFC 6121 §4.6.3)") {
+  auto fcm = std::make_shared<Collector>();
+  router.addPredicateComponent(fcm, microsoftUsers(), [] {
+    imp::directory::FederationRouting f;
+    f.enabled = true;
+    return f;
+  });
+  auto muc = std::make_shared<Collector>();
+  router.addDomainComponent("conference.example.com", muc);
+  auto& ann = bind("ann@example.com/pc");
+  auto& bob = bind("bob@example.com/pc");
+  send("bob@example.com/pc", presence());
+  send("ann@example.com/pc", presence());
+  send("bob@example.com/pc", presence("ann@example.com", "subscribe"));  // auto-approved: bob is a subscriber
+  REQUIRE(roster.item("ann", "bob@example.com")->state.hasFrom());
+  bob.got.clear();
+  // Rule 1: to a subscriber (its full JID): delivered, not recorded.
+  send("ann@example.com/pc", presence("bob@example.com/pc"));
+  CHECK(bob.of("presence", "").size() == 1);
+  // Rule 2: to a Microsoft user and to a room of a domain component: routed
+  // with the full JID, recorded.
+  send("ann@example.com/pc", presence("lync.user@example.com"));
+  send("ann@example.com/pc", presence("room@conference.example.com/ann"));
+  REQUIRE(fcm->got.size() == 1);
+  CHECK(fcm->got[0].from.full() == "ann@example.com/pc");
+  CHECK(fcm->got[0].type == "");
+  REQUIRE(muc->got.size() == 1);
+  // Directed unavailable clears the record: the room hears nothing more.
+  send("ann@example.com/pc", presence("room@conference.example.com/ann", "unavailable"));
+  REQUIRE(muc->got.size() == 2);
+  CHECK(muc->got[1].type == "unavailable");
+  // ann cancels bob's subscription: bob hears "unavailable" now (§3.2.2).
+  bob.got.clear();
+  send("ann@example.com/pc", presence("bob@example.com", "unsubscribed"));
+  CHECK(bob.of("presence", "unavailable").size() == 1);
+  // The session ends (what c2s routes): the Microsoft user hears it because
+  // of the record; bob, neither a subscriber nor recorded, and the room,
+  // whose record was cleared, hear nothing.
+  bob.got.clear();
+  router.detachSession(*Address::split("ann@example.com/pc"), ann);
+  send("ann@example.com/pc", presence("", "unavailable"));
+  CHECK(bob.of("presence", "unavailable").empty());
+  REQUIRE(fcm->got.size() == 2);
+  CHECK(fcm->got[1].type == "unavailable");
+  CHECK(fcm->got[1].from.full() == "ann@example.com/pc");
+  CHECK(muc->got.size() == 2);
+}
+
+TEST_CASE_FIXTURE(SmFixture, "directed presence of a resource that is not available is followed by unavailable when it ends (RFC 6121 §4.6.3 rule 3)") {
+  auto muc = std::make_shared<Collector>();
+  router.addDomainComponent("conference.example.com", muc);
+  auto& ann = bind("ann@example.com/pc");
+  send("ann@example.com/pc", presence("room@conference.example.com/ann"));  // no initial presence
+  REQUIRE(muc->got.size() == 1);
+  CHECK(sm->availableResources("ann@example.com").empty());
+  router.detachSession(*Address::split("ann@example.com/pc"), ann);
+  send("ann@example.com/pc", presence("", "unavailable"));
+  REQUIRE(muc->got.size() == 2);
+  CHECK(muc->got[1].type == "unavailable");
+  CHECK(muc->got[1].to.full() == "room@conference.example.com/ann");
+}
+
+TEST_CASE_FIXTURE(SmFixture, "an entity given directed presence that subscribes meanwhile hears the end of the session once (RFC 6121 §4.6.3, §4.5.2)") {
+  auto& ann = bind("ann@example.com/pc");
+  auto& bob = bind("bob@example.com/pc");
+  send("bob@example.com/pc", presence());
+  send("ann@example.com/pc", presence());
+  send("ann@example.com/pc", presence("bob@example.com/pc"));  // bob is no subscriber yet: recorded
+  send("bob@example.com/pc", presence("ann@example.com", "subscribe"));  // auto-approved: now one
+  REQUIRE(roster.item("ann", "bob@example.com")->state.hasFrom());
+  bob.got.clear();
+  router.detachSession(*Address::split("ann@example.com/pc"), ann);
+  send("ann@example.com/pc", presence("", "unavailable"));
+  CHECK(bob.of("presence", "unavailable").size() == 1);
+}
+
+TEST_CASE_FIXTURE(SmFixture, "XEP-0191 §3.3: a message from a blocked JID is answered service-unavailable, online or offline; §3.4: unblocked, it flows again") {
+  auto blockingIq = [](std::string_view what, const std::string& jid, const std::string& id) {
+    Element iq("iq", std::string(ns::kClient));
+    iq.setAttr("type", "set").setAttr("id", id);
+    iq.addChild(std::string(what), std::string(ns::kBlocking)).addChild("item", std::string(ns::kBlocking)).setAttr(
+        "jid", jid);
+    return iq;
+  };
+  auto serviceUnavailable = [](const Sink& s) {
+    auto errors = s.of("message", "error");
+    return errors.size() == 1 && errors[0]->child("error", ns::kClient)->child("service-unavailable", ns::kStanzaErrors) &&
+           !errors[0]->child("error", ns::kClient)->child("text", ns::kStanzaErrors);
+  };
+  auto& ann = bind("ann@example.com/pc");
+  auto& bob = bind("bob@example.com/pc");
+  send("ann@example.com/pc", presence());
+  send("ann@example.com/pc", blockingIq("block", "bob@example.com", "b1"));
+  ann.got.clear();
+  // Online: nothing reaches ann; bob hears what he would from an offline user.
+  send("bob@example.com/pc", message("ann@example.com", "hi"));
+  CHECK(ann.of("message").empty());
+  CHECK(serviceUnavailable(bob));
+  CHECK(sm->stats().blocked == 1);
+  // Offline: not stored.
+  bob.got.clear();
+  router.detachSession(*Address::split("ann@example.com/pc"), ann);
+  send("ann@example.com/pc", presence("", "unavailable"));
+  send("bob@example.com/pc", message("ann@example.com", "are you there?"));
+  CHECK(serviceUnavailable(bob));
+  CHECK(offline.count("ann") == 0);
+  // A list that is not in memory (ann not logged in since the node
+  // started): the store decides before the message is stored.
+  bob.got.clear();
+  router.blocking().set("ann@example.com", {});
+  send("bob@example.com/pc", message("ann@example.com", "and now?"));
+  CHECK(serviceUnavailable(bob));
+  CHECK(offline.count("ann") == 0);
+  // §3.4: unblocked, bob's messages are delivered again.
+  auto& phone = bind("ann@example.com/phone");
+  send("ann@example.com/phone", presence());
+  send("ann@example.com/phone", blockingIq("unblock", "bob@example.com", "u1"));
+  bob.got.clear();
+  send("bob@example.com/pc", message("ann@example.com", "hello again"));
+  REQUIRE(phone.of("message").size() == 1);
+  CHECK(phone.of("message")[0]->childText("body", ns::kClient) == "hello again");
+  CHECK(bob.of("message", "error").empty());
 }

@@ -8,7 +8,8 @@
 //   TLS, stream restart -> features <mechanisms/> (SCRAM-SHA-256(-PLUS),
 //   SCRAM-SHA-1(-PLUS), PLAIN: modules/xmpp sasl.h) -> SASL -> stream
 //   restart with the post-authentication stanza limit -> features <bind/>
-//   -> resource binding (a server-generated resource when none is asked; a
+//   (with <sm/>, the RFC 6121 §3.4 pre-approval <sub/> and the XEP-0478
+//   limits) -> resource binding (a server-generated resource when none is asked; a
 //   new session for a full JID already bound replaces the old one, which
 //   gets `conflict`, RFC 6120 §7.7.2.2) -> stanzas.
 // The header's `to` must be a local presence domain (host-unknown
@@ -30,6 +31,11 @@
 // back through Router::deliverToSession, so the session manager delivers
 // them to another resource or stores them offline (IM-5); error stanzas,
 // the server's own iq answers and carbon copies are not re-routed.
+// XEP-0191 (blocking.h): a binding completes once the user's block list is
+// loaded; a stanza the user sends to a JID it blocked is answered
+// not-acceptable with <blocked xmlns='urn:xmpp:blocking:errors'/>, one
+// from such a JID is not delivered (message, iq get/set: service-unavailable
+// back; the rest dropped), XEP-0191 §3.3.
 // XEP-0280 carbons (carbons.h): <enable/>/<disable/> iq; copies of eligible
 // messages this session receives at its full JID or sends go to the user's
 // other carbons-enabled resources.
@@ -158,6 +164,9 @@ struct C2sStats {
       smAckRequests{0}, rerouted{0}, notRerouted{0}, carbonCopies{0}, carbonCopiesLost{0}, throttled{0};
   // Idle streams whose parser the sweep gave back.
   std::atomic<std::uint64_t> compacted{0};
+  // XEP-0191: stanzas from a JID the user blocked (answered or dropped),
+  // stanzas to one (not routed).
+  std::atomic<std::uint64_t> blockedIn{0}, blockedOut{0};
   std::atomic<std::int64_t> hibernating{0};
   // Stream errors sent, by condition name (mutex-guarded).
   std::map<std::string, std::uint64_t> streamErrors() const;

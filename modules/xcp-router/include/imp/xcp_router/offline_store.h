@@ -55,8 +55,11 @@ class OfflineStore {
   // how many were deleted (ids already gone are not an error).
   std::uint64_t remove(const std::string& owner, const std::vector<std::uint64_t>& ids);
   std::uint64_t count(const std::string& owner);
-  // Messages queued for all users (the offline queue size metric).
+  // Messages queued for all users.
   std::uint64_t total();
+  // Messages queued for the users homed on `nodeId` (the base of the
+  // node's offline queue gauge).
+  std::uint64_t totalOnNode(const std::string& nodeId);
 
  private:
   core::Database& db_;

@@ -4,6 +4,15 @@
 // connection loop, the session manager and in-process components.
 //
 // Decision for a stanza's `to`, in order:
+//  0. presence from a bound local session to another account, of a
+//     subscription type (subscribe/subscribed/unsubscribe/unsubscribed) or
+//     directed presence (no type, unavailable): the local handler, whatever
+//     the recipient. The user's server applies a subscription stanza to the
+//     user's roster and pushes the change before routing it on (RFC 6121
+//     §3.1.2, §3.2.2, §3.3.2, §3.4), and records directed presence so that
+//     the entity hears "unavailable" when the session ends (§4.6.3); the
+//     session manager then routes it again with `outboundApplied` set, and
+//     this step is skipped;
 //  1. its domain is claimed by a component (addDomainComponent): that
 //     component ("conference.example.com" style services);
 //  2. a full JID with a bound local session (attachSession): that session,
@@ -59,6 +68,7 @@
 #include <vector>
 
 #include <imp/directory/routing.h>
+#include <imp/xcp_router/blocking.h>
 #include <imp/xcp_router/carbons.h>
 
 namespace imp::net {
@@ -99,6 +109,9 @@ struct RoutedStanza {
   Address to;
   std::string type;  // the type attribute ("" when absent)
   std::shared_ptr<const xmpp::Element> element;
+  // The sender's session manager has applied its outbound rules to this
+  // stanza (decision step 0 above): it is routed to its recipient.
+  bool outboundApplied = false;
 };
 
 // An in-process service that takes stanzas from the router.
@@ -197,6 +210,9 @@ class Router {
   // connection manager copies what its streams send and receive by full
   // JID, the session manager what it delivers for a bare JID.
   CarbonsRegistry& carbons() { return carbons_; }
+  // XEP-0191: the block lists of the users who log in here, for the checks
+  // of the connection manager and the session manager (blocking.h).
+  BlockingRegistry& blocking() { return blocking_; }
 
   // Sends one stanza on its way (see the decision order above).
   RouteResult route(RoutedStanza stanza);
@@ -233,6 +249,7 @@ class Router {
   std::vector<PredicateEntry> predicates_;
   std::map<std::string, std::map<std::string, SessionEntry>, std::less<>> sessions_;  // bare -> resource -> entry
   CarbonsRegistry carbons_;
+  BlockingRegistry blocking_;
   std::mutex pendingMu_;
   std::map<std::string, std::deque<RoutedStanza>, std::less<>> pending_;  // bare JID -> waiting behind a decision
   std::size_t jobsInFlight_ = 0;  // decision jobs submitted and not finished (pendingMu_)

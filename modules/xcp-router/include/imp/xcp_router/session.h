@@ -16,16 +16,26 @@
 //  - probes (§4.3.2) are answered from the last presence of each available
 //    resource, to subscribers only; a blocked prober gets "unavailable".
 //  - presence to a user's bare JID goes to the available resources
-//    (§8.5.2.1.3); directed presence to a bare JID is remembered (§4.6).
+//    (§8.5.2.1.3).
+//  - directed presence (§4.6.3) of a local session, whatever the recipient
+//    (the router hands it here first): an available one to an entity that
+//    is not subscribed to the user's presence (from/both) is recorded for
+//    the sending resource, also when that resource is not available (rule
+//    3); directed unavailable clears the record; then it is routed on.
 // Subscriptions (RFC 6121 §3, Appendix A via applySubscriptionEvent): an
-// outbound request of a local session is applied to the user's roster and
-// routed with the user's bare JID; an inbound one is decided by the
+// outbound stanza of a local session, whatever the contact's domain (the
+// router hands each one here first), is applied to the user's roster,
+// pushed, and routed on with the user's bare JID (to a component, or
+// bounced when nothing takes it); an inbound one is decided by the
 // PrivacyPolicy (AV-1, PS-2): Approve answers "subscribed" on the user's
 // behalf, Ask delivers it to the available resources (kept pending, sent
 // again at next login), PoliteBlock shows nothing (the watcher sees the
 // user offline, never an error).
 // Roster iq (§2, versioning §2.6, pushes to the resources that asked for
-// the roster), XEP-0191 blocking command; PS-1 limits answered with the
+// the roster), XEP-0191 blocking command (each change also replaces the
+// user's list in the router's BlockingRegistry, which the session manager
+// loads when a resource binds; a message from a blocked JID is answered
+// service-unavailable, also for an offline user); PS-1 limits answered with the
 // LimitError's condition, type and text.
 // Messages (§8.5.2.1.1): a bare JID goes to the available resource(s) of
 // the highest non-negative priority; with none, chat/normal is stored
@@ -83,12 +93,23 @@ struct SessionManagerData {
   OfflineStore* offline = nullptr;
   const LivePresenceSettings* settings = nullptr;
   std::function<std::optional<std::string>(const std::string& bareJid)> userOf;
+  // Offline messages already stored for this node's users when the session
+  // manager starts (OfflineStore::totalOnNode): the base of the gauge.
+  std::uint64_t offlineQueued = 0;
 };
 
 struct SessionManagerStats {
   std::atomic<std::uint64_t> toResources{0}, bounced{0}, droppedByRule{0}, broadcasts{0}, probes{0},
       rosterPushes{0}, subscriptions{0}, politeBlocks{0}, offlineStored{0}, offlineDelivered{0}, storeErrors{0},
       refusedJobs{0};
+  // XEP-0191: messages from a JID their recipient blocked, not delivered.
+  std::atomic<std::uint64_t> blocked{0};
+  // Gauge: offline messages stored for this node's users (IM-5): the base
+  // at start, plus what this session manager stores, minus what it
+  // removes after delivery. Only the user's home node stores and delivers
+  // them; messages removed behind its back (a user deleted from the
+  // directory, a user moved to another node) are not seen until restart.
+  std::atomic<std::int64_t> offlineQueued{0};
 };
 
 class SessionManager {
@@ -119,7 +140,7 @@ class SessionManager {
     bool available = false;
     int priority = 0;
     std::shared_ptr<const xmpp::Element> last;  // the last broadcast presence (for probes, §4.3.2)
-    std::set<std::string> directed;             // JIDs given directed presence (§4.6.3)
+    std::set<std::string> directed;             // non-subscribers given directed presence (§4.6.3)
     bool rosterRequested = false;               // "interested resource" (§2.1.6)
     bool blocklistRequested = false;            // XEP-0191 §3.2
   };
@@ -139,6 +160,7 @@ class SessionManager {
   // In the user's strand.
   void ownPresence(const RoutedStanza& s);
   void outboundSubscription(const RoutedStanza& s);
+  void outboundDirected(const RoutedStanza& s);
   void inboundSubscription(const RoutedStanza& s);
   void answerProbe(const RoutedStanza& s);
   void rosterIq(const RoutedStanza& s);
