@@ -75,7 +75,13 @@
 #include <string_view>
 #include <vector>
 
+#include "bench_common.h"
+
 namespace {
+
+using bench::cpuSeconds;
+using bench::die;
+using bench::nowNs;
 
 // ---------------------------------------------------------------- options
 
@@ -97,11 +103,6 @@ struct Options {
   int provision = 0;  // --provision C: make the C-contact ring rosters by subscribing, then exit
 };
 
-[[noreturn]] void die(const std::string& what) {
-  std::fprintf(stderr, "xmpp_load: %s\n", what.c_str());
-  std::exit(2);
-}
-
 void usage() {
   std::fprintf(stderr,
                "usage: xmpp_load --port P --domain D --users N [--tls] [--first F] [--prefix P]\n"
@@ -110,67 +111,30 @@ void usage() {
   std::exit(2);
 }
 
-double number(const char* s, const char* what) {
-  char* end = nullptr;
-  double v = std::strtod(s, &end);
-  if (end == s || *end != '\0') die(std::string("bad number for ") + what + ": " + s);
-  return v;
-}
-
-std::vector<std::string> splitComma(const std::string& s) {
-  std::vector<std::string> out;
-  size_t i = 0;
-  while (i <= s.size()) {
-    size_t j = s.find(',', i);
-    if (j == std::string::npos) j = s.size();
-    if (j > i) out.push_back(s.substr(i, j - i));
-    i = j + 1;
-  }
-  return out;
-}
-
 Options parse(int argc, char** argv) {
   Options o;
-  for (int i = 1; i < argc; ++i) {
-    std::string a = argv[i];
-    if (a == "--tls") {
-      o.tls = true;
-      continue;
-    }
-    if (i + 1 >= argc) usage();
-    const char* v = argv[++i];
-    if (a == "--host") o.host = v;
-    else if (a == "--port") o.port = static_cast<int>(number(v, "--port"));
-    else if (a == "--domain") o.domain = v;
-    else if (a == "--users") o.users = static_cast<int>(number(v, "--users"));
-    else if (a == "--first") o.first = static_cast<int>(number(v, "--first"));
-    else if (a == "--prefix") o.prefix = v;
-    else if (a == "--password") o.password = v;
-    else if (a == "--resource") o.resource = v;
-    else if (a == "--sources") o.sources = splitComma(v);
-    else if (a == "--inflight") o.inflight = static_cast<int>(number(v, "--inflight"));
-    else if (a == "--login-timeout") o.loginTimeout = number(v, "--login-timeout");
-    else if (a == "--max-seconds") o.maxSeconds = number(v, "--max-seconds");
-    else if (a == "--initial") o.initial = static_cast<int>(number(v, "--initial"));
-    else if (a == "--provision") o.provision = static_cast<int>(number(v, "--provision"));
+  for (bench::Args a(argc, argv, 1, usage); a.next();) {
+    if (a.flag("--tls")) o.tls = true;
+    else if (a.is("--host")) o.host = a.value();
+    else if (a.is("--port")) o.port = a.integer();
+    else if (a.is("--domain")) o.domain = a.value();
+    else if (a.is("--users")) o.users = a.integer();
+    else if (a.is("--first")) o.first = a.integer();
+    else if (a.is("--prefix")) o.prefix = a.value();
+    else if (a.is("--password")) o.password = a.value();
+    else if (a.is("--resource")) o.resource = a.value();
+    else if (a.is("--sources")) o.sources = bench::splitComma(a.value());
+    else if (a.is("--inflight")) o.inflight = a.integer();
+    else if (a.is("--login-timeout")) o.loginTimeout = a.num();
+    else if (a.is("--max-seconds")) o.maxSeconds = a.num();
+    else if (a.is("--initial")) o.initial = a.integer();
+    else if (a.is("--provision")) o.provision = a.integer();
     else usage();
   }
   if (o.port <= 0 || o.port > 65535 || o.domain.empty() || o.users <= 0 || o.inflight <= 0) usage();
   if (o.sources.empty()) o.sources.push_back("127.0.0.1");
   if (o.initial < 0 || o.initial > o.users) o.initial = o.users;
   return o;
-}
-
-int64_t nowNs() {
-  timespec ts{};
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return int64_t(ts.tv_sec) * 1000000000 + ts.tv_nsec;
-}
-
-double cpuSeconds() {
-  rusage ru{};
-  getrusage(RUSAGE_SELF, &ru);
-  return double(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) + double(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1e6;
 }
 
 std::string base64(std::string_view in) {
@@ -813,6 +777,7 @@ uint32_t percentile(std::vector<uint32_t>& v, double q) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  bench::program = "xmpp_load";
   Client cl;
   cl.opt = parse(argc, argv);
   const Options& o = cl.opt;
@@ -836,12 +801,10 @@ int main(int argc, char** argv) {
     if (inet_pton(AF_INET, s.c_str(), &a.sin_addr) != 1) die("bad source address " + s);
     cl.sources.push_back(a);
   }
-  cl.ctx = SSL_CTX_new(TLS_client_method());
-  if (!cl.ctx) die("SSL_CTX_new failed");
-  SSL_CTX_set_min_proto_version(cl.ctx, TLS1_2_VERSION);
-  SSL_CTX_set_verify(cl.ctx, SSL_VERIFY_NONE, nullptr);
-  SSL_CTX_set_mode(cl.ctx, SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER | SSL_MODE_ENABLE_PARTIAL_WRITE |
-                               SSL_MODE_RELEASE_BUFFERS);
+  // TLS 1.2..1.3, no certificate check (a private server on loopback).
+  bench::ClientTls tls;
+  tls.releaseBuffers = true;
+  cl.ctx = bench::clientContext(tls);
 
   cl.ep = epoll_create1(EPOLL_CLOEXEC);
   int tfd = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
