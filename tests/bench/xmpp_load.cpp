@@ -42,8 +42,10 @@
 // to its ring neighbours (users i-C/2..i-1, i+1..i+C/2, mod N) and approves
 // every request it receives, until every user has all of them with
 // subscription "both" (roster pushes, RFC 6121 §2.1.6) or --login-timeout
-// passes; one "provision ..." line, exit status 0 when complete. --max-seconds (default 900) bounds the whole run:
-// the client exits by itself after that, whatever it is doing.
+// passes; requests that got no answer are asked again each time 3 s pass
+// without progress; one "provision ..." line (with rounds= and resent=),
+// exit status 0 when complete. --max-seconds (default 900) bounds the whole
+// run: the client exits by itself after that, whatever it is doing.
 #include <arpa/inet.h>
 #include <expat.h>
 #include <fcntl.h>
@@ -254,6 +256,7 @@ struct Client {
   std::map<std::string, int> failures;  // "state: reason" -> count
   int loginPending = 0, nextIndex = 0, loginOk = 0, loginFailed = 0, loginUpTo = 0;
   uint64_t closedAfterLogin = 0;
+  size_t bothCount = 0;  // --provision: the sum of every connection's `both`
   Counters counters;
   // chat
   bool chatting = false;
@@ -277,6 +280,11 @@ struct Client {
   void resetParser(Conn* c);
   void closeConn(Conn* c);
   void updateEvents(Conn* c);
+  void addBoth(Conn* c, const std::vector<std::string>& jids) {
+    size_t before = c->both.size();
+    c->both.insert(jids.begin(), jids.end());
+    bothCount += c->both.size() - before;
+  }
 };
 
 // ---------------------------------------------------------------- XML
@@ -543,7 +551,7 @@ void Client::topLevel(Conn* c) {
       if (n != "jabber:client iq" || e.id != "roster1") return;
       if (e.type != "result") return fail(c, "roster get failed");
       c->rosterItems = e.rosterItems;
-      c->both.insert(e.bothJids.begin(), e.bothJids.end());
+      addBoth(c, e.bothJids);
       send(c, "<presence/>");
       c->state = State::Online;
       ++loginOk;
@@ -580,7 +588,7 @@ void Client::topLevel(Conn* c) {
           send(c, "<presence to='" + xmlEscape(e.from) + "' type='subscribed'/>");
       } else if (n == "jabber:client iq") {
         ++counters.iqsIn;
-        if (e.rosterQuery && e.type == "set") c->both.insert(e.bothJids.begin(), e.bothJids.end());
+        if (e.rosterQuery && e.type == "set") addBoth(c, e.bothJids);
         if (e.type == "get" || e.type == "set") {
           // XEP-0199 §4: answer a server ping; anything else is not served (RFC 6120 §8.3.3.19).
           std::string to = e.from.empty() ? std::string() : " to='" + xmlEscape(e.from) + "'";
@@ -866,32 +874,62 @@ int main(int argc, char** argv) {
   if (o.provision > 0) {
     // Each user asks every ring neighbour for a subscription (RFC 6121
     // §3.1.1) and approves every request it gets; done when every online
-    // user has all its neighbours with subscription "both".
+    // user has all its neighbours with subscription "both". A request the
+    // server lost (no roster push ever comes) is asked again: after 3 s in
+    // which no user's roster gained a "both" contact, every missing
+    // neighbour is requested again (a subscribe to a contact already
+    // subscribed to is answered by the server, RFC 6121 §3.1.3); counted
+    // in "resent" and "rounds".
     int half = std::min(o.provision, o.users - 1) / 2;
     int64_t p0 = nowNs();
-    for (Conn* c : cl.online)
-      for (int d = -half; d <= half; ++d) {
-        if (d == 0) continue;
-        int j = ((c->index + d) % o.users + o.users) % o.users;
-        cl.send(c, "<presence to='" + xmlEscape(o.prefix + std::to_string(o.first + j) + "@" + o.domain) +
-                       "' type='subscribe'/>");
-      }
+    uint64_t resent = 0;
+    int rounds = 0;
+    auto request = [&] {
+      ++rounds;
+      for (Conn* c : cl.online)
+        for (int d = -half; d <= half; ++d) {
+          if (d == 0) continue;
+          int j = ((c->index + d) % o.users + o.users) % o.users;
+          std::string jid = o.prefix + std::to_string(o.first + j) + "@" + o.domain;
+          if (c->both.count(jid)) continue;
+          if (rounds > 1) ++resent;
+          cl.send(c, "<presence to='" + xmlEscape(jid) + "' type='subscribe'/>");
+        }
+    };
     auto complete = [&] {
       for (Conn* c : cl.online)
         if (c->both.size() < size_t(2 * half)) return false;
       return true;
     };
-    runUntil(cl, tfd, nowNs() + static_cast<int64_t>(o.loginTimeout * 1e9), complete, [] {});
+    const size_t target = cl.online.size() * size_t(2 * half);
+    const int64_t provisionDeadline = nowNs() + static_cast<int64_t>(o.loginTimeout * 1e9);
+    request();
+    while (!gStop && nowNs() < provisionDeadline && cl.bothCount < target) {
+      size_t last = cl.bothCount;
+      int64_t lastProgress = nowNs();
+      runUntil(cl, tfd, provisionDeadline,
+               [&] {
+                 if (cl.bothCount >= target) return true;
+                 if (cl.bothCount != last) {
+                   last = cl.bothCount;
+                   lastProgress = nowNs();
+                 }
+                 return nowNs() - lastProgress > 3000000000LL;
+               },
+               [] {});
+      if (cl.bothCount < target && nowNs() < provisionDeadline) request();
+    }
     size_t bothMin = SIZE_MAX, bothSum = 0;
     for (Conn* c : cl.online) {
       bothMin = std::min(bothMin, c->both.size());
       bothSum += c->both.size();
     }
     bool ok = complete() && int(cl.online.size()) == o.users;
-    std::printf("provision users=%d online=%zu contacts=%d both_min=%zu both_avg=%.1f secs=%.2f complete=%d\n", o.users,
-                cl.online.size(), 2 * half, cl.online.empty() ? 0 : bothMin,
+    std::printf("provision users=%d online=%zu contacts=%d both_min=%zu both_avg=%.1f secs=%.2f complete=%d rounds=%d "
+                "resent=%" PRIu64 "\n",
+                o.users, cl.online.size(), 2 * half, cl.online.empty() ? 0 : bothMin,
                 cl.online.empty() ? 0.0 : double(bothSum) / double(cl.online.size()), double(nowNs() - p0) / 1e9,
-                ok ? 1 : 0);
+                ok ? 1 : 0, rounds, resent);
     std::fflush(stdout);
     for (Conn* c : cl.online) cl.send(c, "</stream:stream>");
     cl.online.clear();
