@@ -55,16 +55,21 @@
 # percent, latency and rate measure the machine, not the server.
 #
 # Knobs (environment): SERVERS ("prosody ejabberd impd"), TRANSPORTS
-# ("tcp tls"), USERS (2000), CONTACTS (20), PAIRS (50), RATES ("1000 2000"),
-# STEP_SECS (10), SERVER_CPU (1), LOAD_CPU (0), INFLIGHT (logins in flight,
-# 200), LOGIN_TIMEOUT (s, 300 + USERS / 20), SOURCES (loopback source addresses for the
-# client, default one per 28,000 users: 127.0.0.1, 127.0.0.2, ...),
-# BUDGET_SECS (3600: no new step starts after this), KEEP_WORK (0),
-# IMPD_XMPP_CONF (impd.conf lines of the XMPP services, %PORT% replaced;
-# default below), EJABBERD_BUSY_WAIT (none; or default). Above about
-# 20,000 users the file-descriptor limit has to allow USERS + 1000
-# (ulimit -Hn); the script raises the soft limit to the hard one and
-# refuses to start when even that is too low.
+# ("tcp tls"), USERS (2000), WARMUP (USERS / 10), CONTACTS (20), PAIRS
+# (50), RATES ("1000 2000"), STEP_SECS (10), SERVER_CPU (1), LOAD_CPU (0),
+# INFLIGHT (logins in flight, 200), LOGIN_TIMEOUT (s, 300 + USERS / 20),
+# SOURCES (loopback source addresses for the client; default: as many as
+# the ephemeral port range needs, one per (ip_local_port_range - 1,000)
+# connections, 27,232 here: 127.0.0.1, 127.0.0.2, ...), BUDGET_SECS (3600:
+# no new step starts after this), KEEP_WORK (0), IMPD_XMPP_CONF (impd.conf
+# lines of the client listener, %PORT% replaced; default below),
+# EJABBERD_BUSY_WAIT (none; or default), FD_MARGIN (1000).
+# File descriptors: client and server each need USERS + FD_MARGIN. The
+# script raises the soft limit to the hard one (and the hard one where it
+# may); when the hard limit is lower than that, it measures the largest
+# population the limit allows (hard - FD_MARGIN users) and prints why, at
+# the start and under the table (here: ulimit -Hn 20000, not raisable
+# without CAP_SYS_RESOURCE, so at most 19,000 users).
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")/../.." && pwd)
@@ -78,6 +83,7 @@ read -r -a SERVERS <<<"${SERVERS:-prosody ejabberd impd}"
 read -r -a TRANSPORTS <<<"${TRANSPORTS:-tcp tls}"
 read -r -a RATES <<<"${RATES:-1000 2000}"
 USERS=${USERS:-2000}
+WARMUP_SET=${WARMUP:-}
 WARMUP=${WARMUP:-$(((USERS / 10) > 0 ? USERS / 10 : 1))}
 CONTACTS=${CONTACTS:-20}
 PAIRS=${PAIRS:-50}
@@ -85,6 +91,7 @@ STEP_SECS=${STEP_SECS:-10}
 SERVER_CPU=${SERVER_CPU:-1}
 LOAD_CPU=${LOAD_CPU:-0}
 INFLIGHT=${INFLIGHT:-200}
+LOGIN_TIMEOUT_SET=${LOGIN_TIMEOUT:-}
 LOGIN_TIMEOUT=${LOGIN_TIMEOUT:-$((300 + USERS / 20))}
 BUDGET_SECS=${BUDGET_SECS:-3600}
 KEEP_WORK=${KEEP_WORK:-0}
@@ -111,16 +118,39 @@ for t in "${TRANSPORTS[@]}"; do [[ $t = tcp || $t = tls ]] || { echo "TRANSPORTS
 for tool in taskset setpriv openssl ss python3; do command -v "$tool" >/dev/null || { echo "missing: $tool" >&2; exit 2; }; done
 (($(nproc) >= 2)) || { echo "needs 2 CPUs (server and load client pinned apart)" >&2; exit 2; }
 ((EUID == 0)) || { echo "run as root: the peers run as their own system users (prosody, ejabberd)" >&2; exit 2; }
+# File descriptors: the load client holds USERS sockets and so does the
+# server (each its own process, each with this limit). FD_MARGIN more for
+# everything else a process keeps open (listeners, logs, database pool,
+# Erlang ports, epoll). The hard limit is raised when this shell may
+# (CAP_SYS_RESOURCE); otherwise the run measures the largest population the
+# limit allows and says so, rather than refusing or failing half-way.
+FD_MARGIN=${FD_MARGIN:-1000}
+USERS_ASKED=$USERS
+USERS_CAP_REASON=""
+want_fds=$((USERS + FD_MARGIN))
 hard=$(ulimit -Hn)
-[[ $hard = unlimited ]] || ((hard >= USERS + 1000)) || {
-  echo "USERS=$USERS needs a file-descriptor limit of at least $((USERS + 1000)); the hard limit here is $hard" >&2
-  echo "(raise it, e.g. prlimit --nofile=N:N or limits.conf, in a shell with CAP_SYS_RESOURCE)" >&2
-  exit 2
-}
-ulimit -n "$hard"
+if [[ $hard != unlimited ]] && ((hard < want_fds)); then
+  ulimit -Hn "$want_fds" 2>/dev/null && hard=$(ulimit -Hn)
+fi
+if [[ $hard != unlimited ]] && ((hard < want_fds)); then
+  USERS=$((hard - FD_MARGIN))
+  USERS_CAP_REASON="USERS=$USERS_ASKED asked, but the file-descriptor hard limit (ulimit -Hn) is $hard and this shell cannot raise it (that needs CAP_SYS_RESOURCE; prlimit --nofile=N:N or limits.conf where it is allowed): measuring the largest population the limit allows, $USERS users ($FD_MARGIN descriptors kept for each process's other files); $USERS_ASKED connections are not measured by this run"
+  ((USERS >= 2 * PAIRS && USERS >= 2)) || { echo "$USERS_CAP_REASON: too few" >&2; exit 2; }
+  WARMUP=${WARMUP_SET:-$((USERS / 10 > 0 ? USERS / 10 : 1))}
+  ((WARMUP >= 1 && WARMUP < USERS)) || { echo "$USERS_CAP_REASON: WARMUP=$WARMUP does not fit" >&2; exit 2; }
+  LOGIN_TIMEOUT=${LOGIN_TIMEOUT_SET:-$((300 + USERS / 20))}
+fi
+[[ $hard = unlimited ]] || ulimit -n "$hard"
+# Source addresses: connect() gives each (source, destination) pair its own
+# ephemeral port range (IP_BIND_ADDRESS_NO_PORT), net.ipv4.ip_local_port_range,
+# so above that many connections the client needs more loopback sources
+# (127.0.0.2, ...; all of 127.0.0.0/8 is loopback); 1,000 ports are kept
+# spare for TIME_WAIT and the servers' own connections.
+read -r port_lo port_hi </proc/sys/net/ipv4/ip_local_port_range
+PER_SOURCE=$((port_hi - port_lo + 1 - 1000))
 if [[ -z ${SOURCES:-} ]]; then
   SOURCES=127.0.0.1
-  for ((i = 2; i <= (USERS + 27999) / 28000; i++)); do SOURCES+=",127.0.0.$i"; done
+  for ((i = 2; i <= (USERS + PER_SOURCE - 1) / PER_SOURCE; i++)); do SOURCES+=",127.0.0.$i"; done
 fi
 
 work=$(mktemp -d /tmp/imp-xmppbench-XXXXXX)
@@ -477,6 +507,7 @@ run_transport() {  # SERVER TRANSPORT
 }
 
 log "B-XMPP-CONN / B-XMPP-MSG bench, $(date -u '+%Y-%m-%d %H:%M UTC'), $(nproc) CPUs ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'))"
+[[ -z $USERS_CAP_REASON ]] || log "$USERS_CAP_REASON"
 log "users=$USERS contacts=$CONTACTS pairs=$PAIRS rates=${RATES[*]} step=${STEP_SECS}s transports=${TRANSPORTS[*]} server CPU $SERVER_CPU, load client CPU $LOAD_CPU, sources $SOURCES, nofile $(ulimit -n)"
 declare -a SKIPPED=()
 declare -A VERSIONS=()
@@ -508,4 +539,5 @@ log "| server | transport | connections held | login s | RSS KB/conn (idle / aft
 log "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"
 for r in "${ROWS[@]}"; do log "$r"; done
 for s in "${SKIPPED[@]}"; do log "skipped: $s"; done
+[[ -z $USERS_CAP_REASON ]] || log "population capped: $USERS_CAP_REASON"
 log "total time: $(($(date +%s) - t_start)) s"
