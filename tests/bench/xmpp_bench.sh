@@ -556,7 +556,7 @@ stop_server() {  # the server, then what it left: impd's MariaDB (impd stops it;
   stop_pids "${SERVER_PIDS[@]}"
   if [[ -n ${MARIADB_PID:-} ]]; then
     # impd's own word on its stop (an abandoned service, a crash).
-    grep -h 'abandoned\|did not finish' "$work/impd/log/"*.log 2>/dev/null | cut -c1-200 | sed 's/^/  impd stop: /'
+    { grep -h 'abandoned\|did not finish' "$work/impd/log/"*.log 2>/dev/null || true; } | cut -c1-200 | sed 's/^/  impd stop: /'
     [[ -s $work/impd/stderr ]] && tail -3 "$work/impd/stderr" | sed 's/^/  impd stderr: /'
   fi
   if [[ -n ${MARIADB_PID:-} ]] && alive "$MARIADB_PID"; then
