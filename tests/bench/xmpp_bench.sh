@@ -399,6 +399,23 @@ wait_generation() {  # until impd's xcp-router has applied the settings generati
     sleep 0.2
   done
 }
+launch_impd() {  # impd from $work/impd/impd.conf, until it is ready and listens for clients
+  local d=$work/impd
+  taskset -c "$SERVER_CPU" "$IMPD" -c "$d/impd.conf" >"$d/stdout" 2>>"$d/stderr" &
+  SERVER_PIDS=($!)
+  pids+=("${SERVER_PIDS[0]}")
+  local deadline=$((SECONDS + 120))
+  until grep -q '^impd: ready' "$d/stdout"; do
+    alive "${SERVER_PIDS[0]}" || { SKIP_REASON="impd exited: $(tail -3 "$d/stderr" | tr '\n' ' ')"; return 1; }
+    ((SECONDS < deadline)) || { SKIP_REASON="impd not ready after 120 s"; return 1; }
+    sleep 0.1
+  done
+  ADMIN_URL=$(sed -n 's/^impd: ready.*admin=\([^ ]*\).*/\1/p' "$d/stdout" | head -1)
+  # impd's managed MariaDB: pinned with impd (inherited), its CPU counted
+  # with the server's, its memory reported apart.
+  MARIADB_PID=$(pgrep -P "${SERVER_PIDS[0]}" -x mariadbd | head -1 || true)
+  wait_listen "$PORT" "${SERVER_PIDS[0]}" "impd xcp-connection-manager (client_port $PORT)"
+}
 start_impd() {
   local d=$work/impd
   [[ -x $IMPD && -x $IMPCTL ]] || { SKIP_REASON="not built: $IMPD or $IMPCTL"; return 1; }
@@ -436,20 +453,7 @@ ${IMPD_XMPP_CONF//%PORT%/$PORT}
 CONF
   local out
   out=$("$IMPD" --check-config -c "$d/impd.conf" 2>&1) || { SKIP_REASON="impd refuses its configuration: $out"; return 1; }
-  taskset -c "$SERVER_CPU" "$IMPD" -c "$d/impd.conf" >"$d/stdout" 2>"$d/stderr" &
-  SERVER_PIDS=($!)
-  pids+=("${SERVER_PIDS[0]}")
-  local deadline=$((SECONDS + 120))
-  until grep -q '^impd: ready' "$d/stdout"; do
-    alive "${SERVER_PIDS[0]}" || { SKIP_REASON="impd exited: $(tail -3 "$d/stderr" | tr '\n' ' ')"; return 1; }
-    ((SECONDS < deadline)) || { SKIP_REASON="impd not ready after 120 s"; return 1; }
-    sleep 0.1
-  done
-  ADMIN_URL=$(sed -n 's/^impd: ready.*admin=\([^ ]*\).*/\1/p' "$d/stdout" | head -1)
-  # impd's managed MariaDB: pinned with impd (inherited), its CPU counted
-  # with the server's, its memory reported apart.
-  MARIADB_PID=$(pgrep -P "${SERVER_PIDS[0]}" -x mariadbd | head -1 || true)
-  wait_listen "$PORT" "${SERVER_PIDS[0]}" "impd xcp-connection-manager (client_port $PORT)"
+  launch_impd || return 1
   ctl() { "$IMPCTL" -c "$d/impd.conf" --url "$ADMIN_URL" "$@"; }
   out=$(ctl domain add "$DOMAIN" 2>&1) || { SKIP_REASON="impctl domain add: $out"; return 1; }
   # The router learns a new domain (and users) with the settings
@@ -486,6 +490,16 @@ SCRIPT
       { SKIP_REASON="roster provisioning failed: $(tail -5 <<<"$out" | tr '\n' ' ')"; return 1; }
     t2=$(now_ns)
     PROVISION="IMPD_PROVISION=api: accounts: $USERS in $(secs_between "$t0" "$t1") s (impctl user add + user passwd, $IMPD_JOBS in flight); rosters over XMPP in $(secs_between "$t1" "$t2") s: $(grep '^provision' <<<"$out")"
+    # Every user has logged in and out: what impd keeps of that would sit in
+    # the memory baseline, which the peers' users never give theirs. A fresh
+    # impd on the same database measures like them.
+    local start=$SECONDS n
+    while n=$(impd_sessions) && ((${n:-0} > 0)) && ((SECONDS - start < 60)); do sleep 0.5; done
+    settle
+    stop_server
+    launch_impd || return 1
+    wait_generation || return 1
+    PROVISION+="; impd restarted after it"
   else
     # As the peers' provisioning does: users 2..N copy user1's directory row
     # and SCRAM credentials (same salt and keys: every account has the same
@@ -555,9 +569,15 @@ impd_log_summary() {  # WHEN: impd's warnings and errors so far, counted by mess
 stop_server() {  # the server, then what it left: impd's MariaDB (impd stops it; should it not have), epmd
   stop_pids "${SERVER_PIDS[@]}"
   if [[ -n ${MARIADB_PID:-} ]]; then
-    # impd's own word on its stop (an abandoned service, a crash).
-    { grep -h 'abandoned\|did not finish' "$work/impd/log/"*.log 2>/dev/null || true; } | cut -c1-200 | sed 's/^/  impd stop: /'
-    [[ -s $work/impd/stderr ]] && tail -3 "$work/impd/stderr" | sed 's/^/  impd stderr: /'
+    # impd's own word on this stop (an abandoned service, a crash): what its
+    # logs and stderr gained since the last stop.
+    local words
+    words=$({ grep -h 'abandoned\|did not finish' "$work/impd/log/"*.log 2>/dev/null || true; } | cut -c1-200 | sed 's/^/impd stop: /'
+            if [[ -s $work/impd/stderr ]]; then cut -c1-200 "$work/impd/stderr" | sed 's/^/impd stderr: /'; fi)
+    if [[ -n $words ]]; then
+      { grep -vxF -f <(printf '%s\n' "$IMPD_STOP_SEEN") <<<"$words" || true; } | tail -5 | sed 's/^/  /'
+      IMPD_STOP_SEEN=$words
+    fi
   fi
   if [[ -n ${MARIADB_PID:-} ]] && alive "$MARIADB_PID"; then
     log "  (impd's MariaDB $MARIADB_PID still runs after impd stopped: stopping it)"
@@ -685,7 +705,7 @@ declare -A VERSIONS=()
 for server in "${SERVERS[@]}"; do
   for tr in "${TRANSPORTS[@]}"; do
     if over_budget; then log "time budget (${BUDGET_SECS} s) used up"; break 2; fi
-    SERVER_PIDS=(); SKIP_REASON=""; MARIADB_PID=""
+    SERVER_PIDS=(); SKIP_REASON=""; MARIADB_PID=""; IMPD_STOP_SEEN=""
     if [[ $server = impd && $tr = tcp ]]; then
       log "impd tcp: not applicable: TLS is mandatory on impd's client port (STARTTLS, RFC 6120 §5; impd.conf(5)), there is no plain-TCP XMPP stream to measure"
       ROWS+=("| impd | tcp | n/a: TLS is mandatory | - | - | - | - | - | - | - | - | - | - | - | - |")
