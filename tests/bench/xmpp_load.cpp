@@ -7,6 +7,7 @@
 //   xmpp_load --port P --domain D --users N [--tls] [--first 1] [--prefix user]
 //             [--password PW] [--sources A[,B...]] [--inflight K]
 //             [--login-timeout S] [--max-seconds S] [--resource load]
+//             [--initial W] [--provision C]
 //
 // Login: users PREFIX<first>..PREFIX<first+N-1> connect to 127.0.0.1:P, K
 // logins in flight; each one: stream header (RFC 6120 §4), STARTTLS when
@@ -109,7 +110,7 @@ void usage() {
   std::fprintf(stderr,
                "usage: xmpp_load --port P --domain D --users N [--tls] [--first F] [--prefix P]\n"
                "       [--password PW] [--resource R] [--sources A,B,...] [--inflight K]\n"
-               "       [--login-timeout S] [--max-seconds S] [--host H]\n");
+               "       [--login-timeout S] [--max-seconds S] [--host H] [--initial W] [--provision C]\n");
   std::exit(2);
 }
 
@@ -162,6 +163,20 @@ std::string xmlEscape(std::string_view s) {
     }
   }
   return out;
+}
+
+// Why an OpenSSL call failed, from its SSL_get_error code: the socket's
+// errno (a reset, an EOF) or OpenSSL's error queue, which this empties.
+// Failures are counted by this text, so it carries no addresses.
+std::string sslFailure(int err) {
+  if (err == SSL_ERROR_SYSCALL) {
+    int e = errno;
+    std::string queue = ERR_peek_error() ? "; " + bench::sslError() : std::string();
+    return e ? std::string("socket: ") + std::strerror(e) + queue : "unexpected EOF from the server" + queue;
+  }
+  if (err == SSL_ERROR_SSL) return bench::sslError();
+  ERR_clear_error();
+  return "SSL_get_error " + std::to_string(err);
 }
 
 // ---------------------------------------------------------------- connections
@@ -454,7 +469,7 @@ void Client::flush(Conn* c) {
       }
       int err = SSL_get_error(c->ssl, n);
       if (err == SSL_ERROR_WANT_WRITE || err == SSL_ERROR_WANT_READ) break;
-      fail(c, "SSL_write failed");
+      fail(c, "SSL_write failed: " + sslFailure(err));
       return;
     }
     if (c->ssl) break;  // handshake in progress: written after it
@@ -643,8 +658,7 @@ void Client::onReadable(Conn* c) {
         }
         return;
       }
-      ERR_clear_error();
-      return fail(c, "TLS handshake failed");
+      return fail(c, "TLS handshake failed: " + sslFailure(err));
     }
     ssize_t n;
     if (c->ssl) {
@@ -659,8 +673,7 @@ void Client::onReadable(Conn* c) {
           }
           return;
         }
-        ERR_clear_error();
-        return fail(c, err == SSL_ERROR_ZERO_RETURN ? "TLS close_notify from the server" : "TLS read failed");
+        return fail(c, err == SSL_ERROR_ZERO_RETURN ? "TLS close_notify from the server" : "TLS read failed: " + sslFailure(err));
       }
       n = r;
     } else {
