@@ -623,7 +623,7 @@ run_transport() {  # SERVER TRANSPORT
   login=$(grep '^login ' "$cdir/out" | sed -n 2p)
   log "$server $tr: $login"
   [[ -s $cdir/err ]] && sed 's/^/  /' "$cdir/err" | head -10
-  [[ $server = impd ]] && impd_log_summary "after the logins"
+  [[ $server = impd ]] && impd_log_summary "so far (provisioning included)"
   settle
   rss1=$(status_kb VmRSS "${SERVER_PIDS[@]}"); pss1=$(pss_kb "${SERVER_PIDS[@]}")
   db1=$(status_kb VmRSS "${MARIADB_PID:-}")
