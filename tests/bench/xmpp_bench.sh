@@ -179,17 +179,16 @@ run_delay_ns() {  # PIDs...: time every thread of them spent runnable but waitin
 over_budget() { (($(date +%s) - t_start > BUDGET_SECS)); }
 # The server's processes whose CPU is counted: SERVER_PIDS, and impd's
 # managed MariaDB (its memory is reported apart: a bounded buffer pool).
-cpu_pids() { echo "${SERVER_PIDS[*]} ${MARIADB_PID:-}"; }
+cpu_pids() { CPU_PIDS=("${SERVER_PIDS[@]}" ${MARIADB_PID:+"$MARIADB_PID"}); }  # -> CPU_PIDS
 settle() {  # until the server is idle over 1 s (at most 60 s): < 5% of a core used plus waited for
   # (runnable but not running, schedstat): on a busy machine a starved server
   # with work left uses little CPU, yet is not idle
   local start=$SECONDS a b qa qb busy
   while :; do
-    # shellcheck disable=SC2046
-    a=$(ticks $(cpu_pids)); qa=$(run_delay_ns $(cpu_pids))
+    cpu_pids
+    a=$(ticks "${CPU_PIDS[@]}"); qa=$(run_delay_ns "${CPU_PIDS[@]}")
     sleep 1  # a measuring window, not a synchronisation
-    # shellcheck disable=SC2046
-    b=$(ticks $(cpu_pids)); qb=$(run_delay_ns $(cpu_pids))
+    b=$(ticks "${CPU_PIDS[@]}"); qb=$(run_delay_ns "${CPU_PIDS[@]}")
     busy=$((100 * (b - a) / HZ + (qb - qa) / 10000000))
     ((busy < 5)) && break
     ((SECONDS - start < 60)) || { log "  (server still busy: $busy% of a core used or waited for after 60 s)"; break; }
@@ -656,16 +655,13 @@ run_transport() {  # SERVER TRANSPORT
     settle
     local c0 c1 l0 l1 t0 t1 line wall cpu us lcpu others q0 q1 waited m0 m1 dbcpu
     proc_snapshot "$cdir/procs0"
-    # shellcheck disable=SC2046
-    q0=$(run_delay_ns $(cpu_pids))
-    # shellcheck disable=SC2046
-    t0=$(now_ns); c0=$(ticks $(cpu_pids)); l0=$(ticks "$CLIENT_PID"); m0=$(ticks "${MARIADB_PID:-}")
+    cpu_pids
+    q0=$(run_delay_ns "${CPU_PIDS[@]}")
+    t0=$(now_ns); c0=$(ticks "${CPU_PIDS[@]}"); l0=$(ticks "$CLIENT_PID"); m0=$(ticks "${MARIADB_PID:-}")
     echo "chat $PAIRS $rate $STEP_SECS" >&3
     wait_line "$cdir/out" '^chat ' $((STEP_SECS + 75)) "$CLIENT_PID" "$n" || exit 1
-    # shellcheck disable=SC2046
-    t1=$(now_ns); c1=$(ticks $(cpu_pids)); l1=$(ticks "$CLIENT_PID"); m1=$(ticks "${MARIADB_PID:-}")
-    # shellcheck disable=SC2046
-    q1=$(run_delay_ns $(cpu_pids))
+    t1=$(now_ns); c1=$(ticks "${CPU_PIDS[@]}"); l1=$(ticks "$CLIENT_PID"); m1=$(ticks "${MARIADB_PID:-}")
+    q1=$(run_delay_ns "${CPU_PIDS[@]}")
     proc_snapshot "$cdir/procs1"
     line=$(grep '^chat ' "$cdir/out" | sed -n "${n}p")
     wall=$(awk -v a="$t0" -v b="$t1" 'BEGIN {print (b - a) / 1e9}')
