@@ -44,11 +44,11 @@ print(" ".join(str(s.getsockname()[1]) for s in socks))
 EOF
 }
 
-wait_listen() {  # PORT PID WHAT: until something listens on 127.0.0.1:PORT
-  local deadline=$((SECONDS + 30))
+wait_listen() {  # PORT PID WHAT [SECONDS=30]: until something listens on 127.0.0.1:PORT
+  local deadline=$((SECONDS + ${4:-30}))
   until ss -Hltn "sport = :$1" | grep -q .; do
     alive "$2" || { echo "$3 exited before listening on $1" >&2; exit 1; }
-    ((SECONDS < deadline)) || { echo "$3 not listening on $1 after 30 s" >&2; exit 1; }
+    ((SECONDS < deadline)) || { echo "$3 not listening on $1 after ${4:-30} s" >&2; exit 1; }
     sleep 0.05
   done
 }

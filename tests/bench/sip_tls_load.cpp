@@ -55,7 +55,14 @@
 #include <string_view>
 #include <vector>
 
+#include "bench_common.h"
+
 namespace {
+
+using bench::cpuSeconds;
+using bench::die;
+using bench::nowNs;
+using bench::sslError;
 
 // ---------------------------------------------------------------- options
 
@@ -73,23 +80,6 @@ struct Options {
   double timeout = 5;
 };
 
-[[noreturn]] void die(const std::string& what) {
-  std::fprintf(stderr, "sip_tls_load: %s\n", what.c_str());
-  std::exit(2);
-}
-
-std::string sslError() {
-  std::string out;
-  unsigned long e;
-  while ((e = ERR_get_error()) != 0) {
-    char buf[256];
-    ERR_error_string_n(e, buf, sizeof buf);
-    if (!out.empty()) out += "; ";
-    out += buf;
-  }
-  return out.empty() ? std::string("no OpenSSL error") : out;
-}
-
 void usage() {
   std::fprintf(stderr,
                "usage: sip_tls_load relay|uas|handshake --port P [--host H] [--rate R] [--duration D]\n"
@@ -98,34 +88,24 @@ void usage() {
   std::exit(2);
 }
 
-double number(const char* s, const char* what) {
-  char* end = nullptr;
-  double v = std::strtod(s, &end);
-  if (end == s || *end != '\0') die(std::string("bad number for ") + what + ": " + s);
-  return v;
-}
-
 Options parse(int argc, char** argv) {
   if (argc < 2) usage();
   Options o;
   o.mode = argv[1];
   if (o.mode != "relay" && o.mode != "uas" && o.mode != "handshake") usage();
-  for (int i = 2; i < argc; ++i) {
-    std::string a = argv[i];
-    if (i + 1 >= argc) usage();
-    const char* v = argv[++i];
-    if (a == "--host") o.host = v;
-    else if (a == "--port") o.port = static_cast<int>(number(v, "--port"));
-    else if (a == "--rate") o.rate = number(v, "--rate");
-    else if (a == "--duration") o.duration = number(v, "--duration");
-    else if (a == "--connections") o.connections = static_cast<int>(number(v, "--connections"));
-    else if (a == "--inflight") o.inflight = static_cast<int>(number(v, "--inflight"));
-    else if (a == "--tls-version") o.tlsVersion = v;
-    else if (a == "--ca") o.ca = v;
-    else if (a == "--cert") o.cert = v;
-    else if (a == "--key") o.key = v;
-    else if (a == "--domain") o.domain = v;
-    else if (a == "--timeout") o.timeout = number(v, "--timeout");
+  for (bench::Args a(argc, argv, 2, usage); a.next();) {
+    if (a.is("--host")) o.host = a.value();
+    else if (a.is("--port")) o.port = a.integer();
+    else if (a.is("--rate")) o.rate = a.num();
+    else if (a.is("--duration")) o.duration = a.num();
+    else if (a.is("--connections")) o.connections = a.integer();
+    else if (a.is("--inflight")) o.inflight = a.integer();
+    else if (a.is("--tls-version")) o.tlsVersion = a.value();
+    else if (a.is("--ca")) o.ca = a.value();
+    else if (a.is("--cert")) o.cert = a.value();
+    else if (a.is("--key")) o.key = a.value();
+    else if (a.is("--domain")) o.domain = a.value();
+    else if (a.is("--timeout")) o.timeout = a.num();
     else usage();
   }
   if (o.port <= 0 || o.port > 65535) die("--port is required (1..65535)");
@@ -137,19 +117,6 @@ Options parse(int argc, char** argv) {
 }
 
 // ---------------------------------------------------------------- common
-
-std::int64_t nowNs() {
-  timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return static_cast<std::int64_t>(ts.tv_sec) * 1000000000 + ts.tv_nsec;
-}
-
-double cpuSeconds() {
-  rusage ru;
-  getrusage(RUSAGE_SELF, &ru);
-  return static_cast<double>(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) +
-         static_cast<double>(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1e6;
-}
 
 void setNonBlocking(int fd) {
   int fl = fcntl(fd, F_GETFL, 0);
@@ -169,32 +136,28 @@ sockaddr_in address(const Options& o) {
   return sa;
 }
 
+// --tls-version: "1.2", "1.3" or "" (1.2..1.3) -> [lo, hi].
+void versionRange(const std::string& v, int* lo, int* hi) {
+  *lo = TLS1_2_VERSION;
+  *hi = TLS1_3_VERSION;
+  if (v == "1.2") *lo = *hi = TLS1_2_VERSION;
+  if (v == "1.3") *lo = *hi = TLS1_3_VERSION;
+}
+
 void pinVersion(SSL_CTX* ctx, const std::string& v) {
-  int lo = TLS1_2_VERSION, hi = TLS1_3_VERSION;
-  if (v == "1.2") lo = hi = TLS1_2_VERSION;
-  if (v == "1.3") lo = hi = TLS1_3_VERSION;
+  int lo, hi;
+  versionRange(v, &lo, &hi);
   SSL_CTX_set_min_proto_version(ctx, lo);
   SSL_CTX_set_max_proto_version(ctx, hi);
 }
 
 SSL_CTX* clientContext(const Options& o) {
-  SSL_CTX* ctx = SSL_CTX_new(TLS_client_method());
-  if (ctx == nullptr) die("SSL_CTX_new: " + sslError());
-  pinVersion(ctx, o.tlsVersion);
-  // Every connection is a full handshake: nothing kept for resumption.
-  SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_OFF);
-  SSL_CTX_set_options(ctx, SSL_OP_NO_TICKET);
-  SSL_CTX_set_mode(ctx, SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
-  if (!o.ca.empty()) {
-    if (SSL_CTX_load_verify_locations(ctx, o.ca.c_str(), nullptr) != 1) die("--ca " + o.ca + ": " + sslError());
-    SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, nullptr);
-    // The server's certificate must name the address we connect to.
-    X509_VERIFY_PARAM* p = SSL_CTX_get0_param(ctx);
-    if (X509_VERIFY_PARAM_set1_ip_asc(p, o.host.c_str()) != 1) die("X509_VERIFY_PARAM_set1_ip_asc: " + sslError());
-  } else {
-    SSL_CTX_set_verify(ctx, SSL_VERIFY_NONE, nullptr);
-  }
-  return ctx;
+  bench::ClientTls t;
+  versionRange(o.tlsVersion, &t.minVersion, &t.maxVersion);
+  t.noResumption = true;  // every connection is a full handshake: nothing kept for resumption
+  t.caFile = o.ca;
+  t.verifyIp = o.host;  // with --ca: the server's certificate must name the address we connect to
+  return bench::clientContext(t);
 }
 
 volatile sig_atomic_t g_stop = 0;
@@ -911,6 +874,7 @@ int runHandshake(const Options& o) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  bench::program = "sip_tls_load";
   Options o = parse(argc, argv);
   signal(SIGPIPE, SIG_IGN);
   if (o.mode == "relay") return runRelay(o);

@@ -7,6 +7,7 @@
 //   xmpp_load --port P --domain D --users N [--tls] [--first 1] [--prefix user]
 //             [--password PW] [--sources A[,B...]] [--inflight K]
 //             [--login-timeout S] [--max-seconds S] [--resource load]
+//             [--initial W] [--provision C]
 //
 // Login: users PREFIX<first>..PREFIX<first+N-1> connect to 127.0.0.1:P, K
 // logins in flight; each one: stream header (RFC 6120 §4), STARTTLS when
@@ -42,8 +43,10 @@
 // to its ring neighbours (users i-C/2..i-1, i+1..i+C/2, mod N) and approves
 // every request it receives, until every user has all of them with
 // subscription "both" (roster pushes, RFC 6121 §2.1.6) or --login-timeout
-// passes; one "provision ..." line, exit status 0 when complete. --max-seconds (default 900) bounds the whole run:
-// the client exits by itself after that, whatever it is doing.
+// passes; requests that got no answer are asked again each time 3 s pass
+// without progress; one "provision ..." line (with rounds= and resent=),
+// exit status 0 when complete. --max-seconds (default 900) bounds the whole
+// run: the client exits by itself after that, whatever it is doing.
 #include <arpa/inet.h>
 #include <expat.h>
 #include <fcntl.h>
@@ -75,7 +78,13 @@
 #include <string_view>
 #include <vector>
 
+#include "bench_common.h"
+
 namespace {
+
+using bench::cpuSeconds;
+using bench::die;
+using bench::nowNs;
 
 // ---------------------------------------------------------------- options
 
@@ -97,80 +106,38 @@ struct Options {
   int provision = 0;  // --provision C: make the C-contact ring rosters by subscribing, then exit
 };
 
-[[noreturn]] void die(const std::string& what) {
-  std::fprintf(stderr, "xmpp_load: %s\n", what.c_str());
-  std::exit(2);
-}
-
 void usage() {
   std::fprintf(stderr,
                "usage: xmpp_load --port P --domain D --users N [--tls] [--first F] [--prefix P]\n"
                "       [--password PW] [--resource R] [--sources A,B,...] [--inflight K]\n"
-               "       [--login-timeout S] [--max-seconds S] [--host H]\n");
+               "       [--login-timeout S] [--max-seconds S] [--host H] [--initial W] [--provision C]\n");
   std::exit(2);
-}
-
-double number(const char* s, const char* what) {
-  char* end = nullptr;
-  double v = std::strtod(s, &end);
-  if (end == s || *end != '\0') die(std::string("bad number for ") + what + ": " + s);
-  return v;
-}
-
-std::vector<std::string> splitComma(const std::string& s) {
-  std::vector<std::string> out;
-  size_t i = 0;
-  while (i <= s.size()) {
-    size_t j = s.find(',', i);
-    if (j == std::string::npos) j = s.size();
-    if (j > i) out.push_back(s.substr(i, j - i));
-    i = j + 1;
-  }
-  return out;
 }
 
 Options parse(int argc, char** argv) {
   Options o;
-  for (int i = 1; i < argc; ++i) {
-    std::string a = argv[i];
-    if (a == "--tls") {
-      o.tls = true;
-      continue;
-    }
-    if (i + 1 >= argc) usage();
-    const char* v = argv[++i];
-    if (a == "--host") o.host = v;
-    else if (a == "--port") o.port = static_cast<int>(number(v, "--port"));
-    else if (a == "--domain") o.domain = v;
-    else if (a == "--users") o.users = static_cast<int>(number(v, "--users"));
-    else if (a == "--first") o.first = static_cast<int>(number(v, "--first"));
-    else if (a == "--prefix") o.prefix = v;
-    else if (a == "--password") o.password = v;
-    else if (a == "--resource") o.resource = v;
-    else if (a == "--sources") o.sources = splitComma(v);
-    else if (a == "--inflight") o.inflight = static_cast<int>(number(v, "--inflight"));
-    else if (a == "--login-timeout") o.loginTimeout = number(v, "--login-timeout");
-    else if (a == "--max-seconds") o.maxSeconds = number(v, "--max-seconds");
-    else if (a == "--initial") o.initial = static_cast<int>(number(v, "--initial"));
-    else if (a == "--provision") o.provision = static_cast<int>(number(v, "--provision"));
+  for (bench::Args a(argc, argv, 1, usage); a.next();) {
+    if (a.flag("--tls")) o.tls = true;
+    else if (a.is("--host")) o.host = a.value();
+    else if (a.is("--port")) o.port = a.integer();
+    else if (a.is("--domain")) o.domain = a.value();
+    else if (a.is("--users")) o.users = a.integer();
+    else if (a.is("--first")) o.first = a.integer();
+    else if (a.is("--prefix")) o.prefix = a.value();
+    else if (a.is("--password")) o.password = a.value();
+    else if (a.is("--resource")) o.resource = a.value();
+    else if (a.is("--sources")) o.sources = bench::splitComma(a.value());
+    else if (a.is("--inflight")) o.inflight = a.integer();
+    else if (a.is("--login-timeout")) o.loginTimeout = a.num();
+    else if (a.is("--max-seconds")) o.maxSeconds = a.num();
+    else if (a.is("--initial")) o.initial = a.integer();
+    else if (a.is("--provision")) o.provision = a.integer();
     else usage();
   }
   if (o.port <= 0 || o.port > 65535 || o.domain.empty() || o.users <= 0 || o.inflight <= 0) usage();
   if (o.sources.empty()) o.sources.push_back("127.0.0.1");
   if (o.initial < 0 || o.initial > o.users) o.initial = o.users;
   return o;
-}
-
-int64_t nowNs() {
-  timespec ts{};
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return int64_t(ts.tv_sec) * 1000000000 + ts.tv_nsec;
-}
-
-double cpuSeconds() {
-  rusage ru{};
-  getrusage(RUSAGE_SELF, &ru);
-  return double(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) + double(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1e6;
 }
 
 std::string base64(std::string_view in) {
@@ -196,6 +163,20 @@ std::string xmlEscape(std::string_view s) {
     }
   }
   return out;
+}
+
+// Why an OpenSSL call failed, from its SSL_get_error code: the socket's
+// errno (a reset, an EOF) or OpenSSL's error queue, which this empties.
+// Failures are counted by this text, so it carries no addresses.
+std::string sslFailure(int err) {
+  if (err == SSL_ERROR_SYSCALL) {
+    int e = errno;
+    std::string queue = ERR_peek_error() ? "; " + bench::sslError() : std::string();
+    return e ? std::string("socket: ") + std::strerror(e) + queue : "unexpected EOF from the server" + queue;
+  }
+  if (err == SSL_ERROR_SSL) return bench::sslError();
+  ERR_clear_error();
+  return "SSL_get_error " + std::to_string(err);
 }
 
 // ---------------------------------------------------------------- connections
@@ -290,6 +271,7 @@ struct Client {
   std::map<std::string, int> failures;  // "state: reason" -> count
   int loginPending = 0, nextIndex = 0, loginOk = 0, loginFailed = 0, loginUpTo = 0;
   uint64_t closedAfterLogin = 0;
+  size_t bothCount = 0;  // --provision: the sum of every connection's `both`
   Counters counters;
   // chat
   bool chatting = false;
@@ -313,6 +295,11 @@ struct Client {
   void resetParser(Conn* c);
   void closeConn(Conn* c);
   void updateEvents(Conn* c);
+  void addBoth(Conn* c, const std::vector<std::string>& jids) {
+    size_t before = c->both.size();
+    c->both.insert(jids.begin(), jids.end());
+    bothCount += c->both.size() - before;
+  }
 };
 
 // ---------------------------------------------------------------- XML
@@ -482,7 +469,7 @@ void Client::flush(Conn* c) {
       }
       int err = SSL_get_error(c->ssl, n);
       if (err == SSL_ERROR_WANT_WRITE || err == SSL_ERROR_WANT_READ) break;
-      fail(c, "SSL_write failed");
+      fail(c, "SSL_write failed: " + sslFailure(err));
       return;
     }
     if (c->ssl) break;  // handshake in progress: written after it
@@ -579,7 +566,7 @@ void Client::topLevel(Conn* c) {
       if (n != "jabber:client iq" || e.id != "roster1") return;
       if (e.type != "result") return fail(c, "roster get failed");
       c->rosterItems = e.rosterItems;
-      c->both.insert(e.bothJids.begin(), e.bothJids.end());
+      addBoth(c, e.bothJids);
       send(c, "<presence/>");
       c->state = State::Online;
       ++loginOk;
@@ -616,7 +603,7 @@ void Client::topLevel(Conn* c) {
           send(c, "<presence to='" + xmlEscape(e.from) + "' type='subscribed'/>");
       } else if (n == "jabber:client iq") {
         ++counters.iqsIn;
-        if (e.rosterQuery && e.type == "set") c->both.insert(e.bothJids.begin(), e.bothJids.end());
+        if (e.rosterQuery && e.type == "set") addBoth(c, e.bothJids);
         if (e.type == "get" || e.type == "set") {
           // XEP-0199 §4: answer a server ping; anything else is not served (RFC 6120 §8.3.3.19).
           std::string to = e.from.empty() ? std::string() : " to='" + xmlEscape(e.from) + "'";
@@ -671,8 +658,7 @@ void Client::onReadable(Conn* c) {
         }
         return;
       }
-      ERR_clear_error();
-      return fail(c, "TLS handshake failed");
+      return fail(c, "TLS handshake failed: " + sslFailure(err));
     }
     ssize_t n;
     if (c->ssl) {
@@ -687,8 +673,7 @@ void Client::onReadable(Conn* c) {
           }
           return;
         }
-        ERR_clear_error();
-        return fail(c, err == SSL_ERROR_ZERO_RETURN ? "TLS close_notify from the server" : "TLS read failed");
+        return fail(c, err == SSL_ERROR_ZERO_RETURN ? "TLS close_notify from the server" : "TLS read failed: " + sslFailure(err));
       }
       n = r;
     } else {
@@ -813,6 +798,7 @@ uint32_t percentile(std::vector<uint32_t>& v, double q) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  bench::program = "xmpp_load";
   Client cl;
   cl.opt = parse(argc, argv);
   const Options& o = cl.opt;
@@ -836,12 +822,10 @@ int main(int argc, char** argv) {
     if (inet_pton(AF_INET, s.c_str(), &a.sin_addr) != 1) die("bad source address " + s);
     cl.sources.push_back(a);
   }
-  cl.ctx = SSL_CTX_new(TLS_client_method());
-  if (!cl.ctx) die("SSL_CTX_new failed");
-  SSL_CTX_set_min_proto_version(cl.ctx, TLS1_2_VERSION);
-  SSL_CTX_set_verify(cl.ctx, SSL_VERIFY_NONE, nullptr);
-  SSL_CTX_set_mode(cl.ctx, SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER | SSL_MODE_ENABLE_PARTIAL_WRITE |
-                               SSL_MODE_RELEASE_BUFFERS);
+  // TLS 1.2..1.3, no certificate check (a private server on loopback).
+  bench::ClientTls tls;
+  tls.releaseBuffers = true;
+  cl.ctx = bench::clientContext(tls);
 
   cl.ep = epoll_create1(EPOLL_CLOEXEC);
   int tfd = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
@@ -903,32 +887,62 @@ int main(int argc, char** argv) {
   if (o.provision > 0) {
     // Each user asks every ring neighbour for a subscription (RFC 6121
     // §3.1.1) and approves every request it gets; done when every online
-    // user has all its neighbours with subscription "both".
+    // user has all its neighbours with subscription "both". A request the
+    // server lost (no roster push ever comes) is asked again: after 3 s in
+    // which no user's roster gained a "both" contact, every missing
+    // neighbour is requested again (a subscribe to a contact already
+    // subscribed to is answered by the server, RFC 6121 §3.1.3); counted
+    // in "resent" and "rounds".
     int half = std::min(o.provision, o.users - 1) / 2;
     int64_t p0 = nowNs();
-    for (Conn* c : cl.online)
-      for (int d = -half; d <= half; ++d) {
-        if (d == 0) continue;
-        int j = ((c->index + d) % o.users + o.users) % o.users;
-        cl.send(c, "<presence to='" + xmlEscape(o.prefix + std::to_string(o.first + j) + "@" + o.domain) +
-                       "' type='subscribe'/>");
-      }
+    uint64_t resent = 0;
+    int rounds = 0;
+    auto request = [&] {
+      ++rounds;
+      for (Conn* c : cl.online)
+        for (int d = -half; d <= half; ++d) {
+          if (d == 0) continue;
+          int j = ((c->index + d) % o.users + o.users) % o.users;
+          std::string jid = o.prefix + std::to_string(o.first + j) + "@" + o.domain;
+          if (c->both.count(jid)) continue;
+          if (rounds > 1) ++resent;
+          cl.send(c, "<presence to='" + xmlEscape(jid) + "' type='subscribe'/>");
+        }
+    };
     auto complete = [&] {
       for (Conn* c : cl.online)
         if (c->both.size() < size_t(2 * half)) return false;
       return true;
     };
-    runUntil(cl, tfd, nowNs() + static_cast<int64_t>(o.loginTimeout * 1e9), complete, [] {});
+    const size_t target = cl.online.size() * size_t(2 * half);
+    const int64_t provisionDeadline = nowNs() + static_cast<int64_t>(o.loginTimeout * 1e9);
+    request();
+    while (!gStop && nowNs() < provisionDeadline && cl.bothCount < target) {
+      size_t last = cl.bothCount;
+      int64_t lastProgress = nowNs();
+      runUntil(cl, tfd, provisionDeadline,
+               [&] {
+                 if (cl.bothCount >= target) return true;
+                 if (cl.bothCount != last) {
+                   last = cl.bothCount;
+                   lastProgress = nowNs();
+                 }
+                 return nowNs() - lastProgress > 3000000000LL;
+               },
+               [] {});
+      if (cl.bothCount < target && nowNs() < provisionDeadline) request();
+    }
     size_t bothMin = SIZE_MAX, bothSum = 0;
     for (Conn* c : cl.online) {
       bothMin = std::min(bothMin, c->both.size());
       bothSum += c->both.size();
     }
     bool ok = complete() && int(cl.online.size()) == o.users;
-    std::printf("provision users=%d online=%zu contacts=%d both_min=%zu both_avg=%.1f secs=%.2f complete=%d\n", o.users,
-                cl.online.size(), 2 * half, cl.online.empty() ? 0 : bothMin,
+    std::printf("provision users=%d online=%zu contacts=%d both_min=%zu both_avg=%.1f secs=%.2f complete=%d rounds=%d "
+                "resent=%" PRIu64 "\n",
+                o.users, cl.online.size(), 2 * half, cl.online.empty() ? 0 : bothMin,
                 cl.online.empty() ? 0.0 : double(bothSum) / double(cl.online.size()), double(nowNs() - p0) / 1e9,
-                ok ? 1 : 0);
+                ok ? 1 : 0, rounds, resent);
     std::fflush(stdout);
     for (Conn* c : cl.online) cl.send(c, "</stream:stream>");
     cl.online.clear();

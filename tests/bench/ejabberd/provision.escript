@@ -36,6 +36,7 @@ main([Node0, Cookie, Host0, Users0, Prefix, Password0, Contacts0]) ->
     Tables = [passwd, roster, roster_version, offline_msg],
     T0 = erlang:monotonic_time(millisecond),
     try
+        wait_tables(Node, Tables, T0 + 120000),
         lists:foreach(
           fun(T) ->
               case call(Node, mnesia, table_info, [T, storage_type]) of
@@ -92,6 +93,23 @@ call(Node, M, F, A) ->
     case rpc:call(Node, M, F, A, 600000) of
         {badrpc, Why} -> throw({badrpc, M, F, Why});
         R -> R
+    end.
+
+%% ejabberd opens its listeners before every module has created its tables
+%% (on a busy machine the script can get there first): wait, at most until
+%% Deadline, until the tables provisioned here exist, then until they are
+%% loaded.
+wait_tables(Node, Tables, Deadline) ->
+    case Tables -- call(Node, mnesia, system_info, [tables]) of
+        [] ->
+            case call(Node, mnesia, wait_for_tables, [Tables, 60000]) of
+                ok -> ok;
+                Other -> throw({wait_for_tables, Other})
+            end;
+        Missing ->
+            erlang:monotonic_time(millisecond) < Deadline orelse throw({tables_missing, Missing}),
+            timer:sleep(100),
+            wait_tables(Node, Tables, Deadline)
     end.
 
 write(_Node, []) -> ok;
