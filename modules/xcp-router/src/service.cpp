@@ -138,6 +138,9 @@ class RouterService : public core::Service {
     // before, has sent its sessions' unavailable presence).
     if (sm && !sm->drain(std::chrono::seconds(5)) && log_)
       log_->error("the session manager's database work did not finish within 5 s of stopping");
+    // What is still queued is dropped (and counted); what runs is waited
+    // for: no job may outlive the stores.
+    if (sm) sm->stop();
   }
 
   void reload(const core::ConfigChange& change) override {

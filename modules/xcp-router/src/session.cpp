@@ -66,58 +66,103 @@ void SessionManager::inStrand(const std::string& bare, std::function<void()> job
   }
   {
     std::lock_guard l(strandMu_);
+    if (stopping_) {
+      ++stats_.refusedJobs;
+      if (log_) log_->warn("session manager work for {} refused: the router is stopping", bare);
+      if (onRefused) onRefused();
+      return;
+    }
     auto& st = strands_[bare];
     st.jobs.push_back(std::move(job));
     if (st.busy) return;
-    st.busy = true;
+    st.busy = true;  // queued in ready_ or being drained
+    ready_.push_back(bare);
+    if (drainers_ >= kDrainers) return;
+    ++drainers_;
   }
-  if (!workers_->submit([this, bare] { drainStrand(bare); })) {
-    // The pool is full or stopping: what waits in this strand cannot run.
-    std::deque<std::function<void()>> dropped;
-    {
-      std::lock_guard l(strandMu_);
-      auto it = strands_.find(bare);
-      if (it != strands_.end()) {
-        dropped.swap(it->second.jobs);
-        strands_.erase(it);
-        if (strands_.empty()) strandsIdle_.notify_all();
-      }
-    }
-    stats_.refusedJobs += dropped.size();
-    if (log_) log_->error("worker pool refused the session manager's work for {} ({} job(s))", bare, dropped.size());
-    if (onRefused) onRefused();
-  }
+  submitDrainer();
 }
 
-void SessionManager::drainStrand(const std::string& bare) {
+void SessionManager::submitDrainer() {
+  // The job holds the manager only weakly: one that starts after the end
+  // finds nothing (stop() emptied ready_), or no manager at all.
+  std::weak_ptr<SessionManager> weak = weak_from_this();
+  if (workers_->submit([weak] {
+        if (auto self = weak.lock()) self->drainReady();
+      }))
+    return;
+  // The pool is full (of other work) or stopping. The strands stay ready:
+  // a running drainer takes them; with none left, the next inStrand()
+  // submits one again. Nothing is dropped here.
+  std::lock_guard l(strandMu_);
+  --drainers_;
+  if (log_) log_->warn("worker pool refused a session manager job; {} user(s) wait", ready_.size());
+  if (drainers_ == 0) strandsIdle_.notify_all();
+}
+
+void SessionManager::drainReady() {
+  constexpr int kBatch = 16;  // jobs of one strand before the next strand's turn
   for (;;) {
-    std::function<void()> job;
+    std::string bare;
+    std::vector<std::function<void()>> batch;
     {
       std::lock_guard l(strandMu_);
-      auto it = strands_.find(bare);
-      if (it == strands_.end()) return;
-      if (it->second.jobs.empty()) {
-        strands_.erase(it);
-        if (strands_.empty()) strandsIdle_.notify_all();
+      if (ready_.empty() || stopping_) {
+        --drainers_;
+        if (drainers_ == 0) strandsIdle_.notify_all();
         return;
       }
-      job = std::move(it->second.jobs.front());
-      it->second.jobs.pop_front();
+      bare = std::move(ready_.front());
+      ready_.pop_front();
+      auto it = strands_.find(bare);
+      if (it == strands_.end()) continue;
+      for (int i = 0; i < kBatch && !it->second.jobs.empty(); ++i) {
+        batch.push_back(std::move(it->second.jobs.front()));
+        it->second.jobs.pop_front();
+      }
+      ++running_;
     }
-    try {
-      job();
-    } catch (const std::exception& e) {
-      // A database failure (or a refused input that escaped a handler):
-      // the stanza's handler has not answered; logged and counted.
-      ++stats_.storeErrors;
-      if (log_) log_->error("session manager work for {} failed: {}", bare, e.what());
+    for (auto& job : batch) {
+      try {
+        job();
+      } catch (const std::exception& e) {
+        // A database failure (or a refused input that escaped a handler):
+        // the stanza's handler has not answered; logged and counted.
+        ++stats_.storeErrors;
+        if (log_) log_->error("session manager work for {} failed: {}", bare, e.what());
+      }
     }
+    std::lock_guard l(strandMu_);
+    --running_;
+    auto it = strands_.find(bare);
+    if (it != strands_.end()) {
+      if (it->second.jobs.empty())
+        strands_.erase(it);  // idle: the next job makes it ready again
+      else
+        ready_.push_back(bare);  // more: after the strands waiting now
+    }
+    if (strands_.empty() || running_ == 0) strandsIdle_.notify_all();
   }
 }
 
 bool SessionManager::drain(std::chrono::milliseconds timeout) {
   std::unique_lock l(strandMu_);
-  return strandsIdle_.wait_for(l, timeout, [this] { return strands_.empty(); });
+  return strandsIdle_.wait_for(l, timeout, [this] { return strands_.empty() && running_ == 0; });
+}
+
+void SessionManager::stop() {
+  std::unique_lock l(strandMu_);
+  stopping_ = true;
+  std::size_t dropped = 0;
+  for (auto& [bare, st] : strands_) dropped += st.jobs.size();
+  strands_.clear();
+  ready_.clear();
+  stats_.refusedJobs += dropped;
+  if (dropped && log_) log_->error("the router stops with {} session manager job(s) not run", dropped);
+  // Running jobs use the stores: they finish first (each is bounded by the
+  // database's own timeouts). Drainers that have not started find ready_
+  // empty, or no manager.
+  strandsIdle_.wait(l, [this] { return running_ == 0; });
 }
 
 std::optional<std::string> SessionManager::userOf(const std::string& bare) {

@@ -126,7 +126,7 @@ struct Node {
   std::shared_ptr<FakeAccounts> accounts = std::make_shared<FakeAccounts>();
   std::unique_ptr<NodeStores> stores;
   std::unique_ptr<imp::xcp::Router> router;
-  std::unique_ptr<imp::xcp::SessionManager> sm;
+  std::shared_ptr<imp::xcp::SessionManager> sm;  // shared: its pool jobs hold it weakly
   std::unique_ptr<imp::xcp::C2sServer> server;
 
   explicit Node(imp::xcp::C2sConfig cfg = {}, bool withStores = false) {
@@ -140,9 +140,9 @@ struct Node {
     router->setLocalDomains({"example.com"});
     if (withStores) {
       stores = std::make_unique<NodeStores>();
-      sm = std::make_unique<imp::xcp::SessionManager>(*router, nullptr, &workers, stores->data());
+      sm = std::make_shared<imp::xcp::SessionManager>(*router, nullptr, &workers, stores->data());
     } else {
-      sm = std::make_unique<imp::xcp::SessionManager>(*router, nullptr);
+      sm = std::make_shared<imp::xcp::SessionManager>(*router, nullptr);
     }
     sm->attach();
     auto leaf = pki().leaf("xmpp-server", "example.com", "DNS:example.com");

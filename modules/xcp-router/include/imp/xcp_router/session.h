@@ -112,7 +112,7 @@ struct SessionManagerStats {
   std::atomic<std::int64_t> offlineQueued{0};
 };
 
-class SessionManager {
+class SessionManager : public std::enable_shared_from_this<SessionManager> {
  public:
   // Memory only (see above): no stores, strands inline.
   SessionManager(Router& router, std::shared_ptr<spdlog::logger> log);
@@ -132,6 +132,10 @@ class SessionManager {
   // Waits until no strand has work queued or running (the service's stop(),
   // before the stores go away); false when `timeout` passed first.
   bool drain(std::chrono::milliseconds timeout);
+  // The end (the service's stop(), after drain()): work still queued is
+  // dropped (counted in refusedJobs, logged), work running is waited for,
+  // and nothing runs afterwards. The stores may go once it returns.
+  void stop();
   // The available resources of a bare JID with their priorities.
   std::map<std::string, int> availableResources(const std::string& bareJid) const;
 
@@ -185,9 +189,19 @@ class SessionManager {
   mutable std::mutex mu_;  // online_, users_
   std::map<std::string, std::map<std::string, ResourceState>, std::less<>> online_;  // bare -> resource
   std::map<std::string, std::string, std::less<>> users_;  // bare -> userid (cache)
+  // Strands with work, in the order they became ready, drained by at most
+  // kDrainers jobs on the pool at once (so a burst of users, e.g. a mass
+  // logout, takes kDrainers queue slots, not one per user).
+  static constexpr std::size_t kDrainers = 4;
+  void submitDrainer();
+  void drainReady();
   std::mutex strandMu_;
   std::condition_variable strandsIdle_;
   std::map<std::string, Strand, std::less<>> strands_;
+  std::deque<std::string> ready_;
+  std::size_t drainers_ = 0;  // drainer jobs submitted and not finished
+  std::size_t running_ = 0;   // jobs running now
+  bool stopping_ = false;
   std::atomic<std::uint64_t> pushIds_{0};
 };
 
