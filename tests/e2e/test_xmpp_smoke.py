@@ -31,6 +31,9 @@ class Client(slixmpp.ClientXMPP):
     def __init__(self, jid, password):
         # SCRAM-SHA-256 only: the test is about that mechanism (RFC 7677).
         super().__init__(jid, password, plugin_config={"feature_mechanisms": {"use_mech": "SCRAM-SHA-256"}})
+        # XEP-0092: answers the server's version query (impctl session list).
+        self.register_plugin("xep_0092")
+        self.register_plugin("xep_0199")
         # impd generated a self-signed node certificate; the TLS checks with a
         # CA are in the C++ integration test (xcp_c2s_tests).
         self.ssl_context.check_hostname = False
@@ -102,6 +105,11 @@ class XmppLogin(unittest.TestCase):
                 # (RFC 6121 §8.5.2.1.1): bob sends initial presence first.
                 bob.send_presence()
                 await asyncio.wait_for(bob.available.wait(), 30)
+                # The server asked bob's client its version after that presence
+                # (no XEP-0115 caps): a ping after it, and the answer is in.
+                await bob["xep_0199"].ping(DOMAIN, timeout=30)
+                sessions = {s["jid"]: s for s in self.node.ctl_json("session", "list")["sessions"]}
+                self.assertEqual(sessions[str(bob.boundjid)]["client"], "Slixmpp " + slixmpp.__version__)
                 ann.send_message(mto="bob@%s" % DOMAIN, mbody="hello bob", mtype="chat")
                 m = await asyncio.wait_for(bob.messages.get(), 30)
                 self.assertEqual(m["body"], "hello bob")

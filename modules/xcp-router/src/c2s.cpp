@@ -229,6 +229,8 @@ class C2sStream : public SessionSink, public std::enable_shared_from_this<C2sStr
     std::chrono::seconds window{0};
     bool carbons = false;
     SmQueue queue;
+    std::string client;  // XEP-0092 / XEP-0115, for `impctl session list`
+    bool versionAsked = false;
   };
 
   C2sStream(C2sServer::Impl& server, LoopState& ls, std::unique_ptr<net::StreamConnection> conn, bool directTls)
@@ -367,6 +369,8 @@ class C2sStream : public SessionSink, public std::enable_shared_from_this<C2sStr
       state->handled = smHandled_;
       state->window = smWindow_;
       state->carbons = carbons_;
+      state->client = client_;
+      state->versionAsked = versionAsked_;
       disableCarbons();
       attached_ = false;  // the new stream owns the full JID from here on
       server_.router.attachSession(*Address::split(jid_->full()), toLoop, to);
@@ -418,6 +422,8 @@ class C2sStream : public SessionSink, public std::enable_shared_from_this<C2sStr
     smHandled_ = st.handled;
     smWindow_ = st.window;
     out_ = std::move(st.queue);
+    client_ = std::move(st.client);
+    versionAsked_ = st.versionAsked;
     server_.registerResumable(smId_, {weak_from_this(), this, userid_, jid_->full(), ls_.loop});
     if (st.carbons) enableCarbons();
     Element r("resumed", std::string(ns::kSm));
@@ -1211,7 +1217,9 @@ class C2sStream : public SessionSink, public std::enable_shared_from_this<C2sStr
     }
     if (kind == xmpp::StanzaKind::Presence && !toJid) {
       noteCaps(el);
+      const bool available = el.attrOr("type", "") == "";
       presenceToServer(std::move(el));
+      if (available) askClientVersion();
       return;
     }
     bool toServer = !toJid || (toJid->isBare() && !toJid->hasLocal() && toJid->domain() == domain_);
@@ -1269,6 +1277,41 @@ class C2sStream : public SessionSink, public std::enable_shared_from_this<C2sStr
     if (bare) routeOut(StanzaKind::Presence, std::move(el), *bare);
   }
 
+  // XEP-0092 for `impctl session list`: a client whose available presence
+  // names no XEP-0115 caps node is asked once per session what software it
+  // is. The answer is the server's (serverIq): never routed; an error or
+  // no answer leaves the column as it was.
+  void askClientVersion() {
+    if (versionAsked_ || !client_.empty()) return;
+    versionAsked_ = true;
+    versionQueryId_ = "version-" + randomHex(6);
+    Element iq("iq", std::string(ns::kClient));
+    iq.setAttr("type", "get").setAttr("id", versionQueryId_).setAttr("from", domain_).setAttr("to", jid_->full());
+    iq.addChild("query", std::string(ns::kVersion));
+    sendOwn(iq);
+  }
+
+  // The answer to askClientVersion(): "name version", printable and short
+  // (it is the client's text, shown on the administrator's terminal).
+  void noteVersion(const Element& result) {
+    const Element* q = result.child("query", ns::kVersion);
+    if (!q) return;
+    auto clean = [](std::string text) {
+      std::string out;
+      for (unsigned char c : text)
+        if (c >= 0x20 && c != 0x7f) out += static_cast<char>(c);
+      auto first = out.find_first_not_of(' ');
+      if (first == std::string::npos) return std::string();
+      out = out.substr(first, out.find_last_not_of(' ') - first + 1);
+      if (out.size() > kMaxVersionText) out.resize(kMaxVersionText);
+      return out;
+    };
+    auto name = clean(q->childText("name", ns::kVersion).value_or(""));
+    auto version = clean(q->childText("version", ns::kVersion).value_or(""));
+    if (name.empty()) return;
+    client_ = version.empty() ? name : name + " " + version;
+  }
+
   void noteCaps(const Element& presence) {
     // XEP-0115: the client software's node URI, for `impctl session list`.
     if (const Element* c = presence.child("c", ns::kCaps)) {
@@ -1282,6 +1325,11 @@ class C2sStream : public SessionSink, public std::enable_shared_from_this<C2sStr
 
   void serverIq(const Element& iq) {
     auto type = iq.attrOr("type", "");
+    if ((type == "result" || type == "error") && !versionQueryId_.empty() && iq.attrOr("id", "") == versionQueryId_) {
+      versionQueryId_.clear();  // one answer is taken
+      if (type == "result") noteVersion(iq);
+      return;
+    }
     if (type == "result" || type == "error") {
       // Answers to nothing the server asked: RFC 6120 §8.2.3 says ignore;
       // noted so it is not silent.
@@ -1365,6 +1413,10 @@ class C2sStream : public SessionSink, public std::enable_shared_from_this<C2sStr
  private:
   int saslFailures_ = 0;
   std::string streamId_, domain_, userid_, address_, client_, since_, remote_, ip_;
+  // XEP-0092: the one version query of the session (askClientVersion).
+  static constexpr std::size_t kMaxVersionText = 64;
+  bool versionAsked_ = false;
+  std::string versionQueryId_;
   std::optional<xmpp::Jid> jid_;
   xmpp::ChannelBindings bindings_;
   std::shared_ptr<xmpp::SaslExchange> exchange_;

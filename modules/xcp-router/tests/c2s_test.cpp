@@ -117,11 +117,10 @@ TEST_CASE("two users log in, bind, talk to the server and exchange a message (RF
     // Initial presence makes bob's resource available (RFC 6121 §4.2); the
     // server echoes it to bob's own resources (§4.2.2), so it has been taken.
     bob.send("<presence/>");
-    auto echo = bob.nextStanza();
-    CHECK(echo.name() == "presence");
+    auto echo = bob.nextWhere([](const Element& e) { return e.name() == "presence"; });  // past the XEP-0092 query
     CHECK(echo.attrOr("from", "") == bobJid);
     ann.send("<message type='chat' id='m1' to='bob@example.com' from='someone@else.org'><body>hi bob</body></message>");
-    auto m = bob.nextStanza();
+    auto m = bob.nextWhere([](const Element& e) { return e.name() == "message"; });
     CHECK(m.name() == "message");
     CHECK(m.attrOr("from", "") == "ann@example.com/pc");
     CHECK(m.childText("body", ns::kClient) == "hi bob");
@@ -273,6 +272,66 @@ TEST_CASE("stanzas pipelined after <bind/> wait for the binding (the block list 
   CHECK(bound.attrOr("type", "") == "result");
   CHECK(ann.nextStanza().attrOr("id", "") == "p1");
   CHECK(ann.nextStanza().attrOr("id", "") == "p2");
+}
+
+TEST_CASE("XEP-0092: a client whose presence has no caps node is asked its version once; `session list` shows the answer") {
+  Node node;
+  imp::net::EventLoop loop;
+  Client ann(loop, node.server->clientPort());
+  Client bob(loop, node.server->clientPort());
+  Client cy(loop, node.server->clientPort());
+  CHECK(ann.login("ann", "ann-secret", "pc") == "ann@example.com/pc");
+  CHECK(bob.login("bob", "bob-secret", "pc") == "bob@example.com/pc");
+  node.accounts->users["cy@example.com"] = {"cy", true, "node-a", "cy-secret"};
+  node.directory.licensed["cy@example.com"] = "node-a";
+  CHECK(cy.login("cy", "cy-secret", "pc") == "cy@example.com/pc");
+  auto versionQuery = [](const Element& e) {
+    return e.name() == "iq" && e.attrOr("type", "") == "get" && e.child("query", ns::kVersion);
+  };
+  auto clientOf = [&](const std::string& userid) {
+    auto s = node.server->sessions(userid);
+    REQUIRE(s.size() == 1);
+    return s[0].client;
+  };
+  auto roundTrip = [](Client& c, const std::string& id) {
+    c.send("<iq type='get' id='" + id + "'><ping xmlns='urn:xmpp:ping'/></iq>");
+    c.nextWhere([&](const Element& e) { return e.attrOr("id", "") == id; });
+  };
+  // ann: no caps; asked after her initial presence, from the server.
+  ann.send("<presence/>");
+  auto q = ann.nextWhere(versionQuery);
+  CHECK(q.attrOr("from", "") == "example.com");
+  CHECK(q.attrOr("to", "") == "ann@example.com/pc");
+  std::string id(q.attrOr("id", ""));
+  CHECK(clientOf("ann").empty());
+  ann.send("<iq type='result' id='" + id + "' to='example.com'><query xmlns='jabber:iq:version'>"
+           "<name>Gajim</name><version>1.8.4</version><os>Linux</os></query></iq>");
+  roundTrip(ann, "p1");
+  CHECK(clientOf("ann") == "Gajim 1.8.4");
+  // bob: a caps node; never asked, the node is the column.
+  bob.send("<presence><c xmlns='http://jabber.org/protocol/caps' hash='sha-1' node='https://conversations.im' "
+           "ver='q07IKJEyjvHSyhy//CH0CxmKi8w='/></presence>");
+  roundTrip(bob, "p2");
+  CHECK(clientOf("bob") == "https://conversations.im");
+  // cy answers with an error: the column stays empty; later presence does
+  // not ask again (one query per session).
+  cy.send("<presence/>");
+  q = cy.nextWhere(versionQuery);
+  cy.send("<iq type='error' id='" + std::string(q.attrOr("id", "")) + "' to='example.com'>"
+          "<error type='cancel'><service-unavailable xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'/></error></iq>");
+  cy.send("<presence><show>away</show></presence>");
+  roundTrip(cy, "p3");
+  CHECK(clientOf("cy").empty());
+  // A second answer to the same id (after the one taken) is ignored.
+  ann.send("<iq type='result' id='" + id + "' to='example.com'><query xmlns='jabber:iq:version'>"
+           "<name>Spoofed</name><version>0</version></query></iq>");
+  ann.send("<presence><show>dnd</show></presence>");
+  roundTrip(ann, "p4");
+  CHECK(clientOf("ann") == "Gajim 1.8.4");
+  for (Client* c : {&ann, &bob, &cy}) CHECK(c->countReceived(versionQuery) == (c == &bob ? 0u : 1u));
+  // None of the answers went anywhere but the server.
+  CHECK(bob.countReceived([](const Element& e) { return e.name() == "iq" && e.attrOr("type", "") != "result"; }) == 0);
+  CHECK(ann.countReceived([](const Element& e) { return e.attrOr("type", "") == "error"; }) == 0);
 }
 
 TEST_CASE("direct TLS (XEP-0368): the stream starts inside TLS and offers SASL at once") {

@@ -181,7 +181,10 @@ struct C2sStats {
 struct C2sSessionInfo {
   std::string jid;       // full JID
   std::string userid;
-  std::string client;    // XEP-0092 answer or caps node, when known
+  // "name version" of the XEP-0092 answer, or the XEP-0115 caps node, when
+  // known: a client whose available presence has no caps node is asked
+  // once per session (jabber:iq:version); its answer is not routed.
+  std::string client;
   std::string remote;    // ip:port
   std::string tlsVersion;
   std::string since;     // ISO 8601 UTC
