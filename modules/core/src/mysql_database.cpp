@@ -9,6 +9,7 @@
 #include <mysql_driver.h>
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
 #include <random>
 #include <thread>
 
@@ -231,7 +232,7 @@ void MySqlDatabase::withRetry(const std::function<void(sql::Connection&)>& fn) {
 // from the start, a few times, after a short random pause so the two
 // contenders do not meet again at once; any other error is the caller's.
 void MySqlDatabase::retryConflicts(const std::function<void()>& once) {
-  constexpr int kAttempts = 10;
+  constexpr int kAttempts = 30;
   thread_local std::minstd_rand jitter(std::random_device{}());
   for (int attempt = 1;; ++attempt) {
     try {
@@ -241,7 +242,9 @@ void MySqlDatabase::retryConflicts(const std::function<void()>& once) {
       if (!e.transactionConflict() || attempt == kAttempts) throw;
       ++conflictRetries_;
       if (log_) log_->debug("given up by the server ({}), attempt {} of {}", e.what(), attempt + 1, kAttempts);
-      std::this_thread::sleep_for(std::chrono::microseconds(500 + jitter() % (2000u * attempt)));
+      // Exponential with jitter, at most 64 ms a pause (about 1.5 s in all).
+      const unsigned ceilingUs = 1000u << std::min(attempt, 6);
+      std::this_thread::sleep_for(std::chrono::microseconds(200 + jitter() % ceilingUs));
     }
   }
 }
