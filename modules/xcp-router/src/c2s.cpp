@@ -15,8 +15,10 @@
 #include <openssl/x509.h>
 #include <spdlog/spdlog.h>
 
+#include <condition_variable>
 #include <ctime>
 #include <future>
+#include <mutex>
 #include <set>
 #include <unordered_map>
 
@@ -43,6 +45,9 @@ void C2sStats::countStreamError(std::string_view condition) {
 }
 
 namespace {
+
+// A closing stream flushes what it queued for at most this long.
+constexpr std::chrono::milliseconds kShutdownLinger{2000};
 
 std::string randomHex(std::size_t bytes) {
   std::string raw(bytes, '\0');
@@ -137,6 +142,11 @@ struct C2sServer::Impl {
   std::mutex ipMu;
   std::unordered_map<std::string, std::size_t> perIp;
   std::atomic<bool> stopping{false};
+  // Streams with a connection, on every loop: stop() waits for them to
+  // close before the server (which every stream refers to) goes away.
+  std::mutex liveMu;
+  std::condition_variable liveCv;
+  std::size_t live = 0;
   std::mutex saslMu;
   std::map<std::string, std::shared_ptr<const xmpp::SaslConfig>> saslByDomain;
 
@@ -504,6 +514,11 @@ class C2sStream : public SessionSink, public std::enable_shared_from_this<C2sStr
     out_.shrink();
   }
   void shutdown() { streamError(StreamErrorCondition::SystemShutdown, "the server is shutting down"); }
+  // Closes the connection at once (queued bytes are dropped); onClose runs
+  // before this returns.
+  void closeNow(const std::string& why) {
+    if (conn_->state() != net::StreamConnection::State::Closed) conn_->close({net::CloseKind::Local, 0, why});
+  }
 
   ~C2sStream() override {
     if (authTimer_) ls_.loop->cancel(authTimer_);
@@ -699,8 +714,9 @@ class C2sStream : public SessionSink, public std::enable_shared_from_this<C2sStr
     phase_ = Phase::Closing;
     endSession();
     if (conn_->state() != net::StreamConnection::State::Closed)
-      conn_->closeAfterFlush(std::chrono::milliseconds(2000), "stream closed");
+      conn_->closeAfterFlush(kShutdownLinger, "stream closed");
   }
+
 
   void unbind() {
     if (jid_ && attached_) {
@@ -1429,6 +1445,10 @@ void C2sServer::Impl::accept(LoopState& ls, std::unique_ptr<net::StreamConnectio
   ++stats->open;
   auto s = std::make_shared<C2sStream>(*this, ls, std::move(conn), directTls);
   ls.streams.emplace(s.get(), s);
+  {
+    std::lock_guard lock(liveMu);
+    ++live;
+  }
   if (stopping) {
     s->refuse(StreamErrorCondition::SystemShutdown, "the server is shutting down");
     return;
@@ -1466,6 +1486,11 @@ void C2sServer::Impl::forget(LoopState& ls, C2sStream* s) {
   auto keep = std::move(it->second);
   ls.streams.erase(it);
   if (!keep->ip().empty()) releaseIp(keep->ip());
+  {
+    std::lock_guard lock(liveMu);
+    --live;
+  }
+  liveCv.notify_all();
   // Called from the connection's onClose: destroy it outside the callback.
   ls.loop->post([keep = std::move(keep)]() mutable { keep.reset(); });
 }
@@ -1541,7 +1566,14 @@ void C2sServer::start() {
 
 void C2sServer::stop() noexcept {
   if (!impl_ || impl_->stopping.exchange(true)) return;
-  for (auto& ls : impl_->perLoop) {
+  auto& impl = *impl_;
+  // Every stream refers to the server and lives on its loop: none may
+  // outlive this call, and none may be destroyed off its loop (a stream
+  // draining on its loop while another thread freed it was a crash on
+  // SIGTERM with connected clients). So: tell every stream, let them close
+  // (each drains for at most kShutdownLinger), close what is left, and run
+  // the destruction forget() posted before returning.
+  for (auto& ls : impl.perLoop) {
     try {
       onLoop(*ls->loop, [&] {
         if (ls->sweepTimer) ls->loop->cancel(ls->sweepTimer);
@@ -1559,6 +1591,22 @@ void C2sServer::stop() noexcept {
       });
     } catch (...) {
       // The loop stopped with the call queued: nothing of it runs any more.
+    }
+  }
+  {
+    std::unique_lock lock(impl.liveMu);
+    impl.liveCv.wait_for(lock, kShutdownLinger + std::chrono::milliseconds(500), [&] { return impl.live == 0; });
+  }
+  for (auto& ls : impl.perLoop) {
+    try {
+      onLoop(*ls->loop, [&] {
+        std::vector<std::shared_ptr<C2sStream>> all;
+        for (auto& [p, s] : ls->streams) all.push_back(s);
+        for (auto& s : all) s->closeNow("the server is shutting down");
+        ls->hibernating.clear();  // a resumption was under way: it ends with the server
+      });
+      onLoop(*ls->loop, [] {});  // runs what forget() posted: the last references
+    } catch (...) {
     }
   }
 }
