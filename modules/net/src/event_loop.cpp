@@ -194,6 +194,9 @@ void EventLoop::post(std::function<void()> fn) {
     std::lock_guard lock(postMu_);
     posted_.push_back(std::move(fn));
   }
+  // From the loop's own thread no wake-up is needed: iterate() runs what is
+  // posted before it waits again (one write(2) less per routed stanza).
+  if (inLoopThread()) return;
   std::uint64_t one = 1;
   // EAGAIN means the counter is already non-zero: the loop will wake anyway.
   [[maybe_unused]] auto n = ::write(wakefd_, &one, sizeof one);
