@@ -3,7 +3,7 @@ AV-1; RFC 6121 §3, XEP-0191): automatic approval on; off with the prompt
 approved and denied; blocking a watcher, who then sees the user offline
 (polite blocking: no error, no visible change of subscription)."""
 import xmpp_server
-from xmpp_client import XmppTestCase
+from xmpp_client import TIMEOUT, XmppTestCase
 
 
 def avail(jid, status=None):
@@ -16,7 +16,7 @@ class XmppSubscriptions(XmppTestCase):
     @classmethod
     def setUpClass(cls):
         cls.server = xmpp_server.start_server(cls)
-        for u in ("ann", "bob", "carol", "dave", "erin", "frank", "grace", "henry", "ivan"):
+        for u in ("ann", "bob", "carol", "dave", "erin", "frank", "grace", "henry", "ivan", "judy"):
             cls.server.add_user(u, "pw-%s-0" % u)
 
     async def pair(self, a, b):
@@ -95,6 +95,35 @@ class XmppSubscriptions(XmppTestCase):
         self.assertTrue(henry.queues["message"].empty(), "no error to the blocked watcher")
         item = (await henry.roster_items())["grace@example.com"]
         self.assertEqual(item["subscription"], "to")
+
+    async def test_05_roster_versioning_RFC_6121_2_6(self):
+        judy = await self.client("judy", "r1")
+        await judy.login()
+        self.assertIn("rosterver", judy.features, "the stream feature urn:xmpp:features:rosterver (§2.6.1)")
+
+        async def roster_get(ver):
+            iq = judy.Iq()
+            iq["type"] = "get"
+            iq.enable("roster")
+            iq["roster"]["ver"] = ver
+            return await iq.send(timeout=TIMEOUT)
+
+        first = await roster_get("")  # §2.6.2: an empty ver asks for the whole roster and its version
+        v1 = first["roster"]["ver"]
+        self.assertTrue(v1, first)
+        same = await roster_get(v1)   # §2.6.3: unchanged: an empty result, no roster
+        self.assertEqual(same["type"], "result")
+        self.assertIsNone(same.xml.find("{jabber:iq:roster}query"), same)
+        add = judy.Iq()
+        add["type"] = "set"
+        add["roster"]["items"] = {"ann@example.com": {"name": "Ann", "subscription": "none", "groups": []}}
+        await add.send(timeout=TIMEOUT)
+        after = await roster_get(v1)  # changed since v1: the roster (or pushes) and a new version
+        self.assertEqual(after["type"], "result")
+        query = after.xml.find("{jabber:iq:roster}query")
+        if query is not None:
+            self.assertNotEqual(query.get("ver"), v1)
+            self.assertIn("ann@example.com", [i.get("jid") for i in query])
 
 
 if __name__ == "__main__":

@@ -865,7 +865,8 @@ class C2sStream : public SessionSink, public std::enable_shared_from_this<C2sStr
       // RFC 6121 §3.4.1: subscription pre-approval ("subscribed" with no
       // request pending is kept and answers the contact's later request).
       features.addChild("sub", std::string(ns::kPreApproval));
-      // RFC 6121 §2.6: roster versioning is offered by the session manager.
+      // RFC 6121 §2.6.1: roster versioning, answered by the session manager.
+      features.addChild("ver", std::string(ns::kRosterVer));
       auto& limits = features.addChild("limits", std::string(ns::kStreamLimits));
       limits.addChild("max-bytes", std::string(ns::kStreamLimits))
           .addText(std::to_string(server_.cfg.postAuthStanzaLimit));

@@ -155,6 +155,7 @@ TEST_CASE("RFC 6121 §3.4: pre-approval is a stream feature; a pre-approved requ
   Client bob(loop, node.server->clientPort());
   auto features = ann.authenticate("ann", "ann-secret");
   CHECK(features.child("sub", ns::kPreApproval));  // §3.4.1
+  CHECK(features.child("ver", ns::kRosterVer));    // §2.6.1
   ann.send("<iq type='set' id='b1'><bind xmlns='urn:ietf:params:xml:ns:xmpp-bind'><resource>pc</resource></bind></iq>");
   REQUIRE(ann.nextStanza().attrOr("type", "") == "result");
   ann.send("<iq type='get' id='r1'><query xmlns='jabber:iq:roster'/></iq>");
