@@ -238,10 +238,9 @@ void SessionManager::ownPresence(const RoutedStanza& s) {
   std::set<std::string> directed;
   xmpp::Element el = *s.element;
   el.removeAttr("to");
-  if (!unavailable) {
-    auto bound = router_.resourcesOf(bare);
-    if (std::find(bound.begin(), bound.end(), res) == bound.end()) return;  // the session is gone already
-  }
+  auto bound = router_.resourcesOf(bare);
+  const bool stillBound = std::find(bound.begin(), bound.end(), res) != bound.end();
+  if (!unavailable && !stillBound) return;  // the session is gone already
   {
     std::lock_guard l(mu_);
     auto& resources = online_[bare];
@@ -253,9 +252,19 @@ void SessionManager::ownPresence(const RoutedStanza& s) {
         return;
       }
       directed = std::move(it->second.directed);
-      resources.erase(it);
-      if (resources.empty()) online_.erase(bare);
       neverAvailable = !was;
+      if (stillBound) {
+        // Unavailable while still connected (§4.5.1): no longer available,
+        // but still an interested resource (§2.1.6) and still listening for
+        // block-list pushes (XEP-0191 §3.2) until the session ends.
+        auto& st = it->second;
+        st.available = false;
+        st.priority = 0;
+        st.last.reset();
+      } else {
+        resources.erase(it);
+        if (resources.empty()) online_.erase(bare);
+      }
     } else {
       auto& st = resources[res];
       initial = !st.available;

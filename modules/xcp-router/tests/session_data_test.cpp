@@ -178,6 +178,21 @@ TEST_CASE_FIXTURE(SmFixture, "roster set, get and versioned get; pushes to the i
   CHECK(pc.of("iq", "error")[0]->child("error", ns::kClient)->child("item-not-found", ns::kStanzaErrors));
 }
 
+TEST_CASE_FIXTURE(SmFixture, "unavailable while still connected keeps the resource interested in roster pushes (RFC 6121 §2.1.6, §4.5.1)") {
+  auto& pc = bind("ann@example.com/pc");
+  send("ann@example.com/pc", rosterGet());
+  send("ann@example.com/pc", presence());
+  send("ann@example.com/pc", presence({}, "unavailable"));
+  CHECK(sm->availableResources("ann@example.com").empty());
+  pc.got.clear();
+  send("ann@example.com/pc", rosterSet("bob@example.com", "Team"));
+  CHECK(pc.of("iq", "result").size() == 1);
+  CHECK(pc.of("iq", "set").size() == 1);  // the push: pc is still an interested resource
+  // Available again: a broadcast like any initial presence, no second interest needed.
+  send("ann@example.com/pc", presence());
+  CHECK(sm->availableResources("ann@example.com") == std::map<std::string, int>{{"pc", 0}});
+}
+
 TEST_CASE_FIXTURE(SmFixture, "PS-1: a roster add beyond the contact limit is policy-violation/modify naming the limit") {
   setSettings({.maxContacts = 1});
   auto& pc = bind("ann@example.com/pc");
