@@ -29,4 +29,9 @@ void PrivacyPolicy::remember(const std::string& owner, const std::string& watche
   decisions_.remember(owner, watcher.substr(0, watcher.find('/')), d);
 }
 
+void PrivacyPolicy::forget(const std::string& owner, const std::string& watcher) {
+  const std::string bare = watcher.substr(0, watcher.find('/'));
+  if (decisions_.decision(owner, bare) == PrivacyDecision::Allow) decisions_.forget(owner, bare);
+}
+
 }  // namespace imp::xcp

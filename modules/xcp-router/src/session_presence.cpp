@@ -385,6 +385,8 @@ void SessionManager::outboundSubscription(const RoutedStanza& s) {
     data_.policy->remember(*userid, contact.bare(), PrivacyDecision::Allow);
   else if (event == SubscriptionEvent::OutUnsubscribed && state.pendingIn)
     data_.policy->remember(*userid, contact.bare(), PrivacyDecision::Block);
+  else if (event == SubscriptionEvent::OutUnsubscribed && (state.hasFrom() || state.preApproved))
+    data_.policy->forget(*userid, contact.bare());  // an approval taken back is not applied again
   if (out.changed) {
     RosterWrite w;
     try {

@@ -267,6 +267,33 @@ TEST_CASE_FIXTURE(SmFixture, "auto-approval off: the prompt waits for the next l
   CHECK(sm->stats().politeBlocks == 1);
 }
 
+TEST_CASE_FIXTURE(SmFixture, "an approval taken back (cancelled pre-approval, revoked subscription) is not applied to the next request (PS-2, RFC 6121 §3.2, §3.4)") {
+  setSettings({.autoApprove = false});
+  auto& ann = bind("ann@example.com/pc");
+  auto& bob = bind("bob@example.com/pc");
+  send("ann@example.com/pc", presence());
+  send("bob@example.com/pc", presence());
+  SUBCASE("pre-approval cancelled") {
+    send("bob@example.com/pc", presence("ann@example.com", "subscribed"));  // §3.4: pre-approves ann
+    CHECK(roster.item("bob", "ann@example.com")->state.preApproved);
+    send("bob@example.com/pc", presence("ann@example.com", "unsubscribed"));  // and takes it back
+  }
+  SUBCASE("subscription revoked") {
+    send("ann@example.com/pc", presence("bob@example.com", "subscribe"));
+    REQUIRE(bob.of("presence", "subscribe").size() == 1);
+    send("bob@example.com/pc", presence("ann@example.com", "subscribed"));  // approves the prompt
+    REQUIRE(ann.of("presence", "subscribed").size() == 1);
+    send("bob@example.com/pc", presence("ann@example.com", "unsubscribed"));  // §3.2: revokes it
+    REQUIRE(ann.of("presence", "unsubscribed").size() == 1);
+  }
+  ann.got.clear();
+  bob.got.clear();
+  send("ann@example.com/pc", presence("bob@example.com", "subscribe"));
+  CHECK(bob.of("presence", "subscribe").size() == 1);  // bob is asked again
+  CHECK(ann.of("presence", "subscribed").empty());      // not approved on the old answer
+  CHECK(!decisions.decision("bob", "ann@example.com"));
+}
+
 TEST_CASE_FIXTURE(SmFixture, "XEP-0191: blocking a subscriber sends it unavailable and keeps the broadcast from it") {
   auto& ann = bind("ann@example.com/pc");
   auto& bob = bind("bob@example.com/pc");

@@ -13,6 +13,9 @@
 //                  owner's client is prompted.
 //   remember(owner, watcher, Allow|Block): the owner's answer to a prompt
 //   (or a block), applied to later requests.
+//   forget(owner, watcher): the owner took an approval back (revoked the
+//   subscription or cancelled a pre-approval): a later request is decided
+//   afresh (prompt or auto-approval), not approved on the old answer.
 //
 // Blocks win over allows and over auto-approval. Thread-safe, blocking
 // (database reads): call it off the event loops.
@@ -37,6 +40,7 @@ class PrivacyPolicy {
   // subscription; a full JID is matched against the block list as XEP-0191 says).
   PolicyVerdict decide(const std::string& owner, const std::string& watcher);
   void remember(const std::string& owner, const std::string& watcher, PrivacyDecision d);
+  void forget(const std::string& owner, const std::string& watcher);
 
  private:
   PrivacyStore& decisions_;
