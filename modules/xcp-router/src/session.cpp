@@ -19,6 +19,28 @@ namespace imp::xcp {
 
 namespace ns = xmpp::ns;
 
+namespace {
+
+// The error stanza answering `s` (RFC 6120 §8.3.1), from its recipient to its
+// sender. An unknown condition name is undefined-condition; an empty or
+// unknown type is the condition's default (§8.3.3).
+RoutedStanza errorReply(const RoutedStanza& s, std::string_view condition, std::string_view type,
+                        const std::string& text) {
+  auto cond = xmpp::stanzaErrorFromName(condition).value_or(xmpp::StanzaErrorCondition::UndefinedCondition);
+  xmpp::ErrorOptions o;
+  o.text = text;
+  RoutedStanza back;
+  back.kind = s.kind;
+  back.from = s.to;
+  back.to = s.from;
+  back.type = "error";
+  back.element = std::make_shared<const xmpp::Element>(
+      xmpp::makeError(*s.element, cond, xmpp::stanzaErrorTypeFromName(type).value_or(xmpp::defaultErrorType(cond)), o));
+  return back;
+}
+
+}  // namespace
+
 SessionManager::SessionManager(Router& router, std::shared_ptr<spdlog::logger> log)
     : router_(router), log_(std::move(log)) {}
 
@@ -227,17 +249,7 @@ void SessionManager::send(StanzaKind kind, const Address& from, const Address& t
 void SessionManager::answerError(const RoutedStanza& s, std::string_view condition, std::string_view type,
                                  const std::string& text) {
   if (!s.element || s.type == "error") return;  // RFC 6120 §8.3.1
-  auto cond = xmpp::stanzaErrorFromName(condition).value_or(xmpp::StanzaErrorCondition::UndefinedCondition);
-  auto t = xmpp::stanzaErrorTypeFromName(type).value_or(xmpp::defaultErrorType(cond));
-  xmpp::ErrorOptions o;
-  o.text = text;
-  auto err = xmpp::makeError(*s.element, cond, t, o);
-  RoutedStanza back;
-  back.kind = s.kind;
-  back.from = s.to;
-  back.to = s.from;
-  back.type = "error";
-  back.element = std::make_shared<const xmpp::Element>(std::move(err));
+  auto back = errorReply(s, condition, type, text);
   ++stats_.bounced;
   router_.route(std::move(back));
 }
@@ -450,14 +462,7 @@ void SessionManager::bounce(RoutedStanza s, std::string_view condition, std::str
     if (log_) log_->debug("not answered ({} to {}): {} {}", nameOf(s.kind), s.to.full(), condition, text);
     return;
   }
-  auto cond = xmpp::stanzaErrorFromName(condition).value_or(xmpp::StanzaErrorCondition::UndefinedCondition);
-  auto err = xmpp::makeError(*s.element, cond, text);
-  RoutedStanza back;
-  back.kind = s.kind;
-  back.from = s.to;
-  back.to = s.from;
-  back.type = "error";
-  back.element = std::make_shared<const xmpp::Element>(std::move(err));
+  auto back = errorReply(s, condition, {}, text);
   if (log_) log_->debug("{} to {} answered {}: {}", nameOf(s.kind), s.to.full(), condition, text);
   router_.route(std::move(back));
 }
