@@ -417,14 +417,7 @@ class C2sStream : public SessionSink, public std::enable_shared_from_this<C2sStr
       return;
     }
     attached_ = true;
-    if (authTimer_) {
-      ls_.loop->cancel(authTimer_);
-      authTimer_ = 0;
-    }
-    if (counted_unauth_) {
-      counted_unauth_ = false;
-      --server_.stats->unauthenticated;
-    }
+    leaveUnauthenticated();
     ++server_.stats->smResumed;
     phase_ = Phase::Bound;
     startRateLimits();
@@ -529,6 +522,20 @@ class C2sStream : public SessionSink, public std::enable_shared_from_this<C2sStr
 
  private:
   std::shared_ptr<spdlog::logger>& log() { return server_.log; }
+
+  // The stream holds a session now (bound, or resumed with XEP-0198): the
+  // authentication deadline and the count of unauthenticated streams no
+  // longer concern it.
+  void leaveUnauthenticated() {
+    if (authTimer_) {
+      ls_.loop->cancel(authTimer_);
+      authTimer_ = 0;
+    }
+    if (counted_unauth_) {
+      counted_unauth_ = false;
+      --server_.stats->unauthenticated;
+    }
+  }
 
   // True when the bytes were queued on the connection.
   bool write(std::string_view bytes) {
@@ -1119,14 +1126,7 @@ class C2sStream : public SessionSink, public std::enable_shared_from_this<C2sStr
     auto old = server_.router.attachSession(*addr, *ls_.loop, shared_from_this());
     attached_ = true;
     if (old) old->replaced();
-    if (authTimer_) {
-      ls_.loop->cancel(authTimer_);
-      authTimer_ = 0;
-    }
-    if (counted_unauth_) {
-      counted_unauth_ = false;
-      --server_.stats->unauthenticated;
-    }
+    leaveUnauthenticated();
     ++server_.stats->bound;
     phase_ = Phase::Bound;
     Element result = xmpp::makeIqResult(iq);

@@ -4,6 +4,8 @@
 
 #include <set>
 
+#include "store_lock.h"
+
 namespace imp::xcp {
 
 using core::DbSession;
@@ -17,23 +19,13 @@ void checkJid(const std::string& jid, const char* what) {
                                                 std::to_string(kMaxIndexedJidChars) + " characters");
 }
 
-template <class F>
-void guarded(core::Database& db, const std::string& owner, F&& f) {
-  try {
-    db.transaction(f);
-  } catch (const core::DbError& e) {
-    if (e.code() == 1452) throw StoreInputError("item-not-found", "no user '" + owner + "' in the directory");
-    throw;
-  }
-}
-
 }  // namespace
 
 std::string_view toString(PrivacyDecision d) { return d == PrivacyDecision::Allow ? "allow" : "block"; }
 
 void PrivacyStore::remember(const std::string& owner, const std::string& watcher, PrivacyDecision d) {
   checkJid(watcher, "watcher");
-  guarded(db_, owner, [&](DbSession& s) {
+  detail::guarded(db_, owner, [&](DbSession& s) {
     s.exec("INSERT INTO xcp_privacy_decision (owner, watcher, decision) VALUES (?, ?, ?) "
            "ON DUPLICATE KEY UPDATE decision = VALUES(decision), decided_at = CURRENT_TIMESTAMP(3)",
            {owner, watcher, std::string(toString(d))});
@@ -90,7 +82,7 @@ std::vector<std::string> blockMatchForms(const std::string& jid) {
 std::size_t BlockList::block(const std::string& owner, const std::vector<std::string>& jids) {
   for (const auto& j : jids) checkJid(j, "blocked");
   std::size_t added = 0;
-  guarded(db_, owner, [&](DbSession& s) {
+  detail::guarded(db_, owner, [&](DbSession& s) {
     added = 0;
     for (const auto& j : std::set<std::string>(jids.begin(), jids.end()))
       added += s.exec("INSERT IGNORE INTO xcp_block (owner, blocked) VALUES (?, ?)", {owner, j});

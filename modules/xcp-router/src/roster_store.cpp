@@ -169,17 +169,6 @@ std::int64_t write(DbSession& s, const std::string& owner, const std::optional<S
   return id;
 }
 
-// A foreign-key failure on the owner: there is no such directory user.
-template <class F>
-void guarded(core::Database& db, const std::string& owner, F&& f) {
-  try {
-    db.transaction(f);
-  } catch (const core::DbError& e) {
-    if (e.code() == 1452) throw StoreInputError("item-not-found", "no user '" + owner + "' in the directory");
-    throw;
-  }
-}
-
 bool isPendingInOnly(const SubscriptionState& st) {
   return st.subscription == Subscription::None && !st.pendingOut && st.pendingIn && !st.preApproved;
 }
@@ -253,7 +242,7 @@ RosterWrite RosterStore::setItem(const std::string& owner, const std::string& co
   checkContact(contact);
   auto gs = checkedGroups(name, groups);
   RosterWrite w;
-  guarded(db_, owner, [&](DbSession& s) {
+  detail::guarded(db_, owner, [&](DbSession& s) {
     w = {};
     detail::lockOwner(s, owner);
     auto old = load(s, owner, contact, true);
@@ -289,7 +278,7 @@ RosterWrite RosterStore::setSubscription(const std::string& owner, const std::st
                                          const PresenceSettings& limits) {
   checkContact(contact);
   RosterWrite w;
-  guarded(db_, owner, [&](DbSession& s) {
+  detail::guarded(db_, owner, [&](DbSession& s) {
     w = {};
     detail::lockOwner(s, owner);
     auto old = load(s, owner, contact, true);
@@ -335,7 +324,7 @@ RosterWrite RosterStore::setSubscription(const std::string& owner, const std::st
 std::optional<RosterItem> RosterStore::remove(const std::string& owner, const std::string& contact) {
   checkContact(contact);
   std::optional<RosterItem> out;
-  guarded(db_, owner, [&](DbSession& s) {
+  detail::guarded(db_, owner, [&](DbSession& s) {
     out.reset();
     detail::lockOwner(s, owner);
     auto old = load(s, owner, contact, true);

@@ -13,11 +13,34 @@
 #include "imp/xcp_router/offline_store.h"
 #include "imp/xcp_router/presence_settings.h"
 #include "imp/xcp_router/privacy_store.h"
+#include "imp/xcp_router/store_errors.h"
 #include "session_util.h"
 
 namespace imp::xcp {
 
 namespace ns = xmpp::ns;
+
+namespace {
+
+// The error stanza answering `s` (RFC 6120 §8.3.1), from its recipient to its
+// sender. An unknown condition name is undefined-condition; an empty or
+// unknown type is the condition's default (§8.3.3).
+RoutedStanza errorReply(const RoutedStanza& s, std::string_view condition, std::string_view type,
+                        const std::string& text) {
+  auto cond = xmpp::stanzaErrorFromName(condition).value_or(xmpp::StanzaErrorCondition::UndefinedCondition);
+  xmpp::ErrorOptions o;
+  o.text = text;
+  RoutedStanza back;
+  back.kind = s.kind;
+  back.from = s.to;
+  back.to = s.from;
+  back.type = "error";
+  back.element = std::make_shared<const xmpp::Element>(
+      xmpp::makeError(*s.element, cond, xmpp::stanzaErrorTypeFromName(type).value_or(xmpp::defaultErrorType(cond)), o));
+  return back;
+}
+
+}  // namespace
 
 SessionManager::SessionManager(Router& router, std::shared_ptr<spdlog::logger> log)
     : router_(router), log_(std::move(log)) {}
@@ -60,8 +83,18 @@ void SessionManager::attach() {
 // ---------------- strands ----------------
 
 void SessionManager::inStrand(const std::string& bare, std::function<void()> job, std::function<void()> onRefused) {
+  enqueue(bare, Job{std::move(job), nullptr}, std::move(onRefused));
+}
+
+void SessionManager::inStrand(const std::string& bare, RoutedStanza stanza,
+                              std::function<void(const RoutedStanza&)> handler, std::function<void()> onRefused) {
+  auto s = std::make_shared<const RoutedStanza>(std::move(stanza));
+  enqueue(bare, Job{[s, handler = std::move(handler)] { handler(*s); }, s}, std::move(onRefused));
+}
+
+void SessionManager::enqueue(const std::string& bare, Job job, std::function<void()> onRefused) {
   if (!workers_) {
-    job();
+    runJob(bare, job);
     return;
   }
   {
@@ -104,7 +137,7 @@ void SessionManager::drainReady() {
   constexpr int kBatch = 16;  // jobs of one strand before the next strand's turn
   for (;;) {
     std::string bare;
-    std::vector<std::function<void()>> batch;
+    std::vector<Job> batch;
     {
       std::lock_guard l(strandMu_);
       if (ready_.empty() || stopping_) {
@@ -122,16 +155,7 @@ void SessionManager::drainReady() {
       }
       ++running_;
     }
-    for (auto& job : batch) {
-      try {
-        job();
-      } catch (const std::exception& e) {
-        // A database failure (or a refused input that escaped a handler):
-        // the stanza's handler has not answered; logged and counted.
-        ++stats_.storeErrors;
-        if (log_) log_->error("session manager work for {} failed: {}", bare, e.what());
-      }
-    }
+    for (const auto& job : batch) runJob(bare, job);
     std::lock_guard l(strandMu_);
     --running_;
     auto it = strands_.find(bare);
@@ -142,6 +166,39 @@ void SessionManager::drainReady() {
         ready_.push_back(bare);  // more: after the strands waiting now
     }
     if (strands_.empty() || running_ == 0) strandsIdle_.notify_all();
+  }
+}
+
+void SessionManager::runJob(const std::string& bare, const Job& job) {
+  // RFC 6120 §8.3.3.5: the database failed; the sender may try again later.
+  std::string condition = "internal-server-error", type = "wait",
+              text = "the server could not process the stanza now; try again later";
+  try {
+    job.run();
+    return;
+  } catch (const std::exception& e) {
+    // A database failure, or a refused input that escaped a handler: the
+    // stanza's handler has not answered.
+    ++stats_.storeErrors;
+    ++stats_.failedJobs;
+    if (log_) log_->error("session manager work for {} failed: {}", bare, e.what());
+    if (const auto* input = dynamic_cast<const StoreInputError*>(&e)) {
+      condition = input->condition();  // the sender's to correct, as where handlers catch it
+      type = "modify";
+      text = input->what();
+    }
+  }
+  const RoutedStanza* s = job.stanza.get();
+  // §8.3.1: an error is never answered with an error, and a result answers
+  // a request of its own: neither gets one.
+  if (!s || !s->element || s->type == "error" || s->type == "result") return;
+  try {
+    answerError(*s, condition, type, text);
+    if (log_) log_->warn("{} from {} to {} answered {}", nameOf(s->kind), s->from.full(), s->to.full(), condition);
+  } catch (const std::exception& e) {
+    // Routing the answer may ask the directory, on the database that failed.
+    if (log_) log_->error("the error for the failed {} from {} cannot be sent: {}", nameOf(s->kind), s->from.full(),
+                          e.what());
   }
 }
 
@@ -227,17 +284,7 @@ void SessionManager::send(StanzaKind kind, const Address& from, const Address& t
 void SessionManager::answerError(const RoutedStanza& s, std::string_view condition, std::string_view type,
                                  const std::string& text) {
   if (!s.element || s.type == "error") return;  // RFC 6120 §8.3.1
-  auto cond = xmpp::stanzaErrorFromName(condition).value_or(xmpp::StanzaErrorCondition::UndefinedCondition);
-  auto t = xmpp::stanzaErrorTypeFromName(type).value_or(xmpp::defaultErrorType(cond));
-  xmpp::ErrorOptions o;
-  o.text = text;
-  auto err = xmpp::makeError(*s.element, cond, t, o);
-  RoutedStanza back;
-  back.kind = s.kind;
-  back.from = s.to;
-  back.to = s.from;
-  back.type = "error";
-  back.element = std::make_shared<const xmpp::Element>(std::move(err));
+  auto back = errorReply(s, condition, type, text);
   ++stats_.bounced;
   router_.route(std::move(back));
 }
@@ -320,7 +367,7 @@ void SessionManager::onMessage(RoutedStanza s) {
   // ordered with the login that delivers it.
   auto key = s.to.bare();
   auto copy = s;
-  inStrand(key, [this, s = std::move(s)] { storeOffline(s); },
+  inStrand(key, std::move(s), [this](const RoutedStanza& m) { storeOffline(m); },
            [this, copy]() mutable {
              bounce(std::move(copy), "resource-constraint", "the server is too busy to store the message");
            });
@@ -431,13 +478,13 @@ void SessionManager::onIq(RoutedStanza s) {
   if (own && payload && haveData() && (payload->is("query", ns::kRoster))) {
     auto key = s.to.bare();
     auto copy = s;
-    return inStrand(key, [this, s = std::move(s)] { rosterIq(s); },
+    return inStrand(key, std::move(s), [this](const RoutedStanza& iq) { rosterIq(iq); },
                     [this, copy] { answerError(copy, "resource-constraint", "wait", "the server is busy"); });
   }
   if (own && payload && haveData() && payload->ns() == ns::kBlocking) {
     auto key = s.to.bare();
     auto copy = s;
-    return inStrand(key, [this, s = std::move(s)] { blockingIq(s); },
+    return inStrand(key, std::move(s), [this](const RoutedStanza& iq) { blockingIq(iq); },
                     [this, copy] { answerError(copy, "resource-constraint", "wait", "the server is busy"); });
   }
   return bounce(std::move(s), "service-unavailable", "this request is not served for " + s.to.bare());
@@ -450,14 +497,7 @@ void SessionManager::bounce(RoutedStanza s, std::string_view condition, std::str
     if (log_) log_->debug("not answered ({} to {}): {} {}", nameOf(s.kind), s.to.full(), condition, text);
     return;
   }
-  auto cond = xmpp::stanzaErrorFromName(condition).value_or(xmpp::StanzaErrorCondition::UndefinedCondition);
-  auto err = xmpp::makeError(*s.element, cond, text);
-  RoutedStanza back;
-  back.kind = s.kind;
-  back.from = s.to;
-  back.to = s.from;
-  back.type = "error";
-  back.element = std::make_shared<const xmpp::Element>(std::move(err));
+  auto back = errorReply(s, condition, {}, text);
   if (log_) log_->debug("{} to {} answered {}: {}", nameOf(s.kind), s.to.full(), condition, text);
   router_.route(std::move(back));
 }

@@ -96,16 +96,16 @@ void SessionManager::onPresence(RoutedStanza s) {
     ++stats_.subscriptions;
     auto key = outbound ? s.from.bare() : s.to.bare();
     if (outbound)
-      inStrand(key, [this, s = std::move(s)] { outboundSubscription(s); }, nullptr);
+      inStrand(key, std::move(s), [this](const RoutedStanza& p) { outboundSubscription(p); }, nullptr);
     else
-      inStrand(key, [this, s = std::move(s)] { inboundSubscription(s); }, nullptr);
+      inStrand(key, std::move(s), [this](const RoutedStanza& p) { inboundSubscription(p); }, nullptr);
     return;
   }
   if (!s.to.local.empty() && s.from.bare() == s.to.bare() && !s.from.resource.empty() && s.to.isBare() &&
       (s.type.empty() || s.type == "unavailable")) {
     ++stats_.broadcasts;
     auto key = s.from.bare();
-    inStrand(key, [this, s = std::move(s)] { ownPresence(s); }, nullptr);
+    inStrand(key, std::move(s), [this](const RoutedStanza& p) { ownPresence(p); }, nullptr);
     return;
   }
   if (s.type == "probe") {
@@ -115,7 +115,7 @@ void SessionManager::onPresence(RoutedStanza s) {
       return;
     }
     auto key = s.to.bare();
-    inStrand(key, [this, s = std::move(s)] { answerProbe(s); }, nullptr);
+    inStrand(key, std::move(s), [this](const RoutedStanza& p) { answerProbe(p); }, nullptr);
     return;
   }
   // Directed presence of a local session (§4.6.3), whatever the recipient
@@ -126,7 +126,7 @@ void SessionManager::onPresence(RoutedStanza s) {
     auto rs = router_.resourcesOf(s.from.bare());
     if (std::find(rs.begin(), rs.end(), s.from.resource) != rs.end()) {
       auto key = s.from.bare();
-      inStrand(key, [this, s = std::move(s)] { outboundDirected(s); }, nullptr);
+      inStrand(key, std::move(s), [this](const RoutedStanza& p) { outboundDirected(p); }, nullptr);
       return;
     }
   }

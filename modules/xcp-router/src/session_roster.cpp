@@ -26,6 +26,18 @@ const xmpp::Element* payloadOf(const xmpp::Element& iq) {
   return nullptr;
 }
 
+// The result of the iq `request` (RFC 6120 §8.2.3), from its recipient to its
+// sender.
+void answerResult(Router& router, const RoutedStanza& request, xmpp::Element result) {
+  RoutedStanza r;
+  r.kind = StanzaKind::Iq;
+  r.from = request.to;
+  r.to = request.from;
+  r.type = "result";
+  r.element = std::make_shared<const xmpp::Element>(std::move(result));
+  router.route(std::move(r));
+}
+
 }  // namespace
 
 void SessionManager::rosterIq(const RoutedStanza& s) {
@@ -33,15 +45,6 @@ void SessionManager::rosterIq(const RoutedStanza& s) {
   const xmpp::Element* q = payloadOf(*s.element);
   auto userid = userOf(user);
   if (!userid) return answerError(s, "internal-server-error", "wait", "the user's account cannot be read");
-  auto reply = [&](xmpp::Element el) {
-    RoutedStanza r;
-    r.kind = StanzaKind::Iq;
-    r.from = s.to;
-    r.to = s.from;
-    r.type = "result";
-    r.element = std::make_shared<const xmpp::Element>(std::move(el));
-    router_.route(std::move(r));
-  };
   if (s.type == "get") {
     {
       // §2.1.6: a resource that asked for the roster gets the pushes.
@@ -55,7 +58,7 @@ void SessionManager::rosterIq(const RoutedStanza& s) {
       auto d = data_.roster->since(*userid, std::string(*ver));
       if (!d.full) {
         // §2.6.3: an empty result, then the changes as pushes.
-        reply(std::move(result));
+        answerResult(router_, s, std::move(result));
         Address to = s.from;
         auto from = s.to;
         for (const auto& item : d.items) {
@@ -67,14 +70,14 @@ void SessionManager::rosterIq(const RoutedStanza& s) {
       auto& out = result.addChild("query", std::string(ns::kRoster));
       out.setAttr("ver", std::to_string(d.version));
       for (const auto& item : d.items) out.addChild(sessionutil::rosterItemElement(item));
-      return reply(std::move(result));
+      return answerResult(router_, s, std::move(result));
     }
     auto roster = data_.roster->get(*userid);
     auto& out = result.addChild("query", std::string(ns::kRoster));
     out.setAttr("ver", std::to_string(roster.version));
     for (const auto& item : roster.items)
       if (!item.pendingOnly) out.addChild(sessionutil::rosterItemElement(item));
-    return reply(std::move(result));
+    return answerResult(router_, s, std::move(result));
   }
   // §2.3.3: a roster set carries exactly one item.
   auto items = q->children("item", ns::kRoster);
@@ -95,7 +98,7 @@ void SessionManager::rosterIq(const RoutedStanza& s) {
   if (it.attrOr("subscription", "") == "remove") {
     auto old = data_.roster->remove(*userid, contact);
     if (!old) return answerError(s, "item-not-found", "cancel", contact + " is not in the roster (RFC 6121 §2.5.3)");
-    reply(xmpp::makeIqResult(*s.element));
+    answerResult(router_, s, xmpp::makeIqResult(*s.element));
     pushRoster(user, *old, old->version);
     // §2.5.2: the subscriptions end with the item.
     auto own = Address::split(user);
@@ -126,7 +129,7 @@ void SessionManager::rosterIq(const RoutedStanza& s) {
     return answerError(s, e.condition(), "modify", e.what());
   }
   if (w.refused) return answerError(s, w.refused->condition(), w.refused->type(), w.refused->text());  // PS-1
-  reply(xmpp::makeIqResult(*s.element));
+  answerResult(router_, s, xmpp::makeIqResult(*s.element));
   if (w.changed && w.item) pushRoster(user, *w.item, w.version);
 }
 
@@ -137,15 +140,6 @@ void SessionManager::blockingIq(const RoutedStanza& s) {
   if (!userid) return answerError(s, "internal-server-error", "wait", "the user's account cannot be read");
   auto own = Address::split(user);
   if (!own) return;
-  auto reply = [&](xmpp::Element el) {
-    RoutedStanza r;
-    r.kind = StanzaKind::Iq;
-    r.from = s.to;
-    r.to = s.from;
-    r.type = "result";
-    r.element = std::make_shared<const xmpp::Element>(std::move(el));
-    router_.route(std::move(r));
-  };
   if (s.type == "get" && q->name() == "blocklist") {  // XEP-0191 §3.2
     {
       auto bound = router_.resourcesOf(user);
@@ -157,7 +151,7 @@ void SessionManager::blockingIq(const RoutedStanza& s) {
     auto& list = result.addChild("blocklist", std::string(ns::kBlocking));
     for (const auto& j : data_.blocks->list(*userid))
       list.addChild("item", std::string(ns::kBlocking)).setAttr("jid", j);
-    return reply(std::move(result));
+    return answerResult(router_, s, std::move(result));
   }
   const bool block = q->name() == "block";
   if (s.type != "set" || (!block && q->name() != "unblock"))
@@ -181,7 +175,7 @@ void SessionManager::blockingIq(const RoutedStanza& s) {
   // In force for the next stanza (XEP-0191 §3.3, §3.4): the connection
   // manager and the session manager check the list in memory.
   router_.blocking().set(user, data_.blocks->list(*userid));
-  reply(xmpp::makeIqResult(*s.element));
+  answerResult(router_, s, xmpp::makeIqResult(*s.element));
   // Pushes to the resources that asked for the list (XEP-0191 §3.3, §3.4).
   std::vector<std::string> interested;
   {

@@ -36,6 +36,12 @@ RoutedStanza message(std::string_view from, std::string_view to, std::string typ
   return s;
 }
 
+RoutedStanza presence(std::string_view from, std::string_view to, std::string type) {
+  auto s = message(from, to, std::move(type));
+  s.kind = StanzaKind::Presence;
+  return s;
+}
+
 struct Recorder {
   std::vector<std::string> local;  // to.full() of what reached the local handler
   std::vector<std::pair<std::string, std::string>> bounced;  // to.full(), condition
@@ -188,11 +194,6 @@ TEST_CASE("a subscription stanza of a local session goes to the session manager 
   auto fcm = std::make_shared<FakeComponent>("federation-cm");
   r.addPredicateComponent(fcm, imp::xcp::microsoftUsers(), [] { return federation(true, false); });
   r.attachSession(jid("ann@example.com/pc"), loop, std::make_shared<FakeSink>());
-  auto presence = [](std::string_view from, std::string_view to, std::string type) {
-    auto s = message(from, to, std::move(type));
-    s.kind = StanzaKind::Presence;
-    return s;
-  };
   for (const char* type : {"subscribe", "subscribed", "unsubscribe", "unsubscribed"}) {
     CHECK(r.route(presence("ann@example.com/pc", "lync.user@example.com", type)) == RouteResult::Local);
     CHECK(r.route(presence("ann@example.com/pc", "x@elsewhere.org", type)) == RouteResult::Local);
@@ -223,11 +224,6 @@ TEST_CASE("directed presence of a local session goes to the session manager firs
   auto muc = std::make_shared<FakeComponent>("muc");
   r.addDomainComponent("conference.example.com", muc);
   r.attachSession(jid("ann@example.com/pc"), loop, std::make_shared<FakeSink>());
-  auto presence = [](std::string_view from, std::string_view to, std::string type) {
-    auto s = message(from, to, std::move(type));
-    s.kind = StanzaKind::Presence;
-    return s;
-  };
   CHECK(r.route(presence("ann@example.com/pc", "room@conference.example.com/ann", "")) == RouteResult::Local);
   CHECK(r.route(presence("ann@example.com/pc", "room@conference.example.com/ann", "unavailable")) ==
         RouteResult::Local);

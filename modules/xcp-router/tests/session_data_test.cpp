@@ -2,11 +2,13 @@
 // iq and pushes (RFC 6121 §2), subscriptions with the privacy policy
 // (§3, AV-1, PS-2), presence broadcast and probes (§4), the PS-1 contact
 // limit, XEP-0191 polite blocking and offline messages (IM-5, XEP-0203).
-// Strands run inline (no worker pool); deliveries arrive on the loop.
+// Strands run inline (no worker pool) unless a test says otherwise;
+// deliveries arrive on the loop.
 #include <doctest/doctest.h>
 #include <fakes/fake_directory.h>
 
 #include <imp/net/event_loop.h>
+#include <imp/net/worker_pool.h>
 #include <imp/xcp_router/offline_store.h>
 #include <imp/xcp_router/presence_settings.h>
 #include <imp/xcp_router/privacy_policy.h>
@@ -76,14 +78,15 @@ struct SmFixture : xcptest::StoreFixture {
     dir.domains = {"example.com"};
     dir.licensed = {{"ann@example.com", "node-a"}, {"bob@example.com", "node-a"}};
     router.setLocalDomains({"example.com"});
-    SessionManagerData d{&roster, &blocks, &policy, &offline, &live,
-                         [](const std::string& bare) -> std::optional<std::string> {
-                           if (bare == "ann@example.com") return "ann";
-                           if (bare == "bob@example.com") return "bob";
-                           return std::nullopt;
-                         }};
-    sm = std::make_unique<SessionManager>(router, nullptr, nullptr, std::move(d));
+    sm = std::make_unique<SessionManager>(router, nullptr, nullptr, data());
     sm->attach();
+  }
+  SessionManagerData data() {
+    return {&roster, &blocks, &policy, &offline, &live, [](const std::string& bare) -> std::optional<std::string> {
+              if (bare == "ann@example.com") return "ann";
+              if (bare == "bob@example.com") return "bob";
+              return std::nullopt;
+            }};
   }
   Sink& bind(const std::string& full) {
     auto s = std::make_shared<Sink>();
@@ -602,4 +605,73 @@ TEST_CASE_FIXTURE(SmFixture, "XEP-0191 §3.3: a message from a blocked JID is an
   REQUIRE(phone.of("message").size() == 1);
   CHECK(phone.of("message")[0]->childText("body", ns::kClient) == "hello again");
   CHECK(bob.of("message", "error").empty());
+}
+
+namespace {
+
+// The one <error/> of an error stanza, with its condition and type.
+bool isError(const Element& stanza, std::string_view condition, std::string_view type) {
+  const Element* err = stanza.child("error", ns::kClient);
+  return stanza.attrOr("type", "") == "error" && err && err->attrOr("type", "") == type &&
+         err->child(condition, ns::kStanzaErrors);
+}
+
+}  // namespace
+
+TEST_CASE_FIXTURE(SmFixture, "a roster get failing on the database is answered internal-server-error/wait (RFC 6120 §8.3.3.5)") {
+  auto& pc = bind("ann@example.com/pc");
+  SUBCASE("strands on the worker pool") {
+    imp::net::WorkerPool workers({"sm-fail", 1, 16});
+    auto pooled = std::make_shared<SessionManager>(router, nullptr, &workers, data());
+    pooled->attach();
+    db.failNextOperations(1);  // the roster read
+    send("ann@example.com/pc", rosterGet());
+    REQUIRE(loop.runUntil([&] { return !pc.of("iq").empty(); }, std::chrono::seconds(5)));
+    REQUIRE(pc.of("iq", "error").size() == 1);
+    const Element& err = *pc.of("iq", "error")[0];
+    CHECK(err.attrOr("id", "") == "g1");
+    CHECK(err.attrOr("to", "") == "ann@example.com/pc");
+    CHECK(isError(err, "internal-server-error", "wait"));
+    CHECK(pooled->stats().failedJobs == 1);
+    // The next request is served.
+    pc.got.clear();
+    send("ann@example.com/pc", rosterGet());
+    REQUIRE(loop.runUntil([&] { return !pc.of("iq").empty(); }, std::chrono::seconds(5)));
+    CHECK(pc.of("iq", "result").size() == 1);
+    CHECK(pooled->drain(std::chrono::seconds(5)));
+    pooled->stop();
+    sm->attach();  // the router's handlers outlive `pooled`
+  }
+  SUBCASE("strands inline") {
+    db.failNextOperations(1);
+    send("ann@example.com/pc", rosterGet());
+    REQUIRE(pc.of("iq", "error").size() == 1);
+    CHECK(isError(*pc.of("iq", "error")[0], "internal-server-error", "wait"));
+    CHECK(sm->stats().failedJobs == 1);
+  }
+}
+
+TEST_CASE_FIXTURE(SmFixture, "a subscription request failing on the database is answered with a presence error (RFC 6120 §8.3.3.5)") {
+  auto& bob = bind("bob@example.com/x");
+  bind("ann@example.com/pc");
+  db.failNextOperations(1);
+  send("bob@example.com/x", presence("ann@example.com", "subscribe"));
+  auto errors = bob.of("presence", "error");
+  REQUIRE(errors.size() == 1);
+  CHECK(isError(*errors[0], "internal-server-error", "wait"));
+  CHECK(errors[0]->attrOr("from", "") == "ann@example.com");
+  CHECK(sm->stats().failedJobs == 1);
+}
+
+TEST_CASE_FIXTURE(SmFixture, "a blocked JID the store refuses is answered with the store's condition, type modify (XEP-0191 §3.3)") {
+  auto& pc = bind("ann@example.com/pc");
+  Element block("iq", std::string(ns::kClient));
+  block.setAttr("type", "set").setAttr("id", "b1");
+  block.addChild("block", std::string(ns::kBlocking)).addChild("item", std::string(ns::kBlocking)).setAttr(
+      "jid", std::string(700, 'x') + "@example.com");  // a valid JID, longer than the store keeps
+  send("ann@example.com/pc", block);
+  auto errors = pc.of("iq", "error");
+  REQUIRE(errors.size() == 1);
+  CHECK(isError(*errors[0], "not-acceptable", "modify"));
+  CHECK(blocks.list("ann").empty());
 }

@@ -47,7 +47,11 @@
 // database runs on the WorkerPool in a per-user strand (one job at a time
 // per bare JID, in arrival order), so a user's presence, roster changes and
 // offline messages keep their order. Without a pool the strands run inline
-// (unit tests). Without stores (SessionManagerData) only the in-memory parts
+// (unit tests). A job that throws (the database failed) is logged and
+// counted (failedJobs), and the stanza it was handling is answered
+// internal-server-error, type wait (RFC 6120 §8.3.3.5; a StoreInputError
+// with its own condition, type modify), unless it is an error or a result
+// (§8.3.1). Without stores (SessionManagerData) only the in-memory parts
 // work: presence tracking and delivery; offline messages are refused with
 // service-unavailable.
 #include <atomic>
@@ -104,6 +108,10 @@ struct SessionManagerStats {
       refusedJobs{0};
   // XEP-0191: messages from a JID their recipient blocked, not delivered.
   std::atomic<std::uint64_t> blocked{0};
+  // Strand jobs that threw (a database failure; counted in storeErrors
+  // too): the stanza the job was handling is answered with an error (see
+  // Threads).
+  std::atomic<std::uint64_t> failedJobs{0};
   // Gauge: offline messages stored for this node's users (IM-5): the base
   // at start, plus what this session manager stores, minus what it
   // removes after delivery. Only the user's home node stores and delivers
@@ -148,14 +156,27 @@ class SessionManager : public std::enable_shared_from_this<SessionManager> {
     bool rosterRequested = false;               // "interested resource" (§2.1.6)
     bool blocklistRequested = false;            // XEP-0191 §3.2
   };
+  struct Job {
+    std::function<void()> run;
+    // The stanza `run` processes, if any: when run throws, its sender gets
+    // internal-server-error (runJob).
+    std::shared_ptr<const RoutedStanza> stanza;
+  };
   struct Strand {
     bool busy = false;
-    std::deque<std::function<void()>> jobs;
+    std::deque<Job> jobs;
   };
 
   // The per-user strand (see Threads). `onRefused` runs when the pool
   // refuses the job (full), on the caller's thread.
   void inStrand(const std::string& bare, std::function<void()> job, std::function<void()> onRefused);
+  // The same for the handling of `stanza`: `handler` gets it in the strand.
+  void inStrand(const std::string& bare, RoutedStanza stanza, std::function<void(const RoutedStanza&)> handler,
+                std::function<void()> onRefused);
+  void enqueue(const std::string& bare, Job job, std::function<void()> onRefused);
+  // Runs one job of `bare`'s strand; an exception is logged, counted and,
+  // for a job with a stanza, answered (never rethrown: see WorkerPool).
+  void runJob(const std::string& bare, const Job& job);
   void drainStrand(const std::string& bare);
 
   void onMessage(RoutedStanza s);
