@@ -85,6 +85,10 @@ class XmppMessages(XmppTestCase):
         if self.server.name == "impd":  # delivered: removed from the store, and from the gauge
             xmpp_server.wait_for(lambda: self.server.metric("imp_xmpp_offline_messages") == 0, 30,
                                  "imp_xmpp_offline_messages 0")
+            for event in ("offline_stored", "offline_delivered"):
+                n = self.server.metric("imp_xmpp_session_manager_total", 'event="%s"' % event)
+                self.assertGreaterEqual(n or 0, len(texts), "imp_xmpp_session_manager_total{event=%s}" % event)
+            self.assertEqual(self.server.metric("imp_xmpp_session_manager_total", 'event="failed_job"'), 0)
 
 
 if __name__ == "__main__":

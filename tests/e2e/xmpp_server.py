@@ -169,11 +169,15 @@ class ImpdServer(XmppServer):
     def _wait_applied(self, service="xcp-router"):
         wait_applied(self.node, service)
 
-    def metric(self, name):
-        """The value of the unlabelled metric `name` on impd's /metrics, or None."""
+    def metric(self, name, labels=""):
+        """The value of metric `name` on impd's /metrics (with `labels` as
+        written inside the braces, e.g. 'event="offline_stored"'), or None."""
         status, text = self.node.http("GET", "/metrics", token=False)
         assert status == 200, "GET /metrics answered %d" % status
-        m = re.search(r"^%s (\S+)$" % re.escape(name), text, re.M)
+        series = name + ("{%s}" % labels if labels else "")
+        m = re.search(r"^%s(?:\{service=\"[^\"]*\"\})? (\S+)$" % re.escape(series), text, re.M)
+        if not m and labels:
+            m = re.search(r"^%s\{[^}]*%s[^}]*\} (\S+)$" % (re.escape(name), re.escape(labels)), text, re.M)
         return float(m.group(1)) if m else None
 
     def alive(self):

@@ -205,6 +205,32 @@ class RouterService : public core::Service {
                           v.push_back({{}, static_cast<double>(std::max<std::int64_t>(0, sm->stats().offlineQueued))});
                         return v;
                       });
+    // The session manager's work and its failures, by event (storeErrors:
+    // database failures; failed_job: a job that threw, its stanza answered
+    // internal-server-error; refused_job: the worker pool refused it).
+    metrics_->collect("imp_xmpp_session_manager_total", "session manager events, by event", T::Counter, "xcp-router",
+                      [wsm] {
+                        std::vector<core::Metrics::Sample> v;
+                        if (auto sm = wsm.lock()) {
+                          const auto& st = sm->stats();
+                          for (auto [event, n] : {std::pair{"to_resource", st.toResources.load()},
+                                                  {"bounced", st.bounced.load()},
+                                                  {"dropped_by_rule", st.droppedByRule.load()},
+                                                  {"broadcast", st.broadcasts.load()},
+                                                  {"probe", st.probes.load()},
+                                                  {"roster_push", st.rosterPushes.load()},
+                                                  {"subscription", st.subscriptions.load()},
+                                                  {"polite_block", st.politeBlocks.load()},
+                                                  {"blocked", st.blocked.load()},
+                                                  {"offline_stored", st.offlineStored.load()},
+                                                  {"offline_delivered", st.offlineDelivered.load()},
+                                                  {"store_error", st.storeErrors.load()},
+                                                  {"failed_job", st.failedJobs.load()},
+                                                  {"refused_job", st.refusedJobs.load()}})
+                            v.push_back({{{"event", event}}, static_cast<double>(n)});
+                        }
+                        return v;
+                      });
     metrics_->collect("imp_xmpp_routed_total", "stanzas routed, by destination", T::Counter, "xcp-router", [w] {
       std::vector<core::Metrics::Sample> v;
       if (auto r = w.lock()) {

@@ -177,7 +177,6 @@ class SessionManager : public std::enable_shared_from_this<SessionManager> {
   // Runs one job of `bare`'s strand; an exception is logged, counted and,
   // for a job with a stanza, answered (never rethrown: see WorkerPool).
   void runJob(const std::string& bare, const Job& job);
-  void drainStrand(const std::string& bare);
 
   void onMessage(RoutedStanza s);
   void onPresence(RoutedStanza s);
