@@ -15,29 +15,24 @@ OfflineAppend OfflineStore::append(const std::string& owner, const std::string& 
     throw StoreInputError("policy-violation", "the message is larger than " + std::to_string(kMaxOfflineStanzaBytes) +
                                                   " bytes, the most the offline store keeps");
   OfflineAppend a;
-  try {
-    db_.transaction([&](DbSession& s) {
-      a = {};
-      a.quota = quota;
-      // Under the owner's lock, so two appends cannot both take the last place.
-      detail::lockOwner(s, owner);
-      auto n = static_cast<std::uint64_t>(
-          s.query("SELECT COUNT(*) AS n FROM xcp_offline_message WHERE owner = ? FOR UPDATE", {owner}).num(0, "n"));
-      if (quota != 0 && n >= quota) {
-        a.status = OfflineAppend::Status::StorageFull;
-        a.queued = n;
-        a.text = "offline storage of " + owner + " is full: " + std::to_string(quota) + " messages (IM-5)";
-        return;
-      }
-      s.exec("INSERT INTO xcp_offline_message (owner, sender, stanza, bytes) VALUES (?, ?, ?, ?)",
-             {owner, from, stanza, static_cast<std::int64_t>(stanza.size())});
-      a.id = s.lastInsertId();
-      a.queued = n + 1;
-    });
-  } catch (const core::DbError& e) {
-    if (e.code() == 1452) throw StoreInputError("item-not-found", "no user '" + owner + "' in the directory");
-    throw;
-  }
+  detail::guarded(db_, owner, [&](DbSession& s) {
+    a = {};
+    a.quota = quota;
+    // Under the owner's lock, so two appends cannot both take the last place.
+    detail::lockOwner(s, owner);
+    auto n = static_cast<std::uint64_t>(
+        s.query("SELECT COUNT(*) AS n FROM xcp_offline_message WHERE owner = ? FOR UPDATE", {owner}).num(0, "n"));
+    if (quota != 0 && n >= quota) {
+      a.status = OfflineAppend::Status::StorageFull;
+      a.queued = n;
+      a.text = "offline storage of " + owner + " is full: " + std::to_string(quota) + " messages (IM-5)";
+      return;
+    }
+    s.exec("INSERT INTO xcp_offline_message (owner, sender, stanza, bytes) VALUES (?, ?, ?, ?)",
+           {owner, from, stanza, static_cast<std::int64_t>(stanza.size())});
+    a.id = s.lastInsertId();
+    a.queued = n + 1;
+  });
   return a;
 }
 
