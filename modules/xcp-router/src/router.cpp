@@ -25,6 +25,7 @@ std::string_view nameOf(RouteResult r) {
     case RouteResult::Component: return "component";
     case RouteResult::Bounced: return "bounced";
     case RouteResult::Deferred: return "deferred";
+    case RouteResult::Dropped: return "dropped";
   }
   return "?";
 }
@@ -60,6 +61,9 @@ RoutePredicate microsoftUsers() {
 }
 
 namespace {
+
+// Recipients the cache keeps at most (then it starts afresh).
+constexpr std::size_t kMaxCachedRecipients = 200000;
 
 enum class ComponentRouteType { Component };
 [[maybe_unused]] std::string_view nameOf(ComponentRouteType) { return "component"; }
@@ -107,8 +111,13 @@ void Router::setBounceHandler(BounceHandler fn) {
 
 void Router::setLocalDomains(std::vector<std::string> domains) {
   std::sort(domains.begin(), domains.end());
-  std::unique_lock lock(mu_);
-  domains_ = std::move(domains);
+  {
+    std::unique_lock lock(mu_);
+    domains_ = std::move(domains);
+  }
+  std::lock_guard lock(cacheMu_);
+  recipients_.clear();
+  ++epoch_;
 }
 
 bool Router::isLocalDomain(const std::string& domain) const {
@@ -357,45 +366,77 @@ RouteResult Router::decide(RoutedStanza stanza) {
   for (const auto& p : predicates) table.all.push_back({std::string(p.component->name())});
   auto federation = predicates.empty() ? directory::FederationRouting{} : predicates.front().federation();
 
+  if (stopping_ && stanza.kind == StanzaKind::Presence) {
+    ++droppedAtStop_;
+    return RouteResult::Dropped;
+  }
   directory::Recipient rcpt;
   rcpt.domain = stanza.to.domain;
   rcpt.address = stanza.to.local.empty() ? std::string() : stanza.to.bare();
-  RoutingDecision d;
-  try {
-    d = directory::decideRoute(rcpt, federation, directory_, table, false, directory::Reasons::Explain);
-  } catch (const std::exception& e) {
-    // The directory (database) is unreachable: the sender hears it now
-    // rather than the stanza waiting without bound (RFC 6120 §8.3.3.8).
-    return bounce(std::move(stanza), "internal-server-error",
-                  std::string("the directory cannot be read: ") + e.what());
+  // A user of a local domain: the recipient cache may answer (see router.h).
+  const bool cacheable = !rcpt.address.empty() && isLocalDomain(rcpt.domain);
+  std::optional<directory::CachedRecipient> known;
+  std::uint64_t epoch = 0;
+  if (cacheable) {
+    std::lock_guard lock(cacheMu_);
+    epoch = epoch_;
+    if (auto it = recipients_.find(rcpt.address); it != recipients_.end()) known = it->second;
   }
-  switch (d.kind) {
+  std::optional<RoutingDecision> d;
+  if (known) {
+    try {
+      directory::CachedLookup cached(*known);
+      d = directory::decideRoute(rcpt, federation, cached, table, false, directory::Reasons::Explain);
+      ++cacheHits_;
+    } catch (const directory::CacheMiss&) {
+      // a question the entry does not answer: the directory does
+    }
+  }
+  if (!d) try {
+      directory::CachedRecipient seen;
+      directory::RecordingLookup recording(directory_, seen);
+      d = directory::decideRoute(rcpt, federation, recording, table, false, directory::Reasons::Explain);
+      if (cacheable) {
+        std::lock_guard lock(cacheMu_);
+        if (epoch == epoch_) {
+          if (recipients_.size() >= kMaxCachedRecipients) recipients_.clear();
+          recipients_[rcpt.address] = seen;
+        }
+      }
+    } catch (const std::exception& e) {
+      // The directory (database) is unreachable: the sender hears it now
+      // rather than the stanza waiting without bound (RFC 6120 §8.3.3.8).
+      return bounce(std::move(stanza), "internal-server-error",
+                    std::string("the directory cannot be read: ") + e.what());
+    }
+  switch (d->kind) {
     case directory::RouteKind::LocalUser:
-      if (d.homeNode == nodeId_) return toLocal(std::move(stanza));
+      if (d->homeNode == nodeId_) return toLocal(std::move(stanza));
       {
-        std::string why = stanza.to.bare() + " is homed on node " + d.homeNode + ", which this node does not route to";
+        std::string why = stanza.to.bare() + " is homed on node " + d->homeNode + ", which this node does not route to";
         return bounce(std::move(stanza), "service-unavailable", std::move(why));
       }
     case directory::RouteKind::MicrosoftServer:
     case directory::RouteKind::StaticRoute:
       for (const auto& p : predicates)
-        if (p.claims(stanza.to, d)) {
+        if (p.claims(stanza.to, *d)) {
           ++toComponents_;
           p.component->deliver(std::move(stanza));
           return RouteResult::Component;
         }
-      return bounce(std::move(stanza), "service-unavailable", d.reason + "; no component takes it");
+      return bounce(std::move(stanza), "service-unavailable", d->reason + "; no component takes it");
     case directory::RouteKind::Reject:
       // The domain itself, when it is a local presence domain the cached set
       // did not hold yet: the server.
       if (rcpt.address.empty() && directory_.isLocalDomain(rcpt.domain)) return toLocal(std::move(stanza));
       break;
   }
-  return bounce(std::move(stanza), "service-unavailable", d.reason);
+  return bounce(std::move(stanza), "service-unavailable", d->reason);
 }
 
 RouterStats Router::stats() const {
-  return {toSessions_.load(), toLocal_.load(), toComponents_.load(), bounced_.load(), lookups_.load(), stale_.load()};
+  return {toSessions_.load(),   toLocal_.load(),    toComponents_.load(), bounced_.load(),
+          lookups_.load(),      stale_.load(),      cacheHits_.load(),    droppedAtStop_.load()};
 }
 
 }  // namespace imp::xcp

@@ -128,11 +128,16 @@ class RouterService : public core::Service {
     if (metrics_) metrics_->remove("xcp-router");
     runtime_->setRouter(nullptr, nullptr);
     std::shared_ptr<SessionManager> sm;
+    std::shared_ptr<Router> router;
     {
       std::lock_guard l(mu_);
       stopped_ = true;
       sm = sm_;
+      router = router_;
     }
+    // Presence still waiting for a directory decision (a mass logout's
+    // broadcasts) is dropped from here on, counted: the stop is bounded.
+    if (router) router->beginStop();
     // The session manager's jobs on the node's workers use the stores this
     // service owns: they finish first (the connection manager, stopped
     // before, has sent its sessions' unavailable presence).
@@ -239,9 +244,25 @@ class RouterService : public core::Service {
         v.push_back({{{"to", "session_manager"}}, static_cast<double>(s.toLocal)});
         v.push_back({{{"to", "component"}}, static_cast<double>(s.toComponents)});
         v.push_back({{{"to", "bounced"}}, static_cast<double>(s.bounced)});
+        v.push_back({{{"to", "dropped_at_stop"}}, static_cast<double>(s.droppedAtStop)});
       }
       return v;
     });
+    metrics_->collect("imp_xmpp_directory_decisions_total",
+                      "routing decisions for recipients not online here, by source (directory: asked the database; "
+                      "cache: the recipient cache of this settings generation)",
+                      T::Counter, "xcp-router", [w] {
+                        std::vector<core::Metrics::Sample> v;
+                        if (auto r = w.lock()) {
+                          auto s = r->stats();
+                          v.push_back({{{"source", "cache"}}, static_cast<double>(s.directoryCacheHits)});
+                          // stats() reads the counters one by one: never below zero.
+                          const double asked = static_cast<double>(s.directoryLookups) -
+                                               static_cast<double>(s.directoryCacheHits + s.droppedAtStop);
+                          v.push_back({{{"source", "directory"}}, asked > 0 ? asked : 0.0});
+                        }
+                        return v;
+                      });
   }
 
   std::shared_ptr<XcpRuntime> runtime_;

@@ -289,6 +289,44 @@ TEST_CASE("offline local users, users homed elsewhere and the server itself (dir
   CHECK(rec.bounceTexts[1] == "cy@example.com is a licensed IMP user but is not assigned to a node");
 }
 
+TEST_CASE("the recipient cache: a local recipient is asked of the directory once per settings generation") {
+  auto dir = directoryWithUsers();
+  Router r("node-a", dir);
+  r.setLocalDomains({"example.com"});
+  Recorder rec;
+  rec.attach(r);
+  CHECK(r.route(presence("bob@example.com/x", "ann@example.com", "unavailable")) == RouteResult::Local);
+  const int first = dir.calls;
+  CHECK(first > 0);
+  for (int i = 0; i < 3; ++i) {
+    CHECK(r.route(presence("bob@example.com/x", "ann@example.com", "unavailable")) == RouteResult::Local);
+    CHECK(r.route(message("ann@example.com/x", "bob@example.com/pc")) == RouteResult::Bounced);
+  }
+  const int afterBob = dir.calls;
+  CHECK(r.route(message("ann@example.com/x", "bob@example.com/pc")) == RouteResult::Bounced);
+  CHECK(dir.calls == afterBob);  // bob: asked once, then cached
+  CHECK(r.stats().directoryCacheHits == 6);  // ann 3 times, bob 3 times after the first of each
+  CHECK(rec.local.size() == 4);
+  // A new settings generation (a directory change): asked again.
+  dir.licensed["bob@example.com"] = "node-a";
+  r.setLocalDomains({"example.com"});
+  CHECK(r.route(message("ann@example.com/x", "bob@example.com")) == RouteResult::Local);
+  CHECK(dir.calls > afterBob);
+}
+
+TEST_CASE("at stop, presence waiting for a directory decision is dropped and counted; a message is still decided (IM-5)") {
+  auto dir = directoryWithUsers();
+  Router r("node-a", dir);
+  r.setLocalDomains({"example.com"});
+  Recorder rec;
+  rec.attach(r);
+  r.beginStop();
+  CHECK(r.route(presence("bob@example.com/x", "ann@example.com", "unavailable")) == RouteResult::Dropped);
+  CHECK(r.route(message("bob@example.com/x", "ann@example.com")) == RouteResult::Local);
+  CHECK(rec.local == std::vector<std::string>{"ann@example.com"});
+  CHECK(r.stats().droppedAtStop == 1);
+}
+
 TEST_CASE("partitioned federation: Microsoft users go to the component registered by predicate (FED-6)") {
   auto dir = directoryWithUsers();
   Router r("node-a", dir);

@@ -65,6 +65,7 @@
 #include <shared_mutex>
 #include <string>
 #include <string_view>
+#include <unordered_map>
 #include <vector>
 
 #include <imp/directory/routing.h>
@@ -156,12 +157,16 @@ enum class RouteResult : std::uint8_t {
   Component,     // handed to a component
   Bounced,       // handed to the bounce handler
   Deferred,      // the directory decision runs on a worker; one of the above follows
+  Dropped,       // presence waiting for a directory decision while the router stops (counted)
 };
 std::string_view nameOf(RouteResult r);
 
 struct RouterStats {
   std::uint64_t toSessions = 0, toLocal = 0, toComponents = 0, bounced = 0, directoryLookups = 0,
                 staleSessions = 0;
+  // Decisions answered from the recipient cache (no directory query), and
+  // presence dropped undecided at stop.
+  std::uint64_t directoryCacheHits = 0, droppedAtStop = 0;
 };
 
 class Router {
@@ -185,7 +190,9 @@ class Router {
   void setBounceHandler(BounceHandler fn);
 
   // The local presence domains, cached between settings generations; a
-  // domain outside the set is still asked of the directory.
+  // domain outside the set is still asked of the directory. Called at every
+  // settings generation (every directory change makes one): it also forgets
+  // what the directory said about recipients (the recipient cache, below).
   void setLocalDomains(std::vector<std::string> domains);
   bool isLocalDomain(const std::string& domain) const;
 
@@ -222,6 +229,12 @@ class Router {
 
   RouterStats stats() const;
 
+  // The service stops: presence still waiting for a directory decision is
+  // dropped and counted (it is never stored, RFC 6121 §4.3.2, §4.5); a mass
+  // logout leaves thousands of unavailable broadcasts behind, which would
+  // hold the stop for minutes. Messages and iqs are still decided (IM-5).
+  void beginStop() { stopping_ = true; }
+
  private:
   struct SessionEntry {
     net::EventLoop* loop = nullptr;
@@ -254,7 +267,16 @@ class Router {
   std::map<std::string, std::deque<RoutedStanza>, std::less<>> pending_;  // bare JID -> waiting behind a decision
   std::size_t jobsInFlight_ = 0;  // decision jobs submitted and not finished (pendingMu_)
   std::condition_variable jobsIdle_;
-  std::atomic<std::uint64_t> toSessions_{0}, toLocal_{0}, toComponents_{0}, bounced_{0}, lookups_{0}, stale_{0};
+  std::atomic<std::uint64_t> toSessions_{0}, toLocal_{0}, toComponents_{0}, bounced_{0}, lookups_{0}, stale_{0},
+      cacheHits_{0}, droppedAtStop_{0};
+  std::atomic<bool> stopping_{false};
+  // The recipient cache: what the directory answered about a recipient in a
+  // local domain, until the next settings generation (epoch_ counts them; an
+  // answer that raced a new generation is not kept). The broadcasts of one
+  // logout go to the same contacts again and again.
+  std::mutex cacheMu_;
+  std::unordered_map<std::string, directory::CachedRecipient> recipients_;
+  std::uint64_t epoch_ = 0;
 };
 
 }  // namespace imp::xcp
