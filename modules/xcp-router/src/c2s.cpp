@@ -1211,6 +1211,17 @@ class C2sStream : public SessionSink, public std::enable_shared_from_this<C2sStr
   }
 
   // ---- stanzas from the client ----
+  void stripServerDelays(Element& el) {
+    auto& nodes = el.nodes();
+    const auto before = nodes.size();
+    std::erase_if(nodes, [&](const xmpp::Node& n) {
+      return n.isElement() && n.element().is("delay", ns::kDelay) && n.element().attrOr("from", "") == domain_;
+    });
+    if (nodes.size() != before && log())
+      log()->info("[{}] {}: removed a delay in the server's name from a client's message (XEP-0203)", streamId_,
+                  jid_->full());
+  }
+
   void onStanza(Element el) {
     ++server_.stats->stanzasIn;
     stanzaBucket_.take(1, TokenBucket::Clock::now());
@@ -1221,6 +1232,9 @@ class C2sStream : public SessionSink, public std::enable_shared_from_this<C2sStr
     }
     // RFC 6120 §8.1.2.1: the server stamps the full JID as `from`.
     el.setAttr("from", jid_->full());
+    // XEP-0203: a delay in the name of this server is the server's to add
+    // (offline storage keeps the first one it finds): a client's is removed.
+    if (kind == xmpp::StanzaKind::Message) stripServerDelays(el);
     std::string to(el.attrOr("to", ""));
     std::optional<xmpp::Jid> toJid;
     if (!to.empty()) {

@@ -130,6 +130,15 @@ TEST_CASE("two users log in, bind, talk to the server and exchange a message (RF
     CHECK(back.attrOr("from", "") == bobJid);
     CHECK(back.child("active", ns::kChatStates));  // XEP-0085 passes through
   }
+  SUBCASE("a client's delay in the server's name is removed; its own is kept (XEP-0203)") {
+    ann.send("<message type='chat' id='d1' to='" + bobJid + "'><body>late</body>"
+             "<delay xmlns='urn:xmpp:delay' from='example.com' stamp='2001-01-01T00:00:00Z'/>"
+             "<delay xmlns='urn:xmpp:delay' from='ann@example.com/pc' stamp='2002-02-02T00:00:00Z'/></message>");
+    auto m = bob.nextWhere([](const Element& e) { return e.name() == "message"; });
+    auto delays = m.children("delay", ns::kDelay);
+    REQUIRE(delays.size() == 1);
+    CHECK(delays[0]->attrOr("from", "") == "ann@example.com/pc");
+  }
   SUBCASE("a message to an unknown local user comes back as service-unavailable (RFC 6121 §8.5.2.2.1)") {
     ann.send("<message type='chat' id='m3' to='nobody@example.com'><body>?</body></message>");
     auto err = ann.nextStanza();
