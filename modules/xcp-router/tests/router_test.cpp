@@ -84,6 +84,18 @@ imp::testing::FakeDirectory directoryWithUsers() {
   return d;
 }
 
+// A router of node-a for example.com with the test directory, what it
+// hands on recorded.
+struct LocalRouter {
+  imp::testing::FakeDirectory dir = directoryWithUsers();
+  Router r{"node-a", dir};
+  Recorder rec;
+  LocalRouter() {
+    r.setLocalDomains({"example.com"});
+    rec.attach(r);
+  }
+};
+
 imp::directory::FederationRouting federation(bool enabled, bool advanced) {
   imp::directory::FederationRouting f;
   f.enabled = enabled;
@@ -270,12 +282,7 @@ TEST_CASE("the block lists in memory match a JID in its XEP-0191 forms; a bindin
   CHECK(done == 2);
 }
 
-TEST_CASE("offline local users, users homed elsewhere and the server itself (directory decision)") {
-  auto dir = directoryWithUsers();
-  Router r("node-a", dir);
-  r.setLocalDomains({"example.com"});
-  Recorder rec;
-  rec.attach(r);
+TEST_CASE_FIXTURE(LocalRouter, "offline local users, users homed elsewhere and the server itself (directory decision)") {
   CHECK(r.route(message("bob@example.com/x", "ann@example.com")) == RouteResult::Local);
   CHECK(r.route(message("bob@example.com/x", "example.com")) == RouteResult::Local);
   CHECK(rec.local == std::vector<std::string>{"ann@example.com", "example.com"});
@@ -289,12 +296,7 @@ TEST_CASE("offline local users, users homed elsewhere and the server itself (dir
   CHECK(rec.bounceTexts[1] == "cy@example.com is a licensed IMP user but is not assigned to a node");
 }
 
-TEST_CASE("the recipient cache: a local recipient is asked of the directory once per settings generation") {
-  auto dir = directoryWithUsers();
-  Router r("node-a", dir);
-  r.setLocalDomains({"example.com"});
-  Recorder rec;
-  rec.attach(r);
+TEST_CASE_FIXTURE(LocalRouter, "the recipient cache: a local recipient is asked of the directory once per settings generation") {
   CHECK(r.route(presence("bob@example.com/x", "ann@example.com", "unavailable")) == RouteResult::Local);
   const int first = dir.calls;
   CHECK(first > 0);
@@ -314,12 +316,7 @@ TEST_CASE("the recipient cache: a local recipient is asked of the directory once
   CHECK(dir.calls > afterBob);
 }
 
-TEST_CASE("at stop, presence waiting for a directory decision is dropped and counted; a message is still decided (IM-5)") {
-  auto dir = directoryWithUsers();
-  Router r("node-a", dir);
-  r.setLocalDomains({"example.com"});
-  Recorder rec;
-  rec.attach(r);
+TEST_CASE_FIXTURE(LocalRouter, "at stop, presence waiting for a directory decision is dropped and counted; a message is still decided (IM-5)") {
   r.beginStop();
   CHECK(r.route(presence("bob@example.com/x", "ann@example.com", "unavailable")) == RouteResult::Dropped);
   CHECK(r.route(message("bob@example.com/x", "ann@example.com")) == RouteResult::Local);
