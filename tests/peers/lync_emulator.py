@@ -480,10 +480,12 @@ class LyncEmulator:
     the pool's requests off the connections IMP opened (they then always go
     to IMP's listener). gruu_contact=True gives Contacts in Lync's GRUU form
     (sip:bob@example.com;opaque=user:epid:...;gruu) instead of the emulator's
-    host:port."""
+    host:port. expires_range is the SUBSCRIBE expiry the pool accepts
+    (a test of expiry may allow a few seconds)."""
 
     def __init__(self, ca, cert, imp_host, imp_port, domain="example.com", users=None, host="127.0.0.1", port=0,
-                 reuse_incoming=True, gruu_contact=False, request_timeout=10.0, connect_timeout=5.0):
+                 reuse_incoming=True, gruu_contact=False, request_timeout=10.0, connect_timeout=5.0,
+                 expires_range=(MIN_EXPIRES, MAX_EXPIRES)):
         self.domain = domain.lower()
         self.imp = (imp_host, imp_port)
         self.host = host
@@ -493,6 +495,7 @@ class LyncEmulator:
         self.gruu_contact = gruu_contact
         self.request_timeout = request_timeout
         self.connect_timeout = connect_timeout
+        self.min_expires, self.max_expires = expires_range
         # [MS Transport] "Lync: TLS only (mutual TLS on 5061)." Both directions present the pool's
         # certificate; a peer without a certificate from the test CA fails the handshake.
         self._server_ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
@@ -1012,6 +1015,16 @@ class LyncEmulator:
                 ("active" if active else "idle", "<refresh>60</refresh>" if active else ""))
         return self._message(session, None, timeout, "application/im-iscomposing+xml", body.encode(), method)
 
+    def send_in_dialog(self, from_user, to_user, method, content_type, body, timeout=None):
+        """Any request with any body in the conversation of the two (opened
+        with an INVITE if there is none), e.g. a text/html MESSAGE or an
+        unsupported type; returns the status."""
+        session = self._session_for(from_user, to_user, timeout)
+        if session is None:
+            return None
+        return self._message(session, None, timeout, content_type, body if isinstance(body, bytes) else body.encode(),
+                             method)
+
     def bye(self, from_user, to_user, timeout=None):
         """Ends the conversation with BYE; returns the status (None when
         there was no conversation or no answer)."""
@@ -1280,10 +1293,10 @@ class LyncEmulator:
         expires = int(req.get("Expires", "3600"))
         if expires == 0:  # a one-shot fetch: one NOTIFY terminated with the state (RFC 6665 §4.4.3)
             pass
-        elif not MIN_EXPIRES <= expires <= MAX_EXPIRES:
+        elif not self.min_expires <= expires <= self.max_expires:
             # [MS Presence] "OCS accepted 1200..43200 s by default; answer out-of-range expiries with 423 +
             # Min-Expires."
-            return self._respond(conn, req, 423, [("Min-Expires", str(MIN_EXPIRES)), ("Server", SERVER)],
+            return self._respond(conn, req, 423, [("Min-Expires", str(self.min_expires)), ("Server", SERVER)],
                                  to_tag=_new_tag())
         with self._lock:
             policy = self._policy_for(target, watcher)
@@ -1312,8 +1325,8 @@ class LyncEmulator:
             if sub is None:  # unknown dialog: e.g. the pool restarted since
                 return self._respond(conn, req, 481, [("Server", SERVER)])
             expires = int(req.get("Expires", str(sub.expires)))
-            if expires and not MIN_EXPIRES <= expires <= MAX_EXPIRES:
-                return self._respond(conn, req, 423, [("Min-Expires", str(MIN_EXPIRES)), ("Server", SERVER)])
+            if expires and not self.min_expires <= expires <= self.max_expires:
+                return self._respond(conn, req, 423, [("Min-Expires", str(self.min_expires)), ("Server", SERVER)])
             sub.dialog.learn_target(req)
             if expires:
                 sub.refreshes += 1

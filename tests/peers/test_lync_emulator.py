@@ -140,6 +140,14 @@ class LyncAgainstLync(unittest.TestCase):
         n = self.imp.wait_notify(blocked, lambda n: n.state == "active")
         self.assertEqual((n.pidf.basic, n.pidf.availability), ("closed", OFFLINE))
 
+    def test_expiry_without_refresh(self):
+        self.lync.min_expires = 1
+        sub = self.imp.subscribe("alice", "bob@example.com", expires=1)
+        self.imp.wait_notify(sub, lambda n: n.state == "active" and n.expires == 1)
+        n = self.imp.wait_notify(sub, lambda n: n.state == "terminated", timeout=5)
+        self.assertEqual(n.reason, "timeout")
+        self.assertEqual(self.lync.wait_subscription_ended("alice@imp.example", "bob").reason, "timeout")
+
     def test_terminated_with_reason(self):
         sub = self.imp.subscribe("alice", "bob@example.com")
         self.imp.wait_notify(sub, lambda n: n.state == "active")
@@ -220,8 +228,14 @@ class LyncAgainstLync(unittest.TestCase):
         self.assertEqual(self.imp.send_page_message("alice", "bob@example.com", "paged"), 200)
         self.assertEqual(self.lync.wait_im("bob", "paged").mode, "page")
         self.assertEqual(self.imp.send_im("alice", "bob@example.com", "x"), 200)
-        session = self.imp._pair[("alice@imp.example", "bob@example.com")]
-        self.assertEqual(self.imp._message(session, None, 5, "application/octet-stream", b"\0"), 415)
+        self.assertEqual(self.imp.send_in_dialog("alice", "bob@example.com", "MESSAGE", "application/octet-stream",
+                                                 b"\0"), 415)
+        self.assertEqual(self.lync.last_response("MESSAGE"), None)
+        self.assertEqual(self.imp.last_response("MESSAGE").get("Accept"),
+                         "text/plain, text/html, multipart/alternative, application/im-iscomposing+xml")
+        self.assertEqual(self.imp.send_in_dialog("alice", "bob@example.com", "MESSAGE", "text/html", "<b>bold</b>"),
+                         200)
+        self.assertEqual(self.lync.wait_im("bob", "<b>bold</b>").content_type, "text/html")
 
     def test_options(self):
         self.assertEqual(self.imp.send_options(), 200)
