@@ -22,6 +22,7 @@ ALLOWED = {
     "imp_serviceability": {"imp_net", "imp_core"},
     "imp_sip_proxy": {"imp_net", "imp_core", "imp_sip", "imp_directory"},
     "imp_xcp_router": {"imp_net", "imp_core", "imp_directory", "imp_xmpp"},
+    "imp_federation_cm": {"imp_net", "imp_core", "imp_sip", "imp_xmpp", "imp_directory", "imp_xcp_router"},
 }
 
 
