@@ -6,6 +6,7 @@
 #include <imp/core/config.h>
 #include <imp/core/module_registry.h>
 #include <imp/directory/module.h>
+#include <imp/federation_cm/module.h>
 #include <imp/serviceability/module.h>
 #include <imp/sip_proxy/module.h>
 #include <imp/xcp_router/module.h>
@@ -16,7 +17,8 @@ inline void registerModules(core::ModuleRegistry& registry) {
   serviceability::registerModule(registry);
   directory::registerModule(registry);
   sip_proxy::registerModule(registry);
-  xcp::registerModule(registry);
+  auto xmpp = xcp::registerModule(registry);
+  fcm::registerModule(registry, std::move(xmpp));
 }
 
 // The impd.conf schema: core options plus every module's section(s).

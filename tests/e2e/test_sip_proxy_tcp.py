@@ -261,8 +261,10 @@ class SipProxyTcp(ProxyLog, unittest.TestCase):
                               "is disabled"))
 
         n.ctl("federation", "enable", "--routing-mode", "basic")
+        # alice is homed here: the node's federation connection manager takes
+        # her MESSAGE (page mode) and the XMPP side stores it for her (IM-5)
         matrix([("carol", "corp.example", 200), ("dave", "corp.example", 200), ("bob", "nowhere.example", 404),
-                ("alice", "corp.example", 480)], "basic")
+                ("alice", "corp.example", 200)], "basic")
         # the seed's routing trace lines (RT-9) and the outbound marking (FED-8)
         self.logged(re.escape("Routing: dipping for corp.example"))
         self.logged(re.escape("Found domain route for corp.example: .example.corp.*"))
@@ -274,7 +276,7 @@ class SipProxyTcp(ProxyLog, unittest.TestCase):
         self.assertGreater(n.ctl_json("proxy", "stats")["directory_cache_hits"], hits)
         n.ctl("user", "delete", "dave")
         n.ctl("user", "add", "dave", "--im-address", "dave@corp.example", "--home-node", "e2e1")
-        matrix([("dave", "corp.example", 480)], "dave licensed now")
+        matrix([("dave", "corp.example", 200)], "dave licensed now")
         n.ctl("user", "delete", "dave")
         n.ctl("user", "add", "dave", "--im-address", "dave@corp.example", "--unlicensed")
 
@@ -286,6 +288,11 @@ class SipProxyTcp(ProxyLog, unittest.TestCase):
         matrix([("erin", "loop.example", 482)], "loop")
         self.assertGreater(n.ctl_json("proxy", "stats")["loops"], before)
         self.logged(re.escape("loop detected (FED-7): MESSAGE sip:erin@loop.example came back"))
+        # without a federation connection manager on her node: 480, until it is back
+        n.ctl("service", "deactivate", "federation-cm")
+        matrix([("alice", "corp.example", 480)], "federation-cm stopped")
+        n.ctl("service", "activate", "federation-cm")
+        matrix([("alice", "corp.example", 200)], "federation-cm back")
         n.ctl("federation", "disable")
         n.ctl("trace", "set", "sip-proxy", "--off", "--clear-flags")
 

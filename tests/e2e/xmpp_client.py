@@ -54,7 +54,9 @@ class Client(slixmpp.ClientXMPP):
         self.add_event_handler("carbon_sent", lambda m: self.queues["carbon_sent"].put_nowait(m))
         for k in ("subscribe", "subscribed", "unsubscribed"):
             self.add_event_handler("presence_" + k, lambda p, k=k: self.queues[k].put_nowait(p))
-        for k in ("available", "unavailable"):
+        # slixmpp names the event of an available presence after its <show/>
+        # (presence_away, presence_dnd, ...): every one goes to "presence".
+        for k in ("available", "unavailable", "chat", "away", "xa", "dnd"):
             self.add_event_handler("presence_" + k, lambda p: self.queues["presence"].put_nowait(p))
         self.add_event_handler("chatstate", lambda m: self.queues["chatstate"].put_nowait(m))
         self.register_handler(slixmpp.xmlstream.handler.Callback(

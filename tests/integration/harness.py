@@ -121,7 +121,8 @@ class PrivateMariaDB:
 class Impd:
     """One impd process with its own state and log directories."""
 
-    def __init__(self, node_id, extra=None, db_url=None, heartbeat=1, role="single", sip_extra=None, xcp_extra=None):
+    def __init__(self, node_id, extra=None, db_url=None, heartbeat=1, role="single", sip_extra=None, xcp_extra=None,
+                 fcm_extra=None):
         self.dir = short_tmpdir("imp-node-")
         # SIP listeners on loopback, on ports of their own (several nodes per machine)
         self.sip_tcp, self.sip_tls, self.sip_mtls = free_port(), free_port(), free_port()
@@ -139,6 +140,8 @@ class Impd:
                  "tls_peer_auth_port = %d" % self.sip_mtls] + (sip_extra or []) + [
                  "[xcp-connection-manager]", "listen_address = 127.0.0.1", "advertised_host = 127.0.0.1",
                  "client_port = %d" % self.xmpp_client, "tls_port = %d" % self.xmpp_tls] + (xcp_extra or []) + [
+                 # the federation connection manager on a free port (several nodes per machine)
+                 "[federation-cm]", "port = 0"] + (fcm_extra or []) + [
                  "[database]", "buffer_pool_mb = 32", "connect_timeout = 3"]
         if db_url:
             lines += ["mode = external", "url = " + db_url]

@@ -24,6 +24,7 @@ Verdict Admission::process(const CtxPtr& ctx) {
   const auto& acl = p_.policy_->acl;
   const std::string& ip = ctx->source.remote.address;
   if (acl.allowsAll() || acl.allowsAddress(ip)) return Verdict::Continue;
+  if (fromOwnFederationCm(ip)) return Verdict::Continue;
   // Not listed by address: the flood limiter applies (RT-7, like pike),
   // except to addresses whose reverse-DNS name the ACL accepted lately.
   const auto& flood = p_.cfg_.flood;
@@ -49,6 +50,15 @@ Verdict Admission::process(const CtxPtr& ctx) {
     poster->post([ctx, name = std::move(name), took](Proxy::Impl& self) { self.admission_.aclAnswer(ctx, name, took); });
   });
   return Verdict::Wait;
+}
+
+// The node's own federation connection manager (ProxyPolicy::federationCm)
+// on a loopback address: it is part of this node, not an upstream peer.
+bool Admission::fromOwnFederationCm(const std::string& ip) const {
+  const auto& fcm = p_.policy_->raw.federationCm;
+  auto colon = fcm.rfind(':');
+  if (colon == std::string::npos || fcm.compare(0, colon, ip) != 0) return false;
+  return ip.rfind("127.", 0) == 0 || ip == "::1";
 }
 
 bool Admission::trustedByName(const std::string& ip) {

@@ -167,6 +167,7 @@ class Admission {
 
  private:
   bool trustedByName(const std::string& ip);
+  bool fromOwnFederationCm(const std::string& ip) const;
   void aclAnswer(const CtxPtr& ctx, const std::optional<std::string>& name, std::chrono::milliseconds took);
 
   Proxy::Impl& p_;

@@ -26,9 +26,9 @@ void ProxyHandle::attach(std::shared_ptr<Proxy> p) {
   std::lock_guard l(mu_);
   proxy_ = std::move(p);
 }
-void ProxyHandle::detach() {
+void ProxyHandle::detach(const Proxy* p) {
   std::lock_guard l(mu_);
-  proxy_.reset();
+  if (proxy_.get() == p) proxy_.reset();
 }
 std::shared_ptr<Proxy> ProxyHandle::get() const {
   std::lock_guard l(mu_);
@@ -173,7 +173,7 @@ class ProxyService : public core::Service {
       p = proxy_;
     }
     if (metrics_) metrics_->remove("sip-proxy");
-    if (handle_) handle_->detach();
+    if (handle_ && p) handle_->detach(p.get());
     if (p) p->stop();
   }
 
@@ -352,6 +352,8 @@ class ProxyService : public core::Service {
       auto port = rows.num(i, "tcp_port");
       if (node != cfg_.nodeId && port > 0) p.nodeAddresses[node] = rows.str(i, "host") + ":" + std::to_string(port);
     }
+    auto fcm = db_->query("SELECT host, port FROM fcm_node_endpoint WHERE node_id = ?", {cfg_.nodeId});
+    if (!fcm.empty() && fcm.num(0, "port") > 0) p.federationCm = fcm.str(0, "host") + ":" + std::to_string(fcm.num(0, "port"));
     return p;
   }
 

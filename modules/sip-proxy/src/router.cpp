@@ -186,6 +186,14 @@ Verdict Router::applyDecision(const CtxPtr& ctx, const RoutingDecision& d, const
           return Verdict::Continue;
         }
       }
+      if ((d.homeNode == p_.cfg_.nodeId || d.homeNode.empty()) && !p_.policy_->raw.federationCm.empty()) {
+        // Issue 17: the node's federation connection manager takes it.
+        if (auto h = detail::hopFromUri("sip:" + p_.policy_->raw.federationCm + ";transport=tcp")) {
+          if (p_.trace("routing")) log->info("Routing: {} is homed here: federation connection manager", domain);
+          ctx->hops.push_back(std::move(*h));
+          return Verdict::Continue;
+        }
+      }
       if (log)
         log->warn("{} {}: recipient homed on node '{}': no federation connection manager to deliver it",
                   ctx->request.method(), ctx->request.requestUri(), d.homeNode);

@@ -13,7 +13,7 @@
 
 namespace imp::xcp {
 
-void registerModule(core::ModuleRegistry& registry) {
+std::shared_ptr<XcpRuntime> registerModule(core::ModuleRegistry& registry) {
   // Shared by the two services and the session commands; lives as long as
   // the registry.
   auto runtime = std::make_shared<XcpRuntime>();
@@ -47,6 +47,7 @@ void registerModule(core::ModuleRegistry& registry) {
     node.commands->provide(**stores);
     node.commands->provide(*runtime);
   });
+  return runtime;
 }
 
 }  // namespace imp::xcp

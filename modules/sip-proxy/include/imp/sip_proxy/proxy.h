@@ -139,6 +139,11 @@ struct ProxyPolicy {
   // domains are routed on the loop without asking the directory; nullopt =
   // ask the directory for every request.
   std::optional<std::set<std::string>> localDomains;
+  // This node's federation connection manager, "host:port" (TCP), from
+  // fcm_node_endpoint (issue 17): requests for users homed here go to it,
+  // and requests coming from it (a loopback address) are this node's own,
+  // admitted without the ACL. Empty: none runs here (480).
+  std::string federationCm;
 };
 
 struct ProxyStats {

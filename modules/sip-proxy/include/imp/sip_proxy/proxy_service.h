@@ -45,7 +45,10 @@ class ProxyHandle {
   std::optional<std::vector<std::string>> downHops() const;
 
   void attach(std::shared_ptr<Proxy> p);
-  void detach();
+  // Only if `p` is the proxy attached: a service object the host built just
+  // to read its dependencies is destroyed (and stopped) without ever running,
+  // and must not detach the running one.
+  void detach(const Proxy* p);
 
  private:
   std::shared_ptr<Proxy> get() const;

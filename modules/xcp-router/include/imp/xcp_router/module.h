@@ -4,12 +4,18 @@
 // xcp-connection-manager "Cisco XCP Connection Manager", service.h), its
 // impd.conf section [xcp-connection-manager] (c2s_options.h), its admin
 // routes and commands.
+#include <memory>
+
 namespace imp::core {
 class ModuleRegistry;
 }
 
 namespace imp::xcp {
 
-void registerModule(core::ModuleRegistry& registry);
+class XcpRuntime;
+
+// Returns the runtime the XMPP services share, for modules that plug into
+// the router (the federation connection manager).
+std::shared_ptr<XcpRuntime> registerModule(core::ModuleRegistry& registry);
 
 }  // namespace imp::xcp

@@ -1,0 +1,154 @@
+#include "imp/federation_cm/subscription_store.h"
+
+#include <imp/core/database.h>
+#include <spdlog/spdlog.h>
+
+#include <chrono>
+
+namespace imp::fcm {
+
+std::string joinRouteSet(const std::vector<std::string>& routes) {
+  std::string out;
+  for (const auto& r : routes) {
+    if (!out.empty()) out += '\n';
+    out += r;
+  }
+  return out;
+}
+
+std::vector<std::string> splitRouteSet(const std::string& text) {
+  std::vector<std::string> out;
+  std::size_t pos = 0;
+  while (pos < text.size()) {
+    auto nl = text.find('\n', pos);
+    if (nl == std::string::npos) nl = text.size();
+    if (nl > pos) out.push_back(text.substr(pos, nl - pos));
+    pos = nl + 1;
+  }
+  return out;
+}
+
+SubscriptionStore::SubscriptionStore(core::Database& db, std::string nodeId, std::shared_ptr<spdlog::logger> log)
+    : db_(db), nodeId_(std::move(nodeId)), log_(std::move(log)) {
+  thread_ = std::thread([this] { run(); });
+}
+
+SubscriptionStore::~SubscriptionStore() { stop(); }
+
+std::vector<StoredSubscription> SubscriptionStore::load() {
+  auto rows = db_.query(
+      "SELECT direction, native_jid, remote_uri, state, call_id, local_tag, remote_tag, remote_target, route_set,"
+      " local_cseq, remote_cseq, expires_at FROM fcm_subscription WHERE node_id = ?",
+      {nodeId_});
+  std::vector<StoredSubscription> out;
+  out.reserve(rows.size());
+  for (std::size_t i = 0; i < rows.size(); ++i) {
+    StoredSubscription s;
+    s.outgoing = rows.str(i, "direction") == "out";
+    s.nativeJid = rows.str(i, "native_jid");
+    s.remoteUri = rows.str(i, "remote_uri");
+    s.state = rows.str(i, "state");
+    s.callId = rows.str(i, "call_id");
+    s.localTag = rows.str(i, "local_tag");
+    s.remoteTag = rows.str(i, "remote_tag");
+    s.remoteTarget = rows.str(i, "remote_target");
+    s.routeSet = splitRouteSet(rows.str(i, "route_set"));
+    s.localCseq = static_cast<std::uint32_t>(rows.num(i, "local_cseq"));
+    s.remoteCseq = static_cast<std::uint32_t>(rows.num(i, "remote_cseq"));
+    s.expiresAt = rows.num(i, "expires_at");
+    out.push_back(std::move(s));
+  }
+  return out;
+}
+
+void SubscriptionStore::save(StoredSubscription s) {
+  auto key = s.key();
+  {
+    std::lock_guard l(mu_);
+    if (stopping_) return;
+    pending_[key] = std::move(s);
+  }
+  cv_.notify_one();
+}
+
+void SubscriptionStore::remove(bool outgoing, const std::string& nativeJid, const std::string& remoteUri) {
+  StoredSubscription k;
+  k.outgoing = outgoing;
+  k.nativeJid = nativeJid;
+  k.remoteUri = remoteUri;
+  {
+    std::lock_guard l(mu_);
+    if (stopping_) return;
+    pending_[k.key()] = std::nullopt;
+  }
+  cv_.notify_one();
+}
+
+void SubscriptionStore::stop() {
+  {
+    std::lock_guard l(mu_);
+    if (stopping_ && !thread_.joinable()) return;
+    stopping_ = true;
+  }
+  cv_.notify_one();
+  if (thread_.joinable()) thread_.join();
+}
+
+std::uint64_t SubscriptionStore::writeFailures() const {
+  std::lock_guard l(mu_);
+  return failures_;
+}
+
+std::size_t SubscriptionStore::queued() const {
+  std::lock_guard l(mu_);
+  return pending_.size();
+}
+
+void SubscriptionStore::run() {
+  std::unique_lock l(mu_);
+  for (;;) {
+    cv_.wait(l, [this] { return stopping_ || !pending_.empty(); });
+    if (pending_.empty()) return;  // stopping, everything written
+    auto node = pending_.extract(pending_.begin());
+    l.unlock();
+    bool ok = true;
+    try {
+      write(node.key(), node.mapped());
+    } catch (const std::exception& e) {
+      ok = false;
+      if (log_) log_->error("federated subscription {} cannot be written (retried): {}", node.key(), e.what());
+    }
+    l.lock();
+    if (!ok) {
+      ++failures_;
+      // A newer change for the key wins; else this one is tried again,
+      // after a pause (the database may be restarting). At stop, once more.
+      if (!pending_.count(node.key())) pending_.insert(std::move(node));
+      if (stopping_ && failures_ > 1000) return;
+      cv_.wait_for(l, std::chrono::milliseconds(stopping_ ? 10 : 500));
+    }
+  }
+}
+
+void SubscriptionStore::write(const std::string& key, const std::optional<StoredSubscription>& s) {
+  if (!s) {
+    // key(): "o\n<native>\n<remote>" / "i\n..."
+    auto a = key.find('\n'), b = key.find('\n', a + 1);
+    if (a == std::string::npos || b == std::string::npos) return;
+    db_.exec("DELETE FROM fcm_subscription WHERE node_id = ? AND direction = ? AND native_jid = ? AND remote_uri = ?",
+             {nodeId_, std::string(key[0] == 'o' ? "out" : "in"), key.substr(a + 1, b - a - 1), key.substr(b + 1)});
+    return;
+  }
+  db_.exec(
+      "INSERT INTO fcm_subscription (node_id, direction, native_jid, remote_uri, state, call_id, local_tag, remote_tag,"
+      " remote_target, route_set, local_cseq, remote_cseq, expires_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+      " ON DUPLICATE KEY UPDATE state = VALUES(state), call_id = VALUES(call_id), local_tag = VALUES(local_tag),"
+      " remote_tag = VALUES(remote_tag), remote_target = VALUES(remote_target), route_set = VALUES(route_set),"
+      " local_cseq = VALUES(local_cseq), remote_cseq = VALUES(remote_cseq), expires_at = VALUES(expires_at),"
+      " updated_at = CURRENT_TIMESTAMP(3)",
+      {nodeId_, std::string(s->outgoing ? "out" : "in"), s->nativeJid, s->remoteUri, s->state, s->callId, s->localTag,
+       s->remoteTag, s->remoteTarget, joinRouteSet(s->routeSet), static_cast<std::int64_t>(s->localCseq),
+       static_cast<std::int64_t>(s->remoteCseq), s->expiresAt});
+}
+
+}  // namespace imp::fcm

@@ -1,0 +1,308 @@
+"""Partitioned intradomain federation end to end (issue 17): a slixmpp user
+Ann on impd and Lync users (bob, carol, ...) on the scripted Lync pool of
+tests/peers/lync_emulator.py, over mutual TLS through impd's SIP proxy and
+its federation connection manager (federation-cm).
+
+Covers: availability both ways with every AV-4 row and the third-party AV-5
+rows; the approval prompt and polite blocking (AV-1); IM both ways with
+typing (IM-1, IM-2), the first text in ms-text-format, group chat refused
+(IM-4), an unknown user's 404 as item-not-found (FED-7, IM-5); the idle
+timeout's BYE and a new INVITE afterwards; recovery after the Lync pool was
+unreachable and after an impd restart (AV-3, within 30 s); and the admin
+commands `impctl federation subscriptions|sessions`."""
+import asyncio
+import os
+import shutil
+import sys
+import tempfile
+import time
+import unittest
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.join(HERE, "..", "peers"))
+sys.path.insert(0, os.path.join(HERE, "..", "integration"))
+import lync_emulator as ly  # noqa: E402
+from harness import Impd, wait_for  # noqa: E402
+from sippeer import TestCa  # noqa: E402
+from xmpp_client import TIMEOUT, Client  # noqa: E402
+from xmpp_server import passwd, wait_applied  # noqa: E402
+
+DOMAIN = "example.com"
+IDLE_S = 6  # im_idle_timeout_s of this node
+
+# AV-4: Lync state -> what an XMPP client sees (None = unavailable).
+AV4 = [(ly.AVAILABLE, ""), (ly.AWAY, "away"), (ly.BRB, "away"), (ly.BUSY, "dnd"), (ly.DND, "dnd"),
+       (ly.APPEAR_OFFLINE, None), (ly.OFFLINE, None)]
+# AV-5, third-party XMPP rows: <show/> -> Lync availability class.
+AV5 = [("", "available"), ("away", "away"), ("xa", "away"), ("dnd", "busy")]
+
+
+def bare(jid):
+    return str(jid).split("/")[0]
+
+
+class ImpdServerFacade:
+    """What xmpp_client.Client needs of a server."""
+    domain = DOMAIN
+    host = "127.0.0.1"
+
+    def __init__(self, node, ca):
+        self.node, self.port, self.tls_port, self.ca_file = node, node.xmpp_client, node.xmpp_tls, ca
+        self.users = {}
+
+    def jid(self, user, resource=None):
+        return "%s@%s" % (user, DOMAIN) + ("/" + resource if resource else "")
+
+    def password(self, user):
+        return self.users[user]
+
+
+class Federation(unittest.IsolatedAsyncioTestCase):
+    @classmethod
+    def setUpClass(cls):
+        cls.work = tempfile.mkdtemp(prefix="imp-e2e-fed-")
+        cls.addClassCleanup(shutil.rmtree, cls.work, ignore_errors=True)
+        cls.ca = TestCa(cls.work)
+        # one node certificate for the XMPP domain and the SIP proxy (IP SAN)
+        node_cert = cls.ca.issue(DOMAIN, ip="127.0.0.1")
+        lync_cert = cls.ca.issue("lync.example.com", ip="127.0.0.1")
+        cls.node = Impd("fed1", extra=[
+            "[tls]", "cert_file = " + node_cert[0], "key_file = " + node_cert[1], "ca_file = " + cls.ca.cert],
+            xcp_extra=["max_connections_per_ip = 0", "channel_binding = false"],
+            fcm_extra=["im_idle_timeout_s = %d" % IDLE_S, "keepalive_interval_ms = 1000", "down_probe_interval_ms = 500"])
+        cls.addClassCleanup(cls.node.cleanup)
+        cls.addClassCleanup(cls.dump)
+        cls.node.start()
+        n = cls.node
+        # The Lync pool: every user of the domain that is not on IMP exists there
+        # except "nobody" (404 with ms-diagnostics 4005).
+        cls.lync = ly.LyncEmulator(cls.ca, lync_cert, "127.0.0.1", n.sip_mtls, domain=DOMAIN,
+                                   users=["bob", "carol", "dave", "erin", "frank", "gina", "hal"])
+        cls.lync.start()
+        cls.addClassCleanup(cls.lync.stop)
+        n.ctl("domain", "add", DOMAIN)
+        cls.server = ImpdServerFacade(n, cls.ca.cert)
+        for u in ("ann", "amy", "abe"):
+            n.ctl("user", "add", u, "--im-address", "%s@%s" % (u, DOMAIN), "--home-node", "fed1")
+            passwd(n, u, "pw-" + u)
+            cls.server.users[u] = "pw-" + u
+        n.ctl("acl", "add", "127.0.0.1")
+        n.ctl("tls", "peer-subject", "add", "lync.example.com", "--description", "Lync pool")
+        n.ctl("tls", "context", "set", "peer-auth", "--peer-subject", "lync.example.com")
+        n.ctl("route", "add", ".com.example.*", "--route-type", "domain", "--next-hop", "127.0.0.1", "--port",
+              str(cls.lync.port), "--transport", "TLS", "--priority", "1")
+        n.ctl("federation", "enable")
+        n.ctl("service", "activate", "federation-cm")
+        # the SIP <-> XMPP translation trace: every stanza and SIP message pair
+        n.ctl("trace", "set", "federation-cm", "--on", "--level", "info", "--flag", "translation")
+        wait_for(lambda: any(s["name"] == "federation-cm" and s.get("state") == "running"
+                             for s in n.ctl_json("service", "list")["services"]), 60, "federation-cm running")
+        wait_applied(n, "federation-cm")
+        wait_applied(n, "sip-proxy")
+
+    @classmethod
+    def dump(cls):
+        """With IMP_E2E_DUMP=1: the Lync pool's ladder and federation-cm's log."""
+        if not os.environ.get("IMP_E2E_DUMP"):
+            return
+        sys.stderr.write("---- ladder\n" + "\n".join(cls.lync.ladder()[-300:]) + "\n")
+        for svc in ("federation-cm", "sip-proxy"):
+            sys.stderr.write("---- %s.log\n%s\n" % (svc, cls.node.log(svc)[-20000:]))
+
+    async def client(self, user, resource="r1"):
+        c = Client(self.server, user, resource)
+        self.addAsyncCleanup(c.logout)
+        await c.login()
+        return c
+
+    async def blocking(self, fn, *a, **kw):
+        return await asyncio.to_thread(fn, *a, **kw)
+
+    # ------------------------------------------------------------ AV-2, AV-4
+
+    async def test_01_native_watches_lync_user_every_av4_row(self):
+        ann = await self.client("ann")
+        self.lync.set_presence("bob", ly.AVAILABLE, note="at my desk")
+        ann.send_presence(pto="bob@example.com", ptype="subscribe")
+        sub = await self.blocking(self.lync.wait_subscription, "ann@example.com", "bob@example.com", 15)
+        self.assertEqual(sub.expires, 7446)
+        req = self.lync.requests("SUBSCRIBE")[-1]
+        self.assertEqual(req.get("Event"), "presence")
+        self.assertEqual(req.get("Accept"), "application/pidf+xml")
+        await ann.expect("subscribed", lambda p: bare(p["from"]) == "bob@example.com", what="subscribed from bob")
+        for availability, show in AV4:
+            self.lync.set_presence("bob", availability, note="state %d" % availability)
+            if show is None:
+                p = await ann.expect("presence", lambda p: bare(p["from"]) == "bob@example.com" and
+                                     p["type"] == "unavailable", what="bob unavailable for %d" % availability)
+            else:
+                p = await ann.expect("presence", lambda p, show=show, a=availability: bare(p["from"]) == "bob@example.com"
+                                     and p["type"] != "unavailable" and p["show"] == show
+                                     and p["status"] == "state %d" % a, what="bob '%s' for %d" % (show, availability))
+        out = self.node.ctl("federation", "subscriptions", "--user", "ann@example.com").stdout
+        self.assertRegex(out, r"outgoing\s+ann@example.com\s+sip:bob@example.com\s+active")
+
+    # ------------------------------------------------------------ AV-1, AV-5
+
+    async def test_02_lync_user_watches_native_av5_third_party_rows(self):
+        self.node.ctl("presence", "settings", "set", "--auto-approve", "on")
+        wait_applied(self.node)
+        amy = await self.client("amy")
+        h = await self.blocking(self.lync.subscribe, "carol", "amy@example.com")
+        self.assertEqual(self.lync.final_status(h), 200)
+        # approved automatically (PS-2): Amy's presence follows
+        n = await self.blocking(self.lync.wait_notify, h, lambda n: n.state == "active" and n.pidf and
+                                n.pidf.basic == "open", 15)
+        self.assertEqual(n.content_type.split(";")[0], "application/pidf+xml")
+        for show, klass in AV5:
+            seen = len(self.lync.notifies(h))
+            amy.send_presence(pshow=show or None, pstatus="now " + (show or "available"))
+            n = await self.blocking(self.lync.wait_notify, h, lambda n, s="now " + (show or "available"):
+                                    n.pidf is not None and n.pidf.note == s, 15, seen)
+            self.assertEqual(n.pidf.basic, "open")
+            self.assertEqual(ly.availability_class(n.pidf.availability) if n.pidf.availability is not None
+                             else ("away" if "away" in n.pidf.activities else
+                                   "busy" if "busy" in n.pidf.activities else "available"), klass)
+        seen = len(self.lync.notifies(h))
+        amy.send_presence(ptype="unavailable")
+        n = await self.blocking(self.lync.wait_notify, h, lambda n: n.pidf is not None and n.pidf.basic == "closed",
+                                15, seen)
+        # Amy's roster holds carol with subscription from (RFC 6121)
+        amy2 = await self.client("amy", "r2")
+        items = await amy2.roster_items()
+        self.assertIn(items.get("carol@example.com", {}).get("subscription"), ("from", "both"))
+        out = self.node.ctl("federation", "subscriptions", "--user", "amy@example.com").stdout
+        self.assertRegex(out, r"incoming\s+amy@example.com\s+sip:carol@example.com\s+active")
+
+    async def test_03_prompt_approved_and_polite_block(self):
+        self.node.ctl("presence", "settings", "set", "--auto-approve", "off")
+        wait_applied(self.node)
+        try:
+            abe = await self.client("abe")
+            h = await self.blocking(self.lync.subscribe, "dave", "abe@example.com")
+            self.assertEqual(self.lync.final_status(h), 200)
+            # until Abe answers, Dave sees him offline
+            n = await self.blocking(self.lync.wait_notify, h, lambda n: n.pidf is not None, 15)
+            self.assertEqual(n.pidf.basic, "closed")
+            await abe.expect("subscribe", lambda p: bare(p["from"]) == "dave@example.com", what="the prompt")
+            seen = len(self.lync.notifies(h))
+            abe.send_presence(pto="dave@example.com", ptype="subscribed")
+            n = await self.blocking(self.lync.wait_notify, h, lambda n: n.pidf is not None and n.pidf.basic == "open",
+                                    15, seen)
+            # Erin is denied: she keeps seeing Abe offline, never an error (AV-1)
+            h2 = await self.blocking(self.lync.subscribe, "erin", "abe@example.com")
+            await abe.expect("subscribe", lambda p: bare(p["from"]) == "erin@example.com", what="erin's prompt")
+            abe.send_presence(pto="erin@example.com", ptype="unsubscribed")
+            abe.send_presence(pstatus="still here")
+            await self.blocking(self.lync.wait_notify, h, lambda n: n.pidf is not None and n.pidf.note == "still here", 15)
+            for n in self.lync.notifies(h2):
+                self.assertNotEqual(n.state, "terminated")
+                if n.pidf is not None:
+                    self.assertEqual(n.pidf.basic, "closed")
+        finally:
+            self.node.ctl("presence", "settings", "set", "--auto-approve", "on")
+            wait_applied(self.node)
+
+    async def test_04_unsupported_expires(self):
+        h = await self.blocking(self.lync.subscribe, "frank", "ann@example.com", expires=60)
+        self.assertEqual(self.lync.final_status(h), 423)
+        resp = self.lync.last_response("SUBSCRIBE")
+        self.assertEqual(resp.get("Min-Expires"), "1200")
+
+    # ------------------------------------------------------------ IM
+
+    async def test_05_im_both_ways_with_typing(self):
+        ann = await self.client("ann", "im")
+        ann.send_message(mto="gina@example.com", mbody="Hello Gina 😀 こんにちは :-)", mtype="chat")
+        m = await self.blocking(self.lync.wait_im, "gina", "Hello Gina 😀 こんにちは :-)", 15)
+        self.assertEqual(m.sender, "ann@example.com")
+        invite = self.lync.requests("INVITE")[-1]
+        self.assertIn("m=message", invite.text())
+        self.assertTrue(invite.get("Ms-Conversation-ID"))
+        # Lync user answers, with typing first
+        await self.blocking(self.lync.send_typing, "gina", "ann@example.com", True)
+        await ann.expect("chatstate", lambda m: bare(m["from"]) == "gina@example.com" and
+                         m["chat_state"] == "composing", what="composing from gina")
+        status = await self.blocking(self.lync.send_im, "gina", "ann@example.com", "Hi Ann ✓")
+        self.assertEqual(status, 200)
+        await ann.expect("message", lambda m: bare(m["from"]) == "gina@example.com" and m["body"] == "Hi Ann ✓",
+                         what="gina's text")
+        # XEP-0085 composing -> KeyboardActivity INFO
+        msg = ann.make_message(mto="gina@example.com", mtype="chat")
+        msg["chat_state"] = "composing"
+        msg.send()
+        ev = await self.blocking(self.lync.wait_typing, "gina", 15)
+        self.assertEqual(ev.kind, "keyboard")
+        out = self.node.ctl("federation", "sessions").stdout
+        self.assertRegex(out, r"ann@example.com\s+sip:gina@example.com\s+up")
+        # the Lync user starts a new conversation, first text in ms-text-format
+        await self.blocking(self.lync.bye, "gina", "ann@example.com")
+        status = await self.blocking(self.lync.send_im, "hal", "ann@example.com", "first in INVITE", True)
+        self.assertEqual(status, 200)
+        await ann.expect("message", lambda m: bare(m["from"]) == "hal@example.com" and m["body"] == "first in INVITE")
+
+    async def test_06_group_chat_and_unknown_user_refused(self):
+        ann = await self.client("ann", "gc")
+        ann.send_message(mto="bob@example.com", mbody="group?", mtype="groupchat")
+        e = await ann.expect("message", lambda m: m["type"] == "error" and bare(m["from"]) == "bob@example.com",
+                             what="IM-4 error")
+        self.assertEqual(e["error"]["condition"], "not-acceptable")
+        status = await self.blocking(self.lync.invite_multiparty, "bob", "ann@example.com")
+        self.assertEqual(status, 488)
+        ann.send_message(mto="nobody@example.com", mbody="anyone?", mtype="chat")
+        e = await ann.expect("message", lambda m: m["type"] == "error" and bare(m["from"]) == "nobody@example.com",
+                             what="FED-7 error")
+        self.assertEqual(e["error"]["condition"], "item-not-found")
+        self.assertIn("4005", e["error"]["text"])
+
+    async def test_07_idle_timeout_bye_then_new_invite(self):
+        ann = await self.client("ann", "idle")
+        ann.send_message(mto="carol@example.com", mbody="before idle", mtype="chat")
+        await self.blocking(self.lync.wait_im, "carol", "before idle", 15)
+        invites = len(self.lync.requests("INVITE"))
+        await self.blocking(self.lync.wait_bye, "carol", "ann@example.com", IDLE_S + 15)
+        ann.send_message(mto="carol@example.com", mbody="after idle", mtype="chat")
+        await self.blocking(self.lync.wait_im, "carol", "after idle", 15)
+        self.assertEqual(len(self.lync.requests("INVITE")), invites + 1)
+
+    # ------------------------------------------------------------ AV-3
+
+    async def test_08_lync_pool_unreachable_then_back(self):
+        abe = await self.client("abe", "rec")
+        self.lync.set_presence("hal", ly.BUSY)
+        abe.send_presence(pto="hal@example.com", ptype="subscribe")
+        await self.blocking(self.lync.wait_subscription, "abe@example.com", "hal@example.com", 15)
+        await abe.expect("presence", lambda p: bare(p["from"]) == "hal@example.com" and p["show"] == "dnd")
+        self.lync.set_reachable(False, close_connections=True)
+        wait_for(lambda: "does not answer" in self.node.log("federation-cm"), 30, "federation-cm noticing the pool down")
+        self.lync.restart()  # comes back having forgotten every dialog
+        back = time.monotonic()
+        self.lync.set_presence("hal", ly.AWAY)
+        await self.blocking(self.lync.wait_subscription, "abe@example.com", "hal@example.com", 30, 0, "active")
+        await abe.expect("presence", lambda p: bare(p["from"]) == "hal@example.com" and p["show"] == "away",
+                         timeout=30)
+        self.assertLess(time.monotonic() - back, 30)
+
+    async def test_09_impd_restart_recovery(self):
+        # hold one subscription each way, then restart impd
+        ann = await self.client("ann", "rs")
+        self.lync.set_presence("erin", ly.AVAILABLE)
+        ann.send_presence(pto="erin@example.com", ptype="subscribe")
+        await self.blocking(self.lync.wait_subscription, "ann@example.com", "erin@example.com", 15)
+        h = await self.blocking(self.lync.subscribe, "frank", "ann@example.com")
+        await self.blocking(self.lync.wait_notify, h, lambda n: n.pidf is not None and n.pidf.basic == "open", 15)
+        await ann.logout()
+        refreshes = [s.refreshes for s in self.lync.subscriptions()
+                     if s.watcher == "ann@example.com" and s.target == "erin@example.com"][-1]
+        seen = len(self.lync.notifies(h))
+        self.node.stop()
+        self.node.start()
+        started = time.monotonic()
+        # the outgoing subscription is refreshed, the watcher gets a fresh NOTIFY
+        await self.blocking(self.lync.wait_subscription, "ann@example.com", "erin@example.com", 30, refreshes + 1)
+        await self.blocking(self.lync.wait_notify, h, lambda n: n.pidf is not None, 30, seen)
+        self.assertLess(time.monotonic() - started, 30)
+
+
+if __name__ == "__main__":
+    unittest.main(verbosity=2)
