@@ -154,6 +154,8 @@ std::string xmlText(std::string_view text) {
       case '&': out += "&amp;"; break;
       case '<': out += "&lt;"; break;
       case '>': out += "&gt;"; break;
+      // A raw CR would be read back as LF (XML 1.0 §2.11): keep it as a reference.
+      case '\r': out += "&#13;"; break;
       default:
         if (static_cast<unsigned char>(c) < 0x20 && c != '\t' && c != '\n' && c != '\r') break;
         out += c;

@@ -39,8 +39,9 @@ std::optional<XmlNode> parseXml(std::string_view doc, std::string* why, const Xm
 // `s` without leading and trailing XML white space.
 std::string_view trimXmlSpace(std::string_view s);
 
-// `text` as XML character data: & < > escaped, characters XML 1.0 forbids
-// (C0 controls but TAB, LF, CR) dropped.
+// `text` as XML character data: & < > escaped, CR written as &#13; (so it
+// reads back as CR, not LF), characters XML 1.0 forbids (C0 controls but
+// TAB, LF, CR) dropped.
 std::string xmlText(std::string_view text);
 
 }  // namespace imp::fcm::detail

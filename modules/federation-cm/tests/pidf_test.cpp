@@ -250,6 +250,15 @@ TEST_CASE("buildPidf: offline is closed, no activities, no note element when emp
   CHECK(buildPidf("sip:a@b", {MsState::AppearOffline, 18500, ""}, "").find("closed") != std::string::npos);
 }
 
+TEST_CASE("buildPidf: a CR in the note survives the round trip (found by fuzz_fcm_bodies)") {
+  auto p = parse("<presence xmlns='urn:ietf:params:xml:ns:pidf'><note>a&#13;b\r\nc</note></presence>");
+  REQUIRE(p);
+  CHECK(p->note == "a\rb\nc");  // a literal CR LF is read as LF, the reference as CR
+  auto back = parse(buildPidf("sip:a@b", kLyncAway, p->note));
+  REQUIRE(back);
+  CHECK(back->note == p->note);
+}
+
 TEST_CASE("buildPidf: hostile entity, note and activity cannot break the document") {
   const std::string doc =
       buildPidf("sip:a\"b<c>&d@example.com", {MsState::Busy, 6500, "busy/><evil"}, std::string("bad\x01\x02 ctl\t ok"));
