@@ -37,7 +37,7 @@ void addOptions(core::ConfigSchema& s) {
          "OPTIONS keep-alive toward each Microsoft domain with subscriptions (AV-3)"});
   s.add({kSection, "down_probe_interval_ms", T::Int, "3000", 100, 600000, {},
          "OPTIONS interval while the Microsoft side does not answer"});
-  s.add({kSection, "recovery_rate", T::Int, "200", 1, 100000, {},
+  s.add({kSection, "recovery_rate", T::Int, "5000", 1, 100000, {},
          "SUBSCRIBEs and NOTIFYs per second when subscriptions are re-established (AV-3)"});
 }
 

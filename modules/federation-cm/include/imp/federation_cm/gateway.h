@@ -92,7 +92,7 @@ struct GatewayConfig {
   std::chrono::milliseconds keepAliveInterval{std::chrono::seconds(15)};
   std::chrono::milliseconds downProbeInterval{std::chrono::seconds(3)};
   // SUBSCRIBEs and NOTIFYs per second when many are re-established at once.
-  unsigned recoveryRate = 200;
+  unsigned recoveryRate = 5000;
   // A MESSAGE or INVITE without a final answer this long has failed.
   std::chrono::milliseconds requestTimeout{std::chrono::seconds(32)};
   std::shared_ptr<spdlog::logger> log;
