@@ -65,7 +65,7 @@ class Federation(unittest.IsolatedAsyncioTestCase):
         cls.ca = TestCa(cls.work)
         # one node certificate for the XMPP domain and the SIP proxy (IP SAN)
         node_cert = cls.ca.issue(DOMAIN, ip="127.0.0.1")
-        lync_cert = cls.ca.issue("lync.example.com", ip="127.0.0.1")
+        lync_cert = cls.lync_cert = cls.ca.issue("lync.example.com", ip="127.0.0.1")
         cls.node = Impd("fed1", extra=[
             "[tls]", "cert_file = " + node_cert[0], "key_file = " + node_cert[1], "ca_file = " + cls.ca.cert],
             xcp_extra=["max_connections_per_ip = 0", "channel_binding = false"],
@@ -302,6 +302,81 @@ class Federation(unittest.IsolatedAsyncioTestCase):
         await self.blocking(self.lync.wait_subscription, "ann@example.com", "erin@example.com", 30, refreshes + 1)
         await self.blocking(self.lync.wait_notify, h, lambda n: n.pidf is not None, 30, seen)
         self.assertLess(time.monotonic() - started, 30)
+
+    # ------------------------------------------------------------ more IM and presence paths
+
+    async def test_10_dead_dialog_reinvite(self):
+        ann = await self.client("ann", "dd")
+        ann.send_message(mto="dave@example.com", mbody="one", mtype="chat")
+        await self.blocking(self.lync.wait_im, "dave", "one", 15)
+        invites = len(self.lync.requests("INVITE"))
+        # the pool forgets every dialog: the next MESSAGE gets 481, and IMP
+        # sends it again in a new conversation, the sender sees no error
+        self.lync.restart()
+        ann.send_message(mto="dave@example.com", mbody="two", mtype="chat")
+        m = await self.blocking(self.lync.wait_im, "dave", "two", 15)
+        self.assertEqual(m.sender, "ann@example.com")
+        self.assertEqual(len(self.lync.requests("INVITE")), invites + 1)
+        self.assertEqual([x for x in ann.queues["message"]._queue if x["type"] == "error"], [])
+
+    async def test_11_page_mode_and_no_media_invite(self):
+        ann = await self.client("ann", "pm")
+        # RFC 3428 page mode, as standard SIP peers send it
+        status = await self.blocking(self.lync.send_page_message, "erin", "ann@example.com", "paged ✉")
+        self.assertEqual(status, 200)
+        await ann.expect("message", lambda m: bare(m["from"]) == "erin@example.com" and m["body"] == "paged ✉")
+        # an INVITE without a message media line is refused
+        status = await self.blocking(self.lync.send_raw_invite, "erin", "ann@example.com",
+                                     "v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n"
+                                     "m=audio 4000 RTP/AVP 0\r\n")
+        self.assertEqual(status, 488)
+
+    async def test_12_client_probe_makes_no_subscribe(self):
+        ann = await self.client("ann", "tmp")
+        # a client's own probe (a directory search's temporary presence) must
+        # not become a SUBSCRIBE; the message after it is the barrier: what
+        # the gateway does with the probe happens before the message's INVITE
+        ann.send_presence(pto="gina@example.com", ptype="probe")
+        ann.send_message(mto="gina@example.com", mbody="after the probe", mtype="chat")
+        await self.blocking(self.lync.wait_im, "gina", "after the probe", 15)
+        self.assertFalse([s for s in self.lync.subscriptions()
+                          if s.watcher == "ann@example.com" and s.target == "gina@example.com"])
+
+    async def test_13_unsubscribe_both_ways(self):
+        amy = await self.client("amy", "un")
+        amy.send_presence(pto="frank@example.com", ptype="subscribe")
+        await self.blocking(self.lync.wait_subscription, "amy@example.com", "frank@example.com", 15, 0, "active")
+        amy.send_presence(pto="frank@example.com", ptype="unsubscribe")
+        await self.blocking(self.lync.wait_subscription_ended, "amy@example.com", "frank@example.com", 15)
+        # the Lync user ends the watch: Expires 0, and Amy's roster follows (RFC 6121 §3.3)
+        h = await self.blocking(self.lync.subscribe, "hal", "amy@example.com")
+        await self.blocking(self.lync.wait_notify, h, lambda n: n.pidf is not None and n.pidf.basic == "open", 15)
+        self.assertEqual(await self.blocking(self.lync.unsubscribe, h), 200)
+        await self.blocking(self.lync.wait_notify, h, lambda n: n.state == "terminated", 15)
+
+        def hal_gone():
+            out = self.node.ctl("federation", "subscriptions", "--user", "amy@example.com").stdout
+            return "sip:hal@example.com" not in out
+        wait_for(hal_gone, 15, "hal's incoming subscription removed")
+
+    async def test_14_failover_to_backup_route_during_conversation(self):
+        backup = ly.LyncEmulator(self.ca, self.lync_cert, "127.0.0.1", self.node.sip_mtls, domain=DOMAIN,
+                                 users=["carol"])
+        backup.start()
+        self.addCleanup(backup.stop)
+        self.node.ctl("route", "add", ".com.example.*", "--route-type", "domain", "--next-hop", "127.0.0.1", "--port",
+                      str(backup.port), "--transport", "TLS", "--priority", "2")
+        wait_applied(self.node, "sip-proxy")
+        ann = await self.client("ann", "fo")
+        ann.send_message(mto="carol@example.com", mbody="via the primary", mtype="chat")
+        await self.blocking(self.lync.wait_im, "carol", "via the primary", 15)
+        self.lync.set_reachable(False, close_connections=True)
+        try:
+            ann.send_message(mto="carol@example.com", mbody="via the backup", mtype="chat")
+            m = await self.blocking(backup.wait_im, "carol", "via the backup", 20)
+            self.assertEqual(m.sender, "ann@example.com")
+        finally:
+            self.lync.set_reachable(True)
 
 
 if __name__ == "__main__":

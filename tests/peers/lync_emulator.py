@@ -914,7 +914,7 @@ class LyncEmulator:
                 return status
         return self._message(session, text, timeout)
 
-    def _invite(self, local, remote, first_text, timeout, multiparty=False):
+    def _invite(self, local, remote, first_text, timeout, multiparty=False, sdp=None):
         d = _Dialog(uuid.uuid4().hex, local, _new_tag(), remote)
         # [MS IM] "First IM: INVITE with Content-Type: application/sdp, a random Ms-Conversation-ID,
         # Supported: ms-sender, SDP media line m=message 5060 sip null"
@@ -932,7 +932,7 @@ class LyncEmulator:
             # TriggeredInvite -> refuse (group chat is not supported, IM-4)."
             extra += [("Require", "com.microsoft.rtc-multiparty"), ("Roster-Manager", "<sip:%s>" % local),
                       ("EndPoints", "<sip:%s>, <sip:%s>" % (local, remote))]
-        sdp = self._sdp("null")
+        sdp = self._sdp("null") if sdp is None else sdp
         tx = self._start(d, "INVITE", extra, body=sdp, content_type="application/sdp", from_epid=True)
         msg = tx.request
         resp = self._wait_final(tx, timeout)
@@ -962,6 +962,16 @@ class LyncEmulator:
         """An INVITE as a Lync multiparty conversation sends it (IM-4: IMP
         must refuse it); returns the status."""
         session, status = self._invite(self._aor(from_user), _aor_of_uri(to_user), None, timeout, multiparty=True)
+        if session:
+            self.bye(from_user, to_user)
+        return status
+
+    def send_raw_invite(self, from_user, to_user, sdp, timeout=None):
+        """An INVITE carrying the given SDP (str), e.g. without a message media
+        line, which IMP must refuse ([MS IM] "An INVITE without a message
+        media line is answered 501 / 488."); returns the status."""
+        session, status = self._invite(self._aor(from_user), _aor_of_uri(to_user), None, timeout,
+                                       sdp=sdp.encode() if isinstance(sdp, str) else sdp)
         if session:
             self.bye(from_user, to_user)
         return status

@@ -176,6 +176,8 @@ class Gateway::Impl : public sip::TransactionTransport, public sip::TransactionU
   void onInviteFinal(const std::string& key, const sip::Message& resp);
   void onInviteFailed(const std::string& key, int code, const std::string& why, const sip::Message* resp);
   void sendMessage(ImSession& ses, PendingIm m);
+  // The conversation's dialog is dead: end it and send `m` in a new one (once).
+  void retryInNewDialog(const std::string& key, PendingIm m, bool sendBye, const std::string& why);
   void sendTyping(ImSession& ses, bool composing);
   void onInvite(sip::TxId tx, const sip::Message& req);
   void onImRequest(sip::TxId tx, const sip::Message& req, ImSession& ses);

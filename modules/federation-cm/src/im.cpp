@@ -221,34 +221,43 @@ void Gateway::Impl::sendMessage(ImSession& ses, PendingIm m) {
     const int code = r.statusCode();
     if (code >= 200 && code < 300) return;
     countFailure(code, &r);
-    if ((code == 408 || code == 480 || code == 481) && m.attempts == 0) {
-      // The dialog is dead (MICROSOFT-SIP.md): BYE, and this message opens a
-      // new one.
-      endSession(key, code != 481, "the Microsoft side answered " + std::to_string(code));
-      ++m.attempts;
-      auto sep = key.find('\n');
-      auto [it, created] = im_.try_emplace(key);
-      if (created) {
-        it->second.native = key.substr(0, sep);
-        it->second.remote = key.substr(sep + 1);
-        it->second.initiatedHere = true;
-      }
-      return sendIm(it->second, std::move(m));
+    if ((code == 408 || code == 480 || code == 481 || code == 503) && m.attempts == 0) {
+      // The dialog is dead (MICROSOFT-SIP.md: 408/480/481; 503: the SIP proxy
+      // cannot reach the dialog's peer any more): BYE, and this message opens
+      // a new one, which the static routes may send to a backup (RT-3).
+      return retryInNewDialog(key, std::move(m), code != 481 && code != 503,
+                              "the Microsoft side answered " + std::to_string(code));
     }
     auto [condition, type] = xmppErrorFor(code);
     messageError(m.from, key.substr(key.find('\n') + 1), m.id, condition, type,
                  failureText(code, r.reason(), &r), m.original);
   };
-  auto failed = [this, key, m](const std::string& why) {
+  auto failed = [this, key, m](const std::string& why) mutable {
     countFailure(0, nullptr);
+    if (m.attempts == 0) return retryInNewDialog(key, std::move(m), false, why);
     peerFailed(domainOf(key.substr(key.find('\n') + 1)));
     auto [condition, type] = xmppErrorFor(0);
     messageError(m.from, key.substr(key.find('\n') + 1), m.id, condition, type, why, m.original);
   };
-  cb.onTimeout = [failed] { failed("no answer from the Microsoft side"); };
-  cb.onTransportError = [failed](const sip::TransportError& e) { failed("the SIP proxy cannot be reached: " + e.detail); };
+  cb.onTimeout = [failed]() mutable { failed("no answer from the Microsoft side"); };
+  cb.onTransportError = [failed](const sip::TransportError& e) mutable {
+    failed("the SIP proxy cannot be reached: " + e.detail);
+  };
   sendRequest(std::move(req), std::move(cb));
   touch(ses);
+}
+
+void Gateway::Impl::retryInNewDialog(const std::string& key, PendingIm m, bool sendBye, const std::string& why) {
+  endSession(key, sendBye, why);
+  ++m.attempts;
+  auto sep = key.find('\n');
+  auto [it, created] = im_.try_emplace(key);
+  if (created) {
+    it->second.native = key.substr(0, sep);
+    it->second.remote = key.substr(sep + 1);
+    it->second.initiatedHere = true;
+  }
+  sendIm(it->second, std::move(m));
 }
 
 void Gateway::Impl::sendTyping(ImSession& ses, bool composing) {

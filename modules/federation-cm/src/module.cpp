@@ -47,9 +47,9 @@ struct SubscriptionsShape : core::Shape {
 
 struct ImSessionShape : core::Shape {
   ImSessionShape() : Shape("FederatedImSession", Layout::Table) {}
-  const Field<std::string> native = same(core::shape<SubscriptionShape>().native);
-  const Field<std::string> microsoft = same(core::shape<SubscriptionShape>().microsoft);
-  const Field<std::string> state = same(core::shape<SubscriptionShape>().state);
+  const Field<std::string> native = same(core::shape<SubscriptionShape>().native).column("NATIVE USER");
+  const Field<std::string> microsoft = same(core::shape<SubscriptionShape>().microsoft).column("MICROSOFT USER");
+  const Field<std::string> state = same(core::shape<SubscriptionShape>().state).column("STATE");
   const Field<std::string> started = text("started_by").column("STARTED BY");
   const Field<std::int64_t> idle = number("idle_seconds").column("IDLE S");
   const Field<std::int64_t> out = number("messages_out").column("OUT");
