@@ -12,6 +12,7 @@ PKGS=(
   mariadb-server mariadb-client
   python3 curl sip-tester
   python3-slixmpp  # XMPP e2e tests: the first real client stack (tests/e2e/xmpp_client.py)
+  kamailio kamailio-presence-modules  # SIMPLE federation e2e test: a standard registrar and presence server (tests/e2e/kamailio/presence.cfg)
   clang libclang-rt-14-dev
   dpkg-dev fakeroot lintian file rpm
 )
