@@ -35,3 +35,15 @@ CREATE TABLE IF NOT EXISTS fcm_node_endpoint (
   port        INT UNSIGNED NOT NULL,
   updated_at  TIMESTAMP(3) NOT NULL DEFAULT CURRENT_TIMESTAMP(3)
 ) ENGINE=InnoDB;
+
+-- The kind of SIP system on the other side of each federated domain
+-- (issue 17, deliverable 6): 'lync' (Microsoft Lync / OCS: session-mode IM,
+-- KeyboardActivity typing; the default for a domain not listed) or 'simple'
+-- (a standard SIMPLE presence server such as Kamailio: page-mode MESSAGE,
+-- RFC 3428, and RFC 3994 isComposing). Changed with impctl federation peer
+-- set; every change bumps the settings generation.
+CREATE TABLE IF NOT EXISTS fcm_domain_peer (
+  domain      VARCHAR(255) NOT NULL PRIMARY KEY,
+  peer_type   VARCHAR(16)  NOT NULL,
+  changed_at  TIMESTAMP(3) NOT NULL DEFAULT CURRENT_TIMESTAMP(3)
+) ENGINE=InnoDB;

@@ -153,6 +153,13 @@ void Gateway::deliver(xcp::RoutedStanza stanza) {
   });
 }
 
+void Gateway::setPeerTypes(std::map<std::string, PeerType> types) {
+  std::weak_ptr<Impl> w = impl_;
+  impl_->loop_.post([w, t = std::move(types)]() mutable {
+    if (auto impl = w.lock()) impl->peerTypes_ = std::move(t);
+  });
+}
+
 GatewayStats Gateway::stats() const {
   auto impl = impl_;
   return onLoop(impl->loop_, [impl] { return impl->stats(); });

@@ -171,6 +171,9 @@ class Gateway::Impl : public sip::TransactionTransport, public sip::TransactionU
 
   // --- im.cpp
   void messageFromXmpp(const xcp::RoutedStanza& s);
+  bool isSimple(const std::string& remote) const;
+  // Page mode toward standard SIMPLE peers (RFC 3428, RFC 3994).
+  void sendPageMessage(const xcp::RoutedStanza& s, const std::string& body, std::string_view contentType);
   void sendIm(ImSession& ses, PendingIm m);
   void invite(ImSession& ses);
   void onInviteFinal(const std::string& key, const sip::Message& resp);
@@ -210,6 +213,7 @@ class Gateway::Impl : public sip::TransactionTransport, public sip::TransactionU
     Clock::time_point downSince{};
   };
   std::map<std::string, Peer> peers_;  // Microsoft domain -> health
+  std::map<std::string, PeerType> peerTypes_;  // domain -> peer type (Lync when absent)
   std::deque<std::function<void()>> pacedQueue_;
   net::TimerId pacedTimer = 0;
 

@@ -40,7 +40,7 @@ bool isMultiparty(const sip::Message& req) {
 }
 
 std::string failureText(int code, std::string_view reason, const sip::Message* resp) {
-  std::string t = code ? "the Microsoft side answered " + std::to_string(code) + " " + std::string(reason)
+  std::string t = code ? "the federated SIP side answered " + std::to_string(code) + " " + std::string(reason)
                        : std::string(reason);
   if (resp) {
     auto [id, why] = msDiagnostics(*resp);
@@ -69,6 +69,18 @@ void Gateway::Impl::messageFromXmpp(const xcp::RoutedStanza& s) {
   }
   const std::string native = s.from.bare(), remote = s.to.bare(), key = key2(native, remote);
   auto body = el.childText("body", xmpp::ns::kClient);
+  if (isSimple(remote)) {
+    // A standard SIMPLE peer: no dialog, one MESSAGE per stanza (RFC 3428).
+    if (body) return sendPageMessage(s, *body, "text/plain;charset=UTF-8");
+    for (const auto& n : el.nodes()) {
+      if (!n.isElement() || n.element().ns() != xmpp::ns::kChatStates) continue;
+      if (auto typing = typingFor(n.element().name()))
+        return sendPageMessage(s, buildIsComposing(*typing), "application/im-iscomposing+xml");
+      break;
+    }
+    ++stats_.stanzasIgnored;
+    return;
+  }
   if (body) {
     auto [it, created] = im_.try_emplace(key);
     ImSession& ses = it->second;
@@ -96,6 +108,43 @@ void Gateway::Impl::messageFromXmpp(const xcp::RoutedStanza& s) {
     break;
   }
   ++stats_.stanzasIgnored;
+}
+
+bool Gateway::Impl::isSimple(const std::string& remote) const {
+  auto it = peerTypes_.find(domainOf(remote));
+  return it != peerTypes_.end() && it->second == PeerType::Simple;
+}
+
+void Gateway::Impl::sendPageMessage(const xcp::RoutedStanza& s, const std::string& body, std::string_view contentType) {
+  const std::string native = s.from.bare(), remote = s.to.bare();
+  const bool text = contentType.rfind("text/", 0) == 0;
+  Dialog d;
+  auto req = outOfDialog("MESSAGE", native, remote, d);
+  req.setBody(body, contentType);
+  if (text) ++stats_.messagesSent;
+  trace(text ? "message -> page-mode MESSAGE" : "chat state -> isComposing MESSAGE", native + " -> " + remote);
+  PendingIm m;
+  m.from = s.from;
+  m.id = std::string(s.element->attrOr("id", ""));
+  m.original = s.element;
+  sip::ClientCallbacks cb;
+  cb.onFinal = [this, remote, m, text](const sip::Message& r) {
+    const int code = r.statusCode();
+    if (code >= 200 && code < 300) return;
+    countFailure(code, &r);
+    if (!text) return;  // a typing notification that did not arrive is not an error for the sender
+    auto [condition, type] = xmppErrorFor(code);
+    messageError(m.from, remote, m.id, condition, type, failureText(code, r.reason(), &r), m.original);
+  };
+  auto failed = [this, remote, m, text](const std::string& why) {
+    countFailure(0, nullptr);
+    if (!text) return;
+    auto [condition, type] = xmppErrorFor(0);
+    messageError(m.from, remote, m.id, condition, type, why, m.original);
+  };
+  cb.onTimeout = [failed] { failed("no answer from the SIP peer"); };
+  cb.onTransportError = [failed](const sip::TransportError& e) { failed("the SIP proxy cannot be reached: " + e.detail); };
+  sendRequest(std::move(req), std::move(cb));
 }
 
 void Gateway::Impl::sendIm(ImSession& ses, PendingIm m) {

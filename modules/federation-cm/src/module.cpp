@@ -12,6 +12,7 @@
 #include <ostream>
 #include <stdexcept>
 
+#include "imp/federation_cm/peer_store.h"
 #include "imp/federation_cm/service.h"
 
 namespace imp::fcm {
@@ -61,7 +62,103 @@ struct ImSessionsShape : core::Shape {
   const core::ListField sessions = list("sessions", core::shape<ImSessionShape>());
 };
 
+struct PeerShape : core::Shape {
+  PeerShape() : Shape("FederatedDomainPeer", Layout::Table) {}
+  const Field<std::string> domain = text("domain").column("DOMAIN");
+  const Field<std::string> type = text("peer_type").column("PEER TYPE");
+};
+struct PeersShape : core::Shape {
+  PeersShape() : Shape("FederatedDomainPeers", Layout::Lines) {}
+  const core::ListField peers = list("peers", core::shape<PeerShape>());
+};
+struct PeerChangeShape : core::Shape {
+  PeerChangeShape() : Shape("FederatedDomainPeerChange", Layout::Lines) {}
+  const Field<std::string> domain = same(core::shape<PeerShape>().domain);
+  const Field<std::string> type = same(core::shape<PeerShape>().type);
+  const Field<std::string> result = text("result");
+};
+
+AdminError badDomain(const std::string& d) {
+  return AdminError(400, "invalid_domain", "'" + d + "' is not a domain name");
+}
+
+void registerPeerCommands(core::CommandRegistry& reg) {
+  const char* text =
+      "The kind of SIP system serving the other part of a federated presence domain. lync (the default for a "
+      "domain not listed): Microsoft Lync / OCS, IM in session mode (one INVITE dialog per pair of users, MESSAGE "
+      "and KeyboardActivity INFO in it). simple: a standard SIMPLE presence server such as Kamailio, IM as "
+      "page-mode MESSAGE (RFC 3428) and typing as isComposing (RFC 3994). Availability is SUBSCRIBE/NOTIFY with "
+      "PIDF for both. Applied live.";
+  reg.add(Command("federation peer list", "GET", "/api/v1/federation/peers")
+              .help("List the federated domains whose peer is not Lync/OCS.")
+              .describe(text)
+              .returns(core::shape<PeersShape>())
+              .print([](std::ostream& out, const Obj::Ptr& o, int) {
+                const auto& list = core::shape<PeersShape>().peers;
+                list.print(out, o);
+                out << list.get(o).size() << " domain(s) with a peer type of their own; any other: lync\n";
+              })
+              .handler<PeerStore>([](PeerStore& store, const CommandArgs&) {
+                const auto& sh = core::shape<PeerShape>();
+                std::vector<Reply> rows;
+                for (const auto& [d, t] : store.all()) {
+                  Reply r(sh);
+                  r.set(sh.domain, d).set(sh.type, std::string(nameOf(t)));
+                  rows.push_back(std::move(r));
+                }
+                const auto& all = core::shape<PeersShape>();
+                return Reply(all).set(all.peers, rows).response();
+              }));
+  reg.add(Command("federation peer set", "PUT", "/api/v1/federation/peers/{domain}")
+              .arg(Arg::string("domain").inPath().positional("DOMAIN").help("the federated presence domain"))
+              .arg(Arg::enumeration("peer_type", {"lync", "simple"})
+                       .label("peer type")
+                       .required()
+                       .option("type", "lync|simple")
+                       .help("lync (session-mode IM) or simple (page-mode MESSAGE, isComposing)"))
+              .help("Set the kind of SIP peer of a federated domain.")
+              .describe(text)
+              .example("federation peer set simple.example --type simple", "a Kamailio-based system serves simple.example")
+              .returns(core::shape<PeerChangeShape>())
+              .print([](std::ostream& out, const Obj::Ptr& o, int) {
+                const auto& c = core::shape<PeerChangeShape>();
+                out << c.domain.text(o) << ": peer type " << c.type.text(o) << " (" << c.result.text(o) << ")\n";
+              })
+              .handler<PeerStore>([](PeerStore& store, const CommandArgs& a) {
+                const auto& d = a.at("domain");
+                auto type = peerTypeOf(a.at("peer_type"));
+                auto norm = normaliseDomain(d);
+                if (!norm || !type) throw badDomain(d);
+                bool changed = store.set(*norm, *type);
+                const auto& c = core::shape<PeerChangeShape>();
+                return Reply(c)
+                    .set(c.domain, *norm)
+                    .set(c.type, std::string(nameOf(*type)))
+                    .set(c.result, std::string(changed ? "changed" : "unchanged"))
+                    .response();
+              }));
+  reg.add(Command("federation peer delete", "DELETE", "/api/v1/federation/peers/{domain}")
+              .arg(Arg::string("domain").inPath().positional("DOMAIN").help("the federated presence domain"))
+              .help("Give a federated domain the default peer type (lync) again.")
+              .describe(text)
+              .returns(core::shape<PeerChangeShape>())
+              .print([](std::ostream& out, const Obj::Ptr& o, int) {
+                const auto& c = core::shape<PeerChangeShape>();
+                out << c.domain.text(o) << ": peer type " << c.type.text(o) << " (" << c.result.text(o) << ")\n";
+              })
+              .handler<PeerStore>([](PeerStore& store, const CommandArgs& a) {
+                const auto& d = a.at("domain");
+                auto norm = normaliseDomain(d);
+                if (!norm) throw badDomain(d);
+                if (!store.remove(*norm))
+                  throw AdminError(404, "unknown_domain_peer", "'" + *norm + "' has no peer type of its own (it is lync)");
+                const auto& c = core::shape<PeerChangeShape>();
+                return Reply(c).set(c.domain, *norm).set(c.type, std::string("lync")).set(c.result, std::string("changed")).response();
+              }));
+}
+
 void registerCommands(core::CommandRegistry& reg) {
+  registerPeerCommands(reg);
   reg.add(Command("federation subscriptions", "GET", "/api/v1/federation/subscriptions")
               .arg(Arg::string("user").inQuery().option("user", "JID").help("only subscriptions of this user (either side)"))
               .help("List the federated availability subscriptions this node holds.")
@@ -138,9 +235,13 @@ void registerModule(core::ModuleRegistry& registry, std::shared_ptr<xcp::XcpRunt
                        [xmpp, runtime] { return makeService(xmpp, runtime); }});
   registry.addConfig(addOptions, [](const core::Config& cfg) { readOptions(cfg); });
   registry.addCommands([](core::CommandRegistry& r) { registerCommands(r); });
-  registry.addAdminRoutes([runtime](core::AdminRouter&, const core::NodeContext& node) {
-    if (!node.commands) throw std::logic_error("the federation-cm commands need the node's command registry");
+  auto peers = std::make_shared<std::unique_ptr<PeerStore>>();
+  registry.addAdminRoutes([runtime, peers](core::AdminRouter&, const core::NodeContext& node) {
+    if (!node.commands || !node.database)
+      throw std::logic_error("the federation-cm commands need the node's command registry and database");
+    *peers = std::make_unique<PeerStore>(*node.database);
     node.commands->provide(*runtime);
+    node.commands->provide(**peers);
   });
 }
 

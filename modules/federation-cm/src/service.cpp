@@ -12,6 +12,7 @@
 
 #include <thread>
 
+#include "imp/federation_cm/peer_store.h"
 #include "imp/federation_cm/subscription_store.h"
 
 namespace imp::fcm {
@@ -103,6 +104,7 @@ class FcmService : public core::Service {
     }
     gateway_ = gw;
     router_ = router;
+    applyPeerTypes();
     router->addPredicateComponent(gw, xcp::microsoftUsers(), [this] {
       std::lock_guard l(mu_);
       return federation_;
@@ -129,6 +131,7 @@ class FcmService : public core::Service {
 
   void reload(const core::ConfigChange& change) override {
     readSettings();
+    applyPeerTypes();
     std::lock_guard l(mu_);
     generation_ = change.toGeneration;
   }
@@ -167,6 +170,17 @@ class FcmService : public core::Service {
       proxyPort_ = port;
     } catch (const std::exception& e) {
       if (log_) log_->error("federation settings cannot be read, the previous ones stay in force: {}", e.what());
+    }
+  }
+
+  // Deliverable 6: Lync or standard SIMPLE, per domain (fcm_domain_peer).
+  void applyPeerTypes() {
+    if (!gateway_) return;
+    try {
+      PeerStore peers(*db_);
+      gateway_->setPeerTypes(peers.all());
+    } catch (const std::exception& e) {
+      if (log_) log_->error("the federated domains' peer types cannot be read, the previous ones stay: {}", e.what());
     }
   }
 

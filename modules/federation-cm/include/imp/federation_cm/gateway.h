@@ -38,6 +38,10 @@
 //         a fresh NOTIFY, paced at recoveryRate requests per second; when
 //         the Microsoft side stops answering (OPTIONS keep-alive, failed
 //         requests) and comes back, outgoing subscriptions are made again.
+//   deliverable 6: toward a domain whose peer type is `simple` (a standard
+//         SIMPLE server such as Kamailio) IM is page-mode MESSAGE (RFC 3428)
+//         and typing a page-mode isComposing MESSAGE (RFC 3994); presence
+//         is the same SUBSCRIBE/NOTIFY with PIDF.
 //   IM-1..5 session mode: one INVITE dialog per (native bare JID, Microsoft
 //         user), created by the first message (the first text rides in
 //         ms-text-format), MESSAGE and INFO (typing) inside it, BYE after
@@ -52,12 +56,14 @@
 #include <chrono>
 #include <cstdint>
 #include <functional>
+#include <map>
 #include <memory>
 #include <optional>
 #include <string>
 #include <vector>
 
 #include <imp/directory/routing.h>
+#include <imp/federation_cm/peer_store.h>
 #include <imp/sip/endpoint.h>
 #include <imp/xcp_router/router.h>
 
@@ -144,6 +150,10 @@ class Gateway : public xcp::Component {
   // Ends IM dialogs (BYE), keeps subscriptions stored (they are recovered at
   // the next start), closes the listener. Waits for the loop (bounded).
   void stop() noexcept;
+
+  // The peer type of each federated domain (peer_store.h); a domain not in
+  // the map is Lync. Any thread; applied on the loop.
+  void setPeerTypes(std::map<std::string, PeerType> types);
 
   // xcp::Component
   std::string_view name() const override { return "federation-cm"; }
