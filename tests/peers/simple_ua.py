@@ -350,7 +350,11 @@ class SimpleUA:
             return list(self._ladder)
 
     def _send(self, data, addr=None):
-        self.sock.sendto(data, addr or self.proxy)
+        try:
+            self.sock.sendto(data, addr or self.proxy)
+        except OSError:
+            if not self._stopping:  # after stop() the socket is closed: nothing goes out any more
+                raise
 
     def _new_tag(self):
         return uuid.uuid4().hex[:10]
@@ -413,10 +417,15 @@ class SimpleUA:
             except Exception:  # noqa: BLE001 - a peer's garbage must not end the agent
                 continue
             self._log("<-", msg)
-            if msg.is_request:
-                self._on_request(msg, addr)
-            else:
-                self._on_response(msg)
+            try:
+                if msg.is_request:
+                    self._on_request(msg, addr)
+                else:
+                    self._on_response(msg)
+            except OSError:
+                if self._stopping:
+                    return
+                raise
 
     def _on_response(self, msg):
         key = (msg.branch(), msg.cseq()[1])
