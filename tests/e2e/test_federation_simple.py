@@ -135,6 +135,13 @@ class FederationSimple(unittest.IsolatedAsyncioTestCase):
                          and p["show"] == "" and p["status"] == "am Schreibtisch ☕", what="kim available")
         out = self.node.ctl("federation", "subscriptions", "--user", "ann@" + DOMAIN).stdout
         self.assertRegex(out, r"outgoing\s+ann@example.com\s+sip:kim@simple.example\s+active")
+        # Kamailio grants at most its max_expires (3600), not the 7446 asked for:
+        # the subscription lives, and is refreshed, by what was granted
+        subs = self.node.ctl_json("federation", "subscriptions", "--user", "ann@" + DOMAIN)["subscriptions"]
+        mine = [x for x in subs if x["direction"] == "outgoing" and x["microsoft_user"] == "sip:kim@" + SIMPLE]
+        self.assertEqual(len(mine), 1, subs)
+        self.assertLessEqual(mine[0]["expires_in"], 3600)
+        self.assertGreater(mine[0]["expires_in"], 3000)
         # an RPID activity (RFC 4480) is the XMPP <show/>
         self.assertEqual(await self.blocking(self.ua.publish, "kim", "open", note="back soon", activity="away"), 200)
         await ann.expect("presence", lambda p: bare(p["from"]) == "kim@" + SIMPLE and p["show"] == "away"
