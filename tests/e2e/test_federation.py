@@ -378,6 +378,14 @@ class Federation(unittest.IsolatedAsyncioTestCase):
         finally:
             self.lync.set_reachable(True)
 
+    async def test_99_lync_record_route_kept_byte_exact(self):
+        # [MS Transport] Lync's Record-Route carries ms-key-info / ms-route-sig:
+        # every in-dialog request IMP sent in the tests above (NOTIFY, refresh,
+        # MESSAGE, INFO, BYE) named it byte-exact as its top Route
+        in_dialog = [r for r in self.lync.requests() if ";tag=" in (r.get("To") or "") and r.method != "ACK"]
+        self.assertGreater(len(in_dialog), 20)
+        self.assertEqual(self.lync.route_errors, [])
+
 
 if __name__ == "__main__":
     unittest.main(verbosity=2)

@@ -491,6 +491,8 @@ class LyncEmulator:
         self.host = host
         self._wanted_port = port
         self.port = None
+        self._rr = None          # the pool's Record-Route value (record_route())
+        self.route_errors = []   # in-dialog requests that lost it (_check_route)
         self.reuse_incoming = reuse_incoming
         self.gruu_contact = gruu_contact
         self.request_timeout = request_timeout
@@ -853,7 +855,7 @@ class LyncEmulator:
             if resp and 200 <= resp.status < 300:
                 if d.remote_tag is None:
                     d.remote_tag = _param(resp.get("To", ""), "tag")
-                    d.route_set = list(reversed(resp.get_all("Record-Route")))
+                    d.route_set = self._route_set(reversed(resp.get_all("Record-Route")))
                 d.learn_target(resp)
                 sub.expires = int(resp.get("Expires", expires))
                 if expires == 0 and sub.state != "terminated":
@@ -947,7 +949,7 @@ class LyncEmulator:
             return None, resp.status
         with self._lock:
             d.remote_tag = _param(resp.get("To", ""), "tag")
-            d.route_set = list(reversed(resp.get_all("Record-Route")))
+            d.route_set = self._route_set(reversed(resp.get_all("Record-Route")))
             d.learn_target(resp)
             session = _ImSession(d, conversation, "local")
             session.peer_text_format = "ms-text-format" in resp.tokens("Supported")
@@ -1113,6 +1115,9 @@ class LyncEmulator:
                        ("CSeq", "%d %s" % (cseq, method))]
             # [MS Transport] "A proxy must copy Route/Record-Route byte-exact." — and so do we.
             headers += [("Route", r) for r in d.route_set if d.remote_tag]
+            if not d.remote_tag and method in ("INVITE", "SUBSCRIBE"):
+                # [MS Transport] the pool record-routes what its users start, with its signed parameters
+                headers.append(("Record-Route", self.record_route()))
             headers += list(extra)
             if body:
                 headers.append(("Content-Type", content_type))
@@ -1229,7 +1234,10 @@ class LyncEmulator:
                                                               ("Call-ID", req.get("Call-ID", "")),
                                                               ("CSeq", req.get("CSeq", ""))]
         if 200 <= status < 300 and req.method in ("INVITE", "SUBSCRIBE"):
-            headers += [("Record-Route", rr) for rr in req.get_all("Record-Route")]
+            # [MS Transport] "Lync's Record-Route entries carry opaque signed parameters (ms-key-info,
+            # ms-route-sig)": the pool record-routed the request on its way in, the user's 2xx copies it.
+            own = [(("Record-Route", self.record_route()))] if not _param(req.get("To", ""), "tag") else []
+            headers += own + [("Record-Route", rr) for rr in req.get_all("Record-Route")]
         headers += list(extra)
         if body:
             headers.append(("Content-Type", content_type))
@@ -1246,6 +1254,7 @@ class LyncEmulator:
                 return
             self._requests.append(req)
             self._changed.notify_all()
+        self._check_route(req)
         m = req.method
         handler = {"SUBSCRIBE": self._on_subscribe, "NOTIFY": self._on_notify, "BENOTIFY": self._on_notify,
                    "INVITE": self._on_invite, "ACK": self._on_ack, "MESSAGE": self._on_message,
@@ -1255,6 +1264,35 @@ class LyncEmulator:
             handler(conn, req)
         else:
             self._respond(conn, req, 405, [("Allow", ALLOW), ("Server", SERVER)])
+
+    def record_route(self):
+        """The pool's Record-Route value: its address with Lync's opaque signed
+        parameters, which every proxy and UA on the way must copy byte-exact."""
+        with self._lock:
+            if self._rr is None:
+                sig = base64.b64encode(os.urandom(24)).decode()
+                self._rr = ("<sip:%s:%d;transport=tls;opaque=state:F:Ci.R%s;lr;ms-key-info=%s;ms-route-sig=%s>" %
+                            (self.host, self.port, uuid.uuid4().hex[:8], base64.b64encode(os.urandom(12)).decode(),
+                             sig))
+            return self._rr
+
+    def _route_set(self, values):
+        """A dialog's route set as the pool's users keep it: the pool handles its
+        own entry itself (it is the first hop of everything they send)."""
+        own = self.record_route()
+        return [v for v in values if v != own]
+
+    def _check_route(self, req):
+        """An in-dialog request for a dialog the pool record-routed must name it
+        in its top Route, byte-exact (ms-route-sig would not verify otherwise)."""
+        if not _param(req.get("To", ""), "tag") or req.method in ("ACK", "CANCEL"):
+            return
+        routes = req.get_all("Route")
+        with self._lock:
+            if not routes or routes[0] != self._rr:
+                self.route_errors.append("%s %s: top Route %r, expected %r" % (
+                    req.method, req.uri, routes[0] if routes else None, self._rr))
+                self._trace("!! %s without the pool's Record-Route as its top Route" % req.method)
 
     def _local_target(self, req):
         """The Lync user a request is for: the user part of the Request-URI in
@@ -1314,7 +1352,7 @@ class LyncEmulator:
             return self._respond(conn, req, 403, [("Server", SERVER)], to_tag=_new_tag())
         d = _Dialog(req.get("Call-ID"), target, _new_tag(), watcher, _param(req.get("From", ""), "tag"))
         d.learn_target(req)
-        d.route_set = req.get_all("Record-Route")
+        d.route_set = self._route_set(req.get_all("Record-Route"))
         sub = _InSub(d, expires)
         sub.state = "pending" if policy == "pending" else "active"
         with self._lock:
@@ -1414,7 +1452,7 @@ class LyncEmulator:
                 d = sub.dialog
                 if d.remote_tag is None:  # the NOTIFY overtook the 200 to SUBSCRIBE (RFC 6665 §4.1.2.4)
                     d.remote_tag = _param(req.get("From", ""), "tag")
-                    d.route_set = req.get_all("Record-Route")
+                    d.route_set = self._route_set(req.get_all("Record-Route"))
                 d.learn_target(req)
                 expires = _param(";" + state_hdr.split(";", 1)[-1], "expires") if ";" in state_hdr else None
                 sub.notifies.append(Notify(state, int(expires) if expires else None,
@@ -1465,7 +1503,7 @@ class LyncEmulator:
             return self._respond(conn, req, b["invite_status"], extra, to_tag=tag)
         d = _Dialog(req.get("Call-ID"), local, tag, remote, _param(req.get("From", ""), "tag"))
         d.learn_target(req)
-        d.route_set = req.get_all("Record-Route")
+        d.route_set = self._route_set(req.get_all("Record-Route"))
         session = _ImSession(d, req.get("Ms-Conversation-ID"), "remote")
         with self._lock:
             self._sessions[(d.call_id, d.local_tag)] = session

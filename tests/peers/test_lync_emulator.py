@@ -197,6 +197,11 @@ class LyncAgainstLync(unittest.TestCase):
         self.assertEqual(self.imp.bye("alice", "bob@example.com"), 200)
         self.lync.wait_bye("bob", "alice@imp.example")
         self.assertEqual((self.lync.dialogs(), self.imp.dialogs()), ([], []))
+        # [MS Transport] both pools record-routed with signed parameters, and
+        # every in-dialog request carried the other's entry byte-exact
+        self.assertIn("ms-route-sig=", invite.get("Record-Route"))
+        self.assertIn(self.lync.record_route(), self.imp.last_response("INVITE").get_all("Record-Route"))
+        self.assertEqual((self.lync.route_errors, self.imp.route_errors), ([], []))
 
     def test_text_in_the_invite(self):
         self.assertEqual(self.imp.send_im("alice", "carol@example.com", "über", with_text_format=True), 200)

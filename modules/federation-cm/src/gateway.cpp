@@ -160,6 +160,16 @@ void Gateway::setPeerTypes(std::map<std::string, PeerType> types) {
   });
 }
 
+void Gateway::setProxy(sip::Endpoint proxy) {
+  std::weak_ptr<Impl> w = impl_;
+  impl_->loop_.post([w, p = std::move(proxy)]() mutable {
+    if (auto impl = w.lock(); impl && !(impl->cfg_.proxy == p)) {
+      if (impl->cfg_.log) impl->cfg_.log->info("the SIP proxy is now at {}", p.toString());
+      impl->cfg_.proxy = std::move(p);
+    }
+  });
+}
+
 GatewayStats Gateway::stats() const {
   auto impl = impl_;
   return onLoop(impl->loop_, [impl] { return impl->stats(); });

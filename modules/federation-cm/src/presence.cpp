@@ -416,6 +416,8 @@ void Gateway::Impl::onSubscribeRequest(sip::TxId tx, const sip::Message& req) {
     i->second.expiryTimer = 0;
     endInSub(key, true, "timeout");
   });
+  // The OPTIONS keep-alive covers domains that only watch (AV-3).
+  if (!peers_.count(domainOf(watcher))) scheduleKeepAlive(domainOf(watcher), cfg_.keepAliveInterval);
   // RFC 6665 §4.2.1: a NOTIFY at once. Until the privacy policy approves,
   // the user is Offline to the watcher (AV-1 polite blocking).
   notifyWatcher(s);
@@ -782,6 +784,7 @@ void Gateway::Impl::recover(std::vector<StoredSubscription> rows) {
         endInSub(key, true, "timeout");
       });
       ++ins;
+      if (!peers_.count(domainOf(remote))) scheduleKeepAlive(domainOf(remote), cfg_.keepAliveInterval);
       // A fresh NOTIFY with the user's presence now (AV-3): the session
       // manager answers the probe with the presence of every resource (or
       // unavailable); until then, and without approval, Offline.

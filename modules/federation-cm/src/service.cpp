@@ -132,6 +132,11 @@ class FcmService : public core::Service {
   void reload(const core::ConfigChange& change) override {
     readSettings();
     applyPeerTypes();
+    if (gateway_) {
+      std::lock_guard l(mu_);
+      // The proxy's port, when it is read from the database (proxy_port = 0).
+      gateway_->setProxy({cfg_.proxy.address, proxyPort_, sip::Transport::Tcp});
+    }
     std::lock_guard l(mu_);
     generation_ = change.toGeneration;
   }
@@ -139,7 +144,7 @@ class FcmService : public core::Service {
   core::ServiceStatus status() const override {
     if (!gateway_) return {core::ServiceState::Stopped, ""};
     std::lock_guard l(mu_);
-    std::string d = "SIP " + bound_.toString() + ", requests via the SIP proxy at 127.0.0.1:" +
+    std::string d = "SIP " + bound_.toString() + ", requests via the SIP proxy at " + cfg_.proxy.address + ":" +
                     std::to_string(proxyPort_) + (federation_.enabled ? "" : "; partitioned federation is disabled");
     if (generation_ > 0) d += "; settings generation " + std::to_string(generation_);
     return {core::ServiceState::Running, d};

@@ -154,6 +154,8 @@ class Gateway : public xcp::Component {
   // The peer type of each federated domain (peer_store.h); a domain not in
   // the map is Lync. Any thread; applied on the loop.
   void setPeerTypes(std::map<std::string, PeerType> types);
+  // Where the node's SIP proxy listens (its port may change). Any thread.
+  void setProxy(sip::Endpoint proxy);
 
   // xcp::Component
   std::string_view name() const override { return "federation-cm"; }
