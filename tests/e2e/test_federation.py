@@ -25,7 +25,7 @@ import lync_emulator as ly  # noqa: E402
 from harness import Impd, wait_for  # noqa: E402
 from sippeer import TestCa  # noqa: E402
 from xmpp_client import TIMEOUT, Client  # noqa: E402
-from xmpp_server import passwd, wait_applied  # noqa: E402
+from xmpp_server import NodeClients, passwd, wait_applied  # noqa: E402
 
 DOMAIN = "example.com"
 IDLE_S = 6  # im_idle_timeout_s of this node
@@ -39,22 +39,6 @@ AV5 = [("", "available"), ("away", "away"), ("xa", "away"), ("dnd", "busy")]
 
 def bare(jid):
     return str(jid).split("/")[0]
-
-
-class ImpdServerFacade:
-    """What xmpp_client.Client needs of a server."""
-    domain = DOMAIN
-    host = "127.0.0.1"
-
-    def __init__(self, node, ca):
-        self.node, self.port, self.tls_port, self.ca_file = node, node.xmpp_client, node.xmpp_tls, ca
-        self.users = {}
-
-    def jid(self, user, resource=None):
-        return "%s@%s" % (user, DOMAIN) + ("/" + resource if resource else "")
-
-    def password(self, user):
-        return self.users[user]
 
 
 class Federation(unittest.IsolatedAsyncioTestCase):
@@ -81,7 +65,7 @@ class Federation(unittest.IsolatedAsyncioTestCase):
         cls.lync.start()
         cls.addClassCleanup(cls.lync.stop)
         n.ctl("domain", "add", DOMAIN)
-        cls.server = ImpdServerFacade(n, cls.ca.cert)
+        cls.server = NodeClients(n, cls.ca.cert)
         for u in ("ann", "amy", "abe"):
             n.ctl("user", "add", u, "--im-address", "%s@%s" % (u, DOMAIN), "--home-node", "fed1")
             passwd(n, u, "pw-" + u)

@@ -31,7 +31,7 @@ from kamailio_presence import Kamailio, missing_kamailio  # noqa: E402
 from harness import Impd, wait_for  # noqa: E402
 from sippeer import TestCa  # noqa: E402
 from xmpp_client import Client  # noqa: E402
-from xmpp_server import passwd, wait_applied  # noqa: E402
+from xmpp_server import NodeClients, passwd, wait_applied  # noqa: E402
 
 DOMAIN = "example.com"
 SIMPLE = "simple.example"
@@ -39,22 +39,6 @@ SIMPLE = "simple.example"
 
 def bare(jid):
     return str(jid).split("/")[0]
-
-
-class ImpdServerFacade:
-    """What xmpp_client.Client needs of a server."""
-    domain = DOMAIN
-    host = "127.0.0.1"
-
-    def __init__(self, node, ca):
-        self.node, self.port, self.tls_port, self.ca_file = node, node.xmpp_client, node.xmpp_tls, ca
-        self.users = {}
-
-    def jid(self, user, resource=None):
-        return "%s@%s" % (user, DOMAIN) + ("/" + resource if resource else "")
-
-    def password(self, user):
-        return self.users[user]
 
 
 class FederationSimple(unittest.IsolatedAsyncioTestCase):
@@ -82,7 +66,7 @@ class FederationSimple(unittest.IsolatedAsyncioTestCase):
         cls.addClassCleanup(cls.dump)
         n.ctl("domain", "add", DOMAIN)
         n.ctl("domain", "add", SIMPLE)
-        cls.server = ImpdServerFacade(n, cls.ca.cert)
+        cls.server = NodeClients(n, cls.ca.cert)
         n.ctl("user", "add", "ann", "--im-address", "ann@" + DOMAIN, "--home-node", "fs1")
         passwd(n, "ann", "pw-ann")
         cls.server.users["ann"] = "pw-ann"

@@ -118,6 +118,24 @@ class XmppServer:
         return self.users[user]
 
 
+class NodeClients:
+    """What xmpp_client.Client needs of a server, for an impd node a test set
+    up itself (harness.Impd): its client ports, the CA of its certificate and
+    the users' passwords (add them to `users`)."""
+    domain = DOMAIN
+    host = "127.0.0.1"
+
+    def __init__(self, node, ca_file):
+        self.node, self.port, self.tls_port, self.ca_file = node, node.xmpp_client, node.xmpp_tls, ca_file
+        self.users = {}
+
+    def jid(self, user, resource=None):
+        return "%s@%s%s" % (user, DOMAIN, "/" + resource if resource else "")
+
+    def password(self, user):
+        return self.users[user]
+
+
 class ImpdServer(XmppServer):
     name = "impd"
     unauth_limit = 500  # below the hardening test's 1,000 idle connections
