@@ -491,6 +491,9 @@ void Gateway::Impl::touch(ImSession& ses) {
     auto it = im_.find(key);
     if (it == im_.end()) return;
     it->second.idleTimer = 0;
+    // An INVITE still waiting for its answer is bounded by requestTimeout
+    // (its messages fail then, IM-5), not by the idle timeout.
+    if (it->second.state == ImSession::State::Inviting) return touch(it->second);
     endSession(key, true, "idle for " + std::to_string(cfg_.imIdleTimeout.count() / 1000) + " s");
   });
 }

@@ -184,7 +184,18 @@ void Gateway::Impl::onSubscribeFinal(const std::string& key, const sip::Message&
   if (code >= 200 && code < 300) {
     peerAnswered(domain);
     if (sub.unsubscribing) return dropOutSub(key, false, "unsubscribed");
-    if (!sub.dlg.established()) dialogFromResponse(sub.dlg, r);
+    if (!sub.dlg.established()) {
+      dialogFromResponse(sub.dlg, r);
+    } else if (sub.dlg.routeSet.empty() && !r.recordRoutes().empty()) {
+      // The first NOTIFY made the dialog (RFC 6665 §4.1.2.4) without a
+      // Record-Route of its own; the 200 carries the path (Lync's signed
+      // entry among it), which later requests must follow.
+      auto remoteTag = sub.dlg.remoteTag;
+      auto target = sub.dlg.remoteTarget;
+      dialogFromResponse(sub.dlg, r);
+      sub.dlg.remoteTag = remoteTag;
+      if (!target.empty()) sub.dlg.remoteTarget = target;
+    }
     if (sub.state == OutSub::State::Subscribing || sub.state == OutSub::State::Down) sub.state = OutSub::State::Pending;
     sub.failures = 0;
     scheduleRefresh(sub, r.expires().value_or(cfg_.subscribeExpires));
