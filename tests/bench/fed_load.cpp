@@ -279,6 +279,18 @@ struct Tx {
   std::int64_t sentNs;
 };
 
+std::string codesText(const std::map<int, std::uint64_t>& now, const std::map<int, std::uint64_t>& before) {
+  std::string out;
+  for (auto [c, n] : now) {
+    auto it = before.find(c);
+    std::uint64_t d = n - (it == before.end() ? 0 : it->second);
+    if (d == 0) continue;
+    if (!out.empty()) out += ',';
+    out.append(std::to_string(c)).append(":").append(std::to_string(d));
+  }
+  return out.empty() ? "-" : out;
+}
+
 double pct(std::vector<std::int64_t>& v, double q) {
   if (v.empty()) return -1;
   std::sort(v.begin(), v.end());
@@ -890,6 +902,7 @@ void Load::cmdIm(double rate, double secs) {
   const std::uint64_t total = static_cast<std::uint64_t>(rate * secs);
   lat_.reserve(total);
   std::uint64_t sent = 0, ok0 = okMsg_, fail0 = failMsg_;
+  const auto codes0 = failCodes_;
   double c0 = cpuSeconds();
   std::int64_t t0 = nowNs(), sendEnd = t0 + static_cast<std::int64_t>(secs * 1e9);
   char body[128];
@@ -912,10 +925,11 @@ void Load::cmdIm(double rate, double secs) {
   std::sort(lat_.begin(), lat_.end());
   std::printf("im dialogs=%zu target_rate=%.0f secs=%.1f sent=%" PRIu64 " ok=%" PRIu64 " failed=%" PRIu64
               " unanswered=%zu send_secs=%.2f rate=%.0f sip_p50_ms=%.3f sip_p99_ms=%.3f sip_max_ms=%.3f client_cpu_s=%.2f "
-              "client_cpu_pct=%.0f\n",
+              "client_cpu_pct=%.0f fail_codes=%s\n",
               up.size(), rate, secs, sent, ok, failMsg_ - fail0, txs_.size(), double(t1 - t0) / 1e9,
               double(ok) / std::max(double(t1 - t0) / 1e9, 1e-9), pct(lat_, 0.5), pct(lat_, 0.99),
-              lat_.empty() ? -1.0 : double(lat_.back()) / 1e6, cpu, 100 * cpu / std::max(wall, 1e-9));
+              lat_.empty() ? -1.0 : double(lat_.back()) / 1e6, cpu, 100 * cpu / std::max(wall, 1e-9),
+              codesText(failCodes_, codes0).c_str());
   txs_.clear();
 }
 
@@ -979,6 +993,7 @@ void Load::cmdRefresh(double rate, double secs) {
   lat_.clear();
   const std::uint64_t total = static_cast<std::uint64_t>(rate * secs);
   std::uint64_t sent = 0, ok0 = okRef_, fail0 = failRef_, n0 = notifiesIn_;
+  const auto codes0 = failCodes_;
   double c0 = cpuSeconds();
   std::int64_t t0 = nowNs(), sendEnd = t0 + static_cast<std::int64_t>(secs * 1e9);
   const std::string extra = "Event: presence\r\nAccept: application/pidf+xml\r\nExpires: " + std::to_string(o_.expires) + "\r\n";
@@ -997,10 +1012,10 @@ void Load::cmdRefresh(double rate, double secs) {
   runUntil(nowNs() + 10000000000LL, [&] { return txs_.empty(); }, [] {});
   double wall = double(nowNs() - t0) / 1e9, cpu = cpuSeconds() - c0;
   std::printf("refresh held=%zu target_rate=%.0f secs=%.1f sent=%" PRIu64 " ok=%" PRIu64 " failed=%" PRIu64
-              " unanswered=%zu rate=%.0f notifies_in=%" PRIu64 " p50_ms=%.3f p99_ms=%.3f client_cpu_pct=%.0f\n",
+              " unanswered=%zu rate=%.0f notifies_in=%" PRIu64 " p50_ms=%.3f p99_ms=%.3f client_cpu_pct=%.0f fail_codes=%s\n",
               held.size(), rate, secs, sent, okRef_ - ok0, failRef_ - fail0, txs_.size(),
               double(okRef_ - ok0) / std::max(double(t1 - t0) / 1e9, 1e-9), notifiesIn_ - n0, pct(lat_, 0.5),
-              pct(lat_, 0.99), 100 * cpu / std::max(wall, 1e-9));
+              pct(lat_, 0.99), 100 * cpu / std::max(wall, 1e-9), codesText(failCodes_, codes0).c_str());
   txs_.clear();
 }
 
