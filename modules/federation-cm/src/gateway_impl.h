@@ -69,7 +69,6 @@ struct InSub {
   Clock::time_point expiresAt{};
   net::TimerId expiryTimer = 0;
   std::map<std::string, ResourcePresence> resources;  // resource -> presence
-  std::string lastBody;  // last PIDF sent (a refresh repeats it)
   bool notifyInFlight = false, notifyAgain = false;
 };
 

@@ -529,7 +529,6 @@ void Gateway::Impl::notifyWatcher(InSub& sub, std::string_view reason) {
     m.appendHeader("Subscription-State", "active;expires=" + std::to_string(std::max<long long>(1, left)));
   }
   m.setBody(body, "application/pidf+xml");
-  sub.lastBody = body;
   sub.notifyInFlight = reason.empty();
   sub.notifyAgain = false;
   ++stats_.notifiesSent;
