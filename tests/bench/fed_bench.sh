@@ -379,7 +379,7 @@ run_subs() {
     window_start
     line=$(subscribe_to "$step" "$held")
     window_end
-    held=$step
+    held=$(kv held "$line")
     local us rss db per
     us=$(us_per "$(kv ok "$line")")
     settle
@@ -388,7 +388,10 @@ run_subs() {
     log "step $held: impd rss $((rss / 1024)) MB ($per kB per subscription beyond the warm-up), MariaDB rss $((db / 1024)) MB; impd_cpu=${SERVER_PCT}% (MariaDB ${DB_PCT}%) us_per_new_sub=$us load_cpu=${LOAD_PCT}% others=${OTHERS}%"
     log "  fed_load: $line"
     ROWS+=("| B-FED-SUBS | $(kv held "$line") held | $(kv rate "$line")/s new | impd RSS $((rss / 1024)) MB, $per kB/sub | MariaDB $((db / 1024)) MB | impd ${SERVER_PCT}%, $us µs/new sub | load ${LOAD_PCT}% | others ${OTHERS}% |")
-    [[ $(kv failed "$line") = 0 && $(kv unanswered "$line") = 0 ]] || log "  (failures in this step: see the fed_load line)"
+    if [[ $(kv failed "$line") != 0 || $(kv unanswered "$line") != 0 ]]; then
+      log "  failures in this step (see the fed_load line): impd overloaded, no further step"
+      break
+    fi
   done
   log "stats: $(fed stats 30)"
   settle
