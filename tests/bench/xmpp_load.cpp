@@ -35,6 +35,11 @@
 //                       the outstanding ones (those still missing then
 //                       are reported as undelivered). Reports sent, delivered,
 //                       latency percentiles and the client's own CPU.
+//   recv EXPECTED SECS  times messages others send to the logged-in users
+//                       (bodies "t=<send ns> ...", as fed_load.cpp writes
+//                       them) until EXPECTED arrived or SECS passed:
+//                       delivered, rate over first..last arrival, latency
+//                       percentiles, the client's own CPU.
 //   quit                closes every stream (</stream:stream>) and exits.
 // EOF on stdin is quit.
 //
@@ -992,6 +997,47 @@ int main(int argc, char** argv) {
                   " messages_in=%" PRIu64 " stream_errors=%" PRIu64 "\n",
                   cl.online.size(), cl.closedAfterLogin, cl.counters.stanzasIn, cl.counters.presencesIn,
                   cl.counters.messagesIn, cl.counters.streamErrors);
+      std::fflush(stdout);
+      continue;
+    }
+    uint64_t expected = 0;
+    double recvSecs = 0;
+    if (std::sscanf(cmd.c_str(), "recv %" SCNu64 " %lf", &expected, &recvSecs) == 2 && expected > 0 && recvSecs > 0) {
+      // Messages sent by someone else (tests/bench/fed_load.cpp) with the
+      // same "t=<send ns>" body: counted and timed until `expected` have
+      // arrived or SECS pass.
+      cl.latUs.clear();
+      cl.latUs.reserve(expected);
+      cl.chatDelivered = 0;
+      cl.chatForeign = 0;
+      cl.chatErrors = 0;
+      cl.chatting = true;
+      uint64_t closed0 = cl.closedAfterLogin;
+      double ccpu0 = cpuSeconds();
+      int64_t r0 = nowNs(), first = 0, last = 0;
+      uint64_t seen = 0;
+      runUntil(cl, tfd, r0 + static_cast<int64_t>(recvSecs * 1e9), [&] { return cl.chatDelivered >= expected; },
+               [&] {
+                 if (cl.chatDelivered != seen) {
+                   if (seen == 0) first = nowNs();
+                   last = nowNs();
+                   seen = cl.chatDelivered;
+                 }
+               });
+      if (cl.chatDelivered != seen) last = nowNs();
+      double ccpu = cpuSeconds() - ccpu0;
+      double wall = double(nowNs() - r0) / 1e9;
+      cl.chatting = false;
+      std::sort(cl.latUs.begin(), cl.latUs.end());
+      double span = first && last > first ? double(last - first) / 1e9 : 0.0;
+      std::printf("recv expected=%" PRIu64 " delivered=%" PRIu64 " missing=%" PRIu64 " span_secs=%.2f rate=%.0f "
+                  "p50_ms=%.3f p99_ms=%.3f p999_ms=%.3f max_ms=%.3f client_cpu_s=%.2f client_cpu_pct=%.0f "
+                  "closed=%" PRIu64 " unexpected=%" PRIu64 " errors=%" PRIu64 "\n",
+                  expected, cl.chatDelivered, expected - std::min(expected, cl.chatDelivered), span,
+                  span > 0 ? double(cl.chatDelivered) / span : 0.0, percentile(cl.latUs, 0.5) / 1000.0,
+                  percentile(cl.latUs, 0.99) / 1000.0, percentile(cl.latUs, 0.999) / 1000.0,
+                  cl.latUs.empty() ? 0.0 : cl.latUs.back() / 1000.0, ccpu, 100.0 * ccpu / std::max(wall, 1e-9),
+                  cl.closedAfterLogin - closed0, cl.chatForeign, cl.chatErrors);
       std::fflush(stdout);
       continue;
     }

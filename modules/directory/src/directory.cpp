@@ -230,9 +230,13 @@ std::vector<Domain> Directory::domains() {
 
 bool Directory::isLocalDomain(const std::string& domain) {
   auto d = lower(domain);
-  return !db_.query("SELECT 1 FROM dir_domain WHERE domain = ? UNION SELECT 1 FROM dir_user WHERE im_domain = ? LIMIT 1",
-                    {d, d})
-              .empty();
+  // EXISTS stops at the first row; a UNION would read every user of the
+  // domain (to remove duplicates) before its LIMIT applies.
+  auto r = db_.query(
+      "SELECT EXISTS(SELECT 1 FROM dir_domain WHERE domain = ?) OR EXISTS(SELECT 1 FROM dir_user WHERE im_domain = ?)"
+      " AS local_domain",
+      {d, d});
+  return !r.empty() && r.num(0, "local_domain") != 0;
 }
 
 }  // namespace imp::directory

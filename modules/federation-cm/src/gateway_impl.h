@@ -51,6 +51,7 @@ struct OutSub {
   std::string show, status;
   int failures = 0;
   bool unsubscribing = false;
+  bool recoveryQueued = false;  // waiting in the paced queue (AV-3): queued once
 };
 
 // One resource's presence of a native user, as the session manager routed it.
@@ -69,8 +70,8 @@ struct InSub {
   Clock::time_point expiresAt{};
   net::TimerId expiryTimer = 0;
   std::map<std::string, ResourcePresence> resources;  // resource -> presence
-  std::string lastBody;  // last PIDF sent (a refresh repeats it)
   bool notifyInFlight = false, notifyAgain = false;
+  bool recoveryQueued = false;  // waiting in the paced queue (AV-3): queued once
 };
 
 // A message waiting for its IM dialog (IM-2).

@@ -542,7 +542,6 @@ void Gateway::Impl::notifyWatcher(InSub& sub, std::string_view reason) {
     m.appendHeader("Subscription-State", "active;expires=" + std::to_string(std::max<long long>(1, left)));
   }
   m.setBody(body, "application/pidf+xml");
-  sub.lastBody = body;
   sub.notifyInFlight = reason.empty();
   sub.notifyAgain = false;
   ++stats_.notifiesSent;
@@ -633,11 +632,19 @@ void Gateway::Impl::peerAnswered(const std::string& domain) {
   if (it == peers_.end() || !it->second.down) return;
   it->second.down = false;
   ++stats_.recoveries;
+  // A subscription still queued from an earlier return (the side went away
+  // and came back while its recovery was paced) is not queued again.
   std::vector<std::string> outs, ins;
-  for (const auto& [k, s] : out_)
-    if (domainOf(s.target) == domain) outs.push_back(k);
-  for (const auto& [k, s] : in_)
-    if (domainOf(s.watcher) == domain) ins.push_back(k);
+  for (auto& [k, s] : out_)
+    if (domainOf(s.target) == domain && !s.recoveryQueued) {
+      s.recoveryQueued = true;
+      outs.push_back(k);
+    }
+  for (auto& [k, s] : in_)
+    if (domainOf(s.watcher) == domain && !s.recoveryQueued) {
+      s.recoveryQueued = true;
+      ins.push_back(k);
+    }
   if (cfg_.log)
     cfg_.log->info("the Microsoft side for {} answers again after {} s: {} outgoing subscription(s) made again, {} "
                    "watcher(s) notified",
@@ -649,7 +656,9 @@ void Gateway::Impl::peerAnswered(const std::string& domain) {
   for (const auto& k : outs)
     paced([this, k] {
       auto o = out_.find(k);
-      if (o == out_.end() || o->second.tx || o->second.unsubscribing) return;
+      if (o == out_.end()) return;
+      o->second.recoveryQueued = false;
+      if (o->second.tx || o->second.unsubscribing) return;
       byCallId_.erase(o->second.dlg.callId);
       o->second.dlg = Dialog{};
       o->second.state = OutSub::State::Subscribing;
@@ -658,7 +667,9 @@ void Gateway::Impl::peerAnswered(const std::string& domain) {
   for (const auto& k : ins)
     paced([this, k] {
       auto i = in_.find(k);
-      if (i != in_.end()) notifyWatcher(i->second);
+      if (i == in_.end()) return;
+      i->second.recoveryQueued = false;
+      notifyWatcher(i->second);
     });
   scheduleKeepAlive(domain, cfg_.keepAliveInterval);
 }

@@ -8,10 +8,10 @@
 // Writes come from the gateway's event loop, which must not block: save()
 // and remove() queue the change and return; one writer thread applies the
 // queued changes in order, the latest change per key winning (a refresh
-// that is superseded before it is written is not written). A write that
-// fails is retried (with a pause) until it succeeds or the store stops, and
-// counted; stop() writes what is queued before it returns. load() blocks
-// (called once, at start).
+// that is superseded before it is written is not written), several
+// hundred per transaction. A batch that fails is retried (with a pause)
+// until it succeeds or the store stops, and counted; stop() writes what is
+// queued before it returns. load() blocks (called once, at start).
 #include <condition_variable>
 #include <cstdint>
 #include <map>
@@ -27,6 +27,7 @@ class logger;
 }
 namespace imp::core {
 class Database;
+class DbSession;
 }
 
 namespace imp::fcm {
@@ -64,7 +65,7 @@ class SubscriptionStore {
 
  private:
   void run();
-  void write(const std::string& key, const std::optional<StoredSubscription>& s);
+  void write(core::DbSession& db, const std::string& key, const std::optional<StoredSubscription>& s);
 
   core::Database& db_;
   std::string nodeId_;
