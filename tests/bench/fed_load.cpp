@@ -875,7 +875,7 @@ void Load::cmdInvite(std::uint32_t count) {
     while (next < first + count && txs_.size() < static_cast<std::size_t>(o_.inflight)) {
       Dlg& d = inv_[next];
       d.callId = "fb" + pid_ + "-i" + std::to_string(next);
-      d.localTag = "l" + std::to_string(next);
+      d.localTag = std::string(1, 'l') + std::to_string(next);  // not "l" + ...: GCC 12 -Wrestrict false positive (bug 105329)
       d.localUri = lync(next - first);
       d.remoteUri = native(next - first);
       std::string extra = "Contact: " + contact(d.localUri) + "\r\nMs-Conversation-ID: c" + pid_ +
@@ -947,7 +947,7 @@ void Load::cmdSubscribe(std::uint32_t count, double rate) {
     while (next < due && txs_.size() < static_cast<std::size_t>(o_.inflight)) {
       Dlg& d = subs_[next];
       d.callId = "fb" + pid_ + "-s" + std::to_string(next);
-      d.localTag = "w" + std::to_string(next);
+      d.localTag = std::string(1, 'w') + std::to_string(next);  // see above
       d.localUri = lync(next);
       d.remoteUri = native(next);
       std::string extra = "Contact: " + contact(d.localUri) +

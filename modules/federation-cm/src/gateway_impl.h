@@ -145,7 +145,9 @@ class Gateway::Impl : public sip::TransactionTransport, public sip::TransactionU
   void outProbe(const std::string& watcher, const std::string& target);
   void sendSubscribe(OutSub& sub, std::uint32_t expires);
   void onSubscribeFinal(const std::string& key, const sip::Message& resp);
-  void onSubscribeFailed(const std::string& key, int code, const std::string& why);
+  // `local`: the node's own SIP proxy did not take the request (tried again
+  // here); else the Microsoft side failed (peerFailed).
+  void onSubscribeFailed(const std::string& key, int code, const std::string& why, bool local);
   void onNotify(sip::TxId tx, const sip::Message& req, OutSub& sub);
   void scheduleRefresh(OutSub& sub, std::uint32_t expires);
   void tellWatcher(OutSub& sub);
@@ -216,6 +218,7 @@ class Gateway::Impl : public sip::TransactionTransport, public sip::TransactionU
   std::map<std::string, Peer> peers_;  // Microsoft domain -> health
   std::map<std::string, PeerType> peerTypes_;  // domain -> peer type (Lync when absent)
   std::deque<std::function<void()>> pacedQueue_;
+  std::size_t inFlight_ = 0;  // SUBSCRIBEs and NOTIFYs waiting for their final answer
   net::TimerId pacedTimer = 0;
 
   GatewayStats stats_;

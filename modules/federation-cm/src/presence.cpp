@@ -164,13 +164,25 @@ void Gateway::Impl::sendSubscribe(OutSub& sub, std::uint32_t expires) {
   m.appendHeader("Accept", "application/pidf+xml");
   m.appendHeader("Expires", std::to_string(expires));
   sip::ClientCallbacks cb;
-  cb.onFinal = [this, key](const sip::Message& r) { onSubscribeFinal(key, r); };
-  cb.onTimeout = [this, key] { onSubscribeFailed(key, 0, "no answer (timer F)"); };
+  // Exactly one of the three ends each transaction: the window of requests
+  // in flight (runPaced) counts them.
+  cb.onFinal = [this, key](const sip::Message& r) {
+    --inFlight_;
+    onSubscribeFinal(key, r);
+  };
+  cb.onTimeout = [this, key] {
+    --inFlight_;
+    onSubscribeFailed(key, 0, "no answer (timer F)", false);
+  };
   cb.onTransportError = [this, key](const sip::TransportError& e) {
-    onSubscribeFailed(key, 0, "the SIP proxy cannot be reached: " + e.detail);
+    --inFlight_;
+    // The node's own SIP proxy did not take it (its connection, its send
+    // queue): a local matter, not the Microsoft side being down.
+    onSubscribeFailed(key, 0, "not handed to the SIP proxy: " + e.detail, true);
   };
   ++stats_.subscribesSent;
   trace("SUBSCRIBE", sub.watcher + " -> " + sub.target + " Expires " + std::to_string(expires));
+  if (txl_) ++inFlight_;
   sub.tx = sendRequest(std::move(m), std::move(cb));
 }
 
@@ -215,23 +227,39 @@ void Gateway::Impl::onSubscribeFinal(const std::string& key, const sip::Message&
   }
   countFailure(code, &r);
   if (code == 408 || code == 480 || code == 500 || code == 503 || code == 504)
-    return onSubscribeFailed(key, code, std::to_string(code) + " " + std::string(r.reason()));
+    return onSubscribeFailed(key, code, std::to_string(code) + " " + std::string(r.reason()), false);
   if (sub.unsubscribing) return dropOutSub(key, false, "unsubscribed");
   auto [id, reason] = msDiagnostics(r);
   dropOutSub(key, true,
              std::to_string(code) + " " + std::string(r.reason()) + (id.empty() ? "" : " (ms-diagnostics " + id + ": " + reason + ")"));
 }
 
-void Gateway::Impl::onSubscribeFailed(const std::string& key, int code, const std::string& why) {
+void Gateway::Impl::onSubscribeFailed(const std::string& key, int code, const std::string& why, bool local) {
   auto it = out_.find(key);
   if (it == out_.end()) return;
   OutSub& sub = it->second;
   sub.tx.reset();
   if (code == 0) countFailure(0, nullptr);
   if (sub.unsubscribing) return dropOutSub(key, false, "unsubscribed while the Microsoft side did not answer");
+  ++sub.failures;
+  if (local) {
+    // Tried again here, in a few seconds; the Microsoft side's health is
+    // not in question.
+    if (cfg_.log) cfg_.log->warn("SUBSCRIBE {} -> {} failed: {}; tried again in 2 s", sub.watcher, sub.target, why);
+    loop_.cancel(sub.refreshTimer);
+    sub.refreshTimer = loop_.schedule(std::chrono::seconds(2), [this, key] {
+      auto o = out_.find(key);
+      if (o == out_.end()) return;
+      o->second.refreshTimer = 0;
+      if (!o->second.tx && !o->second.unsubscribing) paced([this, key] {
+          auto x = out_.find(key);
+          if (x != out_.end() && !x->second.tx) sendSubscribe(x->second, cfg_.subscribeExpires);
+        });
+    });
+    return;
+  }
   if (cfg_.log) cfg_.log->warn("SUBSCRIBE {} -> {} failed: {}; retried when the Microsoft side answers", sub.watcher, sub.target, why);
   sub.state = OutSub::State::Down;
-  ++sub.failures;
   peerFailed(domainOf(sub.target));
   saveOut(sub);
 }
@@ -571,15 +599,34 @@ void Gateway::Impl::notifyWatcher(InSub& sub, std::string_view reason) {
       }
       if (s.notifyAgain) notifyWatcher(s);
     };
-    auto failed = [this, key] {
+    auto failed = [this, key](bool local) {
       auto it = in_.find(key);
       if (it == in_.end()) return;
       it->second.notifyInFlight = false;
       countFailure(0, nullptr);
-      peerFailed(domainOf(it->second.watcher));
+      if (!local) return peerFailed(domainOf(it->second.watcher));
+      // Not handed to the node's own SIP proxy: the state goes again shortly.
+      loop_.schedule(std::chrono::seconds(2), [this, key] {
+        paced([this, key] {
+          auto i = in_.find(key);
+          if (i != in_.end()) notifyWatcher(i->second);
+        });
+      });
     };
-    cb.onTimeout = failed;
-    cb.onTransportError = [failed](const sip::TransportError&) { failed(); };
+    cb.onTimeout = [this, failed] {
+      --inFlight_;
+      failed(false);
+    };
+    cb.onTransportError = [this, failed](const sip::TransportError&) {
+      --inFlight_;
+      failed(true);
+    };
+    auto answered = std::move(cb.onFinal);
+    cb.onFinal = [this, answered](const sip::Message& r) {
+      --inFlight_;
+      answered(r);
+    };
+    if (txl_) ++inFlight_;
   }
   sendRequest(std::move(m), std::move(cb));
 }
@@ -739,9 +786,13 @@ void Gateway::Impl::paced(std::function<void()> fn) {
 
 void Gateway::Impl::runPaced() {
   pacedTimer = 0;
-  // recoveryRate per second, in ticks of 100 ms.
+  // recoveryRate per second, in ticks of 100 ms, and never more than a
+  // window of SUBSCRIBEs and NOTIFYs waiting for their answers: a node that
+  // cannot forward them as fast (its proxy's send queue, its core) is not
+  // buried, and its own overload is not taken for the peer failing.
   std::size_t n = std::max<std::size_t>(1, cfg_.recoveryRate / 10);
-  while (n-- && !pacedQueue_.empty()) {
+  const std::size_t window = std::max<std::size_t>(50, cfg_.recoveryRate / 10);
+  while (n-- && !pacedQueue_.empty() && inFlight_ < window) {
     auto fn = std::move(pacedQueue_.front());
     pacedQueue_.pop_front();
     fn();
