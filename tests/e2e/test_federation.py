@@ -25,7 +25,7 @@ import lync_emulator as ly  # noqa: E402
 from harness import Impd, wait_for  # noqa: E402
 from sippeer import TestCa  # noqa: E402
 from xmpp_client import TIMEOUT, Client  # noqa: E402
-from xmpp_server import NodeClients, passwd, wait_applied  # noqa: E402
+from xmpp_server import NodeClients, node_metric, passwd, wait_applied  # noqa: E402
 
 DOMAIN = "example.com"
 IDLE_S = 6  # im_idle_timeout_s of this node
@@ -290,10 +290,27 @@ class Federation(unittest.IsolatedAsyncioTestCase):
         self.node.stop()
         self.node.start()
         started = time.monotonic()
-        # the outgoing subscription is refreshed, the watcher gets a fresh NOTIFY
+        # the outgoing subscription is refreshed, the watcher gets a fresh NOTIFY:
+        # Ann's session ended with the old impd, so she is Offline
         await self.blocking(self.lync.wait_subscription, "ann@example.com", "erin@example.com", 30, refreshes + 1)
-        await self.blocking(self.lync.wait_notify, h, lambda n: n.pidf is not None, 30, seen)
+        n = await self.blocking(self.lync.wait_notify, h, lambda n: n.pidf is not None, 30, seen)
         self.assertLess(time.monotonic() - started, 30)
+        self.assertEqual(n.pidf.basic, "closed")
+        # Only federation-cm restarts while Ann is online: Frank's fresh NOTIFY
+        # carries her presence, asked of the session manager (a probe through
+        # its privacy rules), not Offline.
+        ann = await self.client("ann", "rs2")
+        seen = len(self.lync.notifies(h))
+        ann.send_presence(pshow="away", pstatus="back after the restart")
+        await self.blocking(self.lync.wait_notify, h, lambda n: n.pidf is not None and
+                            n.pidf.note == "back after the restart", 15, seen)
+        probes = node_metric(self.node, "imp_fcm_events_total", 'event="recovery_probe"') or 0
+        seen = len(self.lync.notifies(h))
+        self.node.ctl("service", "restart", "federation-cm")
+        n = await self.blocking(self.lync.wait_notify, h, lambda n: n.pidf is not None, 30, seen)
+        self.assertEqual((n.pidf.basic, n.pidf.note), ("open", "back after the restart"))
+        self.assertIn("away", n.pidf.activities)
+        self.assertEqual(node_metric(self.node, "imp_fcm_events_total", 'event="recovery_probe"'), probes + 1)
 
     # ------------------------------------------------------------ more IM and presence paths
 

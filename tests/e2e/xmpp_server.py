@@ -96,6 +96,18 @@ def wait_applied(node, service="xcp-router", want=None):
     wait_for(applied, 30, "%s to apply settings generation %d" % (service, want))
 
 
+def node_metric(node, name, labels=""):
+    """The value of metric `name` on impd's /metrics (with `labels` as
+    written inside the braces, e.g. 'event="offline_stored"'), or None."""
+    status, text = node.http("GET", "/metrics", token=False)
+    assert status == 200, "GET /metrics answered %d" % status
+    series = name + ("{%s}" % labels if labels else "")
+    m = re.search(r"^%s(?:\{service=\"[^\"]*\"\})? (\S+)$" % re.escape(series), text, re.M)
+    if not m and labels:
+        m = re.search(r"^%s\{[^}]*%s[^}]*\} (\S+)$" % (re.escape(name), re.escape(labels)), text, re.M)
+    return float(m.group(1)) if m else None
+
+
 class XmppServer:
     """Common face: domain, host, port (STARTTLS), tls_port (direct TLS),
     ca_file, add_user(), set_auto_approve(), set_max_contacts(), alive(),
@@ -188,15 +200,7 @@ class ImpdServer(XmppServer):
         wait_applied(self.node, service)
 
     def metric(self, name, labels=""):
-        """The value of metric `name` on impd's /metrics (with `labels` as
-        written inside the braces, e.g. 'event="offline_stored"'), or None."""
-        status, text = self.node.http("GET", "/metrics", token=False)
-        assert status == 200, "GET /metrics answered %d" % status
-        series = name + ("{%s}" % labels if labels else "")
-        m = re.search(r"^%s(?:\{service=\"[^\"]*\"\})? (\S+)$" % re.escape(series), text, re.M)
-        if not m and labels:
-            m = re.search(r"^%s\{[^}]*%s[^}]*\} (\S+)$" % (re.escape(name), re.escape(labels)), text, re.M)
-        return float(m.group(1)) if m else None
+        return node_metric(self.node, name, labels)
 
     def alive(self):
         return self.node.proc.poll() is None

@@ -127,13 +127,16 @@ Gateway::Gateway(GatewayConfig cfg, net::EventLoop& loop, xcp::Router& router, S
 Gateway::~Gateway() { stop(); }
 
 sip::Endpoint Gateway::start() {
+  auto impl = impl_;
+  return onLoop(impl->loop_, [impl] { return impl->start(); });
+}
+
+void Gateway::recover() {
   // Stored subscriptions are read here, off the loop (the database blocks).
   std::vector<StoredSubscription> rows;
   if (impl_->store_) rows = impl_->store_->load();
   auto impl = impl_;
-  auto ep = onLoop(impl->loop_, [impl] { return impl->start(); });
   impl->loop_.post([impl, rows = std::move(rows)]() mutable { impl->recover(std::move(rows)); });
-  return ep;
 }
 
 void Gateway::stop() noexcept {

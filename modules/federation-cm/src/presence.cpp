@@ -858,15 +858,22 @@ void Gateway::Impl::recover(std::vector<StoredSubscription> rows) {
       });
       ++ins;
       if (!peers_.count(domainOf(remote))) scheduleKeepAlive(domainOf(remote), cfg_.keepAliveInterval);
-      // A fresh NOTIFY with the user's presence now (AV-3): the session
-      // manager answers the probe with the presence of every resource (or
-      // unavailable); until then, and without approval, Offline.
+      // A fresh NOTIFY with the user's presence now (AV-3). Decided when
+      // its turn comes: without approval, Offline. A user with no available
+      // resource on the node (after an impd restart, every user: their
+      // sessions ended with it) is Offline, what the session manager would
+      // answer a probe, or what it routed here since. Only for a user who
+      // is online does the session manager answer a probe with the presence
+      // of every resource, through its privacy rules (polite blocking).
       paced([this, key] {
         auto i = in_.find(key);
         if (i == in_.end()) return;
-        if (!i->second.approved) return notifyWatcher(i->second);
-        if (auto owner = xcp::Address::split(i->second.owner))
-          route(xcp::StanzaKind::Presence, i->second.watcher, *owner, presence("probe"));
+        InSub& in = i->second;
+        if (!in.approved || !in.resources.empty() || (cfg_.nativeAvailable && !cfg_.nativeAvailable(in.owner)))
+          return notifyWatcher(in);
+        ++stats_.recoveryProbes;
+        if (auto owner = xcp::Address::split(in.owner))
+          route(xcp::StanzaKind::Presence, in.watcher, *owner, presence("probe"));
       });
     }
   }

@@ -95,7 +95,9 @@ class FcmService : public core::Service {
     loop_ = std::make_unique<net::EventLoop>();
     thread_ = std::thread([this] { loop_->run(); });
     store_ = std::make_unique<SubscriptionStore>(*db_, cfg_.nodeId, log_);
-    auto gw = std::make_shared<Gateway>(cfg_, *loop_, *router, store_.get());
+    auto cfg = cfg_;
+    cfg.nativeAvailable = [xmpp = xmpp_](const std::string& bare) { return xmpp->available(bare); };
+    auto gw = std::make_shared<Gateway>(std::move(cfg), *loop_, *router, store_.get());
     try {
       bound_ = gw->start();
     } catch (...) {
@@ -109,6 +111,7 @@ class FcmService : public core::Service {
       std::lock_guard l(mu_);
       return federation_;
     });
+    gw->recover();
     runtime_->set(gw);
     publishEndpoint();
     registerMetrics(gw);
@@ -282,6 +285,7 @@ class FcmService : public core::Service {
                           for (auto [e, n] : {std::pair{"xmpp_error", s.xmppErrors},
                                               {"refused", s.refused},
                                               {"recovery", s.recoveries},
+                                              {"recovery_probe", s.recoveryProbes},
                                               {"keepalive_failure", s.keepAliveFailures},
                                               {"stanza_ignored", s.stanzasIgnored}})
                             v.push_back({{{"event", e}}, double(n)});

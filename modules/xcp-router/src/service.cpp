@@ -49,6 +49,14 @@ std::optional<std::vector<C2sSessionInfo>> XcpRuntime::sessions(const std::strin
   if (!c) return std::nullopt;
   return c->sessions(userid);
 }
+bool XcpRuntime::available(const std::string& bareJid) const {
+  std::shared_ptr<SessionManager> sm;
+  {
+    std::lock_guard l(mu_);
+    sm = sessionManager_;
+  }
+  return sm && !sm->availableResources(bareJid).empty();
+}
 std::optional<std::size_t> XcpRuntime::kick(const std::string& userid) {
   auto c = c2s();
   if (!c) return std::nullopt;

@@ -101,6 +101,11 @@ struct GatewayConfig {
   unsigned recoveryRate = 5000;
   // A MESSAGE or INVITE without a final answer this long has failed.
   std::chrono::milliseconds requestTimeout{std::chrono::seconds(32)};
+  // Whether a native user (bare JID) has an available resource on this
+  // node, as its session manager sees it; any thread. Recovery NOTIFYs the
+  // watchers of users without one at once (Offline, what a probe would get)
+  // and probes only for the others. Unset: a probe for every watcher.
+  std::function<bool(const std::string& bareJid)> nativeAvailable;
   std::shared_ptr<spdlog::logger> log;
   std::shared_ptr<const core::TraceFlags> trace;  // "translation": every stanza <-> SIP pair
 };
@@ -109,7 +114,8 @@ struct GatewayStats {
   std::uint64_t subscribesSent = 0, subscribesReceived = 0, notifiesSent = 0, notifiesReceived = 0,
                 messagesSent = 0, messagesReceived = 0, invitesSent = 0, invitesReceived = 0, infosSent = 0,
                 infosReceived = 0, byesSent = 0, byesReceived = 0, xmppErrors = 0, refused = 0, recoveries = 0,
-                keepAliveFailures = 0, stanzasIgnored = 0;
+                keepAliveFailures = 0, stanzasIgnored = 0,
+                recoveryProbes = 0;  // probes for a recovered watcher of a user online (AV-3)
   // Final failures of our requests, by SIP code (0 = timeout or transport).
   std::vector<std::pair<int, std::uint64_t>> failuresByCode;
   // ... and by ms-diagnostics id.
@@ -143,10 +149,13 @@ class Gateway : public xcp::Component {
   Gateway(const Gateway&) = delete;
   Gateway& operator=(const Gateway&) = delete;
 
-  // Binds the SIP listener (throws std::runtime_error naming the address),
-  // loads the stored subscriptions and starts recovering them; waits for the
-  // loop. Returns the bound endpoint.
+  // Binds the SIP listener (throws std::runtime_error naming the address);
+  // waits for the loop. Returns the bound endpoint.
   sip::Endpoint start();
+  // Loads the stored subscriptions (on the caller's thread: the database
+  // blocks) and starts recovering them (AV-3). Called once the gateway is a
+  // router component, so that the session manager's answers reach it.
+  void recover();
   // Ends IM dialogs (BYE), keeps subscriptions stored (they are recovered at
   // the next start), closes the listener. Waits for the loop (bounded).
   void stop() noexcept;

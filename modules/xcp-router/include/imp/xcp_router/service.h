@@ -47,6 +47,9 @@ class XcpRuntime {
   // nullopt while the connection manager is not running.
   std::optional<std::vector<C2sSessionInfo>> sessions(const std::string& userid = {}) const;
   std::optional<std::size_t> kick(const std::string& userid);
+  // Whether a bare JID has an available resource on this node, as the
+  // session manager sees it (false while the router is stopped).
+  bool available(const std::string& bareJid) const;
 
  private:
   mutable std::mutex mu_;
