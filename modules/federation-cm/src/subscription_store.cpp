@@ -3,6 +3,7 @@
 #include <imp/core/database.h>
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
 #include <chrono>
 
 namespace imp::fcm {
@@ -118,9 +119,7 @@ void SubscriptionStore::run() {
     l.unlock();
     bool ok = true;
     try {
-      db_.transaction([&](core::DbSession& db) {
-        for (const auto& n : batch) write(db, n.key(), n.mapped());
-      });
+      db_.transaction([&](core::DbSession& db) { write(db, batch); });
     } catch (const std::exception& e) {
       ok = false;
       if (log_)
@@ -139,25 +138,52 @@ void SubscriptionStore::run() {
   }
 }
 
-void SubscriptionStore::write(core::DbSession& db, const std::string& key, const std::optional<StoredSubscription>& s) {
-  if (!s) {
-    // key(): "o\n<native>\n<remote>" / "i\n..."
-    auto a = key.find('\n'), b = key.find('\n', a + 1);
-    if (a == std::string::npos || b == std::string::npos) return;
-    db.exec("DELETE FROM fcm_subscription WHERE node_id = ? AND direction = ? AND native_jid = ? AND remote_uri = ?",
-             {nodeId_, std::string(key[0] == 'o' ? "out" : "in"), key.substr(a + 1, b - a - 1), key.substr(b + 1)});
-    return;
+void SubscriptionStore::write(core::DbSession& db, const std::vector<Pending::node_type>& batch) {
+  // A few statements for the batch, not one per change: each statement is
+  // prepared, parsed and run by the server once, so that a recovery that
+  // refreshes 100,000 subscriptions does not spend its core in MariaDB's
+  // parser (kRows changes per statement).
+  constexpr std::size_t kRows = 128;
+  std::vector<const Pending::node_type*> upserts, deletes;
+  for (const auto& n : batch) (n.mapped() ? upserts : deletes).push_back(&n);
+  for (std::size_t i = 0; i < upserts.size(); i += kRows) {
+    const auto end = std::min(upserts.size(), i + kRows);
+    std::string sql =
+        "INSERT INTO fcm_subscription (node_id, direction, native_jid, remote_uri, state, call_id, local_tag,"
+        " remote_tag, remote_target, route_set, local_cseq, remote_cseq, expires_at) VALUES ";
+    core::SqlParams params;
+    params.reserve((end - i) * 13);
+    for (auto j = i; j < end; ++j) {
+      const auto& st = *upserts[j]->mapped();
+      sql += j == i ? "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)" : ", (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)";
+      params.insert(params.end(), {nodeId_, std::string(st.outgoing ? "out" : "in"), st.nativeJid, st.remoteUri,
+                                   st.state, st.callId, st.localTag, st.remoteTag, st.remoteTarget,
+                                   joinRouteSet(st.routeSet), static_cast<std::int64_t>(st.localCseq),
+                                   static_cast<std::int64_t>(st.remoteCseq), st.expiresAt});
+    }
+    sql +=
+        " ON DUPLICATE KEY UPDATE state = VALUES(state), call_id = VALUES(call_id), local_tag = VALUES(local_tag),"
+        " remote_tag = VALUES(remote_tag), remote_target = VALUES(remote_target), route_set = VALUES(route_set),"
+        " local_cseq = VALUES(local_cseq), remote_cseq = VALUES(remote_cseq), expires_at = VALUES(expires_at),"
+        " updated_at = CURRENT_TIMESTAMP(3)";
+    db.exec(sql, params);
   }
-  db.exec(
-      "INSERT INTO fcm_subscription (node_id, direction, native_jid, remote_uri, state, call_id, local_tag, remote_tag,"
-      " remote_target, route_set, local_cseq, remote_cseq, expires_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
-      " ON DUPLICATE KEY UPDATE state = VALUES(state), call_id = VALUES(call_id), local_tag = VALUES(local_tag),"
-      " remote_tag = VALUES(remote_tag), remote_target = VALUES(remote_target), route_set = VALUES(route_set),"
-      " local_cseq = VALUES(local_cseq), remote_cseq = VALUES(remote_cseq), expires_at = VALUES(expires_at),"
-      " updated_at = CURRENT_TIMESTAMP(3)",
-      {nodeId_, std::string(s->outgoing ? "out" : "in"), s->nativeJid, s->remoteUri, s->state, s->callId, s->localTag,
-       s->remoteTag, s->remoteTarget, joinRouteSet(s->routeSet), static_cast<std::int64_t>(s->localCseq),
-       static_cast<std::int64_t>(s->remoteCseq), s->expiresAt});
+  for (std::size_t i = 0; i < deletes.size(); i += kRows) {
+    const auto end = std::min(deletes.size(), i + kRows);
+    std::string sql = "DELETE FROM fcm_subscription WHERE node_id = ? AND (";
+    core::SqlParams params{nodeId_};
+    for (auto j = i; j < end; ++j) {
+      // key(): "o\n<native>\n<remote>" / "i\n..."
+      const auto& key = deletes[j]->key();
+      auto a = key.find('\n'), b = key.find('\n', a + 1);
+      if (a == std::string::npos || b == std::string::npos) continue;
+      if (params.size() > 1) sql += " OR ";
+      sql += "(direction = ? AND native_jid = ? AND remote_uri = ?)";
+      params.insert(params.end(), {std::string(key[0] == 'o' ? "out" : "in"), key.substr(a + 1, b - a - 1),
+                                   key.substr(b + 1)});
+    }
+    if (params.size() > 1) db.exec(sql + ")", params);
+  }
 }
 
 }  // namespace imp::fcm

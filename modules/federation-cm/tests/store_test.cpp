@@ -10,6 +10,9 @@
 
 #include "../src/gateway_impl.h"
 
+#include <set>
+#include <string>
+
 using namespace imp::fcm;
 using imp::testing::FakeDatabase;
 
@@ -85,6 +88,45 @@ TEST_CASE_FIXTURE(Db, "AV-3: the latest change of a subscription wins; a removal
     CHECK(r.remoteUri == "sip:bob@example.com");
     CHECK(r.state == "active");
   }
+}
+
+TEST_CASE_FIXTURE(Db, "AV-3: hundreds of changes at once: new rows, updates and removals all applied") {
+  // More changes than one statement takes (the writer groups them): every
+  // one lands, whatever the grouping.
+  auto native = [](int i) { return "user" + std::to_string(i) + "@example.com"; };
+  {
+    SubscriptionStore store(db, "node-a", nullptr);
+    for (int i = 0; i < 700; ++i) store.save(row(i % 2 == 0, native(i), "sip:lync@example.com", "pending"));
+    store.stop();
+    CHECK(store.writeFailures() == 0);
+  }
+  CHECK(SubscriptionStore(db, "node-a", nullptr).load().size() == 700);
+  {
+    SubscriptionStore store(db, "node-a", nullptr);
+    for (int i = 0; i < 700; ++i) {
+      if (i % 3 == 0) {
+        store.remove(i % 2 == 0, native(i), "sip:lync@example.com");
+      } else {
+        auto r = row(i % 2 == 0, native(i), "sip:lync@example.com", "active");
+        r.localCseq = static_cast<std::uint32_t>(1000 + i);
+        store.save(r);
+      }
+    }
+    store.stop();
+    CHECK(store.writeFailures() == 0);
+  }
+  auto rows = SubscriptionStore(db, "node-a", nullptr).load();
+  CHECK(rows.size() == 700 - 234);
+  std::set<std::string> seen;
+  for (const auto& r : rows) {
+    const int i = std::stoi(r.nativeJid.substr(4));
+    CHECK(i % 3 != 0);
+    CHECK(r.outgoing == (i % 2 == 0));
+    CHECK(r.state == "active");
+    CHECK(r.localCseq == static_cast<std::uint32_t>(1000 + i));
+    seen.insert(r.nativeJid);
+  }
+  CHECK(seen.size() == rows.size());
 }
 
 TEST_CASE_FIXTURE(Db, "AV-3: a write the database refuses is retried, not lost") {

@@ -64,15 +64,16 @@ class SubscriptionStore {
   std::size_t queued() const;
 
  private:
+  using Pending = std::map<std::string, std::optional<StoredSubscription>>;  // key -> row (nullopt = delete)
   void run();
-  void write(core::DbSession& db, const std::string& key, const std::optional<StoredSubscription>& s);
+  void write(core::DbSession& db, const std::vector<Pending::node_type>& batch);
 
   core::Database& db_;
   std::string nodeId_;
   std::shared_ptr<spdlog::logger> log_;
   mutable std::mutex mu_;
   std::condition_variable cv_;
-  std::map<std::string, std::optional<StoredSubscription>> pending_;  // key -> row (nullopt = delete)
+  Pending pending_;
   bool stopping_ = false;
   std::uint64_t failures_ = 0;
   std::thread thread_;
