@@ -8,6 +8,7 @@ PKGS=(
   libpoco-dev libssl-dev libmysqlcppconn-dev libspdlog-dev libfmt-dev
   libboost-program-options-dev doctest-dev libexpat1-dev
   libicu-dev  # modules/xmpp: Unicode normalisation, case mapping, character properties and IDNA for JIDs (RFC 7622), SASLprep of passwords (RFC 4013): not code to write by hand
+  libjemalloc-dev  # impd's allocator (IMP_JEMALLOC): glibc malloc's free-list consolidation cost a third of the node's CPU under SIP load
   libsqlite3-dev  # unit tests only: the in-memory fake database (tests/support)
   mariadb-server mariadb-client
   python3 curl sip-tester

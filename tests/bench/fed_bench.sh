@@ -139,7 +139,7 @@ issue lync.example.com
 d=$work/impd
 launch_impd() {  # from $d/impd.conf, until ready and listening for XMPP clients; sets IMPD_PID, MARIADB_PID, ADMIN_URL
   : >"$d/stdout"
-  taskset -c "$SERVER_CPU" "$IMPD" -c "$d/impd.conf" >"$d/stdout" 2>>"$d/stderr" &
+  taskset -c "$SERVER_CPU" env ${IMPD_PRELOAD:+LD_PRELOAD=$IMPD_PRELOAD} "$IMPD" -c "$d/impd.conf" >"$d/stdout" 2>>"$d/stderr" &
   IMPD_PID=$!
   pids+=("$IMPD_PID")
   local deadline=$((SECONDS + 120))

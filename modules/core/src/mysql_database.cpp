@@ -11,6 +11,8 @@
 
 #include <algorithm>
 #include <random>
+#include <string>
+#include <unordered_map>
 #include <thread>
 
 namespace imp::core {
@@ -61,25 +63,45 @@ void bind(sql::PreparedStatement& st, const SqlParams& params) {
   }
 }
 
+}  // namespace
+
+struct MySqlDatabase::Pooled {
+  std::unique_ptr<sql::Connection> conn;
+  // Declared after conn: destroyed before it.
+  std::unordered_map<std::string, std::unique_ptr<sql::PreparedStatement>> statements;
+
+  // The connection's prepared statement for `sqlText`, its parameters
+  // cleared; prepared (once) on first use.
+  sql::PreparedStatement& prepare(const std::string& sqlText) {
+    if (auto it = statements.find(sqlText); it != statements.end()) {
+      it->second->clearParameters();
+      return *it->second;
+    }
+    if (statements.size() >= kStatementsPerConnection) statements.clear();
+    std::unique_ptr<sql::PreparedStatement> st(conn->prepareStatement(sqlText));
+    return *statements.emplace(sqlText, std::move(st)).first->second;
+  }
+};
+
+namespace {
+
 // One pooled connection seen through the DbSession interface.
 class MySqlSession final : public DbSession {
  public:
-  explicit MySqlSession(sql::Connection& c) : conn_(c) {}
+  explicit MySqlSession(MySqlDatabase::Pooled& c) : c_(c) {}
   Rows query(const std::string& sql, const SqlParams& params) override;
   std::uint64_t exec(const std::string& sql, const SqlParams& params) override;
   void execRaw(const std::string& sql) override;
   std::uint64_t lastInsertId() override;
 
  private:
-  sql::Connection& conn_;
+  MySqlDatabase::Pooled& c_;
 };
 
-}  // namespace
-
 Rows MySqlSession::query(const std::string& sqlText, const SqlParams& params) {
-  std::unique_ptr<sql::PreparedStatement> st(conn_.prepareStatement(sqlText));
-  bind(*st, params);
-  std::unique_ptr<sql::ResultSet> rs(st->executeQuery());
+  auto& st = c_.prepare(sqlText);
+  bind(st, params);
+  std::unique_ptr<sql::ResultSet> rs(st.executeQuery());
   Rows out;
   auto* md = rs->getMetaData();
   unsigned n = md->getColumnCount();
@@ -97,13 +119,13 @@ Rows MySqlSession::query(const std::string& sqlText, const SqlParams& params) {
 }
 
 std::uint64_t MySqlSession::exec(const std::string& sqlText, const SqlParams& params) {
-  std::unique_ptr<sql::PreparedStatement> st(conn_.prepareStatement(sqlText));
-  bind(*st, params);
-  return static_cast<std::uint64_t>(st->executeUpdate());
+  auto& st = c_.prepare(sqlText);
+  bind(st, params);
+  return static_cast<std::uint64_t>(st.executeUpdate());
 }
 
 void MySqlSession::execRaw(const std::string& sqlText) {
-  std::unique_ptr<sql::Statement> st(conn_.createStatement());
+  std::unique_ptr<sql::Statement> st(c_.conn->createStatement());
   st->execute(sqlText);
   // Drain any result sets so the connection stays usable.
   do {
@@ -115,6 +137,8 @@ std::uint64_t MySqlSession::lastInsertId() {
   auto r = query("SELECT LAST_INSERT_ID() AS id", {});
   return static_cast<std::uint64_t>(r.num(0, "id"));
 }
+
+}  // namespace
 
 MySqlDatabase::MySqlDatabase(DbParams params, std::shared_ptr<spdlog::logger> logger)
     : params_(std::move(params)), log_(std::move(logger)) {
@@ -154,7 +178,7 @@ void MySqlDatabase::ensureSchema(const DbParams& params) {
   }
 }
 
-std::unique_ptr<sql::Connection> MySqlDatabase::acquire() {
+std::unique_ptr<MySqlDatabase::Pooled> MySqlDatabase::acquire() {
   {
     std::unique_lock lock(mu_);
     auto deadline = std::chrono::steady_clock::now() + params_.connectTimeout;
@@ -170,7 +194,9 @@ std::unique_ptr<sql::Connection> MySqlDatabase::acquire() {
     ++open_;
   }
   try {
-    return connect();
+    auto p = std::make_unique<Pooled>();
+    p->conn = connect();
+    return p;
   } catch (...) {
     std::lock_guard lock(mu_);
     --open_;
@@ -179,7 +205,7 @@ std::unique_ptr<sql::Connection> MySqlDatabase::acquire() {
   }
 }
 
-void MySqlDatabase::release(std::unique_ptr<sql::Connection> c, bool broken) {
+void MySqlDatabase::release(std::unique_ptr<Pooled> c, bool broken) {
   if (!c) return;  // never acquired: acquire() already fixed the count
   std::lock_guard lock(mu_);
   if (broken) {
@@ -190,11 +216,11 @@ void MySqlDatabase::release(std::unique_ptr<sql::Connection> c, bool broken) {
   cv_.notify_one();
 }
 
-void MySqlDatabase::withRetry(const std::function<void(sql::Connection&)>& fn) {
+void MySqlDatabase::withRetry(const std::function<void(Pooled&)>& fn) {
   auto deadline = std::chrono::steady_clock::now() + params_.connectTimeout;
   std::chrono::milliseconds backoff{50};
   for (;;) {
-    std::unique_ptr<sql::Connection> c;
+    std::unique_ptr<Pooled> c;
     try {
       c = acquire();
       fn(*c);
@@ -251,7 +277,7 @@ void MySqlDatabase::retryConflicts(const std::function<void()>& once) {
 
 void MySqlDatabase::run(const std::function<void(DbSession&)>& fn) {
   retryConflicts([&] {
-    withRetry([&](sql::Connection& c) {
+    withRetry([&](Pooled& c) {
       MySqlSession s(c);
       fn(s);
     });
@@ -263,9 +289,10 @@ void MySqlDatabase::transaction(const std::function<void(DbSession&)>& fn) {
 }
 
 void MySqlDatabase::transactionOnce(const std::function<void(DbSession&)>& fn) {
-  withRetry([&](sql::Connection& c) {
+  withRetry([&](Pooled& p) {
+    auto& c = *p.conn;
     c.setAutoCommit(false);
-    MySqlSession s(c);
+    MySqlSession s(p);
     try {
       fn(s);
       c.commit();
@@ -285,10 +312,10 @@ void MySqlDatabase::transactionOnce(const std::function<void(DbSession&)>& fn) {
 }
 
 bool MySqlDatabase::ping() noexcept {
-  std::unique_ptr<sql::Connection> c;
+  std::unique_ptr<Pooled> c;
   try {
     c = acquire();
-    std::unique_ptr<sql::Statement> st(c->createStatement());
+    std::unique_ptr<sql::Statement> st(c->conn->createStatement());
     std::unique_ptr<sql::ResultSet> rs(st->executeQuery("SELECT 1"));
     release(std::move(c), false);
     healthy_ = true;

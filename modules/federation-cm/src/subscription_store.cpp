@@ -68,6 +68,7 @@ void SubscriptionStore::save(StoredSubscription s) {
     std::lock_guard l(mu_);
     if (stopping_) return;
     pending_[key] = std::move(s);
+    if (!wakeWriter()) return;
   }
   cv_.notify_one();
 }
@@ -81,6 +82,7 @@ void SubscriptionStore::remove(bool outgoing, const std::string& nativeJid, cons
     std::lock_guard l(mu_);
     if (stopping_) return;
     pending_[k.key()] = std::nullopt;
+    if (!wakeWriter()) return;
   }
   cv_.notify_one();
 }
@@ -109,11 +111,14 @@ void SubscriptionStore::run() {
   // Up to kBatch queued changes per transaction: one commit (one log flush)
   // for the lot instead of one per row, so that the writer keeps up with
   // subscriptions arriving by the thousand per second.
-  constexpr std::size_t kBatch = 512;
+
   std::unique_lock l(mu_);
   for (;;) {
     cv_.wait(l, [this] { return stopping_ || !pending_.empty(); });
     if (pending_.empty()) return;  // stopping, everything written
+    // A moment for more changes to join (kGather): at thousands per second
+    // a commit (a log flush) for a few hundred rows, not for a few.
+    cv_.wait_for(l, kGather, [this] { return stopping_ || pending_.size() >= kBatch; });
     std::vector<decltype(pending_)::node_type> batch;
     while (!pending_.empty() && batch.size() < kBatch) batch.push_back(pending_.extract(pending_.begin()));
     l.unlock();
@@ -139,15 +144,20 @@ void SubscriptionStore::run() {
 }
 
 void SubscriptionStore::write(core::DbSession& db, const std::vector<Pending::node_type>& batch) {
-  // A few statements for the batch, not one per change: each statement is
-  // prepared, parsed and run by the server once, so that a recovery that
-  // refreshes 100,000 subscriptions does not spend its core in MariaDB's
-  // parser (kRows changes per statement).
-  constexpr std::size_t kRows = 128;
+  // A few statements for the batch, not one per change, so that a recovery
+  // that refreshes 100,000 subscriptions does not spend its core in
+  // MariaDB's statement handling. Statements of 128, 64, ... 1 rows: eight
+  // texts at most, each prepared once per connection (MySqlDatabase keeps
+  // them).
   std::vector<const Pending::node_type*> upserts, deletes;
   for (const auto& n : batch) (n.mapped() ? upserts : deletes).push_back(&n);
-  for (std::size_t i = 0; i < upserts.size(); i += kRows) {
-    const auto end = std::min(upserts.size(), i + kRows);
+  auto chunk = [](std::size_t left) {
+    std::size_t n = 128;
+    while (n > left) n /= 2;
+    return n;
+  };
+  for (std::size_t i = 0; i < upserts.size();) {
+    const auto end = i + chunk(upserts.size() - i);
     std::string sql =
         "INSERT INTO fcm_subscription (node_id, direction, native_jid, remote_uri, state, call_id, local_tag,"
         " remote_tag, remote_target, route_set, local_cseq, remote_cseq, expires_at) VALUES ";
@@ -167,9 +177,10 @@ void SubscriptionStore::write(core::DbSession& db, const std::vector<Pending::no
         " local_cseq = VALUES(local_cseq), remote_cseq = VALUES(remote_cseq), expires_at = VALUES(expires_at),"
         " updated_at = CURRENT_TIMESTAMP(3)";
     db.exec(sql, params);
+    i = end;
   }
-  for (std::size_t i = 0; i < deletes.size(); i += kRows) {
-    const auto end = std::min(deletes.size(), i + kRows);
+  for (std::size_t i = 0; i < deletes.size();) {
+    const auto end = i + chunk(deletes.size() - i);
     std::string sql = "DELETE FROM fcm_subscription WHERE node_id = ? AND (";
     core::SqlParams params{nodeId_};
     for (auto j = i; j < end; ++j) {
@@ -183,6 +194,7 @@ void SubscriptionStore::write(core::DbSession& db, const std::vector<Pending::no
                                    key.substr(b + 1)});
     }
     if (params.size() > 1) db.exec(sql + ")", params);
+    i = end;
   }
 }
 

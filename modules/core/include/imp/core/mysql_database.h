@@ -3,12 +3,15 @@
 //
 // - A bounded connection pool; connections are created lazily.
 // - Parameters are always bound (prepared statements): no SQL is built by
-//   concatenating input.
+//   concatenating input. Each connection keeps its prepared statements
+//   (up to kStatementsPerConnection, by SQL text): a statement the node
+//   runs again is not parsed and prepared by the server again.
 // - Lost connections (server gone, restarted, unreachable) are retried with
 //   backoff up to connect_timeout; a transaction is retried as a whole.
 // - All methods are thread-safe and blocking: never call them on an event
 //   loop thread (ARCHITECTURE.md, Concurrency).
 #include <atomic>
+#include <cstddef>
 #include <cstdint>
 #include <condition_variable>
 #include <memory>
@@ -44,11 +47,16 @@ class MySqlDatabase final : public Database {
   // without a default schema).
   static void ensureSchema(const DbParams& params);
 
+  // Prepared statements a connection keeps (then it starts afresh).
+  static constexpr std::size_t kStatementsPerConnection = 256;
+  // A pooled connection with its prepared statements (mysql_database.cpp).
+  struct Pooled;
+
  private:
   std::unique_ptr<sql::Connection> connect(bool withSchema = true) const;
-  std::unique_ptr<sql::Connection> acquire();
-  void release(std::unique_ptr<sql::Connection> c, bool broken);
-  void withRetry(const std::function<void(sql::Connection&)>& fn);
+  std::unique_ptr<Pooled> acquire();
+  void release(std::unique_ptr<Pooled> c, bool broken);
+  void withRetry(const std::function<void(Pooled&)>& fn);
   void transactionOnce(const std::function<void(DbSession&)>& fn);
   void retryConflicts(const std::function<void()>& once);
 
@@ -56,7 +64,7 @@ class MySqlDatabase final : public Database {
   std::shared_ptr<spdlog::logger> log_;
   std::mutex mu_;
   std::condition_variable cv_;
-  std::vector<std::unique_ptr<sql::Connection>> idle_;
+  std::vector<std::unique_ptr<Pooled>> idle_;
   unsigned open_ = 0;
   std::atomic<bool> healthy_{false};
   std::atomic<std::uint64_t> conflictRetries_{0};

@@ -12,6 +12,7 @@
 // hundred per transaction. A batch that fails is retried (with a pause)
 // until it succeeds or the store stops, and counted; stop() writes what is
 // queued before it returns. load() blocks (called once, at start).
+#include <chrono>
 #include <condition_variable>
 #include <cstdint>
 #include <map>
@@ -65,6 +66,12 @@ class SubscriptionStore {
 
  private:
   using Pending = std::map<std::string, std::optional<StoredSubscription>>;  // key -> row (nullopt = delete)
+  // Up to kBatch queued changes per transaction, gathered for up to kGather.
+  static constexpr std::size_t kBatch = 512;
+  static constexpr std::chrono::milliseconds kGather{20};
+  // With mu_ held, after queueing: whether the writer waits for this (the
+  // first change queued, or a full batch), not every change.
+  bool wakeWriter() const { return pending_.size() == 1 || pending_.size() == kBatch; }
   void run();
   void write(core::DbSession& db, const std::vector<Pending::node_type>& batch);
 
