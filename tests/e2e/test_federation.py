@@ -8,15 +8,19 @@ rows; the approval prompt and polite blocking (AV-1); IM both ways with
 typing (IM-1, IM-2), the first text in ms-text-format, group chat refused
 (IM-4), an unknown user's 404 as item-not-found (FED-7, IM-5); the idle
 timeout's BYE and a new INVITE afterwards; recovery after the Lync pool was
-unreachable and after an impd restart (AV-3, within 30 s); and the admin
-commands `impctl federation subscriptions|sessions`."""
+unreachable and after an impd restart (AV-3, within 30 s); bad input from
+the Microsoft side answered on the wire (415, 400, 489, 406), counted, and
+the node serving on; and the admin commands `impctl federation
+subscriptions|sessions|peer`, with bad peer domains and types refused."""
 import asyncio
+import json
 import os
 import shutil
 import sys
 import tempfile
 import time
 import unittest
+import urllib.parse
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "peers"))
@@ -109,6 +113,24 @@ class Federation(unittest.IsolatedAsyncioTestCase):
 
     async def blocking(self, fn, *a, **kw):
         return await asyncio.to_thread(fn, *a, **kw)
+
+    def refused(self):
+        """federation-cm's count of requests it refused (imp_fcm_events_total)."""
+        return node_metric(self.node, "imp_fcm_events_total", 'event="refused"') or 0
+
+    def sip_in(self, method):
+        """federation-cm's count of `method` requests received (imp_fcm_sip_total)."""
+        return node_metric(self.node, "imp_fcm_sip_total", 'method="%s",direction="in"' % method) or 0
+
+    def watchers(self, native, microsoft):
+        """The incoming subscriptions (AV-1) of Microsoft user `microsoft` to `native`."""
+        return [x for x in self.node.ctl_json("federation", "subscriptions", "--user", native)["subscriptions"]
+                if x["direction"] == "incoming" and x["microsoft_user"] == "sip:" + microsoft]
+
+    def session_of(self, native, microsoft):
+        """The row of `impctl federation sessions` for the pair, or None."""
+        return next((x for x in self.node.ctl_json("federation", "sessions")["sessions"]
+                     if x["native_user"] == native and x["microsoft_user"] == "sip:" + microsoft), None)
 
     # ------------------------------------------------------------ AV-2, AV-4
 
@@ -394,6 +416,166 @@ class Federation(unittest.IsolatedAsyncioTestCase):
             self.assertEqual(m.sender, "ann@example.com")
         finally:
             self.lync.set_reachable(True)
+
+    # ------------------------------------------------------------ bad input from the Microsoft side
+
+    async def test_15_unsupported_body_type_415(self):
+        ann = await self.client("ann", "ct")
+        octets = b"\x00\x01\xfe\xff binary"
+        # in a conversation: one text through first, so that the dialog is up
+        self.assertEqual(await self.blocking(self.lync.send_im, "bob", "ann@example.com", "before"), 200)
+        await ann.expect("message", lambda m: bare(m["from"]) == "bob@example.com" and m["body"] == "before")
+        refused, messages = self.refused(), self.sip_in("MESSAGE")
+        # [MS IM] "Also accept text/html, multipart/alternative; reply 415 to anything else."
+        r = await self.blocking(self.lync.send_request, "bob", "ann@example.com", "MESSAGE",
+                                content_type="application/octet-stream", body=octets, in_dialog=True)
+        self.assertEqual((r.status, r.get("Accept")), (415, "text/plain, text/html, multipart/alternative"))
+        self.assertEqual(self.refused(), refused + 1)
+        self.assertEqual(self.sip_in("MESSAGE"), messages + 1)
+        await self.blocking(wait_for, lambda: "MESSAGE from bob@example.com refused with 415" in
+                            self.node.log("federation-cm"), 15, "the 415 in federation-cm's log")
+        # the conversation goes on: the next text is the next message Ann gets,
+        # and the refused one was not counted as delivered
+        self.assertEqual(await self.blocking(self.lync.send_im, "bob", "ann@example.com", "after"), 200)
+        m = await ann.expect("message", lambda m: bare(m["from"]) == "bob@example.com", what="bob's next text")
+        self.assertEqual(m["body"], "after")
+        s = self.session_of("ann@example.com", "bob@example.com")
+        self.assertEqual((s["state"], s["messages_in"]), ("up", 2))
+
+        # page mode (RFC 3428), no dialog
+        refused = self.refused()
+        r = await self.blocking(self.lync.send_request, "erin", "ann@example.com", "MESSAGE",
+                                content_type="application/octet-stream", body=octets)
+        self.assertEqual((r.status, r.get("Accept")), (415, "text/plain, text/html, multipart/alternative"))
+        self.assertEqual(self.refused(), refused + 1)
+        self.assertEqual(await self.blocking(self.lync.send_page_message, "erin", "ann@example.com", "paged after"),
+                         200)
+        m = await ann.expect("message", lambda m: bare(m["from"]) == "erin@example.com", what="erin's page")
+        self.assertEqual(m["body"], "paged after")
+        self.assertEqual([x for x in ann.queues["message"]._queue if x["type"] == "error"], [])
+
+    async def test_16_malformed_typing_400(self):
+        ann = await self.client("ann", "ty")
+        refused, infos = self.refused(), self.sip_in("INFO")
+        isc = '<isComposing xmlns="urn:ietf:params:xml:ns:im-iscomposing"><state>%s</state></isComposing>'
+        bad = [  # the first opens the conversation (INVITE, no text)
+            ("INFO", "application/xml", '<?xml version="1.0"?><KeyboardActivity><status /></KeyboardActivity>'),
+            ("INFO", "application/xml", '<?xml version="1.0"?><KeyboardActivity><status status="type" />'),
+            ("INFO", "application/xml", '<KeyboardActivity><status status="dancing" /></KeyboardActivity>'),
+            ("INFO", "application/im-iscomposing+xml", isc % "thinking"),
+            ("INFO", "application/im-iscomposing+xml", "<isComposing><state>active</state></isComposing>"),
+        ]
+        for method, ctype, body in bad:
+            r = await self.blocking(self.lync.send_request, "dave", "ann@example.com", method, content_type=ctype,
+                                    body=body, in_dialog=True)
+            self.assertEqual((r.status, r.start), (400, "SIP/2.0 400 Bad Request - typing indication not understood"),
+                             body)
+            self.assertIsNone(r.get("Accept"))
+        # an isComposing MESSAGE (RFC 3994) in the conversation, not understood either
+        r = await self.blocking(self.lync.send_request, "dave", "ann@example.com", "MESSAGE",
+                                content_type="application/im-iscomposing+xml", body=isc % "", in_dialog=True)
+        self.assertEqual((r.status, r.start), (400, "SIP/2.0 400 Bad Request - isComposing not understood"))
+        # INFO with a body that is no typing indication at all
+        r = await self.blocking(self.lync.send_request, "dave", "ann@example.com", "INFO", content_type="text/plain",
+                                body="typing", in_dialog=True)
+        self.assertEqual((r.status, r.get("Accept")), (415, "application/xml, application/im-iscomposing+xml"))
+        self.assertEqual(self.sip_in("INFO"), infos + len(bad) + 1)
+        self.assertEqual(self.refused(), refused + len(bad) + 2)
+        # nothing reached Ann: the first chat state she gets from Dave is the
+        # valid indication sent after them ([MS IM] "status="idle" = stopped")
+        self.assertEqual(await self.blocking(self.lync.send_typing, "dave", "ann@example.com", False), 200)
+        m = await ann.expect("chatstate", lambda m: bare(m["from"]) == "dave@example.com", what="dave's chat state")
+        self.assertEqual(m["chat_state"], "paused")
+        self.assertEqual(await self.blocking(self.lync.send_im, "dave", "ann@example.com", "still here"), 200)
+        m = await ann.expect("message", lambda m: bare(m["from"]) == "dave@example.com", what="dave's text")
+        self.assertEqual(m["body"], "still here")
+        self.assertEqual(self.session_of("ann@example.com", "dave@example.com")["state"], "up")
+
+    def subscribe_headers(self, event="presence", accept=", ".join(ly.LYNC_ACCEPT)):
+        return [("Event", event), ("Accept", accept), ("Expires", str(ly.LYNC_EXPIRES))]
+
+    async def test_17_subscribe_bad_event_489(self):
+        refused, subscribes = self.refused(), self.sip_in("SUBSCRIBE")
+        for event in ("dialog", "message-summary", "conference"):
+            r = await self.blocking(self.lync.send_request, "gina", "amy@example.com", "SUBSCRIBE",
+                                    self.subscribe_headers(event=event))
+            self.assertEqual((r.status, r.get("Allow-Events")), (489, "presence"), event)
+        self.assertEqual(self.sip_in("SUBSCRIBE"), subscribes + 3)
+        self.assertEqual(self.refused(), refused + 3)
+        self.assertEqual(self.watchers("amy@example.com", "gina@example.com"), [])
+        # the same watcher's presence subscription works
+        self.node.ctl("presence", "settings", "set", "--auto-approve", "on")
+        wait_applied(self.node)
+        amy = await self.client("amy", "ev")
+        h = await self.blocking(self.lync.subscribe, "gina", "amy@example.com")
+        self.assertEqual(self.lync.final_status(h), 200)
+        await self.blocking(self.lync.wait_notify, h, lambda n: n.pidf is not None and n.pidf.basic == "open", 15)
+        self.assertEqual(len(self.watchers("amy@example.com", "gina@example.com")), 1)
+        self.assertEqual(await self.blocking(self.lync.unsubscribe, h), 200)
+        await self.blocking(self.lync.wait_notify, h, lambda n: n.state == "terminated", 15)
+        await amy.logout()
+
+    async def test_18_subscribe_without_pidf_406(self):
+        refused = self.refused()
+        # [MS Presence] "Lync's incoming SUBSCRIBEs may offer application/xpidf+xml, text/xml+msrtc.pidf,
+        # application/pidf+xml, application/msrtc-event-categories+xml. Answer with application/pidf+xml."
+        # Without application/pidf+xml there is nothing to answer with.
+        for accept in ("application/xpidf+xml, text/xml+msrtc.pidf, application/msrtc-event-categories+xml",
+                       "application/cpim-pidf+xml", "text/plain"):
+            r = await self.blocking(self.lync.send_request, "hal", "abe@example.com", "SUBSCRIBE",
+                                    self.subscribe_headers(accept=accept))
+            self.assertEqual((r.status, r.get("Accept")), (406, "application/pidf+xml"), accept)
+        self.assertEqual(self.refused(), refused + 3)
+        self.assertEqual(self.watchers("abe@example.com", "hal@example.com"), [])
+        # a wildcard is acceptable, and so is Lync's own list, from the same watcher
+        for accept in (("application/*",), ly.LYNC_ACCEPT):
+            h = await self.blocking(self.lync.subscribe, "hal", "abe@example.com", accept=accept)
+            self.assertEqual(self.lync.final_status(h), 200, accept)
+            n = await self.blocking(self.lync.wait_notify, h, lambda n: n.pidf is not None, 15)
+            self.assertEqual(n.content_type.split(";")[0], "application/pidf+xml")
+            self.assertEqual(len(self.watchers("abe@example.com", "hal@example.com")), 1)
+            self.assertEqual(await self.blocking(self.lync.unsubscribe, h), 200)
+            await self.blocking(self.lync.wait_notify, h, lambda n: n.state == "terminated", 15)
+        self.assertEqual(self.refused(), refused + 3)
+
+    # ------------------------------------------------------------ admin: federated domain peers
+
+    def test_19_peer_set_bad_domain_and_type_refused(self):
+        before = self.node.ctl_json("federation", "peer", "list")
+        for domain in ("BAD..DOMAIN", "-bad.example", "bad_domain.example", "bad.example."):
+            status, body = self.node.http("PUT", "/api/v1/federation/peers/" + urllib.parse.quote(domain),
+                                          body=json.dumps({"peer_type": "simple"}).encode())
+            self.assertEqual((status, json.loads(body)["error"]),
+                             (400, {"code": "invalid_domain", "message": "'%s' is not a domain name" % domain}))
+            if domain.startswith("-"):
+                continue  # impctl takes it for an option (usage error): impd never sees it
+            r = self.node.ctl("federation", "peer", "set", domain, "--type", "simple", check=False)
+            self.assertEqual((r.returncode, r.stdout), (1, ""), domain)
+            self.assertEqual(r.stderr, "impctl: '%s' is not a domain name\n" % domain)
+            r = self.node.ctl("--json", "federation", "peer", "set", domain, "--type", "simple", check=False)
+            # --json: impd's error document on stderr, then the message
+            err, end = json.JSONDecoder().raw_decode(r.stderr)
+            self.assertEqual((r.returncode, err["error"]["code"], r.stderr[end:].strip()),
+                             (1, "invalid_domain", "impctl: '%s' is not a domain name" % domain))
+        # an unknown peer type, for a good domain and a bad one
+        for domain in ("good.example", "BAD..DOMAIN"):
+            r = self.node.ctl("federation", "peer", "set", domain, "--type", "xmpp", check=False)
+            self.assertEqual((r.returncode, r.stderr), (1, "impctl: peer type 'xmpp' is not lync or simple\n"))
+            status, body = self.node.http("PUT", "/api/v1/federation/peers/" + domain,
+                                          body=json.dumps({"peer_type": "xmpp"}).encode())
+            self.assertEqual(status, 400)
+            self.assertEqual(json.loads(body)["error"]["code"], "invalid_peer_type")
+        r = self.node.ctl("federation", "peer", "delete", "BAD..DOMAIN", check=False)
+        self.assertEqual((r.returncode, r.stderr), (1, "impctl: 'BAD..DOMAIN' is not a domain name\n"))
+        self.assertEqual(self.node.ctl_json("federation", "peer", "list"), before)
+        # the commands still work, and name the domain normalised
+        self.assertEqual(self.node.ctl("federation", "peer", "set", "Good.Example", "--type", "simple").stdout,
+                         "good.example: peer type simple (changed)\n")
+        self.assertIn({"domain": "good.example", "peer_type": "simple"},
+                      self.node.ctl_json("federation", "peer", "list")["peers"])
+        self.assertEqual(self.node.ctl("federation", "peer", "delete", "good.example").stdout,
+                         "good.example: peer type lync (changed)\n")
+        self.assertEqual(self.node.ctl_json("federation", "peer", "list"), before)
 
     async def test_99_lync_record_route_kept_byte_exact(self):
         # [MS Transport] Lync's Record-Route carries ms-key-info / ms-route-sig:

@@ -979,13 +979,18 @@ class LyncEmulator:
         return status
 
     def _message(self, session, text, timeout, content_type=None, body=None, method="MESSAGE"):
+        resp = self._in_session(session, method, (), content_type, body if body is not None else text.encode(),
+                                timeout)
+        return resp.status if resp else None
+
+    def _in_session(self, session, method, extra, content_type, body, timeout):
+        """A request in the conversation; returns its final response (None: none in time)."""
         d = session.dialog
         # [MS IM] "Text: MESSAGE in the dialog, Content-Type: text/plain; charset=UTF-8"
         ctype = content_type or "text/plain; charset=UTF-8;msgr=%s" % MSGR
         resp = self._wait_final(self._start(d, method, [("Contact", self._contact(d.local_aor)),
-                                                        ("User-Agent", USER_AGENT)],
-                                            body=body if body is not None else text.encode(), content_type=ctype,
-                                            from_epid=True), timeout)
+                                                        ("User-Agent", USER_AGENT)] + list(extra),
+                                            body=body, content_type=ctype, from_epid=True), timeout)
         status = resp.status if resp else None
         # [MS IM] "408/480/481 to a MESSAGE means the dialog is dead: BYE, drop it, re-INVITE for the next
         # message"
@@ -993,7 +998,7 @@ class LyncEmulator:
             self._drop_session(session)
             if status != 481:
                 self._start(d, "BYE", [("User-Agent", USER_AGENT)], from_epid=True)
-        return status
+        return resp
 
     def _session_for(self, from_user, to_user, timeout):
         local, remote = self._aor(from_user), _aor_of_uri(to_user)
@@ -1036,6 +1041,31 @@ class LyncEmulator:
             return None
         return self._message(session, None, timeout, content_type, body if isinstance(body, bytes) else body.encode(),
                              method)
+
+    def send_request(self, from_user, to_user, method, extra=(), content_type=None, body=b"", in_dialog=False,
+                     timeout=None):
+        """Any request from a Lync user to `to_user`, headers and body as the
+        test writes them, to see how the peer answers what a pool would not
+        send as-is (an unsupported body type, Event or Accept): in the two
+        users' conversation (opened with an INVITE if there is none) when
+        `in_dialog`, else outside any dialog (a page-mode MESSAGE, a new
+        SUBSCRIBE). Contact and User-Agent come first, then `extra`
+        ((name, value) pairs; nothing else is added: a SUBSCRIBE needs its
+        Event, Accept and Expires there). Returns the final response
+        (SipMessage), None when none came in time."""
+        body = body.encode() if isinstance(body, str) else body
+        if in_dialog:
+            session = self._session_for(from_user, to_user, timeout)
+            if session is None:
+                return None
+            return self._in_session(session, method, extra, content_type, body, timeout)
+        local, remote = self._aor(from_user), _aor_of_uri(to_user)
+        d = _Dialog(uuid.uuid4().hex, local, _new_tag(), remote)
+        # as the user's own requests: From with its epid, and the pool's Record-Route on a SUBSCRIBE or
+        # INVITE, which may start a dialog (_in_dialog_request)
+        return self._wait_final(self._start(d, method, [("Contact", self._contact(local)), ("User-Agent", USER_AGENT)]
+                                            + list(extra), body=body, content_type=content_type, from_epid=True),
+                                timeout)
 
     def bye(self, from_user, to_user, timeout=None):
         """Ends the conversation with BYE; returns the status (None when

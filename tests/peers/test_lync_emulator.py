@@ -242,6 +242,26 @@ class LyncAgainstLync(unittest.TestCase):
                          200)
         self.assertEqual(self.lync.wait_im("bob", "<b>bold</b>").content_type, "text/html")
 
+    def test_send_request_gives_the_whole_answer(self):
+        r = self.imp.send_request("alice", "bob@example.com", "SUBSCRIBE",
+                                  [("Event", "dialog"), ("Accept", "application/dialog-info+xml"), ("Expires", "60")])
+        self.assertEqual((r.status, r.get("Allow-Events")), (489, "presence"))
+        sub = self.lync.requests("SUBSCRIBE")[-1]
+        self.assertEqual((sub.get("Event"), sub.get("Expires"), sub.get("Content-Type")), ("dialog", "60", None))
+        self.assertTrue(sub.get("Record-Route") and "epid=" in sub.get("From"))
+        r = self.imp.send_request("alice", "bob@example.com", "MESSAGE", content_type="application/octet-stream",
+                                  body=b"\0", in_dialog=True)
+        self.assertEqual((r.status, r.get("Accept")),
+                         (415, "text/plain, text/html, multipart/alternative, application/im-iscomposing+xml"))
+        self.assertEqual(len(self.lync.requests("INVITE")), 1)
+        self.assertEqual(self.imp.send_request("alice", "bob@example.com", "MESSAGE", [("Subject", "x")],
+                                               "text/plain", "in the dialog", in_dialog=True).status, 200)
+        m = self.lync.wait_im("bob", "in the dialog")
+        self.assertEqual((m.mode, m.message.get("Subject")), ("session", "x"))
+        self.assertEqual(self.imp.send_request("alice", "bob@example.com", "MESSAGE", (), "text/plain", "paged").status,
+                         200)
+        self.assertEqual(self.lync.wait_im("bob", "paged").mode, "page")
+
     def test_options(self):
         self.assertEqual(self.imp.send_options(), 200)
         self.assertEqual(self.lync.send_options(), 200)

@@ -420,7 +420,10 @@ void Gateway::Impl::onImRequest(sip::TxId tx, const sip::Message& req, ImSession
   ++stats_.messagesReceived;
   if (containsToken(ct, "im-iscomposing+xml")) {
     auto t = parseIsComposing(req.body());
-    if (!t) return respond(tx, req, 400, "Bad Request - isComposing not understood");
+    if (!t) {
+      ++stats_.refused;
+      return respond(tx, req, 400, "Bad Request - isComposing not understood");
+    }
     respond(tx, req, 200, "OK");
     deliverTyping(ses.remote, ses.native, *t == Typing::Active);
     return touch(ses);
@@ -449,7 +452,10 @@ void Gateway::Impl::onPageMessage(sip::TxId tx, const sip::Message& req) {
   const auto ct = std::string(req.header(sip::HeaderId::ContentType).value_or(""));
   if (containsToken(ct, "im-iscomposing+xml")) {  // RFC 3994 in page mode
     auto t = parseIsComposing(req.body());
-    if (!t) return respond(tx, req, 400, "Bad Request - isComposing not understood");
+    if (!t) {
+      ++stats_.refused;
+      return respond(tx, req, 400, "Bad Request - isComposing not understood");
+    }
     respond(tx, req, 200, "OK");
     return deliverTyping(remote, native, *t == Typing::Active);
   }

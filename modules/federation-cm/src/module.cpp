@@ -78,6 +78,12 @@ struct PeerChangeShape : core::Shape {
   const Field<std::string> result = text("result");
 };
 
+// `peer set` and `peer delete` answer the same change.
+void printPeerChange(std::ostream& out, const Obj::Ptr& o, int) {
+  const auto& c = core::shape<PeerChangeShape>();
+  out << c.domain.text(o) << ": peer type " << c.type.text(o) << " (" << c.result.text(o) << ")\n";
+}
+
 AdminError badDomain(const std::string& d) {
   return AdminError(400, "invalid_domain", "'" + d + "' is not a domain name");
 }
@@ -120,10 +126,7 @@ void registerPeerCommands(core::CommandRegistry& reg) {
               .describe(text)
               .example("federation peer set simple.example --type simple", "a Kamailio-based system serves simple.example")
               .returns(core::shape<PeerChangeShape>())
-              .print([](std::ostream& out, const Obj::Ptr& o, int) {
-                const auto& c = core::shape<PeerChangeShape>();
-                out << c.domain.text(o) << ": peer type " << c.type.text(o) << " (" << c.result.text(o) << ")\n";
-              })
+              .print(printPeerChange)
               .handler<PeerStore>([](PeerStore& store, const CommandArgs& a) {
                 const auto& d = a.at("domain");
                 auto type = peerTypeOf(a.at("peer_type"));
@@ -142,10 +145,7 @@ void registerPeerCommands(core::CommandRegistry& reg) {
               .help("Give a federated domain the default peer type (lync) again.")
               .describe(text)
               .returns(core::shape<PeerChangeShape>())
-              .print([](std::ostream& out, const Obj::Ptr& o, int) {
-                const auto& c = core::shape<PeerChangeShape>();
-                out << c.domain.text(o) << ": peer type " << c.type.text(o) << " (" << c.result.text(o) << ")\n";
-              })
+              .print(printPeerChange)
               .handler<PeerStore>([](PeerStore& store, const CommandArgs& a) {
                 const auto& d = a.at("domain");
                 auto norm = normaliseDomain(d);
