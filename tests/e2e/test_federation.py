@@ -429,7 +429,7 @@ class Federation(unittest.IsolatedAsyncioTestCase):
         # [MS IM] "Also accept text/html, multipart/alternative; reply 415 to anything else."
         r = await self.blocking(self.lync.send_request, "bob", "ann@example.com", "MESSAGE",
                                 content_type="application/octet-stream", body=octets, in_dialog=True)
-        self.assertEqual((r.status, r.get("Accept")), (415, "text/plain, text/html, multipart/alternative"))
+        self.assertEqual((r.status, r.get("Accept")), (415, "text/plain;charset=UTF-8, text/html;charset=UTF-8, multipart/alternative"))
         self.assertEqual(self.refused(), refused + 1)
         self.assertEqual(self.sip_in("MESSAGE"), messages + 1)
         await self.blocking(wait_for, lambda: "MESSAGE from bob@example.com refused with 415" in
@@ -446,7 +446,7 @@ class Federation(unittest.IsolatedAsyncioTestCase):
         refused = self.refused()
         r = await self.blocking(self.lync.send_request, "erin", "ann@example.com", "MESSAGE",
                                 content_type="application/octet-stream", body=octets)
-        self.assertEqual((r.status, r.get("Accept")), (415, "text/plain, text/html, multipart/alternative"))
+        self.assertEqual((r.status, r.get("Accept")), (415, "text/plain;charset=UTF-8, text/html;charset=UTF-8, multipart/alternative"))
         self.assertEqual(self.refused(), refused + 1)
         self.assertEqual(await self.blocking(self.lync.send_page_message, "erin", "ann@example.com", "paged after"),
                          200)
@@ -496,12 +496,16 @@ class Federation(unittest.IsolatedAsyncioTestCase):
 
     async def test_17_subscribe_bad_event_489(self):
         refused, subscribes = self.refused(), self.sip_in("SUBSCRIBE")
-        for event in ("dialog", "message-summary", "conference"):
+        # the package is the whole token (RFC 6665 §8.2.1): presence.winfo is another
+        events = ("dialog", "message-summary", "conference", "presence.winfo", "presencex")
+        for event in events:
             r = await self.blocking(self.lync.send_request, "gina", "amy@example.com", "SUBSCRIBE",
                                     self.subscribe_headers(event=event))
             self.assertEqual((r.status, r.get("Allow-Events")), (489, "presence"), event)
-        self.assertEqual(self.sip_in("SUBSCRIBE"), subscribes + 3)
-        self.assertEqual(self.refused(), refused + 3)
+        self.assertEqual(self.sip_in("SUBSCRIBE"), subscribes + len(events))
+        self.assertEqual(self.refused(), refused + len(events))
+        self.assertIn("SUBSCRIBE from gina@example.com refused with 489: Event 'presence.winfo' is not presence",
+                      self.node.log("federation-cm"))
         self.assertEqual(self.watchers("amy@example.com", "gina@example.com"), [])
         # the same watcher's presence subscription works
         self.node.ctl("presence", "settings", "set", "--auto-approve", "on")
@@ -520,23 +524,27 @@ class Federation(unittest.IsolatedAsyncioTestCase):
         # [MS Presence] "Lync's incoming SUBSCRIBEs may offer application/xpidf+xml, text/xml+msrtc.pidf,
         # application/pidf+xml, application/msrtc-event-categories+xml. Answer with application/pidf+xml."
         # Without application/pidf+xml there is nothing to answer with.
-        for accept in ("application/xpidf+xml, text/xml+msrtc.pidf, application/msrtc-event-categories+xml",
-                       "application/cpim-pidf+xml", "text/plain"):
+        # q=0 refuses (RFC 3261 §20.1), also under a wider range that takes it
+        refusing = ("application/xpidf+xml, text/xml+msrtc.pidf, application/msrtc-event-categories+xml",
+                    "application/cpim-pidf+xml", "text/plain", "application/pidf+xml;q=0",
+                    "application/*, application/pidf+xml;q=0.0")
+        for accept in refusing:
             r = await self.blocking(self.lync.send_request, "hal", "abe@example.com", "SUBSCRIBE",
                                     self.subscribe_headers(accept=accept))
             self.assertEqual((r.status, r.get("Accept")), (406, "application/pidf+xml"), accept)
-        self.assertEqual(self.refused(), refused + 3)
+        self.assertEqual(self.refused(), refused + len(refusing))
         self.assertEqual(self.watchers("abe@example.com", "hal@example.com"), [])
-        # a wildcard is acceptable, and so is Lync's own list, from the same watcher
-        for accept in (("application/*",), ly.LYNC_ACCEPT):
-            h = await self.blocking(self.lync.subscribe, "hal", "abe@example.com", accept=accept)
+        # a wildcard is acceptable, and so is Lync's own list, on one line or
+        # one Accept line each (RFC 3261 §7.3.1), from the same watcher
+        for accept, lines in ((("application/*",), False), (ly.LYNC_ACCEPT, False), (ly.LYNC_ACCEPT, True)):
+            h = await self.blocking(self.lync.subscribe, "hal", "abe@example.com", accept=accept, accept_lines=lines)
             self.assertEqual(self.lync.final_status(h), 200, accept)
             n = await self.blocking(self.lync.wait_notify, h, lambda n: n.pidf is not None, 15)
             self.assertEqual(n.content_type.split(";")[0], "application/pidf+xml")
             self.assertEqual(len(self.watchers("abe@example.com", "hal@example.com")), 1)
             self.assertEqual(await self.blocking(self.lync.unsubscribe, h), 200)
             await self.blocking(self.lync.wait_notify, h, lambda n: n.state == "terminated", 15)
-        self.assertEqual(self.refused(), refused + 3)
+        self.assertEqual(self.refused(), refused + len(refusing))
 
     # ------------------------------------------------------------ admin: federated domain peers
 

@@ -828,11 +828,14 @@ class LyncEmulator:
 
     # ------------------------------------------------------------ outgoing subscriptions
 
-    def subscribe(self, watcher, target, expires=LYNC_EXPIRES, accept=LYNC_ACCEPT, supported=(), timeout=None):
+    def subscribe(self, watcher, target, expires=LYNC_EXPIRES, accept=LYNC_ACCEPT, supported=(), timeout=None,
+                  accept_lines=False):
         """A Lync user subscribes to an IMP user's presence; returns the
         Subscription handle once the SUBSCRIBE has its final answer (or
-        timed out: final_status None)."""
+        timed out: final_status None). `accept_lines`: each Accept value
+        on a line of its own (RFC 3261 §7.3.1 allows either form)."""
         sub = Subscription(self._aor(watcher), _aor_of_uri(target), expires, tuple(accept))
+        sub.accept_lines = accept_lines
         d = _Dialog(sub.call_id, sub.watcher, _new_tag(), sub.target)
         sub.dialog = d
         with self._lock:
@@ -842,8 +845,10 @@ class LyncEmulator:
 
     def _subscribe_request(self, sub, expires, supported=(), timeout=None):
         d = sub.dialog
-        extra = [("Event", "presence"), ("Accept", ", ".join(sub.accept)), ("Expires", str(expires)),
-                 ("Contact", self._contact(d.local_aor)), ("User-Agent", USER_AGENT)]
+        accept = ([("Accept", a) for a in sub.accept] if getattr(sub, "accept_lines", False)
+                  else [("Accept", ", ".join(sub.accept))])
+        extra = [("Event", "presence")] + accept + [("Expires", str(expires)),
+                                                     ("Contact", self._contact(d.local_aor)), ("User-Agent", USER_AGENT)]
         if supported:
             extra.append(("Supported", ", ".join(supported)))
         resp = self._wait_final(self._start(d, "SUBSCRIBE", extra, from_epid=True), timeout)

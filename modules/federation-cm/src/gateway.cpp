@@ -280,6 +280,16 @@ sip::TxId Gateway::Impl::sendRequest(sip::Message req, sip::ClientCallbacks cb) 
   return txl_->sendRequest(std::move(req), cfg_.proxy, std::move(cb));
 }
 
+void Gateway::Impl::refuse(sip::TxId tx, const sip::Message& req, int status, std::string_view reason,
+                           std::string_view why, const std::vector<std::pair<std::string, std::string>>& headers) {
+  ++stats_.refused;
+  if (cfg_.log) {
+    auto who = jidOfUri(req.from() ? req.from()->raw : std::string_view{});
+    cfg_.log->info("{} from {} refused with {}: {}", req.method(), who.empty() ? std::string("?") : who, status, why);
+  }
+  respond(tx, req, status, reason, headers);
+}
+
 void Gateway::Impl::respond(sip::TxId tx, const sip::Message& req, int status, std::string_view reason,
                             const std::vector<std::pair<std::string, std::string>>& headers, std::string_view body,
                             std::string_view contentType, const std::string& toTag) {

@@ -125,6 +125,10 @@ class Gateway::Impl : public sip::TransactionTransport, public sip::TransactionU
   void respond(sip::TxId tx, const sip::Message& req, int status, std::string_view reason,
                const std::vector<std::pair<std::string, std::string>>& headers = {}, std::string_view body = {},
                std::string_view contentType = {}, const std::string& toTag = {});
+  // A request refused: counted (refused), logged with `why` (what was wrong
+  // with it) and answered `status reason` with `headers`.
+  void refuse(sip::TxId tx, const sip::Message& req, int status, std::string_view reason, std::string_view why,
+              const std::vector<std::pair<std::string, std::string>>& headers = {});
   // The dialog a 2xx / first request makes (UAC / UAS side).
   static void dialogFromResponse(Dialog& d, const sip::Message& resp);
   static void dialogFromRequest(Dialog& d, const sip::Message& req, const std::string& localTag);

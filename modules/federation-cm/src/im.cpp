@@ -324,27 +324,24 @@ void Gateway::Impl::sendTyping(ImSession& ses, bool composing) {
 
 // ================= SIP -> XMPP =================
 
+// What a text MESSAGE may carry (im_content.h): UTF-8 text only.
+constexpr std::string_view kTextAccept = "text/plain;charset=UTF-8, text/html;charset=UTF-8, multipart/alternative";
+
 void Gateway::Impl::onInvite(sip::TxId tx, const sip::Message& req) {
   ++stats_.invitesReceived;
   const std::string remote = jidOfUri(req.from() ? req.from()->raw : std::string_view{});
   const std::string native = jidOfUri(req.requestUri());
-  if (remote.empty() || native.empty()) {
-    ++stats_.refused;
-    return respond(tx, req, 400, "Bad Request - user@domain expected in the Request-URI and From");
-  }
-  if (isMultiparty(req)) {
-    ++stats_.refused;
-    if (cfg_.log) cfg_.log->info("multiparty INVITE from {} to {} refused (IM-4)", remote, native);
-    return respond(tx, req, 488, "Not Acceptable Here",
-                   {{"Warning", "399 " + bound_.address +
-                                    " \"Group chat and multiparty conversations with XMPP users are not supported\""}});
-  }
+  if (remote.empty() || native.empty())
+    return refuse(tx, req, 400, "Bad Request - user@domain expected in the Request-URI and From",
+                  "no user@domain in the Request-URI or From");
+  if (isMultiparty(req))
+    return refuse(tx, req, 488, "Not Acceptable Here", "a multiparty conversation (IM-4)",
+                  {{"Warning", "399 " + bound_.address +
+                                   " \"Group chat and multiparty conversations with XMPP users are not supported\""}});
   auto ct = std::string(req.header(sip::HeaderId::ContentType).value_or(""));
-  if (!containsToken(ct, "application/sdp") || !offersMessageMedia(req.body())) {
-    ++stats_.refused;
-    return respond(tx, req, 488, "Not Acceptable Here - no message media line",
-                   {{"Warning", "304 " + bound_.address + " \"only instant messaging sessions are supported\""}});
-  }
+  if (!containsToken(ct, "application/sdp") || !offersMessageMedia(req.body()))
+    return refuse(tx, req, 488, "Not Acceptable Here - no message media line", "no message media line in its SDP",
+                  {{"Warning", "304 " + bound_.address + " \"only instant messaging sessions are supported\""}});
   const auto key = key2(native, remote);
   if (auto old = im_.find(key); old != im_.end()) {
     // The Microsoft user opened a new conversation: it replaces ours (its
@@ -404,14 +401,10 @@ void Gateway::Impl::onImRequest(sip::TxId tx, const sip::Message& req, ImSession
     std::optional<Typing> t;
     if (containsToken(ct, "im-iscomposing+xml")) t = parseIsComposing(req.body());
     else if (containsToken(ct, "application/xml")) t = parseKeyboardActivity(req.body());
-    else {
-      ++stats_.refused;
-      return respond(tx, req, 415, "Unsupported Media Type", {{"Accept", "application/xml, application/im-iscomposing+xml"}});
-    }
-    if (!t) {
-      ++stats_.refused;
-      return respond(tx, req, 400, "Bad Request - typing indication not understood");
-    }
+    else
+      return refuse(tx, req, 415, "Unsupported Media Type", "body type '" + ct + "' is no typing indication",
+                    {{"Accept", "application/xml, application/im-iscomposing+xml"}});
+    if (!t) return refuse(tx, req, 400, "Bad Request - typing indication not understood", "typing indication not understood");
     respond(tx, req, 200, "OK");
     deliverTyping(ses.remote, ses.native, *t == Typing::Active);
     return touch(ses);
@@ -420,20 +413,14 @@ void Gateway::Impl::onImRequest(sip::TxId tx, const sip::Message& req, ImSession
   ++stats_.messagesReceived;
   if (containsToken(ct, "im-iscomposing+xml")) {
     auto t = parseIsComposing(req.body());
-    if (!t) {
-      ++stats_.refused;
-      return respond(tx, req, 400, "Bad Request - isComposing not understood");
-    }
+    if (!t) return refuse(tx, req, 400, "Bad Request - isComposing not understood", "isComposing not understood");
     respond(tx, req, 200, "OK");
     deliverTyping(ses.remote, ses.native, *t == Typing::Active);
     return touch(ses);
   }
   auto decoded = decodeBody(ct, req.body());
-  if (auto bad = std::get_if<Unsupported>(&decoded)) {
-    ++stats_.refused;
-    if (cfg_.log) cfg_.log->info("MESSAGE from {} refused with 415: {}", ses.remote, bad->why);
-    return respond(tx, req, 415, "Unsupported Media Type", {{"Accept", "text/plain, text/html, multipart/alternative"}});
-  }
+  if (auto bad = std::get_if<Unsupported>(&decoded))
+    return refuse(tx, req, 415, "Unsupported Media Type", bad->why, {{"Accept", std::string(kTextAccept)}});
   // IM-5: the router takes it (a session, or offline storage) before the 200.
   deliverText(ses.remote, ses.native, std::get<ImText>(decoded).text);
   ++ses.in;
@@ -445,25 +432,19 @@ void Gateway::Impl::onPageMessage(sip::TxId tx, const sip::Message& req) {
   ++stats_.messagesReceived;
   const std::string remote = jidOfUri(req.from() ? req.from()->raw : std::string_view{});
   const std::string native = jidOfUri(req.requestUri());
-  if (remote.empty() || native.empty()) {
-    ++stats_.refused;
-    return respond(tx, req, 400, "Bad Request - user@domain expected in the Request-URI and From");
-  }
+  if (remote.empty() || native.empty())
+    return refuse(tx, req, 400, "Bad Request - user@domain expected in the Request-URI and From",
+                  "no user@domain in the Request-URI or From");
   const auto ct = std::string(req.header(sip::HeaderId::ContentType).value_or(""));
   if (containsToken(ct, "im-iscomposing+xml")) {  // RFC 3994 in page mode
     auto t = parseIsComposing(req.body());
-    if (!t) {
-      ++stats_.refused;
-      return respond(tx, req, 400, "Bad Request - isComposing not understood");
-    }
+    if (!t) return refuse(tx, req, 400, "Bad Request - isComposing not understood", "isComposing not understood");
     respond(tx, req, 200, "OK");
     return deliverTyping(remote, native, *t == Typing::Active);
   }
   auto decoded = decodeBody(ct, req.body());
-  if (std::holds_alternative<Unsupported>(decoded)) {
-    ++stats_.refused;
-    return respond(tx, req, 415, "Unsupported Media Type", {{"Accept", "text/plain, text/html, multipart/alternative"}});
-  }
+  if (auto bad = std::get_if<Unsupported>(&decoded))
+    return refuse(tx, req, 415, "Unsupported Media Type", bad->why, {{"Accept", std::string(kTextAccept)}});
   deliverText(remote, native, std::get<ImText>(decoded).text);
   respond(tx, req, 200, "OK");
 }

@@ -90,4 +90,47 @@ std::optional<MediaType> parseMediaType(std::string_view s) {
   }
 }
 
+bool acceptsMediaType(const std::vector<std::string_view>& acceptValues, std::string_view essence) {
+  if (acceptValues.empty()) return true;
+  auto slash = essence.find('/');
+  if (slash == std::string_view::npos) return false;
+  MediaType want;
+  want.type = std::string(essence.substr(0, slash));
+  want.subtype = std::string(essence.substr(slash + 1));
+  for (auto& c : want.type) c = lower(c);
+  for (auto& c : want.subtype) c = lower(c);
+  int best = -1;  // specificity of the best match: 2 exact, 1 type/*, 0 */*
+  bool accepted = false;
+  for (auto value : acceptValues) {
+    // Ranges split at commas outside quoted strings.
+    std::size_t start = 0;
+    bool quoted = false;
+    for (std::size_t i = 0; i <= value.size(); ++i) {
+      if (i < value.size()) {
+        if (value[i] == '"') quoted = !quoted;
+        if (value[i] == '\\' && quoted) {
+          ++i;
+          continue;
+        }
+        if (value[i] != ',' || quoted) continue;
+      }
+      auto range = parseMediaType(value.substr(start, i - start));
+      start = i + 1;
+      if (!range) continue;
+      int spec = -1;
+      if (range->type == "*" && range->subtype == "*") spec = 0;
+      else if (range->type == want.type && range->subtype == "*") spec = 1;
+      else if (range->type == want.type && range->subtype == want.subtype) spec = 2;
+      if (spec <= best) continue;
+      best = spec;
+      accepted = true;
+      if (const auto* q = range->param("q")) {
+        // qvalue: 0, 0.0.., 1, 1.0..: zero only when every digit is 0.
+        accepted = q->find_first_not_of("0.") != std::string::npos;
+      }
+    }
+  }
+  return accepted;
+}
+
 }  // namespace imp::fcm

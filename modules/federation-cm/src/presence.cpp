@@ -8,6 +8,7 @@
 #include <algorithm>
 
 #include "gateway_impl.h"
+#include "imp/federation_cm/media_type.h"
 #include "imp/federation_cm/availability.h"
 #include "imp/federation_cm/pidf.h"
 
@@ -392,31 +393,30 @@ void Gateway::Impl::saveOut(const OutSub& sub) {
 
 void Gateway::Impl::onSubscribeRequest(sip::TxId tx, const sip::Message& req) {
   ++stats_.subscribesReceived;
-  auto event = std::string(req.header(sip::HeaderId::Event).value_or(""));
-  if (event.rfind("presence", 0) != 0) {
-    ++stats_.refused;
-    return respond(tx, req, 489, "Bad Event", {{"Allow-Events", "presence"}});
-  }
-  if (auto accept = req.header(sip::HeaderId::Accept)) {
-    std::string a(*accept);
-    std::transform(a.begin(), a.end(), a.begin(), [](unsigned char c) { return std::tolower(c); });
-    if (a.find("application/pidf+xml") == std::string::npos && a.find("*/*") == std::string::npos &&
-        a.find("application/*") == std::string::npos) {
-      ++stats_.refused;
-      return respond(tx, req, 406, "Not Acceptable", {{"Accept", "application/pidf+xml"}});
-    }
-  }
+  // RFC 6665 §8.2.1: the event package is the token before any parameter;
+  // "presence.winfo" or "presencex" is another package.
+  auto eventValue = req.header(sip::HeaderId::Event).value_or("");
+  auto event = std::string(eventValue.substr(0, eventValue.find(';')));
+  while (!event.empty() && (event.back() == ' ' || event.back() == '\t')) event.pop_back();
+  std::transform(event.begin(), event.end(), event.begin(), [](unsigned char c) { return std::tolower(c); });
+  if (event != "presence")
+    return refuse(tx, req, 489, "Bad Event", "Event '" + std::string(eventValue) + "' is not presence",
+                  {{"Allow-Events", "presence"}});
+  std::vector<std::string_view> accept;
+  for (const auto& h : req.headers())
+    if (h.id == sip::HeaderId::Accept) accept.push_back(h.value);
+  if (!acceptsMediaType(accept, "application/pidf+xml"))
+    return refuse(tx, req, 406, "Not Acceptable", "its Accept does not take application/pidf+xml",
+                  {{"Accept", "application/pidf+xml"}});
   const std::string owner = jidOfUri(req.requestUri());
   const std::string watcher = jidOfUri(req.from() ? req.from()->raw : std::string_view{});
-  if (owner.empty() || watcher.empty()) {
-    ++stats_.refused;
-    return respond(tx, req, 400, "Bad Request - user@domain expected in the Request-URI and From");
-  }
+  if (owner.empty() || watcher.empty())
+    return refuse(tx, req, 400, "Bad Request - user@domain expected in the Request-URI and From",
+                  "no user@domain in the Request-URI or From");
   std::uint32_t expires = req.expires().value_or(3600);
-  if (expires != 0 && expires < cfg_.minExpires) {
-    ++stats_.refused;
-    return respond(tx, req, 423, "Interval Too Brief", {{"Min-Expires", std::to_string(cfg_.minExpires)}});
-  }
+  if (expires != 0 && expires < cfg_.minExpires)
+    return refuse(tx, req, 423, "Interval Too Brief", "Expires " + std::to_string(expires) + " below the minimum",
+                  {{"Min-Expires", std::to_string(cfg_.minExpires)}});
   expires = std::min(expires, cfg_.maxExpires);
   const auto key = key2(owner, watcher);
   bool wasApproved = false;
@@ -477,10 +477,9 @@ void Gateway::Impl::inRefresh(sip::TxId tx, const sip::Message& req, InSub& sub)
     if (auto w = xcp::Address::split(sub.owner)) route(xcp::StanzaKind::Presence, sub.watcher, *w, presence("unsubscribe"));
     return endInSub(key, true, "");
   }
-  if (expires < cfg_.minExpires) {
-    ++stats_.refused;
-    return respond(tx, req, 423, "Interval Too Brief", {{"Min-Expires", std::to_string(cfg_.minExpires)}});
-  }
+  if (expires < cfg_.minExpires)
+    return refuse(tx, req, 423, "Interval Too Brief", "Expires " + std::to_string(expires) + " below the minimum",
+                  {{"Min-Expires", std::to_string(cfg_.minExpires)}});
   expires = std::min(expires, cfg_.maxExpires);
   respond(tx, req, 200, "OK", {{"Expires", std::to_string(expires)}});
   loop_.cancel(sub.expiryTimer);

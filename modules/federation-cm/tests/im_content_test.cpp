@@ -57,6 +57,31 @@ TEST_CASE("parseMediaType: types, parameters, quoting, Lync's base64 values") {
   CHECK_FALSE(parseMediaType("text/plain; x=\"unterminated"));
 }
 
+TEST_CASE("acceptsMediaType: Accept lines, ranges, the most specific match and q=0 (RFC 3261 §20.1)") {
+  using V = std::vector<std::string_view>;
+  const std::string_view pidf = "application/pidf+xml";
+  CHECK(acceptsMediaType({}, pidf));  // no Accept: the default
+  CHECK(acceptsMediaType(V{"application/xpidf+xml, text/xml+msrtc.pidf, Application/PIDF+XML"}, pidf));
+  // one value per Accept line
+  CHECK(acceptsMediaType(V{"application/xpidf+xml", "application/pidf+xml"}, pidf));
+  CHECK(acceptsMediaType(V{"application/*"}, pidf));
+  CHECK(acceptsMediaType(V{"*/*"}, pidf));
+  CHECK(acceptsMediaType(V{"application/pidf+xml;q=0.5"}, pidf));
+  CHECK_FALSE(acceptsMediaType(V{"application/xpidf+xml, text/plain"}, pidf));
+  CHECK_FALSE(acceptsMediaType(V{"application/pidf+xml-diff"}, pidf));
+  CHECK_FALSE(acceptsMediaType(V{"text/*"}, pidf));
+  CHECK_FALSE(acceptsMediaType(V{"application/pidf+xml;q=0"}, pidf));
+  CHECK_FALSE(acceptsMediaType(V{"application/pidf+xml; q=0.000"}, pidf));
+  // the most specific range decides, in either order
+  CHECK_FALSE(acceptsMediaType(V{"*/*, application/pidf+xml;q=0"}, pidf));
+  CHECK_FALSE(acceptsMediaType(V{"application/pidf+xml;q=0", "application/*"}, pidf));
+  CHECK(acceptsMediaType(V{"application/*;q=0, application/pidf+xml"}, pidf));
+  // a comma inside a quoted parameter does not split; a range not understood is skipped
+  CHECK(acceptsMediaType(V{"text/x;a=\"1,2\", application/pidf+xml"}, pidf));
+  CHECK(acceptsMediaType(V{"garbage, application/pidf+xml"}, pidf));
+  CHECK_FALSE(acceptsMediaType(V{"garbage"}, pidf));
+}
+
 // ---- text/plain ---------------------------------------------------------------------
 
 TEST_CASE("text/plain: UTF-8 passes unchanged, emoticons and all (IM-1)") {

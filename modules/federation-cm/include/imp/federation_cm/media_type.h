@@ -27,4 +27,11 @@ struct MediaType {
 // Lenient where peers are: white space around ';' and '=', a trailing ';'.
 std::optional<MediaType> parseMediaType(std::string_view value);
 
+// Whether the Accept header values of a request (every Accept line, each a
+// comma-separated list of media ranges, RFC 3261 §20.1) take `essence`
+// ("type/subtype"): the most specific range that matches it (the type
+// itself, then type/*, then */*) decides, refused with q=0. A range not
+// understood is skipped. No value at all: accepted (§20.1, the default).
+bool acceptsMediaType(const std::vector<std::string_view>& acceptValues, std::string_view essence);
+
 }  // namespace imp::fcm
