@@ -191,7 +191,7 @@ std::vector<ImSessionInfo> Gateway::sessions() const {
 // ---------------- Impl: lifecycle ----------------
 
 Gateway::Impl::Impl(GatewayConfig cfg, net::EventLoop& loop, xcp::Router& router, SubscriptionStore* store)
-    : cfg_(std::move(cfg)), loop_(loop), router_(router), store_(store) {}
+    : cfg_(std::move(cfg)), loop_(loop), router_(router), store_(store), stanzaIds_(token(4) + "-") {}
 
 Gateway::Impl::~Impl() = default;
 
@@ -330,9 +330,9 @@ void Gateway::Impl::dialogFromRequest(Dialog& d, const sip::Message& req, const 
   if (auto cs = req.cseq()) d.remoteCseq = cs->seq;
 }
 
-void Gateway::Impl::trace(std::string_view what, const std::string& detail) {
-  if (cfg_.log && cfg_.trace && cfg_.trace->has("translation")) cfg_.log->info("{}: {}", what, detail);
-}
+bool Gateway::Impl::tracing() const { return cfg_.log && cfg_.trace && cfg_.trace->has("translation"); }
+
+void Gateway::Impl::traceLine(std::string_view what, const std::string& detail) { cfg_.log->info("{}: {}", what, detail); }
 
 void Gateway::Impl::countFailure(int code, const sip::Message* resp) {
   ++failuresByCode_[code];
@@ -355,7 +355,7 @@ void Gateway::Impl::route(xcp::StanzaKind kind, const std::string& from, const x
   s.from = std::move(*f);
   s.to = to;
   s.type = std::string(el.attrOr("type", ""));
-  trace("sip -> xmpp", el.serialize());
+  trace("sip -> xmpp", [&] { return el.serialize(); });
   s.element = std::make_shared<const xmpp::Element>(std::move(el));
   router_.route(std::move(s));
 }
@@ -444,7 +444,7 @@ void Gateway::Impl::onStanza(xcp::RoutedStanza s) {
                    "the federation connection manager is stopping", s.element);
     return;
   }
-  trace("xmpp -> sip", s.element->serialize());
+  trace("xmpp -> sip", [&] { return s.element->serialize(); });
   switch (s.kind) {
     case xcp::StanzaKind::Presence:
       return presenceFromXmpp(s);

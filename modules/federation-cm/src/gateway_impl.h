@@ -133,7 +133,14 @@ class Gateway::Impl : public sip::TransactionTransport, public sip::TransactionU
   static void dialogFromResponse(Dialog& d, const sip::Message& resp);
   static void dialogFromRequest(Dialog& d, const sip::Message& req, const std::string& localTag);
   std::string contact() const;
-  void trace(std::string_view what, const std::string& detail);
+  // The trace flag `translation`: `what` and detail() (called only when
+  // the flag is on: nothing is built for it otherwise).
+  bool tracing() const;
+  template <typename Detail>
+  void trace(std::string_view what, Detail&& detail) {
+    if (tracing()) traceLine(what, detail());
+  }
+  void traceLine(std::string_view what, const std::string& detail);
   void countFailure(int code, const sip::Message* resp);
   // A stanza into the router, from a Microsoft user.
   void route(xcp::StanzaKind kind, const std::string& from, const xcp::Address& to, xmpp::Element el);
@@ -195,6 +202,7 @@ class Gateway::Impl : public sip::TransactionTransport, public sip::TransactionU
   void deliverText(const std::string& remote, const std::string& native, const std::string& text);
   void deliverTyping(const std::string& remote, const std::string& native, bool composing);
   void touch(ImSession& ses);
+  void armIdleTimer(ImSession& ses, Clock::duration after);
   void endSession(const std::string& key, bool sendBye, std::string_view why);
   void failQueued(ImSession& ses, int code, const std::string& why);
 
@@ -224,6 +232,10 @@ class Gateway::Impl : public sip::TransactionTransport, public sip::TransactionU
   std::deque<std::function<void()>> pacedQueue_;
   std::size_t inFlight_ = 0;  // SUBSCRIBEs and NOTIFYs waiting for their final answer
   net::TimerId pacedTimer = 0;
+
+  // Ids of the stanzas made here: a random prefix per start and a count.
+  std::string stanzaIds_;  // set in the constructor
+  std::uint64_t stanzaCount_ = 0;
 
   GatewayStats stats_;
   std::map<int, std::uint64_t> failuresByCode_;

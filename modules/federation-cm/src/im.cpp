@@ -122,7 +122,7 @@ void Gateway::Impl::sendPageMessage(const xcp::RoutedStanza& s, const std::strin
   auto req = outOfDialog("MESSAGE", native, remote, d);
   req.setBody(body, contentType);
   if (text) ++stats_.messagesSent;
-  trace(text ? "message -> page-mode MESSAGE" : "chat state -> isComposing MESSAGE", native + " -> " + remote);
+  trace(text ? "message -> page-mode MESSAGE" : "chat state -> isComposing MESSAGE", [&] { return native + " -> " + remote; });
   PendingIm m;
   m.from = s.from;
   m.id = std::string(s.element->attrOr("id", ""));
@@ -181,7 +181,7 @@ void Gateway::Impl::invite(ImSession& ses) {
     onInviteFailed(key, 0, "the SIP proxy cannot be reached: " + e.detail, nullptr);
   };
   ++stats_.invitesSent;
-  trace("message -> INVITE", ses.native + " -> " + ses.remote + " Ms-Conversation-ID " + ses.conversationId);
+  trace("message -> INVITE", [&] { return ses.native + " -> " + ses.remote + " Ms-Conversation-ID " + ses.conversationId; });
   ses.state = ImSession::State::Inviting;
   ses.inviteTx = sendRequest(std::move(m), std::move(cb));
   // An INVITE that rings forever has failed for the sender (IM-5).
@@ -264,7 +264,7 @@ void Gateway::Impl::sendMessage(ImSession& ses, PendingIm m) {
   req.setBody(m.text, "text/plain; charset=UTF-8");
   ++stats_.messagesSent;
   ++ses.out;
-  trace("message -> MESSAGE", ses.native + " -> " + ses.remote + ": " + m.text);
+  trace("message -> MESSAGE", [&] { return ses.native + " -> " + ses.remote + ": " + m.text; });
   sip::ClientCallbacks cb;
   cb.onFinal = [this, key, m](const sip::Message& r) mutable {
     const int code = r.statusCode();
@@ -314,7 +314,7 @@ void Gateway::Impl::sendTyping(ImSession& ses, bool composing) {
   auto req = inDialog("INFO", ses.dlg);
   req.setBody(buildKeyboardActivity(composing ? Typing::Active : Typing::Idle), "application/xml");
   ++stats_.infosSent;
-  trace("chat state -> INFO", ses.native + " -> " + ses.remote + (composing ? ": typing" : ": idle"));
+  trace("chat state -> INFO", [&] { return ses.native + " -> " + ses.remote + (composing ? ": typing" : ": idle"); });
   sip::ClientCallbacks cb;
   cb.onFinal = [this, key](const sip::Message& r) {
     if (r.statusCode() == 481) endSession(key, false, "the Microsoft side forgot the conversation");
@@ -375,7 +375,7 @@ void Gateway::Impl::onInvite(sip::TxId tx, const sip::Message& req) {
     }
   }
   respond(tx, req, 200, "OK", headers, buildImAnswer(req.body(), bound_.address), "application/sdp", ses.dlg.localTag);
-  trace("INVITE -> conversation", remote + " -> " + native + " Ms-Conversation-ID " + ses.conversationId);
+  trace("INVITE -> conversation", [&] { return remote + " -> " + native + " Ms-Conversation-ID " + ses.conversationId; });
   auto queued = std::move(ses.queue);
   ses.queue.clear();
   for (auto& m : queued) sendMessage(ses, std::move(m));
@@ -454,7 +454,7 @@ void Gateway::Impl::deliverText(const std::string& remote, const std::string& na
   if (!to) return;
   xmpp::Element m("message", std::string(xmpp::ns::kClient));
   m.setAttr("type", "chat");
-  m.setAttr("id", token(8));
+  m.setAttr("id", stanzaIds_ + std::to_string(++stanzaCount_));
   m.addChild("body", std::string(xmpp::ns::kClient)).addText(text);
   m.addChild("active", std::string(xmpp::ns::kChatStates));
   route(xcp::StanzaKind::Message, remote, *to, std::move(m));
@@ -472,15 +472,23 @@ void Gateway::Impl::deliverTyping(const std::string& remote, const std::string& 
 
 void Gateway::Impl::touch(ImSession& ses) {
   ses.lastActivity = Clock::now();
-  loop_.cancel(ses.idleTimer);
+  // One timer per conversation, not one per message: when it fires early
+  // (there was activity since) it waits for the rest of the idle time.
+  if (!ses.idleTimer) armIdleTimer(ses, cfg_.imIdleTimeout);
+}
+
+void Gateway::Impl::armIdleTimer(ImSession& ses, Clock::duration after) {
   const auto key = key2(ses.native, ses.remote);
-  ses.idleTimer = loop_.schedule(cfg_.imIdleTimeout, [this, key] {
+  ses.idleTimer = loop_.schedule(std::chrono::duration_cast<std::chrono::milliseconds>(after), [this, key] {
     auto it = im_.find(key);
     if (it == im_.end()) return;
-    it->second.idleTimer = 0;
+    ImSession& s = it->second;
+    s.idleTimer = 0;
+    const auto idle = Clock::now() - s.lastActivity;
+    if (idle < cfg_.imIdleTimeout) return armIdleTimer(s, cfg_.imIdleTimeout - idle);
     // An INVITE still waiting for its answer is bounded by requestTimeout
     // (its messages fail then, IM-5), not by the idle timeout.
-    if (it->second.state == ImSession::State::Inviting) return touch(it->second);
+    if (s.state == ImSession::State::Inviting) return touch(s);
     endSession(key, true, "idle for " + std::to_string(cfg_.imIdleTimeout.count() / 1000) + " s");
   });
 }

@@ -182,7 +182,7 @@ void Gateway::Impl::sendSubscribe(OutSub& sub, std::uint32_t expires) {
     onSubscribeFailed(key, 0, "not handed to the SIP proxy: " + e.detail, true);
   };
   ++stats_.subscribesSent;
-  trace("SUBSCRIBE", sub.watcher + " -> " + sub.target + " Expires " + std::to_string(expires));
+  trace("SUBSCRIBE", [&] { return sub.watcher + " -> " + sub.target + " Expires " + std::to_string(expires); });
   if (txl_) ++inFlight_;
   sub.tx = sendRequest(std::move(m), std::move(cb));
 }
@@ -306,8 +306,8 @@ void Gateway::Impl::onNotify(sip::TxId tx, const sip::Message& req, OutSub& sub)
       sub.available = x.available;
       sub.show = std::string(x.show);
       sub.status = mp->note;
-      trace("NOTIFY -> presence", sub.target + " is " + std::string(displayName(state)) + " -> " +
-                                      (x.available ? (x.show.empty() ? "available" : std::string(x.show)) : "unavailable"));
+      trace("NOTIFY -> presence", [&] { return sub.target + " is " + std::string(displayName(state)) + " -> " +
+                                      (x.available ? (x.show.empty() ? "available" : std::string(x.show)) : "unavailable"); });
     } else if (cfg_.log) {
       cfg_.log->warn("NOTIFY from {}: PIDF not understood ({}); state unchanged", sub.target, why);
     }
@@ -572,7 +572,7 @@ void Gateway::Impl::notifyWatcher(InSub& sub, std::string_view reason) {
   sub.notifyInFlight = reason.empty();
   sub.notifyAgain = false;
   ++stats_.notifiesSent;
-  trace("presence -> NOTIFY", sub.owner + " to " + sub.watcher + ": " + body);
+  trace("presence -> NOTIFY", [&] { return sub.owner + " to " + sub.watcher + ": " + body; });
   sip::ClientCallbacks cb;
   if (reason.empty()) {
     cb.onFinal = [this, key](const sip::Message& r) {
