@@ -58,7 +58,8 @@
 # REFRESH_RATE (1000), REFRESH_SECS (20), REC_SUBS (100000), INFLIGHT
 # (2000 requests in flight), CONNECTIONS (4 TLS connections to the proxy),
 # FCM_EXTRA (lines added to [federation-cm], e.g. "recovery_rate = 1500"),
-# KEEP_WORK (0).
+# IMPD_PRELOAD (a library preloaded into impd, e.g. another allocator to
+# compare), KEEP_WORK (0).
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")/../.." && pwd)

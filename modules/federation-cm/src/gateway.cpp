@@ -492,8 +492,7 @@ std::vector<SubscriptionInfo> Gateway::Impl::subscriptionList(const std::string&
   };
   for (const auto& [k, o] : out_) {
     if (!user.empty() && o.watcher != user && o.target != user) continue;
-    static constexpr std::string_view names[] = {"subscribing", "pending", "active", "down"};
-    v.push_back({"outgoing", o.watcher, sipUri(o.target), std::string(names[static_cast<int>(o.state)]),
+    v.push_back({"outgoing", o.watcher, sipUri(o.target), std::string(stateName(o.state)),
                  left(o.expiresAt), o.dlg.remoteTarget});
   }
   for (const auto& [k, i] : in_) {

@@ -54,6 +54,12 @@ struct OutSub {
   bool recoveryQueued = false;  // waiting in the paced queue (AV-3): queued once
 };
 
+// As stored and listed: "subscribing", "pending", "active", "down".
+constexpr std::string_view stateName(OutSub::State s) {
+  constexpr std::string_view names[] = {"subscribing", "pending", "active", "down"};
+  return names[static_cast<int>(s)];
+}
+
 // One resource's presence of a native user, as the session manager routed it.
 struct ResourcePresence {
   bool available = false;
@@ -169,6 +175,8 @@ class Gateway::Impl : public sip::TransactionTransport, public sip::TransactionU
   void inRefresh(sip::TxId tx, const sip::Message& req, InSub& sub);
   void inApproved(const std::string& owner, const std::string& watcher, bool approved);
   void inPresence(const xcp::RoutedStanza& s);
+  // The subscription ends (terminated;reason=timeout) at sub.expiresAt.
+  void armExpiry(InSub& sub, const std::string& key);
   void notifyWatcher(InSub& sub, std::string_view reason = {});
   void endInSub(const std::string& key, bool sendTerminated, std::string_view reason);
   void saveIn(const InSub& sub);

@@ -370,23 +370,46 @@ void Gateway::Impl::dropOutSub(const std::string& key, bool tellUnsubscribed, co
   out_.erase(it);
 }
 
-void Gateway::Impl::saveOut(const OutSub& sub) {
-  if (!store_) return;
+namespace {
+
+// A subscription's row (subscription_store.h): its dialog and the rest.
+StoredSubscription stored(bool outgoing, const std::string& native, const std::string& remote, std::string state,
+                          const Dialog& d, Clock::time_point expiresAt) {
   StoredSubscription s;
-  s.outgoing = true;
-  s.nativeJid = sub.watcher;
-  s.remoteUri = sipUri(sub.target);
-  static constexpr std::string_view names[] = {"subscribing", "pending", "active", "down"};
-  s.state = std::string(names[static_cast<int>(sub.state)]);
-  s.callId = sub.dlg.callId;
-  s.localTag = sub.dlg.localTag;
-  s.remoteTag = sub.dlg.remoteTag;
-  s.remoteTarget = sub.dlg.remoteTarget;
-  s.routeSet = sub.dlg.routeSet;
-  s.localCseq = sub.dlg.localCseq;
-  s.remoteCseq = sub.dlg.remoteCseq;
-  s.expiresAt = sub.expiresAt == Clock::time_point{} ? 0 : unixAt(sub.expiresAt);
-  store_->save(std::move(s));
+  s.outgoing = outgoing;
+  s.nativeJid = native;
+  s.remoteUri = sipUri(remote);
+  s.state = std::move(state);
+  s.callId = d.callId;
+  s.localTag = d.localTag;
+  s.remoteTag = d.remoteTag;
+  s.remoteTarget = d.remoteTarget;
+  s.routeSet = d.routeSet;
+  s.localCseq = d.localCseq;
+  s.remoteCseq = d.remoteCseq;
+  s.expiresAt = expiresAt == Clock::time_point{} ? 0 : unixAt(expiresAt);
+  return s;
+}
+
+// The dialog of a stored row, as the side that keeps it (the native user's).
+Dialog dialogOf(const StoredSubscription& r) {
+  Dialog d;
+  d.callId = r.callId;
+  d.localTag = r.localTag;
+  d.remoteTag = r.remoteTag;
+  d.remoteTarget = r.remoteTarget;
+  d.routeSet = r.routeSet;
+  d.localCseq = r.localCseq;
+  d.remoteCseq = r.remoteCseq;
+  d.localUri = sipUri(r.nativeJid);
+  d.remoteUri = r.remoteUri;
+  return d;
+}
+
+}  // namespace
+
+void Gateway::Impl::saveOut(const OutSub& sub) {
+  if (store_) store_->save(stored(true, sub.watcher, sub.target, std::string(stateName(sub.state)), sub.dlg, sub.expiresAt));
 }
 
 // ================= AV-1: Microsoft watcher -> native user =================
@@ -449,12 +472,7 @@ void Gateway::Impl::onSubscribeRequest(sip::TxId tx, const sip::Message& req) {
   auto [it, _] = in_.emplace(key, std::move(sub));
   InSub& s = it->second;
   byCallId_[s.dlg.callId] = "i" + key;
-  s.expiryTimer = loop_.schedule(std::chrono::seconds(expires), [this, key] {
-    auto i = in_.find(key);
-    if (i == in_.end()) return;
-    i->second.expiryTimer = 0;
-    endInSub(key, true, "timeout");
-  });
+  armExpiry(s, key);
   // The OPTIONS keep-alive covers domains that only watch (AV-3).
   if (!peers_.count(domainOf(watcher))) scheduleKeepAlive(domainOf(watcher), cfg_.keepAliveInterval);
   // RFC 6665 §4.2.1: a NOTIFY at once. Until the privacy policy approves,
@@ -482,14 +500,8 @@ void Gateway::Impl::inRefresh(sip::TxId tx, const sip::Message& req, InSub& sub)
                   {{"Min-Expires", std::to_string(cfg_.minExpires)}});
   expires = std::min(expires, cfg_.maxExpires);
   respond(tx, req, 200, "OK", {{"Expires", std::to_string(expires)}});
-  loop_.cancel(sub.expiryTimer);
   sub.expiresAt = Clock::now() + std::chrono::seconds(expires);
-  sub.expiryTimer = loop_.schedule(std::chrono::seconds(expires), [this, key] {
-    auto i = in_.find(key);
-    if (i == in_.end()) return;
-    i->second.expiryTimer = 0;
-    endInSub(key, true, "timeout");
-  });
+  armExpiry(sub, key);
   notifyWatcher(sub);
   saveIn(sub);
 }
@@ -551,6 +563,16 @@ std::string Gateway::Impl::pidfFor(const InSub& sub) const {
   np.activity = best ? best->activity : "";
   auto la = toLync(np);  // AV-5
   return buildPidf(sipUri(sub.owner), la, best ? best->status : "");
+}
+
+void Gateway::Impl::armExpiry(InSub& sub, const std::string& key) {
+  loop_.cancel(sub.expiryTimer);
+  sub.expiryTimer = loop_.schedule(sub.expiresAt - Clock::now(), [this, key] {
+    auto i = in_.find(key);
+    if (i == in_.end()) return;
+    i->second.expiryTimer = 0;
+    endInSub(key, true, "timeout");
+  });
 }
 
 void Gateway::Impl::notifyWatcher(InSub& sub, std::string_view reason) {
@@ -642,21 +664,7 @@ void Gateway::Impl::endInSub(const std::string& key, bool sendTerminated, std::s
 }
 
 void Gateway::Impl::saveIn(const InSub& sub) {
-  if (!store_) return;
-  StoredSubscription s;
-  s.outgoing = false;
-  s.nativeJid = sub.owner;
-  s.remoteUri = sipUri(sub.watcher);
-  s.state = sub.approved ? "active" : "offline-shown";
-  s.callId = sub.dlg.callId;
-  s.localTag = sub.dlg.localTag;
-  s.remoteTag = sub.dlg.remoteTag;
-  s.remoteTarget = sub.dlg.remoteTarget;
-  s.routeSet = sub.dlg.routeSet;
-  s.localCseq = sub.dlg.localCseq;
-  s.remoteCseq = sub.dlg.remoteCseq;
-  s.expiresAt = unixAt(sub.expiresAt);
-  store_->save(std::move(s));
+  if (store_) store_->save(stored(false, sub.owner, sub.watcher, sub.approved ? "active" : "offline-shown", sub.dlg, sub.expiresAt));
 }
 
 // ================= AV-3: health of the Microsoft side, recovery =================
@@ -805,21 +813,12 @@ void Gateway::Impl::recover(std::vector<StoredSubscription> rows) {
   for (auto& r : rows) {
     const std::string remote = jidOfUri(r.remoteUri);
     if (remote.empty()) continue;
-    Dialog d;
-    d.callId = r.callId;
-    d.localTag = r.localTag;
-    d.remoteTag = r.remoteTag;
-    d.remoteTarget = r.remoteTarget;
-    d.routeSet = r.routeSet;
-    d.localCseq = r.localCseq;
-    d.remoteCseq = r.remoteCseq;
+    Dialog d = dialogOf(r);
     if (r.outgoing) {
       const auto key = key2(r.nativeJid, remote);
       OutSub& sub = out_[key];
       sub.watcher = r.nativeJid;
       sub.target = remote;
-      d.localUri = sipUri(r.nativeJid);
-      d.remoteUri = r.remoteUri;
       sub.dlg = std::move(d);
       // The watcher already holds the subscription (its roster says so):
       // only presence follows.
@@ -843,18 +842,11 @@ void Gateway::Impl::recover(std::vector<StoredSubscription> rows) {
       InSub& sub = in_[key];
       sub.owner = r.nativeJid;
       sub.watcher = remote;
-      d.localUri = sipUri(r.nativeJid);
-      d.remoteUri = r.remoteUri;
       sub.dlg = std::move(d);
       sub.approved = r.state == "active";
       sub.expiresAt = expiresAt;
       byCallId_[sub.dlg.callId] = "i" + key;
-      sub.expiryTimer = loop_.schedule(std::chrono::duration_cast<Clock::duration>(expiresAt - Clock::now()), [this, key] {
-        auto i = in_.find(key);
-        if (i == in_.end()) return;
-        i->second.expiryTimer = 0;
-        endInSub(key, true, "timeout");
-      });
+      armExpiry(sub, key);
       ++ins;
       if (!peers_.count(domainOf(remote))) scheduleKeepAlive(domainOf(remote), cfg_.keepAliveInterval);
       // A fresh NOTIFY with the user's presence now (AV-3). Decided when
