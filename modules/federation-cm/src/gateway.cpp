@@ -211,6 +211,7 @@ sip::Endpoint Gateway::Impl::start() {
     if (txl_) txl_->onMessage(std::move(m), src);
   });
   running_ = true;
+  sweepTimer_ = loop_.schedule(kSweepTick, [this] { sweepExpired(); });
   if (cfg_.log)
     cfg_.log->info("federation connection manager listening on {}, requests via the SIP proxy at {}",
                    bound_.toString(), cfg_.proxy.toString());
@@ -226,7 +227,7 @@ void Gateway::Impl::stop() {
   for (const auto& [k, s] : im_) keys.push_back(k);
   for (const auto& k : keys) endSession(k, true, "the federation connection manager stops");
   for (auto& [k, s] : out_) loop_.cancel(s.refreshTimer);
-  for (auto& [k, s] : in_) loop_.cancel(s.expiryTimer);
+  loop_.cancel(sweepTimer_);
   for (auto& [d, p] : peers_) loop_.cancel(p.timer);
   loop_.cancel(pacedTimer);
   pacedQueue_.clear();

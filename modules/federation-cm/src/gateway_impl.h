@@ -74,7 +74,6 @@ struct InSub {
   Dialog dlg;
   bool approved = false;  // the session manager said `subscribed`
   Clock::time_point expiresAt{};
-  net::TimerId expiryTimer = 0;
   std::map<std::string, ResourcePresence> resources;  // resource -> presence
   bool notifyInFlight = false, notifyAgain = false;
   bool recoveryQueued = false;  // waiting in the paced queue (AV-3): queued once
@@ -107,7 +106,9 @@ struct ImSession {
   xcp::Address lastSender;  // the native user's resource that wrote last
 };
 
-class Gateway::Impl : public sip::TransactionTransport, public sip::TransactionUser {
+class Gateway::Impl : public sip::TransactionTransport,
+                      public sip::TransactionUser,
+                      public std::enable_shared_from_this<Gateway::Impl> {
  public:
   Impl(GatewayConfig cfg, net::EventLoop& loop, xcp::Router& router, SubscriptionStore* store);
   ~Impl() override;
@@ -175,8 +176,10 @@ class Gateway::Impl : public sip::TransactionTransport, public sip::TransactionU
   void inRefresh(sip::TxId tx, const sip::Message& req, InSub& sub);
   void inApproved(const std::string& owner, const std::string& watcher, bool approved);
   void inPresence(const xcp::RoutedStanza& s);
-  // The subscription ends (terminated;reason=timeout) at sub.expiresAt.
-  void armExpiry(InSub& sub, const std::string& key);
+  // Ends the incoming subscriptions past their expiry, a slice a tick.
+  void sweepExpired();
+  static constexpr std::chrono::milliseconds kSweepTick{100};
+  static constexpr std::size_t kSweepPasses = 100;  // ticks per whole pass
   void notifyWatcher(InSub& sub, std::string_view reason = {});
   void endInSub(const std::string& key, bool sendTerminated, std::string_view reason);
   void saveIn(const InSub& sub);
@@ -240,6 +243,8 @@ class Gateway::Impl : public sip::TransactionTransport, public sip::TransactionU
   std::deque<std::function<void()>> pacedQueue_;
   std::size_t inFlight_ = 0;  // SUBSCRIBEs and NOTIFYs waiting for their final answer
   net::TimerId pacedTimer = 0;
+  net::TimerId sweepTimer_ = 0;
+  std::string sweepCursor_;  // the key the next slice starts from
 
   // Ids of the stanzas made here: a random prefix per start and a count.
   std::string stanzaIds_;  // set in the constructor

@@ -449,7 +449,6 @@ void Gateway::Impl::onSubscribeRequest(sip::TxId tx, const sip::Message& req) {
     // old one is replaced.
     wasApproved = old->second.approved;
     known = old->second.resources;
-    loop_.cancel(old->second.expiryTimer);
     byCallId_.erase(old->second.dlg.callId);
     in_.erase(old);
   }
@@ -472,7 +471,6 @@ void Gateway::Impl::onSubscribeRequest(sip::TxId tx, const sip::Message& req) {
   auto [it, _] = in_.emplace(key, std::move(sub));
   InSub& s = it->second;
   byCallId_[s.dlg.callId] = "i" + key;
-  armExpiry(s, key);
   // The OPTIONS keep-alive covers domains that only watch (AV-3).
   if (!peers_.count(domainOf(watcher))) scheduleKeepAlive(domainOf(watcher), cfg_.keepAliveInterval);
   // RFC 6665 §4.2.1: a NOTIFY at once. Until the privacy policy approves,
@@ -501,7 +499,6 @@ void Gateway::Impl::inRefresh(sip::TxId tx, const sip::Message& req, InSub& sub)
   expires = std::min(expires, cfg_.maxExpires);
   respond(tx, req, 200, "OK", {{"Expires", std::to_string(expires)}});
   sub.expiresAt = Clock::now() + std::chrono::seconds(expires);
-  armExpiry(sub, key);
   notifyWatcher(sub);
   saveIn(sub);
 }
@@ -565,14 +562,23 @@ std::string Gateway::Impl::pidfFor(const InSub& sub) const {
   return buildPidf(sipUri(sub.owner), la, best ? best->status : "");
 }
 
-void Gateway::Impl::armExpiry(InSub& sub, const std::string& key) {
-  loop_.cancel(sub.expiryTimer);
-  sub.expiryTimer = loop_.schedule(sub.expiresAt - Clock::now(), [this, key] {
-    auto i = in_.find(key);
-    if (i == in_.end()) return;
-    i->second.expiryTimer = 0;
-    endInSub(key, true, "timeout");
-  });
+void Gateway::Impl::sweepExpired() {
+  // A slice of the incoming subscriptions each tick, the whole of them every
+  // kSweepPasses ticks (10 s), instead of a timer per subscription (about
+  // 190 bytes each at a million and more, B-FED-SUBS): a subscription the
+  // watcher did not refresh ends (terminated;reason=timeout) at most one
+  // pass after its expiry.
+  sweepTimer_ = 0;
+  if (!running_) return;
+  const auto now = Clock::now();
+  std::size_t n = std::max<std::size_t>(500, in_.size() / kSweepPasses);
+  std::vector<std::string> expired;
+  auto it = in_.lower_bound(sweepCursor_);
+  for (; it != in_.end() && n; ++it, --n)
+    if (it->second.expiresAt <= now) expired.push_back(it->first);
+  sweepCursor_ = it == in_.end() ? std::string() : it->first;
+  for (const auto& k : expired) endInSub(k, true, "timeout");
+  sweepTimer_ = loop_.schedule(kSweepTick, [this] { sweepExpired(); });
 }
 
 void Gateway::Impl::notifyWatcher(InSub& sub, std::string_view reason) {
@@ -612,7 +618,6 @@ void Gateway::Impl::notifyWatcher(InSub& sub, std::string_view reason) {
       if (code == 481 || code == 404 || code == 410 || code == 489) {
         // The watcher forgot the subscription (it restarted): it subscribes again.
         if (cfg_.log) cfg_.log->info("Microsoft watcher {} of {} dropped the subscription ({}); removed", s.watcher, s.owner, code);
-        loop_.cancel(s.expiryTimer);
         byCallId_.erase(s.dlg.callId);
         if (store_) store_->remove(false, s.owner, sipUri(s.watcher));
         in_.erase(it);
@@ -627,10 +632,14 @@ void Gateway::Impl::notifyWatcher(InSub& sub, std::string_view reason) {
       countFailure(0, nullptr);
       if (!local) return peerFailed(domainOf(it->second.watcher));
       // Not handed to the node's own SIP proxy: the state goes again shortly.
-      loop_.schedule(std::chrono::seconds(2), [this, key] {
-        paced([this, key] {
-          auto i = in_.find(key);
-          if (i != in_.end()) notifyWatcher(i->second);
+      // Not tracked per subscription: the gateway may be gone by then (its
+      // loop may be the node's shared one, which outlives it).
+      loop_.schedule(std::chrono::seconds(2), [w = weak_from_this(), key] {
+        auto self = w.lock();
+        if (!self || !self->running_) return;
+        self->paced([self = self.get(), key] {
+          auto i = self->in_.find(key);
+          if (i != self->in_.end()) self->notifyWatcher(i->second);
         });
       });
     };
@@ -656,7 +665,6 @@ void Gateway::Impl::endInSub(const std::string& key, bool sendTerminated, std::s
   auto it = in_.find(key);
   if (it == in_.end()) return;
   InSub& sub = it->second;
-  loop_.cancel(sub.expiryTimer);
   if (sendTerminated) notifyWatcher(sub, reason.empty() ? "noresource" : reason);
   byCallId_.erase(sub.dlg.callId);
   if (store_) store_->remove(false, sub.owner, sipUri(sub.watcher));
@@ -846,8 +854,7 @@ void Gateway::Impl::recover(std::vector<StoredSubscription> rows) {
       sub.approved = r.state == "active";
       sub.expiresAt = expiresAt;
       byCallId_[sub.dlg.callId] = "i" + key;
-      armExpiry(sub, key);
-      ++ins;
+          ++ins;
       if (!peers_.count(domainOf(remote))) scheduleKeepAlive(domainOf(remote), cfg_.keepAliveInterval);
       // A fresh NOTIFY with the user's presence now (AV-3). Decided when
       // its turn comes: without approval, Offline. A user with no available

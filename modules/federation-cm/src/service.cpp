@@ -6,6 +6,7 @@
 #include <imp/core/cluster_settings.h>
 #include <imp/core/service.h>
 #include <imp/net/event_loop.h>
+#include <imp/net/loop_group.h>
 #include <imp/xcp_router/router.h>
 #include <imp/xcp_router/service.h>
 #include <spdlog/spdlog.h>
@@ -81,6 +82,7 @@ class FcmService : public core::Service {
     db_ = ctx.database;
     metrics_ = ctx.metrics;
     log_ = ctx.logger;
+    loops_ = ctx.loops;
     if (!db_) throw core::ConfigError("database", "federation-cm needs the cluster database (subscriptions, settings)");
   }
 
@@ -92,12 +94,20 @@ class FcmService : public core::Service {
       std::lock_guard l(mu_);
       cfg_.proxy.port = proxyPort_;
     }
-    loop_ = std::make_unique<net::EventLoop>();
-    thread_ = std::thread([this] { loop_->run(); });
+    // The node's shared loop, like the SIP proxy and the client connections
+    // (issue 15): a message handed from the proxy to federation-cm and on
+    // to the router does not wait for another thread to be scheduled. Its
+    // own loop thread only where impd has none (tests).
+    net::EventLoop* loop = loops_ ? &loops_->next() : nullptr;
+    if (!loop) {
+      loop_ = std::make_unique<net::EventLoop>();
+      thread_ = std::thread([this] { loop_->run(); });
+      loop = loop_.get();
+    }
     store_ = std::make_unique<SubscriptionStore>(*db_, cfg_.nodeId, log_);
     auto cfg = cfg_;
     cfg.nativeAvailable = [xmpp = xmpp_](const std::string& bare) { return xmpp->available(bare); };
-    auto gw = std::make_shared<Gateway>(std::move(cfg), *loop_, *router, store_.get());
+    auto gw = std::make_shared<Gateway>(std::move(cfg), *loop, *router, store_.get());
     try {
       bound_ = gw->start();
     } catch (...) {
@@ -300,7 +310,8 @@ class FcmService : public core::Service {
   core::Database* db_ = nullptr;
   core::Metrics* metrics_ = nullptr;
   std::shared_ptr<spdlog::logger> log_;
-  std::unique_ptr<net::EventLoop> loop_;
+  net::LoopGroup* loops_ = nullptr;         // the node's shared loops, if any
+  std::unique_ptr<net::EventLoop> loop_;  // else its own, run by thread_
   std::thread thread_;
   std::unique_ptr<SubscriptionStore> store_;
   std::shared_ptr<Gateway> gateway_;
