@@ -297,6 +297,35 @@ class Federation(unittest.IsolatedAsyncioTestCase):
                          timeout=30)
         self.assertLess(time.monotonic() - back, 30)
 
+    async def test_08b_watcher_gets_what_changed_while_pool_away(self):
+        # AV-3: a Microsoft watcher whose NOTIFY could not be delivered while
+        # its pool was unreachable gets the current state when the pool
+        # answers again; watchers that missed nothing are not NOTIFYed again.
+        self.node.ctl("presence", "settings", "set", "--auto-approve", "on")
+        wait_applied(self.node)
+        amy = await self.client("amy", "away")
+        abe = await self.client("abe", "away")
+        h = await self.blocking(self.lync.subscribe, "gina", "amy@example.com")
+        h2 = await self.blocking(self.lync.subscribe, "gina", "abe@example.com")
+        for x in (h, h2):
+            await self.blocking(self.lync.wait_notify, x, lambda n: n.pidf is not None and n.pidf.basic == "open", 15)
+        downs = self.node.log("federation-cm").count("does not answer")
+        self.lync.set_reachable(False)
+        seen, seen2 = len(self.lync.notifies(h)), len(self.lync.notifies(h2))
+        amy.send_presence(pshow="dnd", pstatus="in a meeting while the pool was away")
+        await self.blocking(wait_for, lambda: self.node.log("federation-cm").count("does not answer") > downs, 30,
+                            "federation-cm noticing the pool away")
+        self.lync.set_reachable(True)
+        n = await self.blocking(self.lync.wait_notify, h, lambda n: n.pidf is not None and
+                                n.pidf.note == "in a meeting while the pool was away", 30, seen)
+        self.assertIn("busy", n.pidf.activities)
+        await self.blocking(wait_for, lambda: "whose NOTIFY failed notified again" in self.node.log("federation-cm"),
+                            15, "federation-cm noticing the pool back")
+        # Abe's watcher missed nothing: no NOTIFY again after the pool's return
+        self.assertEqual(len(self.lync.notifies(h2)), seen2)
+        for x in (h, h2):
+            self.assertEqual(await self.blocking(self.lync.unsubscribe, x), 200)
+
     async def test_09_impd_restart_recovery(self):
         # hold one subscription each way, then restart impd
         ann = await self.client("ann", "rs")

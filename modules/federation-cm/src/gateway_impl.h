@@ -76,6 +76,9 @@ struct InSub {
   Clock::time_point expiresAt{};
   std::map<std::string, ResourcePresence> resources;  // resource -> presence
   bool notifyInFlight = false, notifyAgain = false;
+  // A NOTIFY to it failed (no answer, not sent): the current state goes
+  // again when the Microsoft side answers (AV-3), not every watcher's.
+  bool stale = false;
   bool recoveryQueued = false;  // waiting in the paced queue (AV-3): queued once
 };
 

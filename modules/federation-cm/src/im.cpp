@@ -343,19 +343,19 @@ void Gateway::Impl::onInvite(sip::TxId tx, const sip::Message& req) {
     return refuse(tx, req, 488, "Not Acceptable Here - no message media line", "no message media line in its SDP",
                   {{"Warning", "304 " + bound_.address + " \"only instant messaging sessions are supported\""}});
   const auto key = key2(native, remote);
+  std::deque<PendingIm> queued;
   if (auto old = im_.find(key); old != im_.end()) {
     // The Microsoft user opened a new conversation: it replaces ours (its
     // messages still waiting are sent in the new dialog).
-    auto queued = std::move(old->second.queue);
+    queued = std::move(old->second.queue);
     if (old->second.inInvite) queued.push_front(std::move(*old->second.inInvite));
     old->second.queue.clear();
     old->second.inInvite.reset();
     if (old->second.inviteTx && txl_) txl_->terminateClient(*old->second.inviteTx);
     endSession(key, old->second.state == ImSession::State::Up, "replaced by the Microsoft user's new conversation");
-    ImSession& ses = im_[key];
-    ses.queue = std::move(queued);
   }
   ImSession& ses = im_[key];
+  ses.queue = std::move(queued);
   ses.native = native;
   ses.remote = remote;
   ses.initiatedHere = false;
@@ -376,7 +376,7 @@ void Gateway::Impl::onInvite(sip::TxId tx, const sip::Message& req) {
   }
   respond(tx, req, 200, "OK", headers, buildImAnswer(req.body(), bound_.address), "application/sdp", ses.dlg.localTag);
   trace("INVITE -> conversation", [&] { return remote + " -> " + native + " Ms-Conversation-ID " + ses.conversationId; });
-  auto queued = std::move(ses.queue);
+  queued = std::move(ses.queue);
   ses.queue.clear();
   for (auto& m : queued) sendMessage(ses, std::move(m));
   touch(ses);

@@ -610,11 +610,20 @@ void Gateway::Impl::notifyWatcher(InSub& sub, std::string_view reason) {
       s.notifyInFlight = false;
       const int code = r.statusCode();
       if (code >= 200 && code < 300) {
+        s.stale = false;
         peerAnswered(domainOf(s.watcher));
         if (s.notifyAgain) notifyWatcher(s);
         return;
       }
       countFailure(code, &r);
+      if (code == 408 || code == 480 || code == 500 || code == 503 || code == 504) {
+        // The SIP proxy's own answers when no next hop takes it: the state
+        // goes again once the Microsoft side answers (AV-3).
+        s.stale = true;
+        peerFailed(domainOf(s.watcher));
+        if (s.notifyAgain) s.notifyAgain = false;
+        return;
+      }
       if (code == 481 || code == 404 || code == 410 || code == 489) {
         // The watcher forgot the subscription (it restarted): it subscribes again.
         if (cfg_.log) cfg_.log->info("Microsoft watcher {} of {} dropped the subscription ({}); removed", s.watcher, s.owner, code);
@@ -629,6 +638,7 @@ void Gateway::Impl::notifyWatcher(InSub& sub, std::string_view reason) {
       auto it = in_.find(key);
       if (it == in_.end()) return;
       it->second.notifyInFlight = false;
+      it->second.stale = true;
       countFailure(0, nullptr);
       if (!local) return peerFailed(domainOf(it->second.watcher));
       // Not handed to the node's own SIP proxy: the state goes again shortly.
@@ -639,7 +649,9 @@ void Gateway::Impl::notifyWatcher(InSub& sub, std::string_view reason) {
         if (!self || !self->running_) return;
         self->paced([self = self.get(), key] {
           auto i = self->in_.find(key);
-          if (i != self->in_.end()) self->notifyWatcher(i->second);
+          if (i == self->in_.end() || !i->second.stale) return;
+          i->second.stale = false;
+          self->notifyWatcher(i->second);
         });
       });
     };
@@ -702,14 +714,17 @@ void Gateway::Impl::peerAnswered(const std::string& domain) {
       s.recoveryQueued = true;
       outs.push_back(k);
     }
+  // Watchers: only those whose NOTIFY failed meanwhile. The others have
+  // the current state; a Microsoft side that restarted forgot its
+  // subscriptions and makes them again (a NOTIFY in an old dialog gets 481).
   for (auto& [k, s] : in_)
-    if (domainOf(s.watcher) == domain && !s.recoveryQueued) {
+    if (s.stale && domainOf(s.watcher) == domain && !s.recoveryQueued) {
       s.recoveryQueued = true;
       ins.push_back(k);
     }
   if (cfg_.log)
     cfg_.log->info("the Microsoft side for {} answers again after {} s: {} outgoing subscription(s) made again, {} "
-                   "watcher(s) notified",
+                   "watcher(s) whose NOTIFY failed notified again",
                    domain,
                    std::chrono::duration_cast<std::chrono::seconds>(Clock::now() - it->second.downSince).count(),
                    outs.size(), ins.size());
@@ -731,6 +746,8 @@ void Gateway::Impl::peerAnswered(const std::string& domain) {
       auto i = in_.find(k);
       if (i == in_.end()) return;
       i->second.recoveryQueued = false;
+      if (!i->second.stale) return;  // notified since
+      i->second.stale = false;
       notifyWatcher(i->second);
     });
   scheduleKeepAlive(domain, cfg_.keepAliveInterval);
