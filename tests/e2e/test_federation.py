@@ -28,7 +28,7 @@ sys.path.insert(0, os.path.join(HERE, "..", "integration"))
 import lync_emulator as ly  # noqa: E402
 from harness import Impd, wait_for  # noqa: E402
 from sippeer import TestCa  # noqa: E402
-from xmpp_client import TIMEOUT, Client  # noqa: E402
+from xmpp_client import TIMEOUT, XmppTestCase  # noqa: E402
 from xmpp_server import NodeClients, node_metric, passwd, wait_applied  # noqa: E402
 
 DOMAIN = "example.com"
@@ -45,7 +45,7 @@ def bare(jid):
     return str(jid).split("/")[0]
 
 
-class Federation(unittest.IsolatedAsyncioTestCase):
+class Federation(XmppTestCase):
     @classmethod
     def setUpClass(cls):
         cls.work = tempfile.mkdtemp(prefix="imp-e2e-fed-")
@@ -105,14 +105,6 @@ class Federation(unittest.IsolatedAsyncioTestCase):
                              for x in self.node.ctl_json("federation", "sessions")["sessions"]),
                  timeout, "the conversation %s <-> %s up" % (native, microsoft))
 
-    async def client(self, user, resource="r1"):
-        c = Client(self.server, user, resource)
-        self.addAsyncCleanup(c.logout)
-        await c.login()
-        return c
-
-    async def blocking(self, fn, *a, **kw):
-        return await asyncio.to_thread(fn, *a, **kw)
 
     def refused(self):
         """federation-cm's count of requests it refused (imp_fcm_events_total)."""
@@ -135,7 +127,7 @@ class Federation(unittest.IsolatedAsyncioTestCase):
     # ------------------------------------------------------------ AV-2, AV-4
 
     async def test_01_native_watches_lync_user_every_av4_row(self):
-        ann = await self.client("ann")
+        ann = await self.logged_in("ann")
         self.lync.set_presence("bob", ly.AVAILABLE, note="at my desk")
         ann.send_presence(pto="bob@example.com", ptype="subscribe")
         sub = await self.blocking(self.lync.wait_subscription, "ann@example.com", "bob@example.com", 15)
@@ -161,7 +153,7 @@ class Federation(unittest.IsolatedAsyncioTestCase):
     async def test_02_lync_user_watches_native_av5_third_party_rows(self):
         self.node.ctl("presence", "settings", "set", "--auto-approve", "on")
         wait_applied(self.node)
-        amy = await self.client("amy")
+        amy = await self.logged_in("amy")
         h = await self.blocking(self.lync.subscribe, "carol", "amy@example.com")
         self.assertEqual(self.lync.final_status(h), 200)
         # approved automatically (PS-2): Amy's presence follows
@@ -182,7 +174,7 @@ class Federation(unittest.IsolatedAsyncioTestCase):
         n = await self.blocking(self.lync.wait_notify, h, lambda n: n.pidf is not None and n.pidf.basic == "closed",
                                 15, seen)
         # Amy's roster holds carol with subscription from (RFC 6121)
-        amy2 = await self.client("amy", "r2")
+        amy2 = await self.logged_in("amy", "r2")
         items = await amy2.roster_items()
         self.assertIn(items.get("carol@example.com", {}).get("subscription"), ("from", "both"))
         out = self.node.ctl("federation", "subscriptions", "--user", "amy@example.com").stdout
@@ -192,7 +184,7 @@ class Federation(unittest.IsolatedAsyncioTestCase):
         self.node.ctl("presence", "settings", "set", "--auto-approve", "off")
         wait_applied(self.node)
         try:
-            abe = await self.client("abe")
+            abe = await self.logged_in("abe")
             h = await self.blocking(self.lync.subscribe, "dave", "abe@example.com")
             self.assertEqual(self.lync.final_status(h), 200)
             # until Abe answers, Dave sees him offline
@@ -226,7 +218,7 @@ class Federation(unittest.IsolatedAsyncioTestCase):
     # ------------------------------------------------------------ IM
 
     async def test_05_im_both_ways_with_typing(self):
-        ann = await self.client("ann", "im")
+        ann = await self.logged_in("ann", "im")
         ann.send_message(mto="gina@example.com", mbody="Hello Gina 😀 こんにちは :-)", mtype="chat")
         m = await self.blocking(self.lync.wait_im, "gina", "Hello Gina 😀 こんにちは :-)", 15)
         self.assertEqual(m.sender, "ann@example.com")
@@ -256,7 +248,7 @@ class Federation(unittest.IsolatedAsyncioTestCase):
         await ann.expect("message", lambda m: bare(m["from"]) == "hal@example.com" and m["body"] == "first in INVITE")
 
     async def test_06_group_chat_and_unknown_user_refused(self):
-        ann = await self.client("ann", "gc")
+        ann = await self.logged_in("ann", "gc")
         ann.send_message(mto="bob@example.com", mbody="group?", mtype="groupchat")
         e = await ann.expect("message", lambda m: m["type"] == "error" and bare(m["from"]) == "bob@example.com",
                              what="IM-4 error")
@@ -270,7 +262,7 @@ class Federation(unittest.IsolatedAsyncioTestCase):
         self.assertIn("4005", e["error"]["text"])
 
     async def test_07_idle_timeout_bye_then_new_invite(self):
-        ann = await self.client("ann", "idle")
+        ann = await self.logged_in("ann", "idle")
         ann.send_message(mto="carol@example.com", mbody="before idle", mtype="chat")
         await self.blocking(self.lync.wait_im, "carol", "before idle", 15)
         invites = len(self.lync.requests("INVITE"))
@@ -282,7 +274,7 @@ class Federation(unittest.IsolatedAsyncioTestCase):
     # ------------------------------------------------------------ AV-3
 
     async def test_08_lync_pool_unreachable_then_back(self):
-        abe = await self.client("abe", "rec")
+        abe = await self.logged_in("abe", "rec")
         self.lync.set_presence("hal", ly.BUSY)
         abe.send_presence(pto="hal@example.com", ptype="subscribe")
         await self.blocking(self.lync.wait_subscription, "abe@example.com", "hal@example.com", 15)
@@ -303,8 +295,8 @@ class Federation(unittest.IsolatedAsyncioTestCase):
         # answers again; watchers that missed nothing are not NOTIFYed again.
         self.node.ctl("presence", "settings", "set", "--auto-approve", "on")
         wait_applied(self.node)
-        amy = await self.client("amy", "away")
-        abe = await self.client("abe", "away")
+        amy = await self.logged_in("amy", "away")
+        abe = await self.logged_in("abe", "away")
         h = await self.blocking(self.lync.subscribe, "gina", "amy@example.com")
         h2 = await self.blocking(self.lync.subscribe, "gina", "abe@example.com")
         for x in (h, h2):
@@ -328,7 +320,7 @@ class Federation(unittest.IsolatedAsyncioTestCase):
 
     async def test_09_impd_restart_recovery(self):
         # hold one subscription each way, then restart impd
-        ann = await self.client("ann", "rs")
+        ann = await self.logged_in("ann", "rs")
         self.lync.set_presence("erin", ly.AVAILABLE)
         ann.send_presence(pto="erin@example.com", ptype="subscribe")
         await self.blocking(self.lync.wait_subscription, "ann@example.com", "erin@example.com", 15)
@@ -350,7 +342,7 @@ class Federation(unittest.IsolatedAsyncioTestCase):
         # Only federation-cm restarts while Ann is online: Frank's fresh NOTIFY
         # carries her presence, asked of the session manager (a probe through
         # its privacy rules), not Offline.
-        ann = await self.client("ann", "rs2")
+        ann = await self.logged_in("ann", "rs2")
         seen = len(self.lync.notifies(h))
         ann.send_presence(pshow="away", pstatus="back after the restart")
         await self.blocking(self.lync.wait_notify, h, lambda n: n.pidf is not None and
@@ -366,7 +358,7 @@ class Federation(unittest.IsolatedAsyncioTestCase):
     # ------------------------------------------------------------ more IM and presence paths
 
     async def test_10_dead_dialog_reinvite(self):
-        ann = await self.client("ann", "dd")
+        ann = await self.logged_in("ann", "dd")
         ann.send_message(mto="dave@example.com", mbody="one", mtype="chat")
         await self.blocking(self.lync.wait_im, "dave", "one", 15)
         # the conversation is up on IMP's side (the 200 to the INVITE arrived)
@@ -383,7 +375,7 @@ class Federation(unittest.IsolatedAsyncioTestCase):
         self.assertEqual([x for x in ann.queues["message"]._queue if x["type"] == "error"], [])
 
     async def test_11_page_mode_and_no_media_invite(self):
-        ann = await self.client("ann", "pm")
+        ann = await self.logged_in("ann", "pm")
         # RFC 3428 page mode, as standard SIP peers send it
         status = await self.blocking(self.lync.send_page_message, "erin", "ann@example.com", "paged ✉")
         self.assertEqual(status, 200)
@@ -395,7 +387,7 @@ class Federation(unittest.IsolatedAsyncioTestCase):
         self.assertEqual(status, 488)
 
     async def test_12_client_probe_makes_no_subscribe(self):
-        ann = await self.client("ann", "tmp")
+        ann = await self.logged_in("ann", "tmp")
         # a client's own probe (a directory search's temporary presence) must
         # not become a SUBSCRIBE; the message after it is the barrier: what
         # the gateway does with the probe happens before the message's INVITE
@@ -406,7 +398,7 @@ class Federation(unittest.IsolatedAsyncioTestCase):
                           if s.watcher == "ann@example.com" and s.target == "gina@example.com"])
 
     async def test_13_unsubscribe_both_ways(self):
-        amy = await self.client("amy", "un")
+        amy = await self.logged_in("amy", "un")
         amy.send_presence(pto="frank@example.com", ptype="subscribe")
         await self.blocking(self.lync.wait_subscription, "amy@example.com", "frank@example.com", 15, 0, "active")
         amy.send_presence(pto="frank@example.com", ptype="unsubscribe")
@@ -435,7 +427,7 @@ class Federation(unittest.IsolatedAsyncioTestCase):
         await self.blocking(wait_for, lambda: not any(
             str(self.lync.port) in h for h in self.node.ctl_json("proxy", "stats").get("next_hops_down", [])),
             30, "the primary pool marked up by the SIP proxy")
-        ann = await self.client("ann", "fo")
+        ann = await self.logged_in("ann", "fo")
         ann.send_message(mto="carol@example.com", mbody="via the primary", mtype="chat")
         await self.blocking(self.lync.wait_im, "carol", "via the primary", 15)
         self.lync.set_reachable(False, close_connections=True)
@@ -449,7 +441,7 @@ class Federation(unittest.IsolatedAsyncioTestCase):
     # ------------------------------------------------------------ bad input from the Microsoft side
 
     async def test_15_unsupported_body_type_415(self):
-        ann = await self.client("ann", "ct")
+        ann = await self.logged_in("ann", "ct")
         octets = b"\x00\x01\xfe\xff binary"
         # in a conversation: one text through first, so that the dialog is up
         self.assertEqual(await self.blocking(self.lync.send_im, "bob", "ann@example.com", "before"), 200)
@@ -484,7 +476,7 @@ class Federation(unittest.IsolatedAsyncioTestCase):
         self.assertEqual([x for x in ann.queues["message"]._queue if x["type"] == "error"], [])
 
     async def test_16_malformed_typing_400(self):
-        ann = await self.client("ann", "ty")
+        ann = await self.logged_in("ann", "ty")
         refused, infos = self.refused(), self.sip_in("INFO")
         isc = '<isComposing xmlns="urn:ietf:params:xml:ns:im-iscomposing"><state>%s</state></isComposing>'
         bad = [  # the first opens the conversation (INVITE, no text)
@@ -539,7 +531,7 @@ class Federation(unittest.IsolatedAsyncioTestCase):
         # the same watcher's presence subscription works
         self.node.ctl("presence", "settings", "set", "--auto-approve", "on")
         wait_applied(self.node)
-        amy = await self.client("amy", "ev")
+        amy = await self.logged_in("amy", "ev")
         h = await self.blocking(self.lync.subscribe, "gina", "amy@example.com")
         self.assertEqual(self.lync.final_status(h), 200)
         await self.blocking(self.lync.wait_notify, h, lambda n: n.pidf is not None and n.pidf.basic == "open", 15)

@@ -30,7 +30,7 @@ import simple_ua as su  # noqa: E402
 from kamailio_presence import Kamailio, missing_kamailio  # noqa: E402
 from harness import Impd, wait_for  # noqa: E402
 from sippeer import TestCa  # noqa: E402
-from xmpp_client import Client  # noqa: E402
+from xmpp_client import XmppTestCase  # noqa: E402
 from xmpp_server import NodeClients, passwd, wait_applied  # noqa: E402
 
 DOMAIN = "example.com"
@@ -41,7 +41,7 @@ def bare(jid):
     return str(jid).split("/")[0]
 
 
-class FederationSimple(unittest.IsolatedAsyncioTestCase):
+class FederationSimple(XmppTestCase):
     @classmethod
     def setUpClass(cls):
         why = missing_kamailio()
@@ -96,23 +96,12 @@ class FederationSimple(unittest.IsolatedAsyncioTestCase):
         for svc in ("federation-cm", "sip-proxy"):
             sys.stderr.write("---- %s.log\n%s\n" % (svc, cls.node.log(svc)[-20000:]))
 
-    async def asyncSetUp(self):
-        asyncio.get_running_loop().set_debug(False)  # TLS handshakes are slow callbacks, not faults
-
-    async def client(self, user, resource="r1"):
-        c = Client(self.server, user, resource)
-        self.addAsyncCleanup(c.logout)
-        await c.login()
-        return c
-
-    async def blocking(self, fn, *a, **kw):
-        return await asyncio.to_thread(fn, *a, **kw)
 
     # ------------------------------------------------------------ presence
 
     async def test_a_ann_watches_kim(self):
         self.assertEqual(await self.blocking(self.ua.publish, "kim", "open", note="am Schreibtisch ☕"), 200)
-        ann = await self.client("ann", "a")
+        ann = await self.logged_in("ann", "a")
         ann.send_presence(pto="kim@" + SIMPLE, ptype="subscribe")
         await ann.expect("subscribed", lambda p: bare(p["from"]) == "kim@" + SIMPLE, what="subscribed from kim")
         await ann.expect("presence", lambda p: bare(p["from"]) == "kim@" + SIMPLE and p["type"] != "unavailable"
@@ -135,7 +124,7 @@ class FederationSimple(unittest.IsolatedAsyncioTestCase):
                          what="kim unavailable")
 
     async def test_b_kim_watches_ann(self):
-        ann = await self.client("ann", "b")
+        ann = await self.logged_in("ann", "b")
         ann.send_presence(pstatus="in the office")
         sub = await self.blocking(self.ua.subscribe, "kim", "ann@" + DOMAIN)
         self.assertEqual(sub.status, 200)
@@ -161,7 +150,7 @@ class FederationSimple(unittest.IsolatedAsyncioTestCase):
     # ------------------------------------------------------------ IM
 
     async def test_c_page_mode_im_both_ways(self):
-        ann = await self.client("ann", "c")
+        ann = await self.logged_in("ann", "c")
         # Kim -> Ann: RFC 3428 page mode through Kamailio and IMP's proxy
         text = "Grüße aus Köln — 你好 😀"
         status = await self.blocking(self.ua.send_message, "kim", "ann@" + DOMAIN, text)
@@ -179,7 +168,7 @@ class FederationSimple(unittest.IsolatedAsyncioTestCase):
         self.assertFalse([line for line in self.ua.ladder() if "<- INVITE" in line])
 
     async def test_d_typing_both_ways(self):
-        ann = await self.client("ann", "d")
+        ann = await self.logged_in("ann", "d")
         # Kim's isComposing (RFC 3994) -> XEP-0085 composing
         status = await self.blocking(self.ua.send_composing, "kim", "ann@" + DOMAIN, "active", 60)
         self.assertEqual(status, 200)
@@ -200,7 +189,7 @@ class FederationSimple(unittest.IsolatedAsyncioTestCase):
     async def test_e_unknown_users_refused(self):
         status = await self.blocking(self.ua.send_message, "kim", "nobody@" + DOMAIN, "anyone there?")
         self.assertEqual(status, 404)
-        ann = await self.client("ann", "e")
+        ann = await self.logged_in("ann", "e")
         ann.send_message(mto="nobody@" + SIMPLE, mbody="anyone?", mtype="chat")
         e = await ann.expect("message", lambda m: m["type"] == "error" and bare(m["from"]) == "nobody@" + SIMPLE,
                              what="an error for nobody@simple.example")

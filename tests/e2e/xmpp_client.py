@@ -157,3 +157,13 @@ class XmppTestCase(unittest.IsolatedAsyncioTestCase):
         c = Client(self.server, user, resource, **kw)
         self.addAsyncCleanup(c.logout)
         return c
+
+    async def logged_in(self, user, resource="r1", **kw):
+        """client(), logged in (available presence sent)."""
+        c = await self.client(user, resource, **kw)
+        await c.login()
+        return c
+
+    async def blocking(self, fn, *a, **kw):
+        """fn(*a, **kw) on a thread (a test peer's waits block)."""
+        return await asyncio.to_thread(fn, *a, **kw)
