@@ -2,6 +2,7 @@
 
 #include <imp/core/cluster_settings.h>
 #include <imp/core/database.h>
+#include <imp/directory/directory.h>
 
 #include <algorithm>
 #include <cctype>
@@ -20,23 +21,9 @@ std::optional<PeerType> peerTypeOf(std::string_view name) {
 }
 
 std::optional<std::string> normaliseDomain(std::string_view domain) {
-  if (domain.empty() || domain.size() > 253) return std::nullopt;
-  std::string out;
-  std::size_t label = 0;
-  for (char c : domain) {
-    auto u = static_cast<unsigned char>(c);
-    if (c == '.') {
-      if (label == 0 || out.back() == '-') return std::nullopt;
-      label = 0;
-    } else if (std::isalnum(u) || c == '-') {
-      if (c == '-' && label == 0) return std::nullopt;
-      if (++label > 63) return std::nullopt;
-    } else {
-      return std::nullopt;
-    }
-    out += static_cast<char>(std::tolower(u));
-  }
-  if (label == 0 || out.back() == '-') return std::nullopt;
+  std::string out(domain);
+  std::transform(out.begin(), out.end(), out.begin(), [](unsigned char c) { return std::tolower(c); });
+  if (!directory::checkDomain(out).empty()) return std::nullopt;  // the directory's own domain check
   return out;
 }
 

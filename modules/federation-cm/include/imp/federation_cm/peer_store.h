@@ -39,8 +39,8 @@ class PeerStore {
   core::Database& db_;
 };
 
-// Lower-case `domain` if it is a DNS name (labels of letters, digits and
-// hyphens, at most 253 characters); nullopt otherwise.
+// Lower-case `domain` if it is a domain name as the directory takes one
+// (directory::checkDomain); nullopt otherwise.
 std::optional<std::string> normaliseDomain(std::string_view domain);
 
 }  // namespace imp::fcm
