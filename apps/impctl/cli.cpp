@@ -56,14 +56,14 @@ std::string readSecret(const std::string& prompt) {
 }
 
 std::pair<int, std::string> Client::call(const std::string& method, const std::string& path,
-                                        const std::string& body) const {
+                                        const std::string& body, const std::string& contentType) const {
     Poco::URI base(url);
     try {
       Poco::Net::HTTPClientSession s(base.getHost(), base.getPort());
       s.setTimeout(Poco::Timespan(30, 0));
       Poco::Net::HTTPRequest req(method, path, Poco::Net::HTTPMessage::HTTP_1_1);
       req.set("Authorization", "Bearer " + token);
-      if (!body.empty()) req.setContentType("application/json");
+      if (!body.empty()) req.setContentType(contentType);
       req.setContentLength(static_cast<std::streamsize>(body.size()));
       s.sendRequest(req) << body;
       Poco::Net::HTTPResponse resp;

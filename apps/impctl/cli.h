@@ -24,7 +24,8 @@ struct Exit {
 struct Client {
   std::string url;
   std::string token;
-  std::pair<int, std::string> call(const std::string& method, const std::string& target, const std::string& body) const;
+  std::pair<int, std::string> call(const std::string& method, const std::string& target, const std::string& body,
+                                   const std::string& contentType = "application/json") const;
   // Returns the parsed object for 2xx (printed as is with rawJson); maps
   // everything else to an Exit (401/403 -> 77, 5xx -> 70, other -> 1).
   Obj::Ptr request(const std::string& method, const std::string& target, const std::string& body, bool rawJson,

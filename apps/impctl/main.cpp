@@ -103,6 +103,23 @@ int main(int argc, char** argv) {
     bool json = given("json");
     auto client = makeClient(given("config") ? global("config") : kDefaultConfig, !given("config"), global("url"),
                              global("token-file"));
+    if (const auto& runner = call.command->clientRunner()) {
+      struct Adapter : imp::core::CommandClient {
+        const impctl::Client& c;
+        bool asJson;
+        Adapter(const impctl::Client& cl, bool j) : c(cl), asJson(j) {}
+        Obj::Ptr request(const std::string& m, const std::string& t, const std::string& b, int* st) override {
+          int ignored = 0;
+          return c.request(m, t, b, false, st ? st : &ignored);
+        }
+        std::pair<int, std::string> raw(const std::string& m, const std::string& t, const std::string& b,
+                                        const std::string& type) override {
+          return c.call(m, t, b, type);
+        }
+        bool json() const override { return asJson; }
+      } adapter(client, json);
+      return runner(call, adapter, std::cout);
+    }
     int status = 0;
     auto answer = client.request(call.method, call.target, call.body, json, &status);
     if (!json && call.command->printer()) call.command->printer()(std::cout, answer, status);

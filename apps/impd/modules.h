@@ -5,6 +5,7 @@
 // file only to read impd.conf with the same schema.
 #include <imp/core/config.h>
 #include <imp/core/module_registry.h>
+#include <imp/bulk_provisioning/module.h>
 #include <imp/directory/module.h>
 #include <imp/federation_cm/module.h>
 #include <imp/serviceability/module.h>
@@ -18,7 +19,8 @@ inline void registerModules(core::ModuleRegistry& registry) {
   directory::registerModule(registry);
   sip_proxy::registerModule(registry);
   auto xmpp = xcp::registerModule(registry);
-  fcm::registerModule(registry, std::move(xmpp));
+  fcm::registerModule(registry, xmpp);
+  bat::registerModule(registry, std::move(xmpp));
 }
 
 // The impd.conf schema: core options plus every module's section(s).

@@ -606,6 +606,37 @@ class Federation(XmppTestCase):
                          "good.example: peer type lync (changed)\n")
         self.assertEqual(self.node.ctl_json("federation", "peer", "list"), before)
 
+    async def test_20_bulk_import_pushes_rosters_and_subscribes(self):
+        # Issue 18 (MG-7) on the wire: a contact-list import for Amy, who is
+        # online, with a Microsoft contact and a local one. Her client gets
+        # the roster pushes; the Microsoft contact's availability subscription
+        # reaches the Lync pool through the federation connection manager,
+        # and the pool's NOTIFY reaches her as presence.
+        amy = await self.logged_in("amy", "bulk")
+        pushes = asyncio.Queue()
+        amy.add_event_handler("roster_update", lambda iq: pushes.put_nowait(iq))
+        self.lync.set_presence("carol", ly.AWAY)
+        path = os.path.join(self.work, "amy-contacts.csv")
+        with open(path, "w") as f:
+            f.write("User ID,User Domain,Contact ID,Contact Domain,Nickname,Group Name\n"
+                    "amy,example.com,carol,example.com,Carol (Lync),Migrated\n"
+                    "amy,example.com,abe,example.com,Abe,Migrated\n")
+        job = self.node.ctl("bat", "import", path).stdout.split()[1]
+        r = await self.blocking(self.node.ctl, "bat", "job", "wait", job, "--timeout", "60", check=False)
+        self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+        got = {}
+        while len(got) < 2:
+            iq = await asyncio.wait_for(pushes.get(), 15)
+            for jid, item in iq["roster"]["items"].items():
+                got[str(jid)] = item
+        self.assertEqual((got["carol@example.com"]["name"], got["carol@example.com"]["subscription"]),
+                         ("Carol (Lync)", "to"))
+        self.assertEqual(list(got["abe@example.com"]["groups"]), ["Migrated"])
+        await self.blocking(self.lync.wait_subscription, "amy@example.com", "carol@example.com", 15)
+        await amy.expect("presence", lambda p: bare(p["from"]) == "carol@example.com" and p["show"] == "away")
+        shown = self.node.ctl_json("bat", "job", "show", job)
+        self.assertEqual((shown["applied"], shown["users_notified"], shown["users_not_notified"]), (2, 1, 1))
+
     async def test_99_lync_record_route_kept_byte_exact(self):
         # [MS Transport] Lync's Record-Route carries ms-key-info / ms-route-sig:
         # every in-dialog request IMP sent in the tests above (NOTIFY, refresh,

@@ -23,10 +23,12 @@ ALLOWED = {
     "imp_sip_proxy": {"imp_net", "imp_core", "imp_sip", "imp_directory"},
     "imp_xcp_router": {"imp_net", "imp_core", "imp_directory", "imp_xmpp"},
     "imp_federation_cm": {"imp_net", "imp_core", "imp_sip", "imp_xmpp", "imp_directory", "imp_xcp_router"},
-    # Bulk provisioning (issue 18): rosters through the XMPP side's stores,
-    # Microsoft contacts' subscriptions through federation-cm.
+    # Bulk provisioning (issue 18): rosters through the XMPP side's stores
+    # (Microsoft contacts' subscriptions start with a probe through its
+    # router), the routing decision over the SIP proxy's federation settings
+    # and static routes.
     "imp_bulk_provisioning": {"imp_net", "imp_core", "imp_sip", "imp_xmpp", "imp_directory", "imp_xcp_router",
-                              "imp_federation_cm"},
+                              "imp_sip_proxy"},
 }
 
 

@@ -178,7 +178,8 @@ std::vector<Route> routesOf(const std::vector<Command>& commands) {
     }
     it->commands.push_back(&c);
     for (const auto& a : c.args())
-      if (std::none_of(it->fields.begin(), it->fields.end(), [&](const Arg& f) { return f.field() == a.field(); }))
+      if (a.in() != Arg::In::Client &&
+          std::none_of(it->fields.begin(), it->fields.end(), [&](const Arg& f) { return f.field() == a.field(); }))
         it->fields.push_back(a);
   }
   return routes;
@@ -240,6 +241,12 @@ Arg Arg::inPath() const {
 Arg Arg::inQuery() const {
   Arg a = *this;
   a.in_ = In::Query;
+  return a;
+}
+
+Arg Arg::onClient() const {
+  Arg a = *this;
+  a.in_ = In::Client;
   return a;
 }
 
@@ -392,6 +399,11 @@ Command& Command::selectedBy(std::string name, std::string help) {
 
 Command& Command::needsOneOption() {
   needsOne_ = true;
+  return *this;
+}
+
+Command& Command::client(ClientRunner r) {
+  client_ = std::move(r);
   return *this;
 }
 
@@ -859,7 +871,9 @@ CommandCall CommandRegistry::resolve(const CommandLine& line, const SecretReader
   Obj body;
   for (const auto& [i, v] : values) {
     const auto& a = c.args()[i];
-    if (a.in() == Arg::In::Path) {
+    if (a.in() == Arg::In::Client) {
+      call.local[a.field()] = v.convert<std::string>();
+    } else if (a.in() == Arg::In::Path) {
       auto at = call.target.find("{" + a.field() + "}");
       call.target.replace(at, a.field().size() + 2, pathPart(v.convert<std::string>()));
     } else if (a.in() == Arg::In::Query) {

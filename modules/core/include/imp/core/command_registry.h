@@ -57,7 +57,9 @@ using ArgValue = std::variant<std::string, std::int64_t, bool, std::vector<std::
 class Arg {
  public:
   enum class Type { String, Int, Bool, Enum, Strings };
-  enum class In { Path, Query, Body };
+  // Client: impctl takes it (a local file, a wait) but never sends it; the
+  // command's client runner reads it from CommandCall::local.
+  enum class In { Path, Query, Body, Client };
   enum class Cli { None, Positional, Option };
 
   static Arg string(std::string field) { return Arg(std::move(field), Type::String); }
@@ -69,6 +71,7 @@ class Arg {
   // Where the field travels (default: the body; path fields are required).
   Arg inPath() const;
   Arg inQuery() const;
+  Arg onClient() const;
   Arg required() const;
   // How messages name the field ("route type"); default: the field name.
   Arg label(std::string l) const;
@@ -143,6 +146,26 @@ class CommandArgs {
 };
 
 using CommandHandler = std::function<AdminResponse(const CommandArgs&)>;
+
+struct CommandCall;
+// What a client runner (Command::client) sends its requests through: impctl's
+// admin API client. request() returns the parsed 2xx answer and throws like
+// a single-request command for anything else; raw() returns the status and
+// the body as they came (a file's bytes).
+class CommandClient {
+ public:
+  virtual ~CommandClient() = default;
+  virtual Poco::JSON::Object::Ptr request(const std::string& method, const std::string& target,
+                                          const std::string& body, int* status = nullptr) = 0;
+  virtual std::pair<int, std::string> raw(const std::string& method, const std::string& target,
+                                          const std::string& body, const std::string& contentType) = 0;
+  // --json was given: print answers as JSON, not as text.
+  virtual bool json() const = 0;
+};
+// impctl's side of a command that is more than one request (a file sent in
+// parts, a job waited for): it gets the resolved call and sends what it
+// needs; its return value is impctl's exit code.
+using ClientRunner = std::function<int(const CommandCall& call, CommandClient& client, std::ostream& out)>;
 // Prints a 2xx answer (status: the HTTP status, e.g. 202 for pending).
 using CommandPrinter = std::function<void(std::ostream& out, const Poco::JSON::Object::Ptr& answer, int status)>;
 
@@ -171,6 +194,8 @@ class Command {
   // the response schema of GET /api/v1/commands come from it.
   Command& returns(const Shape& shape);
   Command& print(CommandPrinter p);
+  // impctl runs `r` instead of sending the one request (see ClientRunner).
+  Command& client(ClientRunner r);
   // The handler, with the objects it needs (see CommandRegistry::provide).
   template <class... Ctx, class F>
   Command& handler(F f);
@@ -196,6 +221,7 @@ class Command {
   const std::string& selectorHelp() const { return selectorHelp_; }
   bool needsOne() const { return needsOne_; }
   const CommandPrinter& printer() const { return printer_; }
+  const ClientRunner& clientRunner() const { return client_; }
   const Shape* shape() const { return shape_; }
   bool hasHandler() const { return static_cast<bool>(handlerFactory_); }
   std::size_t positionals() const;
@@ -213,6 +239,7 @@ class Command {
   std::vector<std::pair<std::size_t, ArgValue>> fixed_;
   bool needsOne_ = false;
   CommandPrinter printer_;
+  ClientRunner client_;
   const Shape* shape_ = nullptr;
   std::function<CommandHandler(const CommandRegistry&)> handlerFactory_;
 };
@@ -245,6 +272,7 @@ struct CommandCall {
   std::string method;
   std::string target;  // path and query, encoded
   std::string body;    // JSON text, or empty
+  std::map<std::string, std::string> local;  // Arg::onClient() values given, by field
 };
 
 class CommandRegistry {
