@@ -15,6 +15,7 @@ subscriptions|sessions|peer`, with bad peer domains and types refused."""
 import asyncio
 import json
 import os
+import re
 import shutil
 import sys
 import tempfile
@@ -621,7 +622,7 @@ class Federation(XmppTestCase):
             f.write("User ID,User Domain,Contact ID,Contact Domain,Nickname,Group Name\n"
                     "amy,example.com,carol,example.com,Carol (Lync),Migrated\n"
                     "amy,example.com,abe,example.com,Abe,Migrated\n")
-        job = self.node.ctl("bat", "import", path).stdout.split()[1]
+        job = re.search(r"^job (\d+) ", self.node.ctl("bat", "import", path).stdout, re.M).group(1)
         r = await self.blocking(self.node.ctl, "bat", "job", "wait", job, "--timeout", "60", check=False)
         self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
         got = {}

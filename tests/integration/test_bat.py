@@ -10,7 +10,7 @@ import csv
 import hashlib
 import io
 import os
-import subprocess
+import re
 import tempfile
 import time
 import unittest
@@ -54,10 +54,14 @@ class Bat(unittest.TestCase):
             f.write(data if isinstance(data, bytes) else data.encode())
         return path
 
+    @staticmethod
+    def job_of(out):
+        """The id impctl bat import|rename printed ("job 12 (import ...) runs now")."""
+        return re.search(r"^job (\d+) ", out, re.M).group(1)
+
     def run_job(self, kind, path, *extra):
         """Creates a job from a local file and waits for its end; returns the job."""
-        out = self.node.ctl("bat", kind, path, *extra).stdout
-        job_id = out.split()[1]
+        job_id = self.job_of(self.node.ctl("bat", kind, path, *extra).stdout)
         self.node.ctl("bat", "job", "wait", job_id, "--timeout", "600", check=False)
         return self.node.ctl_json("bat", "job", "show", job_id)
 
@@ -169,15 +173,19 @@ class Bat(unittest.TestCase):
         self.assertEqual(self.roster("dave"), {})
 
     def test_04_contact_list_limit_reported_per_row(self):
+        for u in ("lim", "l1", "l2", "l3", "l4"):
+            self.node.ctl("user", "add", u, "--im-address", "%s@%s" % (u, DOMAIN), "--home-node", "bat1")
         self.node.ctl("presence", "settings", "set", "--max-contacts", "2")
         try:
-            rows = [HEADER] + ["erin,%s,%s,%s,," % (DOMAIN, c, DOMAIN) for c in ("ann", "bob", "carol", "dave")]
+            rows = [HEADER] + ["lim,%s,%s,%s,," % (DOMAIN, c, DOMAIN) for c in ("l1", "l2", "l3", "l4")]
             job = self.run_job("import", self.write("limit.csv", "\n".join(rows) + "\n"))
         finally:
             self.node.ctl("presence", "settings", "set", "--max-contacts", "200")
         self.assertEqual((job["applied"], job["ignored"]), (2, 2))
-        self.assertRegex(self.log(job), r"line 4: the contact list of erin is full \(2 contacts, PS-1\)")
-        self.assertEqual(sorted(self.roster("erin")), ["ann@example.com", "bob@example.com"])
+        log = self.log(job)
+        self.assertRegex(log, r"line 4: the contact list of lim is full \(2 contacts, PS-1\)")
+        self.assertRegex(log, r"line 5: the contact list of lim is full")
+        self.assertEqual(sorted(self.roster("lim")), ["l1@example.com", "l2@example.com"])
 
     # ------------------------------------------------------------ rename
 
@@ -214,8 +222,7 @@ class Bat(unittest.TestCase):
             n.ctl("federation", "enable")  # m0000@example.com ... are Microsoft users: routes needed
             n.ctl("route", "add", ".com.example.*", "--route-type", "domain", "--next-hop", "127.0.0.1", "--port", "9",
                   "--transport", "TCP")
-            out = n.ctl("bat", "import", self.write("slow.csv", "\n".join(rows) + "\n")).stdout
-            job_id = out.split()[1]
+            job_id = self.job_of(n.ctl("bat", "import", self.write("slow.csv", "\n".join(rows) + "\n")).stdout)
             wait_for(lambda: n.ctl_json("bat", "job", "show", job_id)["rows_done"] >= 20, 30, "20 rows done")
             shown = n.ctl_json("bat", "job", "show", job_id)
             self.assertEqual(shown["status"], "running")
@@ -235,8 +242,8 @@ class Bat(unittest.TestCase):
     def test_07_scheduled_job_waits_for_its_time(self):
         at = time.strftime("%Y-%m-%d %H:%M", time.gmtime(time.time() + 3600))
         rows = [HEADER, "dave,%s,erin,%s,," % (DOMAIN, DOMAIN)]
-        out = self.node.ctl("bat", "import", self.write("later.csv", "\n".join(rows) + "\n"), "--at", at).stdout
-        job_id = out.split()[1]
+        job_id = self.job_of(self.node.ctl("bat", "import", self.write("later.csv", "\n".join(rows) + "\n"),
+                                           "--at", at).stdout)
         job = self.node.ctl_json("bat", "job", "show", job_id)
         self.assertEqual((job["status"], job["run_at"][:16]), ("pending", at))
         listed = {str(j["id"]): j for j in self.node.ctl_json("bat", "job", "list")["jobs"]}
@@ -266,8 +273,7 @@ class Bat(unittest.TestCase):
             for k in range(1, per + 1):
                 w.writerow(["k%05d" % i, DOMAIN, "k%05d" % ((i + k) % users), DOMAIN, "K %d" % k, "Group %d" % (k % 7)])
         path = self.write("million.csv", buf.getvalue())
-        out = n.ctl("bat", "import", path).stdout
-        job_id = out.split()[1]
+        job_id = self.job_of(n.ctl("bat", "import", path).stdout)
         # killed once a fair part is in, not at a batch boundary of our choosing
         wait_for(lambda: n.ctl_json("bat", "job", "show", job_id)["rows_done"] >= KILL_ROWS // 3, 600,
                  "a third of the rows imported")
