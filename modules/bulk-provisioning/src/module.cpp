@@ -186,6 +186,17 @@ std::string renderLog(const JobInfo& j, const std::vector<JobEntry>& entries) {
 
 // ---------------------------------------------------------------- impctl side
 
+// The request fields the client runners write and read (the commands' Args
+// declare them; these are their names, not response fields).
+namespace req {
+constexpr const char* kName = "name";
+constexpr const char* kType = "type";
+constexpr const char* kSize = "size";
+constexpr const char* kSha = "sha256";
+constexpr const char* kReplace = "replace";
+constexpr const char* kFile = "file";
+}  // namespace req
+
 std::string sha256File(const std::string& bytes) {
   unsigned char md[EVP_MAX_MD_SIZE];
   unsigned len = 0;
@@ -240,11 +251,11 @@ Obj::Ptr upload(core::CommandClient& client, const std::string& path, const std:
                 bool replace) {
   const auto bytes = readLocal(path);
   Obj body;
-  body.set("name", name);
-  body.set("type", std::string(nameOf(kind)));
-  body.set("size", static_cast<Poco::Int64>(bytes.size()));
-  body.set("sha256", sha256File(bytes));
-  body.set("replace", replace);
+  body.set(req::kName, name);
+  body.set(req::kType, std::string(nameOf(kind)));
+  body.set(req::kSize, static_cast<Poco::Int64>(bytes.size()));
+  body.set(req::kSha, sha256File(bytes));
+  body.set(req::kReplace, replace);
   std::ostringstream b;
   body.stringify(b);
   client.request("POST", "/api/v1/bat/files", b.str());
@@ -258,7 +269,7 @@ Obj::Ptr upload(core::CommandClient& client, const std::string& path, const std:
 }
 
 std::string fileNameArg(const core::CommandCall& call) {
-  auto it = call.local.find("file");
+  auto it = call.local.find(req::kFile);
   return it == call.local.end() ? std::string() : it->second;
 }
 
@@ -285,7 +296,7 @@ int createJob(const core::CommandCall& call, core::CommandClient& client, std::o
       upload(client, file, name, kind, existing != nullptr);
     }
   }
-  body->set("file", name);
+  body->set(req::kFile, name);
   std::ostringstream b;
   body->stringify(b);
   int status = 0;
@@ -412,13 +423,13 @@ void registerFileCommands(core::CommandRegistry& reg) {
                 Obj::Ptr body = new Obj;
                 if (!call.body.empty()) body = Poco::JSON::Parser().parse(call.body).extract<Obj::Ptr>();
                 std::optional<JobKind> kind;
-                if (body->has("type")) kind = jobKindOf(body->getValue<std::string>("type"));
+                if (body->has(req::kType)) kind = jobKindOf(body->getValue<std::string>(req::kType));
                 if (!kind) kind = kindOfContent(bytes);
                 if (!kind)
                   throw core::CommandUsageError(path + " starts with no header this command knows; give --type import|rename");
-                const auto name = body->has("name") ? body->getValue<std::string>("name")
+                const auto name = body->has(req::kName) ? body->getValue<std::string>(req::kName)
                                                     : std::filesystem::path(path).filename().string();
-                auto answer = upload(client, path, name, *kind, body->has("replace"));
+                auto answer = upload(client, path, name, *kind, body->has(req::kReplace));
                 if (client.json()) printJson(out, answer);
                 else core::shape<FileShape>().table(out, {answer});
                 return 0;
