@@ -27,11 +27,12 @@ using Clock = std::chrono::steady_clock;
 std::string lineText(std::uint64_t line) { return "line " + std::to_string(line); }
 
 // The job's end: its status, what the log says first, and the rows left.
-void endJob(core::Database& db, JobInfo& job, JobStatus status, std::string detail, std::uint64_t left) {
+void endJob(const RunnerContext& ctx, JobInfo& job, JobStatus status, std::string detail, std::uint64_t left) {
   job.status = status;
   job.detail = std::move(detail);
   job.counts.notProcessed = left;
-  db.transaction([&](core::DbSession& s) { JobStore::finish(s, job); });
+  ctx.db->transaction([&](core::DbSession& s) { JobStore::finish(s, job); });
+  if (ctx.onEnd) ctx.onEnd(status);
 }
 
 // Records and problems after `from` (the rows the job has, or has left).
@@ -143,7 +144,7 @@ class Job {
   Job(const RunnerContext& ctx, JobInfo job) : ctx_(ctx), db_(*ctx.db), job_(std::move(job)), jobs_(db_) {}
 
   void run() {
-    if (!job_.fileId) return endJob(db_, job_, JobStatus::Failed, "the job's file '" + job_.fileName + "' was deleted", 0);
+    if (!job_.fileId) return endJob(ctx_, job_, JobStatus::Failed, "the job's file '" + job_.fileName + "' was deleted", 0);
     FileStore files(db_);
     text_ = files.content(*job_.fileId);
     CsvReader reader(text_);
@@ -157,7 +158,7 @@ class Job {
       jobs_.setTotal(job_.id, left);
       job_.rowsTotal = left;
       if (ctx_.log) ctx_.log->warn("bulk job {} failed: {}", job_.id, headerProblem);
-      return endJob(db_, job_, JobStatus::Failed, headerProblem, left);
+      return endJob(ctx_, job_, JobStatus::Failed, headerProblem, left);
     }
     const auto body = reader.position();
     if (job_.rowsTotal == 0) {
@@ -204,7 +205,7 @@ class Job {
                              : std::to_string(job_.counts.applied) + " contact list(s) updated, " +
                                    std::to_string(job_.counts.listsFailed) + " failed, " +
                                    std::to_string(job_.counts.ignored) + " record(s) ignored";
-    endJob(db_, job_, JobStatus::Completed, detail, 0);
+    endJob(ctx_, job_, JobStatus::Completed, detail, 0);
     if (ctx_.log) ctx_.log->info("bulk job {} completed: {}", job_.id, detail);
   }
 
@@ -243,13 +244,16 @@ class Job {
     });
     if (cancelled) {
       const auto left = job_.rowsTotal > job_.rowsDone ? job_.rowsTotal - job_.rowsDone : 0;
-      endJob(db_, job_, JobStatus::Cancelled, "cancelled by the administrator at line " +
+      endJob(ctx_, job_, JobStatus::Cancelled, "cancelled by the administrator at line " +
                                                   std::to_string(job_.checkpointLine), left);
       if (ctx_.log) ctx_.log->info("bulk job {} cancelled; {} row(s) not processed", job_.id, left);
       ended_ = true;
       return false;
     }
     nextSeq_ += entries.size();
+    if (ctx_.onBatch)
+      ctx_.onBatch(job_.kind, after.counts.applied - job_.counts.applied, after.counts.ignored - job_.counts.ignored,
+                   after.counts.internalErrors - job_.counts.internalErrors);
     job_ = after;
     return true;
   }
@@ -260,7 +264,7 @@ class Job {
     const auto left = job_.rowsTotal > job_.rowsDone ? job_.rowsTotal - job_.rowsDone : 0;
     if (ctx_.log) ctx_.log->error("bulk job {} failed at line {}: {}", job_.id, job_.checkpointLine, why);
     try {
-      endJob(db_, job_, JobStatus::Failed, "ended early at line " + std::to_string(job_.checkpointLine) + ": " + why,
+      endJob(ctx_, job_, JobStatus::Failed, "ended early at line " + std::to_string(job_.checkpointLine) + ": " + why,
              left);
     } catch (const std::exception& e) {
       if (ctx_.log) ctx_.log->error("bulk job {}: its end cannot be recorded ({}); it resumes at the next start", job_.id, e.what());

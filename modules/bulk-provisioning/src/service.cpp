@@ -1,6 +1,7 @@
 #include "imp/bulk_provisioning/service.h"
 
 #include <imp/core/database.h>
+#include <imp/core/metrics.h>
 #include <spdlog/spdlog.h>
 
 #include <chrono>
@@ -50,15 +51,18 @@ class BatService : public core::Service {
     nodeId_ = ctx.nodeId;
     log_ = ctx.logger;
     params_ = ctx.params;
+    metrics_ = ctx.metrics;
     readParams();
   }
 
   void start() override {
+    registerMetrics();
     rt_->stopping(false);
     thread_ = std::thread([this] { run(); });
   }
 
   void stop() noexcept override {
+    if (metrics_) metrics_->remove(kService);
     if (!thread_.joinable()) return;
     rt_->stopping(true);
     thread_.join();
@@ -86,6 +90,30 @@ class BatService : public core::Service {
     }
   }
 
+  void registerMetrics() {
+    if (!metrics_) return;
+    using T = core::Metrics::Type;
+    metrics_->collect("imp_bat_rows_total", "rows of bulk jobs, by job kind and result (MG-7, MG-9)", T::Counter,
+                      kService, [rt = rt_] {
+                        std::vector<core::Metrics::Sample> v;
+                        for (int k = 0; k < 2; ++k) {
+                          const std::string kind(nameOf(k == 0 ? JobKind::Import : JobKind::Rename));
+                          v.push_back({{{"kind", kind}, {"result", "applied"}}, double(rt->applied[k].load())});
+                          v.push_back({{{"kind", kind}, {"result", "ignored"}}, double(rt->ignored[k].load())});
+                          v.push_back({{{"kind", kind}, {"result", "internal_error"}}, double(rt->errors[k].load())});
+                        }
+                        return v;
+                      });
+    metrics_->collect("imp_bat_jobs_total", "bulk jobs ended on this node, by status", T::Counter, kService, [rt = rt_] {
+      std::vector<core::Metrics::Sample> v;
+      for (auto [i, st] : {std::pair{0, JobStatus::Completed}, {1, JobStatus::Failed}, {2, JobStatus::Cancelled}})
+        v.push_back({{{"status", std::string(nameOf(st))}}, double(rt->ended[i].load())});
+      return v;
+    });
+    metrics_->collect("imp_bat_job_running", "the bulk job this node runs now (its id; 0 = none)", T::Gauge, kService,
+                      [rt = rt_] { return std::vector<core::Metrics::Sample>{{{}, double(rt->current.load())}}; });
+  }
+
   void run() {
     JobStore jobs(*db_);
     RunnerContext ctx;
@@ -95,6 +123,17 @@ class BatService : public core::Service {
     ctx.log = log_;
     ctx.rowsPerSecond = [rt = rt_] { return rt->importRate.load(); };
     ctx.stopping = [rt = rt_] { return rt->stopping(); };
+    ctx.onBatch = [rt = rt_](JobKind k, std::uint64_t a, std::uint64_t i, std::uint64_t e) {
+      const int x = k == JobKind::Import ? 0 : 1;
+      rt->applied[x] += a;
+      rt->ignored[x] += i;
+      rt->errors[x] += e;
+    };
+    ctx.onEnd = [rt = rt_](JobStatus s) {
+      if (s == JobStatus::Completed) ++rt->ended[0];
+      if (s == JobStatus::Failed) ++rt->ended[1];
+      if (s == JobStatus::Cancelled) ++rt->ended[2];
+    };
     ctx.pause = [rt = rt_](double s) {
       // Only a stop cuts it short; a poke (a new job) does not.
       const auto until = std::chrono::steady_clock::now() + std::chrono::duration<double>(s);
@@ -144,6 +183,7 @@ class BatService : public core::Service {
   std::string nodeId_;
   std::shared_ptr<spdlog::logger> log_;
   const core::ServiceParams* params_ = nullptr;
+  core::Metrics* metrics_ = nullptr;
   std::thread thread_;
 };
 

@@ -66,6 +66,10 @@ struct RunnerContext {
   // import rate).
   std::function<void(double seconds)> pause;
   std::size_t batchRows = 1000;
+  // After each committed batch: the rows it applied, ignored and failed
+  // (the service's metrics); after the job ended: its status. May be empty.
+  std::function<void(JobKind, std::uint64_t applied, std::uint64_t ignored, std::uint64_t errors)> onBatch;
+  std::function<void(JobStatus)> onEnd;
 };
 
 // Runs `job` (claimed: status running on this node). Returns when the job

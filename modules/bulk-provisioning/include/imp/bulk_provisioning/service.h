@@ -36,6 +36,11 @@ class BatRuntime {
   std::atomic<std::int64_t> current{0};
   // MG-3: rows per second, 0 = unlimited (the service parameter import-rate).
   std::atomic<std::uint64_t> importRate{0};
+  // Counted since the process started (metrics imp_bat_rows_total and
+  // imp_bat_jobs_total): rows by job kind (import, rename) and result.
+  std::atomic<std::uint64_t> applied[2] = {}, ignored[2] = {}, errors[2] = {};
+  // Jobs ended: completed, failed, cancelled.
+  std::atomic<std::uint64_t> ended[3] = {};
 
  private:
   std::mutex mu_;
