@@ -8,6 +8,7 @@
 #include <imp/xcp_router/presence_settings.h>
 #include <imp/xcp_router/roster_store.h>
 #include <imp/xcp_router/service.h>
+#include <imp/xcp_router/store_errors.h>
 #include <spdlog/spdlog.h>
 
 #include <chrono>
@@ -351,6 +352,10 @@ class Job {
       // One row the database refuses must not cost the batch: each row on
       // its own, the one that fails counted as an internal error.
       return importRowByRow(rows, contacts, after, e.what());
+    } catch (const xcp::StoreInputError& e) {
+      // A row the roster store refuses (checked here first; its own checks
+      // are the last word): each row on its own, that one ignored.
+      return importRowByRow(rows, contacts, after, e.what());
     }
     notifyImported(contacts, results);
     return true;
@@ -380,6 +385,9 @@ class Job {
           ++after.counts.ignored;
           entry(entries, "ignored", r.line, contacts[r.contact].contact + " was not imported (limit or already present)");
         }
+      } catch (const xcp::StoreInputError& e) {
+        ++after.counts.ignored;
+        entry(entries, "ignored", r.line, contacts[r.contact].contact + ": " + e.what());
       } catch (const std::exception& e) {
         ++after.counts.internalErrors;
         entry(entries, "error", r.line, "internal error: " + std::string(e.what()));
@@ -515,6 +523,12 @@ class Job {
         return false;
       }
       return true;
+    }
+    if (ctx_.xmpp) {
+      for (const auto& owner : result.blockOwners) {
+        const auto jid = resolver_->jidOf(owner);
+        if (!jid.empty()) ctx_.xmpp->reloadBlockList(jid);
+      }
     }
     if (ctx_.xmpp)
       for (const auto& ch : result.changed) {
