@@ -144,8 +144,21 @@ void Gateway::Impl::outUnsubscribe(const std::string& watcher, const std::string
 }
 
 void Gateway::Impl::outProbe(const std::string& watcher, const std::string& target) {
-  auto it = out_.find(key2(watcher, target));
-  if (it == out_.end()) return outSubscribe(watcher, target, false);  // e.g. contacts imported in bulk
+  const auto key = key2(watcher, target);
+  auto it = out_.find(key);
+  if (it == out_.end()) {
+    // A contact the roster subscribes to without a subscription here:
+    // contacts imported in bulk (MG-7), by the hundred thousand. Made
+    // paced like a recovery (AV-3), so the Microsoft side is not flooded.
+    OutSub& sub = out_[key];
+    sub.watcher = watcher;
+    sub.target = target;
+    if (!peers_.count(domainOf(target))) scheduleKeepAlive(domainOf(target), cfg_.keepAliveInterval);
+    return paced([this, key] {
+      auto o = out_.find(key);
+      if (o != out_.end() && !o->second.tx && !o->second.unsubscribing) sendSubscribe(o->second, cfg_.subscribeExpires);
+    });
+  }
   OutSub& sub = it->second;
   if (sub.known) tellWatcher(sub);
   else if (!sub.tx && sub.state != OutSub::State::Down)
