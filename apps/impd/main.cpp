@@ -21,6 +21,7 @@
 #include <imp/core/migrations.h>
 #include <imp/core/module_registry.h>
 #include <imp/core/service_host.h>
+#include <imp/core/service_params.h>
 #include <imp/core/sysexits.h>
 #include <imp/net/loop_group.h>
 #include <imp/net/worker_pool.h>
@@ -215,6 +216,8 @@ int run(const Options& opts) {
   core::Metrics metrics;
   core::ClusterSettings settings(db, std::chrono::milliseconds(cfg.getInt("services", "settings_poll_ms")),
                                  logs.get("impd"));
+  // Service parameters (MG-3): the modules' declarations over the cluster database.
+  core::ServiceParams params(db, modules);
   // Admin API socket first, so the node registers its real address.
   std::string tokenFile = cfg.getString("admin", "token_file");
   if (tokenFile.empty()) tokenFile = (stateDir / "admin.token").string();
@@ -270,6 +273,7 @@ int run(const Options& opts) {
         ctx.nodeId = nodeId;
         ctx.database = &db;
         ctx.settings = &settings;
+        ctx.params = &params;
         ctx.metrics = &metrics;
         ctx.logger = logs.get(name);
         ctx.traceFlags = logs.flags(name);
@@ -295,6 +299,7 @@ int run(const Options& opts) {
   node.databaseLocation = dbLocation;
   node.migrator = &migrator;
   node.settings = &settings;
+  node.params = &params;
   node.metrics = &metrics;
   node.logs = &logs;
   node.host = &host;

@@ -22,6 +22,57 @@ void ModuleRegistry::addService(ServiceRegistration s) {
   services_.push_back(std::move(s));
 }
 
+namespace {
+
+// "import-rate": lower-case words of letters and digits joined by single
+// hyphens, the spelling impctl and the admin API paths use.
+bool kebabCase(const std::string& n) {
+  if (n.empty() || n.size() > 64 || !(n.front() >= 'a' && n.front() <= 'z') || n.back() == '-') return false;
+  for (std::size_t i = 0; i < n.size(); ++i) {
+    char c = n[i];
+    bool ok = (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || (c == '-' && n[i - 1] != '-');
+    if (!ok) return false;
+  }
+  return true;
+}
+
+}  // namespace
+
+void ModuleRegistry::addServiceParam(ServiceParamInfo p) {
+  const std::string what = "service parameter '" + p.service + " " + p.name + "'";
+  if (!service(p.service))
+    throw std::logic_error(what + " names a service that is not registered (addService first)");
+  if (!kebabCase(p.name)) throw std::logic_error(what + ": the name must be kebab-case (import-rate)");
+  if (serviceParam(p.service, p.name)) throw std::logic_error(what + " is declared twice");
+  if (p.help.empty() || p.help.find('\n') != std::string::npos)
+    throw std::logic_error(what + " needs a one-line help");
+  if (p.type == ServiceParamType::Boolean) {
+    if (p.zeroIsUnlimited) throw std::logic_error(what + ": a boolean cannot be unlimited");
+    p.min = 0;
+    p.max = 1;
+  }
+  if (p.min > p.max) throw std::logic_error(what + ": min " + std::to_string(p.min) + " is above max " + std::to_string(p.max));
+  if (p.zeroIsUnlimited && p.min < 0) throw std::logic_error(what + ": an unlimited parameter cannot take negative values");
+  const bool unlimitedDefault = p.zeroIsUnlimited && p.defaultValue == 0;
+  if (!unlimitedDefault && (p.defaultValue < p.min || p.defaultValue > p.max))
+    throw std::logic_error(what + ": default " + std::to_string(p.defaultValue) + " is outside " + std::to_string(p.min) +
+                           ".." + std::to_string(p.max));
+  params_.push_back(std::move(p));
+}
+
+std::vector<const ServiceParamInfo*> ModuleRegistry::serviceParams(std::string_view service) const {
+  std::vector<const ServiceParamInfo*> out;
+  for (const auto& p : params_)
+    if (p.service == service) out.push_back(&p);
+  return out;
+}
+
+const ServiceParamInfo* ModuleRegistry::serviceParam(std::string_view service, std::string_view name) const {
+  for (const auto& p : params_)
+    if (p.service == service && p.name == name) return &p;
+  return nullptr;
+}
+
 void ModuleRegistry::addConfig(ConfigOptionsFn options, ConfigCheckFn check) {
   if (!options) throw std::logic_error("a config registration needs its options");
   configOptions_.push_back(std::move(options));

@@ -134,6 +134,76 @@ TEST_CASE("bad registrations are refused with the reason") {
   CHECK(modules.services().size() == 1);
 }
 
+TEST_CASE("service parameters are declared for a registered service, checked, and listed in order (MG-3)") {
+  ModuleRegistry modules;
+  auto factory = [] { return std::unique_ptr<Service>(); };
+  modules.addService({"bulk-provisioning", "Cisco Bulk Provisioning Service", ServiceKind::Feature, {}, {}, factory});
+  modules.addService({"echo", "Cisco Echo", ServiceKind::Feature, {}, {}, factory});
+  const ServiceParamInfo rate{.service = "bulk-provisioning",
+                              .name = "import-rate",
+                              .defaultValue = 0,
+                              .min = 1,
+                              .max = 1000000,
+                              .unit = "rows/s",
+                              .help = "rows imported per second",
+                              .zeroIsUnlimited = true};
+  modules.addServiceParam(rate);
+  modules.addServiceParam({.service = "echo", .name = "loud", .type = ServiceParamType::Boolean, .defaultValue = 1,
+                           .help = "echo louder"});
+  modules.addServiceParam({.service = "bulk-provisioning", .name = "batch-size", .defaultValue = 500, .min = 1,
+                           .max = 10000, .unit = "rows", .help = "rows per transaction"});
+
+  REQUIRE(modules.serviceParams().size() == 3);
+  auto bulk = modules.serviceParams("bulk-provisioning");
+  REQUIRE(bulk.size() == 2);
+  CHECK(bulk[0]->name == "import-rate");
+  CHECK(bulk[1]->name == "batch-size");
+  CHECK(modules.serviceParams("nope").empty());
+  REQUIRE(modules.serviceParam("echo", "loud"));
+  // A Boolean is 0..1 whatever the declaration said.
+  CHECK(modules.serviceParam("echo", "loud")->max == 1);
+  CHECK(modules.serviceParam("echo", "import-rate") == nullptr);
+
+  auto with = [&](auto change) {
+    ServiceParamInfo p = rate;
+    p.name = "other";
+    change(p);
+    return p;
+  };
+  CHECK_THROWS_WITH_AS(modules.addServiceParam(with([](auto& p) { p.service = "ghost"; })),
+                       "service parameter 'ghost other' names a service that is not registered (addService first)",
+                       std::logic_error);
+  CHECK_THROWS_WITH_AS(modules.addServiceParam(rate), "service parameter 'bulk-provisioning import-rate' is declared twice",
+                       std::logic_error);
+  for (const char* bad : {"", "Import-Rate", "import_rate", "import--rate", "-rate", "rate-", "9rate", "import rate"})
+    CHECK_THROWS_WITH_AS(modules.addServiceParam(with([&](auto& p) { p.name = bad; })),
+                         ("service parameter 'bulk-provisioning " + std::string(bad) +
+                          "': the name must be kebab-case (import-rate)")
+                             .c_str(),
+                         std::logic_error);
+  CHECK_THROWS_WITH_AS(modules.addServiceParam(with([](auto& p) { p.zeroIsUnlimited = false; })),
+                       "service parameter 'bulk-provisioning other': default 0 is outside 1..1000000", std::logic_error);
+  CHECK_THROWS_WITH_AS(modules.addServiceParam(with([](auto& p) { p.defaultValue = 1000001; })),
+                       "service parameter 'bulk-provisioning other': default 1000001 is outside 1..1000000",
+                       std::logic_error);
+  CHECK_THROWS_WITH_AS(modules.addServiceParam(with([](auto& p) { p.min = 5, p.max = 4; })),
+                       "service parameter 'bulk-provisioning other': min 5 is above max 4", std::logic_error);
+  CHECK_THROWS_WITH_AS(modules.addServiceParam(with([](auto& p) { p.min = -1; })),
+                       "service parameter 'bulk-provisioning other': an unlimited parameter cannot take negative values",
+                       std::logic_error);
+  CHECK_THROWS_WITH_AS(modules.addServiceParam(with([](auto& p) { p.help = ""; })),
+                       "service parameter 'bulk-provisioning other' needs a one-line help", std::logic_error);
+  CHECK_THROWS_WITH_AS(modules.addServiceParam(with([](auto& p) { p.help = "two\nlines"; })),
+                       "service parameter 'bulk-provisioning other' needs a one-line help", std::logic_error);
+  CHECK_THROWS_WITH_AS(modules.addServiceParam(with([](auto& p) { p.type = ServiceParamType::Boolean; })),
+                       "service parameter 'bulk-provisioning other': a boolean cannot be unlimited", std::logic_error);
+  CHECK_THROWS_WITH_AS(modules.addServiceParam({.service = "echo", .name = "quiet", .type = ServiceParamType::Boolean,
+                                                .defaultValue = 2, .help = "h"}),
+                       "service parameter 'echo quiet': default 2 is outside 0..1", std::logic_error);
+  // Nothing of the refused ones was kept.
+  CHECK(modules.serviceParams().size() == 3);
+}
+
 TEST_CASE("config sections, admin routes, node hooks and activation run from the registry") {
   ModuleRegistry modules;
   std::vector<std::string> calls;

@@ -173,6 +173,18 @@ void Gateway::setProxy(sip::Endpoint proxy) {
   });
 }
 
+void Gateway::setRecoveryRate(unsigned perSecond) {
+  perSecond = std::max(1u, perSecond);
+  std::weak_ptr<Impl> w = impl_;
+  impl_->loop_.post([w, perSecond] {
+    // runPaced() reads the rate on this loop at every tick.
+    if (auto impl = w.lock(); impl && impl->cfg_.recoveryRate != perSecond) {
+      impl->cfg_.recoveryRate = perSecond;
+      if (impl->cfg_.log) impl->cfg_.log->info("recovery rate now {} per second", perSecond);
+    }
+  });
+}
+
 GatewayStats Gateway::stats() const {
   auto impl = impl_;
   return onLoop(impl->loop_, [impl] { return impl->stats(); });
@@ -213,8 +225,8 @@ sip::Endpoint Gateway::Impl::start() {
   running_ = true;
   sweepTimer_ = loop_.schedule(kSweepTick, [this] { sweepExpired(); });
   if (cfg_.log)
-    cfg_.log->info("federation connection manager listening on {}, requests via the SIP proxy at {}",
-                   bound_.toString(), cfg_.proxy.toString());
+    cfg_.log->info("federation connection manager listening on {}, requests via the SIP proxy at {}, recovery at {} per second",
+                   bound_.toString(), cfg_.proxy.toString(), cfg_.recoveryRate);
   return bound_;
 }
 

@@ -52,6 +52,7 @@ struct OutSub {
   int failures = 0;
   bool unsubscribing = false;
   bool recoveryQueued = false;  // waiting in the paced queue (AV-3): queued once
+  Clock::time_point confirmedAt{};  // the last 2xx or NOTIFY in its dialog
 };
 
 // As stored and listed: "subscribing", "pending", "active", "down".
@@ -103,6 +104,7 @@ struct ImSession {
   Clock::time_point lastActivity{};
   net::TimerId idleTimer = 0;
   std::optional<sip::TxId> inviteTx;  // our INVITE without a final answer
+  Clock::time_point inviteSentAt{};
   net::TimerId inviteTimer = 0;       // ... given up after requestTimeout
   bool textFormat = false;            // the peer takes ms-text-format (its 200 said so)
   std::uint64_t out = 0, in = 0;
@@ -165,10 +167,12 @@ class Gateway::Impl : public sip::TransactionTransport,
   void outUnsubscribe(const std::string& watcher, const std::string& target);
   void outProbe(const std::string& watcher, const std::string& target);
   void sendSubscribe(OutSub& sub, std::uint32_t expires);
-  void onSubscribeFinal(const std::string& key, const sip::Message& resp);
+  void onSubscribeFinal(const std::string& key, const sip::Message& resp, Clock::time_point sent);
   // `local`: the node's own SIP proxy did not take the request (tried again
   // here); else the Microsoft side failed (peerFailed).
-  void onSubscribeFailed(const std::string& key, int code, const std::string& why, bool local);
+  // `sent`: when the failed SUBSCRIBE left.
+  void onSubscribeFailed(const std::string& key, int code, const std::string& why, bool local,
+                         Clock::time_point sent);
   void onNotify(sip::TxId tx, const sip::Message& req, OutSub& sub);
   void scheduleRefresh(OutSub& sub, std::uint32_t expires);
   void tellWatcher(OutSub& sub);
@@ -189,7 +193,13 @@ class Gateway::Impl : public sip::TransactionTransport,
   std::string pidfFor(const InSub& sub) const;
 
   // peer health and recovery (AV-3)
-  void peerFailed(const std::string& domain);
+  // A request sent at `sent` failed: the Microsoft side is down, unless
+  // something it answered since says otherwise (answeredSince).
+  void peerFailed(const std::string& domain, Clock::time_point sent);
+  bool answeredSince(const std::string& domain, Clock::time_point sent) const;
+  // A watcher whose NOTIFY failed while the Microsoft side is up gets the
+  // state again in 2 s (paced).
+  void renotifyLater(const std::string& key);
   void peerAnswered(const std::string& domain);
   void keepAlive(const std::string& domain);
   void scheduleKeepAlive(const std::string& domain, std::chrono::milliseconds after);
@@ -240,6 +250,10 @@ class Gateway::Impl : public sip::TransactionTransport,
     bool down = false;
     net::TimerId timer = 0;
     Clock::time_point downSince{};
+    // The last answer from it: a request that times out after it was
+    // answered something sent later is no news of it being down (a probe
+    // sent while it was away, timing out after it came back).
+    Clock::time_point lastAnswer{};
   };
   std::map<std::string, Peer> peers_;  // Microsoft domain -> health
   std::map<std::string, PeerType> peerTypes_;  // domain -> peer type (Lync when absent)

@@ -183,6 +183,7 @@ void Gateway::Impl::invite(ImSession& ses) {
   ++stats_.invitesSent;
   trace("message -> INVITE", [&] { return ses.native + " -> " + ses.remote + " Ms-Conversation-ID " + ses.conversationId; });
   ses.state = ImSession::State::Inviting;
+  ses.inviteSentAt = Clock::now();
   ses.inviteTx = sendRequest(std::move(m), std::move(cb));
   // An INVITE that rings forever has failed for the sender (IM-5).
   ses.inviteTimer = loop_.schedule(cfg_.requestTimeout, [this, key] {
@@ -240,7 +241,7 @@ void Gateway::Impl::onInviteFailed(const std::string& key, int code, const std::
   ImSession& ses = it->second;
   ses.inviteTx.reset();
   countFailure(code, r);
-  if (code == 0 || code == 408 || code == 503 || code == 504) peerFailed(domainOf(ses.remote));
+  if (code == 0 || code == 408 || code == 503 || code == 504) peerFailed(domainOf(ses.remote), ses.inviteSentAt);
   failQueued(ses, code, failureText(code, why, r));
   loop_.cancel(ses.inviteTimer);
   loop_.cancel(ses.idleTimer);
@@ -281,10 +282,10 @@ void Gateway::Impl::sendMessage(ImSession& ses, PendingIm m) {
     messageError(m.from, key.substr(key.find('\n') + 1), m.id, condition, type,
                  failureText(code, r.reason(), &r), m.original);
   };
-  auto failed = [this, key, m](const std::string& why) mutable {
+  auto failed = [this, key, m, sent = Clock::now()](const std::string& why) mutable {
     countFailure(0, nullptr);
     if (m.attempts == 0) return retryInNewDialog(key, std::move(m), false, why);
-    peerFailed(domainOf(key.substr(key.find('\n') + 1)));
+    peerFailed(domainOf(key.substr(key.find('\n') + 1)), sent);
     auto [condition, type] = xmppErrorFor(0);
     messageError(m.from, key.substr(key.find('\n') + 1), m.id, condition, type, why, m.original);
   };

@@ -234,6 +234,16 @@ void registerModule(core::ModuleRegistry& registry, std::shared_ptr<xcp::XcpRunt
                        {{"translation", "Enable SIP <-> XMPP translation trace (each stanza and SIP message pair)"}},
                        [xmpp, runtime] { return makeService(xmpp, runtime); }});
   registry.addConfig(addOptions, [](const core::Config& cfg) { readOptions(cfg); });
+  // MG-3: cluster-wide and live, where impd.conf's recovery_rate is per node
+  // and read at start.
+  registry.addServiceParam({.service = kSection,
+                            .name = kRecoveryRateParam,
+                            .defaultValue = GatewayConfig{}.recoveryRate,
+                            .min = 1,
+                            .max = 100000,
+                            .unit = "requests/s",
+                            .help = "SUBSCRIBEs and NOTIFYs per second when federated subscriptions are re-established "
+                                    "(AV-3); not set: each node's impd.conf [federation-cm] recovery_rate"});
   registry.addCommands([](core::CommandRegistry& r) { registerCommands(r); });
   auto peers = std::make_shared<std::unique_ptr<PeerStore>>();
   registry.addAdminRoutes([runtime, peers](core::AdminRouter&, const core::NodeContext& node) {

@@ -144,8 +144,21 @@ void Gateway::Impl::outUnsubscribe(const std::string& watcher, const std::string
 }
 
 void Gateway::Impl::outProbe(const std::string& watcher, const std::string& target) {
-  auto it = out_.find(key2(watcher, target));
-  if (it == out_.end()) return outSubscribe(watcher, target, false);  // e.g. contacts imported in bulk
+  const auto key = key2(watcher, target);
+  auto it = out_.find(key);
+  if (it == out_.end()) {
+    // A contact the roster subscribes to without a subscription here:
+    // contacts imported in bulk (MG-7), by the hundred thousand. Made
+    // paced like a recovery (AV-3), so the Microsoft side is not flooded.
+    OutSub& sub = out_[key];
+    sub.watcher = watcher;
+    sub.target = target;
+    if (!peers_.count(domainOf(target))) scheduleKeepAlive(domainOf(target), cfg_.keepAliveInterval);
+    return paced([this, key] {
+      auto o = out_.find(key);
+      if (o != out_.end() && !o->second.tx && !o->second.unsubscribing) sendSubscribe(o->second, cfg_.subscribeExpires);
+    });
+  }
   OutSub& sub = it->second;
   if (sub.known) tellWatcher(sub);
   else if (!sub.tx && sub.state != OutSub::State::Down)
@@ -167,19 +180,20 @@ void Gateway::Impl::sendSubscribe(OutSub& sub, std::uint32_t expires) {
   sip::ClientCallbacks cb;
   // Exactly one of the three ends each transaction: the window of requests
   // in flight (runPaced) counts them.
-  cb.onFinal = [this, key](const sip::Message& r) {
+  const auto sent = Clock::now();
+  cb.onFinal = [this, key, sent](const sip::Message& r) {
     --inFlight_;
-    onSubscribeFinal(key, r);
+    onSubscribeFinal(key, r, sent);
   };
-  cb.onTimeout = [this, key] {
+  cb.onTimeout = [this, key, sent] {
     --inFlight_;
-    onSubscribeFailed(key, 0, "no answer (timer F)", false);
+    onSubscribeFailed(key, 0, "no answer (timer F)", false, sent);
   };
-  cb.onTransportError = [this, key](const sip::TransportError& e) {
+  cb.onTransportError = [this, key, sent](const sip::TransportError& e) {
     --inFlight_;
     // The node's own SIP proxy did not take it (its connection, its send
     // queue): a local matter, not the Microsoft side being down.
-    onSubscribeFailed(key, 0, "not handed to the SIP proxy: " + e.detail, true);
+    onSubscribeFailed(key, 0, "not handed to the SIP proxy: " + e.detail, true, sent);
   };
   ++stats_.subscribesSent;
   trace("SUBSCRIBE", [&] { return sub.watcher + " -> " + sub.target + " Expires " + std::to_string(expires); });
@@ -187,7 +201,7 @@ void Gateway::Impl::sendSubscribe(OutSub& sub, std::uint32_t expires) {
   sub.tx = sendRequest(std::move(m), std::move(cb));
 }
 
-void Gateway::Impl::onSubscribeFinal(const std::string& key, const sip::Message& r) {
+void Gateway::Impl::onSubscribeFinal(const std::string& key, const sip::Message& r, Clock::time_point sent) {
   auto it = out_.find(key);
   if (it == out_.end()) return;
   OutSub& sub = it->second;
@@ -197,6 +211,7 @@ void Gateway::Impl::onSubscribeFinal(const std::string& key, const sip::Message&
   if (code >= 200 && code < 300) {
     peerAnswered(domain);
     if (sub.unsubscribing) return dropOutSub(key, false, "unsubscribed");
+    sub.confirmedAt = Clock::now();
     if (!sub.dlg.established()) {
       dialogFromResponse(sub.dlg, r);
     } else if (sub.dlg.routeSet.empty() && !r.recordRoutes().empty()) {
@@ -228,14 +243,15 @@ void Gateway::Impl::onSubscribeFinal(const std::string& key, const sip::Message&
   }
   countFailure(code, &r);
   if (code == 408 || code == 480 || code == 500 || code == 503 || code == 504)
-    return onSubscribeFailed(key, code, std::to_string(code) + " " + std::string(r.reason()), false);
+    return onSubscribeFailed(key, code, std::to_string(code) + " " + std::string(r.reason()), false, sent);
   if (sub.unsubscribing) return dropOutSub(key, false, "unsubscribed");
   auto [id, reason] = msDiagnostics(r);
   dropOutSub(key, true,
              std::to_string(code) + " " + std::string(r.reason()) + (id.empty() ? "" : " (ms-diagnostics " + id + ": " + reason + ")"));
 }
 
-void Gateway::Impl::onSubscribeFailed(const std::string& key, int code, const std::string& why, bool local) {
+void Gateway::Impl::onSubscribeFailed(const std::string& key, int code, const std::string& why, bool local,
+                                      Clock::time_point sent) {
   auto it = out_.find(key);
   if (it == out_.end()) return;
   OutSub& sub = it->second;
@@ -243,7 +259,9 @@ void Gateway::Impl::onSubscribeFailed(const std::string& key, int code, const st
   if (code == 0) countFailure(0, nullptr);
   if (sub.unsubscribing) return dropOutSub(key, false, "unsubscribed while the Microsoft side did not answer");
   ++sub.failures;
-  if (local) {
+  // Something the Microsoft side answered after this SUBSCRIBE left says it
+  // is up: tried again like a local failure, not left for its return.
+  if (local || answeredSince(domainOf(sub.target), sent)) {
     // Tried again here, in a few seconds; the Microsoft side's health is
     // not in question.
     if (cfg_.log) cfg_.log->warn("SUBSCRIBE {} -> {} failed: {}; tried again in 2 s", sub.watcher, sub.target, why);
@@ -261,7 +279,7 @@ void Gateway::Impl::onSubscribeFailed(const std::string& key, int code, const st
   }
   if (cfg_.log) cfg_.log->warn("SUBSCRIBE {} -> {} failed: {}; retried when the Microsoft side answers", sub.watcher, sub.target, why);
   sub.state = OutSub::State::Down;
-  peerFailed(domainOf(sub.target));
+  peerFailed(domainOf(sub.target), sent);
   saveOut(sub);
 }
 
@@ -293,6 +311,7 @@ void Gateway::Impl::onNotify(sip::TxId tx, const sip::Message& req, OutSub& sub)
   if (auto cs = req.cseq()) sub.dlg.remoteCseq = cs->seq;
   auto st = parseSubState(req.header(sip::HeaderId::SubscriptionState).value_or("active"));
   respond(tx, req, 200, "OK");
+  sub.confirmedAt = Clock::now();
   peerAnswered(domainOf(sub.target));
   if (!req.body().empty()) {
     std::string why;
@@ -603,7 +622,8 @@ void Gateway::Impl::notifyWatcher(InSub& sub, std::string_view reason) {
   trace("presence -> NOTIFY", [&] { return sub.owner + " to " + sub.watcher + ": " + body; });
   sip::ClientCallbacks cb;
   if (reason.empty()) {
-    cb.onFinal = [this, key](const sip::Message& r) {
+    const auto sent = Clock::now();
+    cb.onFinal = [this, key, sent](const sip::Message& r) {
       auto it = in_.find(key);
       if (it == in_.end()) return;
       InSub& s = it->second;
@@ -620,9 +640,9 @@ void Gateway::Impl::notifyWatcher(InSub& sub, std::string_view reason) {
         // The SIP proxy's own answers when no next hop takes it: the state
         // goes again once the Microsoft side answers (AV-3).
         s.stale = true;
-        peerFailed(domainOf(s.watcher));
         if (s.notifyAgain) s.notifyAgain = false;
-        return;
+        if (!answeredSince(domainOf(s.watcher), sent)) return peerFailed(domainOf(s.watcher), sent);
+        return renotifyLater(key);
       }
       if (code == 481 || code == 404 || code == 410 || code == 489) {
         // The watcher forgot the subscription (it restarted): it subscribes again.
@@ -634,26 +654,17 @@ void Gateway::Impl::notifyWatcher(InSub& sub, std::string_view reason) {
       }
       if (s.notifyAgain) notifyWatcher(s);
     };
-    auto failed = [this, key](bool local) {
+    auto failed = [this, key, sent](bool local) {
       auto it = in_.find(key);
       if (it == in_.end()) return;
       it->second.notifyInFlight = false;
       it->second.stale = true;
       countFailure(0, nullptr);
-      if (!local) return peerFailed(domainOf(it->second.watcher));
-      // Not handed to the node's own SIP proxy: the state goes again shortly.
-      // Not tracked per subscription: the gateway may be gone by then (its
-      // loop may be the node's shared one, which outlives it).
-      loop_.schedule(std::chrono::seconds(2), [w = weak_from_this(), key] {
-        auto self = w.lock();
-        if (!self || !self->running_) return;
-        self->paced([self = self.get(), key] {
-          auto i = self->in_.find(key);
-          if (i == self->in_.end() || !i->second.stale) return;
-          i->second.stale = false;
-          self->notifyWatcher(i->second);
-        });
-      });
+      if (!local && !answeredSince(domainOf(it->second.watcher), sent))
+        return peerFailed(domainOf(it->second.watcher), sent);
+      // Not handed to the node's own SIP proxy, or the Microsoft side
+      // answered since it left: the state goes again shortly.
+      renotifyLater(key);
     };
     cb.onTimeout = [this, failed] {
       --inFlight_;
@@ -673,6 +684,21 @@ void Gateway::Impl::notifyWatcher(InSub& sub, std::string_view reason) {
   sendRequest(std::move(m), std::move(cb));
 }
 
+void Gateway::Impl::renotifyLater(const std::string& key) {
+  // Not tracked per subscription: the gateway may be gone by then (its
+  // loop may be the node's shared one, which outlives it).
+  loop_.schedule(std::chrono::seconds(2), [w = weak_from_this(), key] {
+    auto self = w.lock();
+    if (!self || !self->running_) return;
+    self->paced([self = self.get(), key] {
+      auto i = self->in_.find(key);
+      if (i == self->in_.end() || !i->second.stale) return;
+      i->second.stale = false;
+      self->notifyWatcher(i->second);
+    });
+  });
+}
+
 void Gateway::Impl::endInSub(const std::string& key, bool sendTerminated, std::string_view reason) {
   auto it = in_.find(key);
   if (it == in_.end()) return;
@@ -689,9 +715,14 @@ void Gateway::Impl::saveIn(const InSub& sub) {
 
 // ================= AV-3: health of the Microsoft side, recovery =================
 
-void Gateway::Impl::peerFailed(const std::string& domain) {
+bool Gateway::Impl::answeredSince(const std::string& domain, Clock::time_point sent) const {
+  auto it = peers_.find(domain);
+  return it != peers_.end() && it->second.lastAnswer >= sent;
+}
+
+void Gateway::Impl::peerFailed(const std::string& domain, Clock::time_point sent) {
   auto& p = peers_[domain];
-  if (p.down) return;
+  if (p.down || p.lastAnswer >= sent) return;
   p.down = true;
   p.downSince = Clock::now();
   ++stats_.keepAliveFailures;
@@ -703,14 +734,18 @@ void Gateway::Impl::peerFailed(const std::string& domain) {
 
 void Gateway::Impl::peerAnswered(const std::string& domain) {
   auto it = peers_.find(domain);
-  if (it == peers_.end() || !it->second.down) return;
+  if (it == peers_.end()) return;
+  it->second.lastAnswer = Clock::now();
+  if (!it->second.down) return;
   it->second.down = false;
   ++stats_.recoveries;
   // A subscription still queued from an earlier return (the side went away
   // and came back while its recovery was paced) is not queued again.
   std::vector<std::string> outs, ins;
+  // Those it confirmed since it went away are known to it: left alone.
+  const auto since = it->second.downSince;
   for (auto& [k, s] : out_)
-    if (domainOf(s.target) == domain && !s.recoveryQueued) {
+    if (domainOf(s.target) == domain && !s.recoveryQueued && s.confirmedAt < since) {
       s.recoveryQueued = true;
       outs.push_back(k);
     }
@@ -789,22 +824,20 @@ void Gateway::Impl::keepAlive(const std::string& domain) {
   auto m = outOfDialog("OPTIONS", from, target, d);
   m.appendHeader("Accept", "application/sdp");
   sip::ClientCallbacks cb;
-  cb.onFinal = [this, domain](const sip::Message& r) {
+  const auto sent = Clock::now();
+  auto failed = [this, domain, sent] {
+    ++stats_.keepAliveFailures;
+    auto& p = peers_[domain];
+    if (!p.down && !answeredSince(domain, sent)) return peerFailed(domain, sent);
+    scheduleKeepAlive(domain, p.down ? cfg_.downProbeInterval : cfg_.keepAliveInterval);
+  };
+  cb.onFinal = [this, domain, failed](const sip::Message& r) {
     const int code = r.statusCode();
     // The proxy's own answers when no next hop works.
-    if (code == 408 || code == 503 || code == 504 || code == 480 || code == 500) {
-      ++stats_.keepAliveFailures;
-      auto& p = peers_[domain];
-      if (!p.down) return peerFailed(domain);
-      return scheduleKeepAlive(domain, cfg_.downProbeInterval);
-    }
+    if (code == 408 || code == 503 || code == 504 || code == 480 || code == 500) return failed();
     if (peers_[domain].down) return peerAnswered(domain);
+    peers_[domain].lastAnswer = Clock::now();
     scheduleKeepAlive(domain, cfg_.keepAliveInterval);
-  };
-  auto failed = [this, domain] {
-    ++stats_.keepAliveFailures;
-    if (!peers_[domain].down) return peerFailed(domain);
-    scheduleKeepAlive(domain, cfg_.downProbeInterval);
   };
   cb.onTimeout = failed;
   cb.onTransportError = [failed](const sip::TransportError&) { failed(); };

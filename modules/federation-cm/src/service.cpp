@@ -5,6 +5,7 @@
 #include <imp/core/metrics.h>
 #include <imp/core/cluster_settings.h>
 #include <imp/core/service.h>
+#include <imp/core/service_params.h>
 #include <imp/net/event_loop.h>
 #include <imp/net/loop_group.h>
 #include <imp/xcp_router/router.h>
@@ -39,8 +40,9 @@ void addOptions(core::ConfigSchema& s) {
          "OPTIONS keep-alive toward each Microsoft domain with subscriptions (AV-3)"});
   s.add({kSection, "down_probe_interval_ms", T::Int, "3000", 100, 600000, {},
          "OPTIONS interval while the Microsoft side does not answer"});
-  s.add({kSection, "recovery_rate", T::Int, "5000", 1, 100000, {},
-         "SUBSCRIBEs and NOTIFYs per second when subscriptions are re-established (AV-3)"});
+  s.add({kSection, "recovery_rate", T::Int, std::to_string(GatewayConfig{}.recoveryRate), 1, 100000, {},
+         "SUBSCRIBEs and NOTIFYs per second when subscriptions are re-established (AV-3); the service parameter "
+         "recovery-rate replaces it once set (impctl service param set federation-cm recovery-rate N)"});
 }
 
 GatewayConfig readOptions(const core::Config& cfg) {
@@ -80,6 +82,8 @@ class FcmService : public core::Service {
     cfg_.log = ctx.logger;
     cfg_.trace = ctx.traceFlags;
     db_ = ctx.database;
+    params_ = ctx.params;
+    confRecoveryRate_ = cfg_.recoveryRate;
     metrics_ = ctx.metrics;
     log_ = ctx.logger;
     loops_ = ctx.loops;
@@ -105,6 +109,7 @@ class FcmService : public core::Service {
       loop = loop_.get();
     }
     store_ = std::make_unique<SubscriptionStore>(*db_, cfg_.nodeId, log_);
+    cfg_.recoveryRate = readRecoveryRate(confRecoveryRate_);
     auto cfg = cfg_;
     cfg.nativeAvailable = [xmpp = xmpp_](const std::string& bare) { return xmpp->available(bare); };
     auto gw = std::make_shared<Gateway>(std::move(cfg), *loop, *router, store_.get());
@@ -145,6 +150,10 @@ class FcmService : public core::Service {
   void reload(const core::ConfigChange& change) override {
     readSettings();
     applyPeerTypes();
+    if (gateway_) {
+      cfg_.recoveryRate = readRecoveryRate(cfg_.recoveryRate);
+      gateway_->setRecoveryRate(cfg_.recoveryRate);  // posted to the gateway's loop
+    }
     if (gateway_) {
       std::lock_guard l(mu_);
       // The proxy's port, when it is read from the database (proxy_port = 0).
@@ -188,6 +197,21 @@ class FcmService : public core::Service {
       proxyPort_ = port;
     } catch (const std::exception& e) {
       if (log_) log_->error("federation settings cannot be read, the previous ones stay in force: {}", e.what());
+    }
+  }
+
+  // MG-3: the service parameter recovery-rate once an administrator set it
+  // (cluster-wide, live), else this node's impd.conf recovery_rate; `keep`
+  // when the database cannot be read.
+  unsigned readRecoveryRate(unsigned keep) const {
+    if (!params_) return confRecoveryRate_;
+    try {
+      return static_cast<unsigned>(params_->stored(kSection, kRecoveryRateParam).value_or(confRecoveryRate_));
+    } catch (const std::exception& e) {
+      if (log_)
+        log_->error("the service parameter {} cannot be read, {} per second stays: {}", kRecoveryRateParam, keep,
+                    e.what());
+      return keep;
     }
   }
 
@@ -308,6 +332,8 @@ class FcmService : public core::Service {
   std::shared_ptr<FcmRuntime> runtime_;
   GatewayConfig cfg_;
   core::Database* db_ = nullptr;
+  const core::ServiceParams* params_ = nullptr;
+  unsigned confRecoveryRate_ = 0;  // impd.conf's recovery_rate
   core::Metrics* metrics_ = nullptr;
   std::shared_ptr<spdlog::logger> log_;
   net::LoopGroup* loops_ = nullptr;         // the node's shared loops, if any

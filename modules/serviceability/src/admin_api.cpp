@@ -7,6 +7,7 @@
 #include <imp/core/metrics.h>
 #include <imp/core/migrations.h>
 #include <imp/core/module_registry.h>
+#include <imp/core/service_params.h>
 
 #include <Poco/JSON/Object.h>
 
@@ -173,6 +174,42 @@ struct DbMigrateShape : core::Shape {
   const Field<std::int64_t> schemaVersion = number("schema_version");
 };
 
+// Service parameters (MG-3): values as impctl shows and takes them
+// ("unlimited", "on", "200").
+struct ServiceParamShape : core::Shape {
+  ServiceParamShape() : Shape("ServiceParam", Layout::Table) {}
+  const Field<std::string> name = same(core::shape<ServiceShape>().name).column("NAME");
+  const Field<std::string> value = text("value").column("VALUE");
+  const Field<std::string> defaultValue = text("default").column("DEFAULT");
+  const Field<std::string> range = text("range").column("RANGE");
+  const Field<std::string> unit = text("unit").column("UNIT").orElse("-");
+  const Field<std::string> description = text("description").column("DESCRIPTION");
+  const Field<std::string> type = text("type").describe("integer or boolean");
+  // Set by an administrator (false: the default applies).
+  const Field<bool> stored = same(core::shape<TraceShape>().stored);
+  const Field<std::string> changedAt = text("changed_at").optional();
+};
+
+struct ServiceParamsShape : core::Shape {
+  ServiceParamsShape() : Shape("ServiceParams", Layout::Lines) {}
+  const Field<std::string> service = same(core::shape<ServiceActionShape>().service);
+  const Field<std::string> displayName = same(core::shape<ServiceShape>().displayName);
+  const ListField params = list("params", core::shape<ServiceParamShape>()).ifEmpty("(no service parameters)");
+};
+
+struct ServiceParamChangeShape : core::Shape {
+  ServiceParamChangeShape() : Shape("ServiceParamChange", Layout::Lines) {}
+  const Field<std::string> service = same(core::shape<ServiceActionShape>().service);
+  const Field<std::string> name = same(core::shape<ServiceShape>().name);
+  const Field<std::string> oldValue = text("old_value");
+  const Field<std::string> newValue = text("new_value");
+  const Field<bool> changed = flag("changed");
+  const Field<std::int64_t> generation = same(core::shape<DatabaseShape>().settingsGeneration).optional();
+  // "live": this node's services have reloaded it (the other nodes follow
+  // at their next settings check); "at the next settings check"; "unchanged".
+  const Field<std::string> applied = same(core::shape<TraceShape>().applied);
+};
+
 Reply serviceReply(const core::ServiceInfo& i) {
   const auto& s = core::shape<ServiceShape>();
   Reply r(s);
@@ -221,6 +258,34 @@ std::vector<Reply> publishedServices(const core::ModuleRegistry& modules, core::
   return out;
 }
 
+Reply paramReply(const core::ServiceParams::Entry& e) {
+  const auto& s = core::shape<ServiceParamShape>();
+  const auto& p = *e.info;
+  Reply r(s);
+  r.set(s.name, p.name).set(s.value, core::formatParamValue(p, e.value));
+  r.set(s.defaultValue, core::formatParamValue(p, p.defaultValue)).set(s.range, core::paramRange(p));
+  r.set(s.unit, p.unit).set(s.description, p.help);
+  r.set(s.type, std::string(p.type == core::ServiceParamType::Boolean ? "boolean" : "integer")).set(s.stored, e.stored);
+  if (e.stored) r.set(s.changedAt, e.changedAt);
+  return r;
+}
+
+// The answer of `service param set|reset`. A change is applied on this node
+// before the answer (the settings watcher runs every service's reload());
+// the other nodes apply it at their next settings check.
+AdminResponse paramChange(const AdminContext& c, const core::ServiceParamInfo& p, const core::ServiceParams::Change& ch) {
+  std::string applied = "unchanged";
+  if (ch.changed)
+    applied = c.settings && c.settings->applyNow(ch.generation, std::chrono::seconds(10)) ? "live"
+                                                                                           : "at the next settings check";
+  const auto& s = core::shape<ServiceParamChangeShape>();
+  Reply r(s);
+  r.set(s.service, p.service).set(s.name, p.name).set(s.oldValue, core::formatParamValue(p, ch.oldValue));
+  r.set(s.newValue, core::formatParamValue(p, ch.newValue)).set(s.changed, ch.changed).set(s.applied, applied);
+  if (ch.changed) r.set(s.generation, static_cast<std::int64_t>(ch.generation));
+  return r.response();
+}
+
 // ---- impctl's text output, read through the shapes' field handles ----
 
 void printTrace(std::ostream& out, const Obj::Ptr& t) {
@@ -231,6 +296,21 @@ void printTrace(std::ostream& out, const Obj::Ptr& t) {
   for (const auto& f : s.flags.get(t)) flags += (flags.empty() ? "" : ",") + f;
   out << std::left << std::setw(18) << s.service.text(t) << std::setw(5) << (s.enabled.get(t) ? "on" : "off")
       << std::setw(10) << s.level.text(t) << "flags=[" << flags << "]" << (avail.empty() ? "" : " available=[" + avail + "]")
+      << "\n";
+}
+
+// "federation-cm recovery-rate: 5000 -> 200, applied live"
+void printParamChange(std::ostream& out, const Obj::Ptr& o, int) {
+  const auto& s = core::shape<ServiceParamChangeShape>();
+  out << s.service.text(o) << " " << s.name.text(o) << ": ";
+  if (!s.changed.get(o)) {
+    out << s.newValue.text(o) << ", unchanged\n";
+    return;
+  }
+  out << s.oldValue.text(o) << " -> " << s.newValue.text(o);
+  const auto applied = s.applied.text(o);
+  out << (applied == "live" ? ", applied live (other nodes: at their next settings check)"
+                            : ", stored; applied " + applied)
       << "\n";
 }
 
@@ -432,6 +512,67 @@ void registerCommands(core::CommandRegistry& reg) {
             if (status == 409) return core::errorResponse(409, "remote_action_failed", res.result);
             return r.response(status);
           }));
+
+  // Service parameters (MG-3): cluster-wide, declared by the services' modules.
+  const auto paramService =
+      Arg::string("name").inPath().positional("SERVICE").help("the service's stable name (federation-cm, ...)");
+  const auto paramName = Arg::string("param").inPath().positional("NAME").help("the parameter's name (recovery-rate, ...)");
+  const char* paramsText =
+      "Service parameters are cluster-wide settings of a service, like the original product's Service Parameters: "
+      "each has a type, a default, a range and a unit, declared by the service. A change is stored in the cluster "
+      "database and applied live, without restarting anything: the services of this node have applied it when "
+      "impctl answers, the other nodes apply it at their next settings check ([services] settings_poll_ms). A "
+      "parameter never set has its default; a parameter that allows it takes \"unlimited\" for no limit.";
+  reg.add(Command("service param show", "GET", "/api/v1/services/{name}/params")
+              .arg(paramService)
+              .help("The service parameters of a service: value, default, range, unit and description.")
+              .describe(paramsText)
+              .example("service param show federation-cm", "the federation connection manager's parameters")
+              .returns(core::shape<ServiceParamsShape>())
+              .print([](std::ostream& out, const Obj::Ptr& o, int) {
+                const auto& s = core::shape<ServiceParamsShape>();
+                out << s.service.text(o) << " (" << s.displayName.text(o) << ")\n";
+                s.params.print(out, o);
+              })
+              .handler<AdminContext>([](AdminContext& c, const CommandArgs& a) {
+                const auto& name = a.at("name");
+                std::vector<Reply> rows;
+                for (const auto& e : c.params->list(name)) rows.push_back(paramReply(e));
+                const auto& s = core::shape<ServiceParamsShape>();
+                return Reply(s)
+                    .set(s.service, name)
+                    .set(s.displayName, c.modules->displayName(name))
+                    .set(s.params, rows)
+                    .response();
+              }));
+  reg.add(Command("service param set", "PUT", "/api/v1/services/{name}/params/{param}")
+              .arg(paramService)
+              .arg(paramName)
+              .arg(Arg::string("value").required().positional("VALUE").help(
+                  "a whole number in the parameter's range, unlimited where the parameter allows it, on or off for "
+                  "a switch"))
+              .help("Change a service parameter, cluster-wide and live.")
+              .describe(paramsText)
+              .example("service param set federation-cm recovery-rate 200",
+                       "re-establish federated subscriptions at 200 requests per second")
+              .returns(core::shape<ServiceParamChangeShape>())
+              .print(printParamChange)
+              .handler<AdminContext>([](AdminContext& c, const CommandArgs& a) {
+                const auto& p = c.params->info(a.at("name"), a.at("param"));
+                return paramChange(c, p, c.params->set(p.service, p.name, a.at("value")));
+              }));
+  reg.add(Command("service param reset", "DELETE", "/api/v1/services/{name}/params/{param}")
+              .arg(paramService)
+              .arg(paramName)
+              .help("Give a service parameter its default value again, cluster-wide and live.")
+              .describe(paramsText)
+              .example("service param reset federation-cm recovery-rate", "back to the default")
+              .returns(core::shape<ServiceParamChangeShape>())
+              .print(printParamChange)
+              .handler<AdminContext>([](AdminContext& c, const CommandArgs& a) {
+                const auto& p = c.params->info(a.at("name"), a.at("param"));
+                return paramChange(c, p, c.params->reset(p.service, p.name));
+              }));
 
   reg.add(Command("trace show", "GET", "/api/v1/trace")
               .arg(nodeArg)

@@ -4,6 +4,7 @@
 #include <imp/core/config.h>
 #include <imp/core/command_registry.h>
 #include <imp/core/module_registry.h>
+#include <imp/core/service_params.h>
 
 #include <stdexcept>
 
@@ -18,6 +19,7 @@ namespace {
 // Shared by the module's services, routes and node hooks.
 struct ModuleState {
   std::unique_ptr<NodeControl> control;
+  std::unique_ptr<core::ServiceParams> params;  // only when the node gives none
   AdminContext admin;  // what the admin routes and the commands' handlers use
 
   NodeControl& get() const {
@@ -49,6 +51,8 @@ void registerModule(core::ModuleRegistry& registry) {
     actx.settings = node.settings;
     actx.migrator = node.migrator;
     actx.metrics = node.metrics;
+    if (!node.params) state->params = std::make_unique<core::ServiceParams>(*node.database, *node.modules);
+    actx.params = node.params ? node.params : state->params.get();
     actx.dbMode = node.databaseMode;
     actx.dbLocation = node.databaseLocation;
     actx.heartbeatInterval = node.config ? static_cast<int>(node.config->getInt("services", "heartbeat_interval")) : 5;

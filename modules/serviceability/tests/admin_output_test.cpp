@@ -120,3 +120,34 @@ TEST_CASE("impctl db status|migrate print the schema migrations") {
   CHECK(printed(command(c.reg, "db migrate"), R"({"applied": ["003_x", "004_y"], "schema_version": 4})") ==
         "applied 003_x\napplied 004_y\n");
 }
+
+TEST_CASE("impctl service param show|set|reset print the parameters and the change (MG-3)") {
+  Commands c;
+  CHECK(printed(command(c.reg, "service param show", 1),
+                R"({"service": "bulk-provisioning", "display_name": "Cisco Bulk Provisioning Service", "params": [)"
+                R"({"name": "import-rate", "value": "22", "default": "unlimited", "range": "1..1000000 or unlimited",)"
+                R"( "unit": "rows/s", "description": "contact rows imported per second", "type": "integer",)"
+                R"( "stored": true, "changed_at": "2026-12-07T10:00:00"},)"
+                R"( {"name": "debug-trace", "value": "off", "default": "off", "range": "on|off", "unit": "",)"
+                R"( "description": "its own debug trace", "type": "boolean", "stored": false}]})") ==
+        "bulk-provisioning (Cisco Bulk Provisioning Service)\n"
+        "NAME         VALUE  DEFAULT    RANGE                    UNIT    DESCRIPTION\n"
+        "import-rate  22     unlimited  1..1000000 or unlimited  rows/s  contact rows imported per second\n"
+        "debug-trace  off    off        on|off                   -       its own debug trace\n");
+  CHECK(printed(command(c.reg, "service param show", 1),
+                R"({"service": "ris-collector", "display_name": "Cisco RIS Data Collector", "params": []})") ==
+        "ris-collector (Cisco RIS Data Collector)\n(no service parameters)\n");
+  const std::string change =
+      R"({"service": "federation-cm", "name": "recovery-rate", "old_value": "5000", "new_value": "200", "changed": true,)"
+      R"( "settings_generation": 12, "applied": ")";
+  for (const char* words : {"service param set", "service param reset"}) {
+    const auto& cmd = command(c.reg, words, std::string(words) == "service param set" ? 3 : 2);
+    CHECK(printed(cmd, change + R"(live"})") ==
+          "federation-cm recovery-rate: 5000 -> 200, applied live (other nodes: at their next settings check)\n");
+    CHECK(printed(cmd, change + R"(at the next settings check"})") ==
+          "federation-cm recovery-rate: 5000 -> 200, stored; applied at the next settings check\n");
+    CHECK(printed(cmd, R"({"service": "federation-cm", "name": "recovery-rate", "old_value": "200", "new_value": "200",)"
+                       R"( "changed": false, "applied": "unchanged"})") ==
+          "federation-cm recovery-rate: 200, unchanged\n");
+  }
+}

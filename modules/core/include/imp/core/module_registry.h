@@ -11,6 +11,9 @@
 //    (SV-4) and a factory;
 //  - its impd.conf section(s) (addConfig): the schema options plus a check
 //    of what the schema alone cannot validate;
+//  - its service parameters (addServiceParam, MG-3): cluster-wide values
+//    per service, typed and range-checked, changed live with `impctl service
+//    param set` (stored by core::ServiceParams, service_params.h);
 //  - its admin routes (addAdminRoutes): a function given the AdminRouter and
 //    the node's shared objects (NodeContext), called once per process;
 //  - its commands (addCommands): a function given the CommandRegistry
@@ -30,6 +33,7 @@
 //
 // Registration happens once, single-threaded, before the node starts; every
 // const member is then safe to call from any thread.
+#include <cstdint>
 #include <functional>
 #include <memory>
 #include <string>
@@ -48,11 +52,35 @@ class ConfigSchema;
 class LogRegistry;
 class Migrator;
 class ServiceHost;
+class ServiceParams;
 
 // One extra trace flag of a service (SV-4).
 struct TraceFlagInfo {
   std::string id;     // "sip-tcp"
   std::string label;  // "Enable SIP TCP Trace"
+};
+
+// A service parameter (Cisco's "Service Parameters"; MG-3): one cluster-wide
+// value of a service, declared by its module, stored in core_service_param
+// when an administrator sets it, read by the service in start() and reload()
+// through ServiceContext::params (service_params.h).
+enum class ServiceParamType {
+  Integer,  // a whole number in [min, max]
+  Boolean,  // on / off, stored as 1 / 0 (min and max are ignored)
+};
+
+struct ServiceParamInfo {
+  std::string service;  // a registered service: "bulk-provisioning"
+  std::string name;     // kebab-case: "import-rate"
+  ServiceParamType type = ServiceParamType::Integer;
+  std::int64_t defaultValue = 0;
+  std::int64_t min = 0;  // Integer: the smallest and largest value accepted
+  std::int64_t max = 0;
+  std::string unit;  // "rows/s"; may be empty
+  std::string help;  // one line, shown by `impctl service param show`
+  // Integer only: 0 means "no limit"; accepted and shown as "unlimited" and
+  // allowed besides [min, max] (which then names the limited values, e.g. 1..).
+  bool zeroIsUnlimited = false;
 };
 
 struct ServiceRegistration {
@@ -81,6 +109,7 @@ struct NodeContext {
   std::string databaseLocation;  // redacted URL or socket
   Migrator* migrator = nullptr;
   ClusterSettings* settings = nullptr;
+  ServiceParams* params = nullptr;  // service parameters (MG-3): show, set, reset
   Metrics* metrics = nullptr;
   LogRegistry* logs = nullptr;
   ServiceHost* host = nullptr;
@@ -113,6 +142,11 @@ class ModuleRegistry {
   void addCommands(CommandsFn fn);
   // `up` throws to refuse to start the node; `down` must not throw. Either may be empty.
   void addNodeHooks(std::function<void()> up, std::function<void()> down);
+  // Throws std::logic_error for a service not registered (yet), a name that
+  // is not kebab-case, a duplicate, min > max, a default the declaration
+  // itself would refuse, an empty or multi-line help, or "unlimited" on a
+  // Boolean.
+  void addServiceParam(ServiceParamInfo p);
   // Throws std::logic_error if a module already set it.
   void setActivation(std::function<std::vector<std::string>(const NodeContext&)> fn);
 
@@ -124,6 +158,12 @@ class ModuleRegistry {
   std::string displayName(std::string_view service) const;
   // Extra trace flags (empty for an unknown service or one without).
   const std::vector<TraceFlagInfo>& traceFlags(std::string_view service) const;
+
+  // Service parameters in declaration order: all of them, one service's, or
+  // one (null when not declared).
+  const std::vector<ServiceParamInfo>& serviceParams() const { return params_; }
+  std::vector<const ServiceParamInfo*> serviceParams(std::string_view service) const;
+  const ServiceParamInfo* serviceParam(std::string_view service, std::string_view name) const;
 
   // Every role of roles.h with the services that declared it, in
   // registration order (SV-2).
@@ -148,6 +188,7 @@ class ModuleRegistry {
 
  private:
   std::vector<ServiceRegistration> services_;
+  std::vector<ServiceParamInfo> params_;
   std::vector<ConfigOptionsFn> configOptions_;
   std::vector<ConfigCheckFn> configChecks_;
   std::vector<AdminRoutesFn> adminRoutes_;

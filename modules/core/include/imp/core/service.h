@@ -66,6 +66,7 @@ class Metrics;
 class ClusterSettings;
 class ModuleRegistry;
 class Resolver;
+class ServiceParams;
 class TraceFlags;
 struct NodeCertificate;
 
@@ -90,6 +91,9 @@ struct ServiceContext {
   std::string nodeId;
   Database* database = nullptr;
   ClusterSettings* settings = nullptr;
+  // Service parameters (MG-3, service_params.h): read them in start() and
+  // again in reload(), which every change of one triggers.
+  const ServiceParams* params = nullptr;
   Metrics* metrics = nullptr;
   std::shared_ptr<spdlog::logger> logger;         // this service's own logger (SV-5)
   std::shared_ptr<const TraceFlags> traceFlags;   // this service's trace flags (SV-4)

@@ -165,6 +165,10 @@ class Gateway : public xcp::Component {
   void setPeerTypes(std::map<std::string, PeerType> types);
   // Where the node's SIP proxy listens (its port may change). Any thread.
   void setProxy(sip::Endpoint proxy);
+  // The pace of recovery (recoveryRate, at least 1), changed live by the
+  // service parameter recovery-rate (MG-3). Any thread; applied on the
+  // loop, from the next 100 ms tick of a recovery in progress.
+  void setRecoveryRate(unsigned perSecond);
 
   // xcp::Component
   std::string_view name() const override { return "federation-cm"; }

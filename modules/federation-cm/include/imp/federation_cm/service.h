@@ -44,6 +44,9 @@ class FcmRuntime {
 };
 
 inline constexpr const char* kSection = "federation-cm";
+// The service parameter (MG-3) that, once an administrator sets it, replaces
+// impd.conf's recovery_rate on every node, live (GatewayConfig::recoveryRate).
+inline constexpr const char* kRecoveryRateParam = "recovery-rate";
 void addOptions(core::ConfigSchema& s);
 // The options as a GatewayConfig (nodeId, proxy, log and trace are the
 // service's); throws core::ConfigError for a value out of range.

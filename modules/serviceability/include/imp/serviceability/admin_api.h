@@ -7,6 +7,7 @@
 //   GET  /api/v1/status, /api/v1/cluster/nodes
 //   GET  /api/v1/services[?node=ID]
 //   POST /api/v1/services/{name}/{activate|deactivate|start|stop|restart}[?node=ID]
+//   GET  /api/v1/services/{name}/params, PUT|DELETE /api/v1/services/{name}/params/{param}
 //   GET  /api/v1/trace[?node=ID], GET|PUT /api/v1/trace/{service}[?node=ID]
 //   GET  /api/v1/db/status, POST /api/v1/db/migrate
 #include <functional>
@@ -21,6 +22,7 @@ class Database;
 class Metrics;
 class Migrator;
 class ModuleRegistry;
+class ServiceParams;
 }  // namespace imp::core
 
 namespace imp::serviceability {
@@ -34,6 +36,7 @@ struct AdminContext {
   core::ClusterSettings* settings = nullptr;
   core::Migrator* migrator = nullptr;
   core::Metrics* metrics = nullptr;
+  core::ServiceParams* params = nullptr;  // service parameters (MG-3)
   std::string dbMode;      // "managed" | "external"
   std::string dbLocation;  // redacted URL or socket
   int heartbeatInterval = 5;
