@@ -2,6 +2,7 @@
 
 #include <imp/core/database.h>
 #include <imp/core/metrics.h>
+#include <imp/core/service_params.h>
 #include <spdlog/spdlog.h>
 
 #include <chrono>
