@@ -75,7 +75,7 @@ class SingleNode(unittest.TestCase):
     def test_05_bad_requests_are_answered_precisely(self):
         r = self.node.ctl("service", "restart", "nope", check=False)
         self.assertEqual(r.returncode, 1)
-        self.assertIn("unknown service 'nope'; valid services: federation-cm, ris-collector, serviceability", r.stderr)
+        self.assertIn("unknown service 'nope'; valid services: bulk-provisioning, federation-cm, ris-collector, serviceability", r.stderr)
         r = self.node.ctl("trace", "set", "ris-collector", "--level", "loud", check=False)
         self.assertEqual(r.returncode, 1)
         self.assertIn("unknown trace level 'loud'", r.stderr)

@@ -276,9 +276,9 @@ std::string fileNameArg(const core::CommandCall& call) {
 // `bat import` / `bat rename`: a local file is uploaded first (under its
 // base name; the same content already stored is used as it is).
 int createJob(const core::CommandCall& call, core::CommandClient& client, std::ostream& out, JobKind kind) {
-  auto file = fileNameArg(call);
   Obj::Ptr body = new Obj;
   if (!call.body.empty()) body = Poco::JSON::Parser().parse(call.body).extract<Obj::Ptr>();
+  const auto file = body->optValue<std::string>(req::kFile, "");
   std::string name = file;
   if (std::filesystem::is_regular_file(file)) {
     name = std::filesystem::path(file).filename().string();
