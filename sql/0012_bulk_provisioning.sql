@@ -51,8 +51,8 @@ CREATE TABLE IF NOT EXISTS bat_job (
   rows_done        BIGINT UNSIGNED NOT NULL DEFAULT 0,
   ck_offset        BIGINT UNSIGNED NOT NULL DEFAULT 0,     -- where the next row starts in the file
   ck_line          BIGINT UNSIGNED NOT NULL DEFAULT 1,
-  applied          BIGINT UNSIGNED NOT NULL DEFAULT 0,     -- contacts imported / contact lists updated
-  ignored          BIGINT UNSIGNED NOT NULL DEFAULT 0,     -- rows (import) / records (rename) ignored
+  applied          BIGINT UNSIGNED NOT NULL DEFAULT 0,     -- contacts imported, or contact lists updated
+  ignored          BIGINT UNSIGNED NOT NULL DEFAULT 0,     -- rows (import) or records (rename) ignored
   internal_errors  BIGINT UNSIGNED NOT NULL DEFAULT 0,
   not_processed    BIGINT UNSIGNED NOT NULL DEFAULT 0,     -- rows left when an error or a cancel ended the job
   lists_failed     BIGINT UNSIGNED NOT NULL DEFAULT 0,     -- rename: contact lists not updated
