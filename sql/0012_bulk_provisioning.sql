@@ -36,7 +36,7 @@ CREATE TABLE IF NOT EXISTS bat_file_part (
 -- and applies each row exactly once.
 CREATE TABLE IF NOT EXISTS bat_job (
   id               BIGINT UNSIGNED NOT NULL AUTO_INCREMENT PRIMARY KEY,
-  kind             VARCHAR(8)      NOT NULL,               -- 'import' | 'rename'
+  kind             VARCHAR(8)      NOT NULL,               -- import or rename
   file_id          BIGINT UNSIGNED NULL,
   file_name        VARCHAR(255)    NOT NULL,
   status           VARCHAR(12)     NOT NULL,               -- pending running completed failed cancelled
@@ -58,7 +58,8 @@ CREATE TABLE IF NOT EXISTS bat_job (
   lists_failed     BIGINT UNSIGNED NOT NULL DEFAULT 0,     -- rename: contact lists not updated
   retrieved        BIGINT UNSIGNED NOT NULL DEFAULT 0,     -- rename: contacts retrieved
   notified         BIGINT UNSIGNED NOT NULL DEFAULT 0,     -- users sent a roster push
-  not_notified     BIGINT UNSIGNED NOT NULL DEFAULT 0,     -- users offline at the change
+  -- not_notified: users offline at the change
+  not_notified     BIGINT UNSIGNED NOT NULL DEFAULT 0,
   KEY bat_job_status (status, run_at),
   CONSTRAINT bat_job_file FOREIGN KEY (file_id) REFERENCES bat_file (id) ON DELETE SET NULL
 ) ENGINE=InnoDB;
@@ -69,7 +70,7 @@ CREATE TABLE IF NOT EXISTS bat_job (
 CREATE TABLE IF NOT EXISTS bat_job_entry (
   job_id   BIGINT UNSIGNED NOT NULL,
   seq      BIGINT UNSIGNED NOT NULL,
-  kind     VARCHAR(8)      NOT NULL,                       -- 'ignored' | 'error' | 'note'
+  kind     VARCHAR(8)      NOT NULL,                       -- ignored, error or note
   line     BIGINT UNSIGNED NOT NULL,
   text     VARCHAR(2048)   NOT NULL,
   PRIMARY KEY (job_id, seq),
