@@ -82,7 +82,7 @@ class ServiceParams(unittest.TestCase):
         self.assertIn("federation-cm has no service parameter 'recovery_rate'; its parameters: recovery-rate", r.stderr)
         r = self.node.ctl("service", "param", "show", "fcm", check=False)
         self.assertEqual(r.returncode, 1)
-        self.assertIn("unknown service 'fcm'; services with parameters: federation-cm", r.stderr)
+        self.assertIn("unknown service 'fcm'; services with parameters: bulk-provisioning, federation-cm", r.stderr)
         r = self.node.ctl("service", "param", "set", "federation-cm", "recovery-rate", check=False)
         self.assertEqual(r.returncode, 64, "a missing VALUE is a usage error")
         self.assertIn("impctl service param set SERVICE NAME VALUE", r.stderr)
