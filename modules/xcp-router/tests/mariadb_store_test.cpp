@@ -5,7 +5,6 @@
 // Run by tests/integration/test_xcp_store.py, which owns the server.
 #include <doctest/doctest.h>
 #include <imp/core/database.h>
-#include <imp/core/migrations.h>
 #include <imp/core/mysql_database.h>
 #include <imp/directory/directory.h>
 #include <imp/xcp_router/credential_store.h>
@@ -16,17 +15,10 @@
 #include <spdlog/sinks/null_sink.h>
 #include <spdlog/spdlog.h>
 
-#include <algorithm>
 #include <atomic>
-#include <chrono>
-#include <cstdio>
 #include <cstdlib>
 #include <regex>
 #include <thread>
-
-#include <unistd.h>
-
-#include "roster_bulk_cases.h"
 
 using namespace imp;
 using namespace imp::xcp;
@@ -50,10 +42,6 @@ struct Db {
     u.imAddress = id + "@mdb.example.com";
     dir.addUser(u);
     return id;
-  }
-  // The bulk scenarios with users of their own ("<prefix>-<name>").
-  bulkcases::Env bulkEnv(const std::string& prefix) {
-    return {*db, [this, prefix](const std::string& name) { return user(prefix + "-" + name); }, "mdb.example.com"};
   }
 };
 
@@ -199,238 +187,4 @@ TEST_CASE("MariaDB: owners subscribing to each other at once all succeed (InnoDB
   CHECK(written.load() == users * 2 * half);
   for (const auto& id : ids) CHECK(r.contacts(id) == 2 * half);
   MESSAGE("transactions run again after a deadlock: " << d.db->conflictRetries());
-}
-
-// ---- MG-7 / MG-9 bulk paths: the scenarios of roster_bulk_cases.h on InnoDB ----
-
-TEST_CASE("MariaDB: MG-7 import of new local and remote contacts, both sides, a pair twice") {
-  Db d;
-  auto e = d.bulkEnv("mb1");
-  bulkcases::importNewContacts(e);
-}
-
-TEST_CASE("MariaDB: MG-7 PS-1 contact, watcher and contact-side limits") {
-  Db d;
-  auto e = d.bulkEnv("mb2");
-  bulkcases::importLimits(e);
-}
-
-TEST_CASE("MariaDB: MG-7 tombstones revived, pending-only items made real, subscription merges") {
-  Db d;
-  auto e = d.bulkEnv("mb3");
-  bulkcases::importMerges(e);
-}
-
-TEST_CASE("MariaDB: MG-7 refused input names the row and writes nothing") {
-  Db d;
-  auto e = d.bulkEnv("mb4");
-  bulkcases::importRefusedInput(e);
-}
-
-TEST_CASE("MariaDB: MG-7 long utf8mb4 values and many rows in statements under 1 MB") {
-  Db d;
-  auto e = d.bulkEnv("mb5");
-  bulkcases::importChunks(e);
-}
-
-TEST_CASE("MariaDB: MG-9 rename moves items, leaves owners of the new ID alone, rewrites privacy and blocks") {
-  Db d;
-  auto e = d.bulkEnv("mb6");
-  bulkcases::renameContact(e);
-}
-
-TEST_CASE("MariaDB: MG-9 a pending request from the new ID survives the rename onto it") {
-  Db d;
-  auto e = d.bulkEnv("mb7");
-  bulkcases::renameOntoPendingRequest(e);
-}
-
-TEST_CASE("MariaDB: MG-9 rename finds the contact through its index, not a table scan") {
-  Db d;
-  auto plan = d.db->query("EXPLAIN SELECT owner FROM xcp_roster_item WHERE contact IN ('a@x.org', 'b@x.org')");
-  REQUIRE(plan.size() == 1);
-  CHECK(plan.str(0, "possible_keys") == "xcp_roster_item_by_contact");
-  auto p = d.db->query("EXPLAIN UPDATE xcp_privacy_decision SET watcher = 'b@x.org' WHERE watcher = 'a@x.org'");
-  REQUIRE(p.size() == 1);
-  CHECK(p.str(0, "possible_keys") == "xcp_privacy_decision_by_watcher");
-  p = d.db->query("EXPLAIN UPDATE xcp_block SET blocked = 'b@x.org' WHERE blocked = 'a@x.org'");
-  REQUIRE(p.size() == 1);
-  CHECK(p.str(0, "possible_keys") == "xcp_block_by_blocked");
-}
-
-TEST_CASE("MariaDB: PS-1 contact limit holds with a bulk import and a client adding at once") {
-  // The import locks the owners' directory rows like the single-item paths
-  // (lockOwner), so neither passes the last free place behind the other's back.
-  Db d;
-  auto e = d.bulkEnv("mb8");
-  auto owner = e.user("owner");
-  RosterStore r(*d.db);
-  const auto lim = bulkcases::limits(20, 0);
-  std::atomic<int> imported{0}, refusedBulk{0}, stored{0}, refusedSingle{0}, failures{0};
-  std::thread bulk([&] {
-    for (int b = 0; b < 6; ++b) {
-      std::vector<BulkContact> batch;
-      for (int i = 0; i < 4; ++i) batch.push_back(e.remote(owner, "bulk" + std::to_string(b * 4 + i) + "@remote.example"));
-      try {
-        for (const auto& x : e.import(batch, lim)) (x.outcome == BulkOutcome::Imported ? imported : refusedBulk)++;
-      } catch (const std::exception& x) {
-        ++failures;
-        MESSAGE("import failed: " << std::string(x.what()));
-      }
-    }
-  });
-  std::thread single([&] {
-    for (int i = 0; i < 24; ++i) {
-      try {
-        auto w = r.setItem(owner, "client" + std::to_string(i) + "@remote.example", "", {}, lim.maxContacts);
-        (w.refused ? refusedSingle : stored)++;
-      } catch (const std::exception& x) {
-        ++failures;
-        MESSAGE("setItem failed: " << std::string(x.what()));
-      }
-    }
-  });
-  bulk.join();
-  single.join();
-  CHECK(failures.load() == 0);
-  CHECK(imported.load() + stored.load() == 20);
-  CHECK(refusedBulk.load() + refusedSingle.load() == 28);
-  CHECK(r.contacts(owner) == 20);
-  CHECK(r.version(owner) == 20);
-}
-
-TEST_CASE("MariaDB: MG-7 batches of overlapping users imported at once all arrive (deadlocks are run again)") {
-  Db d;
-  auto e = d.bulkEnv("mb9");
-  std::vector<std::string> users;
-  for (int i = 0; i < 40; ++i) users.push_back(e.user("u" + std::to_string(i)));
-  // Every user imports every other; four writers, batches of one owner each.
-  std::atomic<int> next{0}, failures{0};
-  std::vector<std::thread> pool;
-  for (int t = 0; t < 4; ++t)
-    pool.emplace_back([&] {
-      for (int i; (i = next++) < static_cast<int>(users.size());) {
-        std::vector<BulkContact> batch;
-        for (int j = 0; j < static_cast<int>(users.size()); ++j)
-          if (j != i) batch.push_back(e.local(users[i], users[j], "", {"All"}));
-        try {
-          e.import(batch, bulkcases::limits(0, 0));
-        } catch (const std::exception& x) {
-          ++failures;
-          MESSAGE("import failed: " << std::string(x.what()));
-        }
-      }
-    });
-  for (auto& t : pool) t.join();
-  CHECK(failures.load() == 0);
-  RosterStore r(*d.db);
-  for (const auto& u : users) {
-    auto roster = r.get(u);
-    CHECK(roster.items.size() == users.size() - 1);
-    CHECK(roster.version == 2 * (users.size() - 1));  // each side of each pair once
-    for (const auto& it : roster.items) CHECK(it.state.name() == "Both");
-  }
-  MESSAGE("transactions run again after a deadlock: " << d.db->conflictRetries());
-}
-
-// ---- MG-7 import rate: run by hand (tests/bench/roster_import_bench.py) ----
-//
-// USERS users (default 10,000), each importing CONTACTS local contacts
-// (default 100; user i lists users i+1, i+1+USERS/CONTACTS, ...), in
-// batches of BATCH rows (default 1000), one transaction per batch as the
-// bulk job commits them, with the PS-1 limits MAX_CONTACTS / MAX_WATCHERS
-// (default 0 = no limit, as the migration procedure sets them). Prints
-// rows/s and the batch latencies. Skipped unless asked for (--no-skip).
-namespace {
-
-std::uint64_t benchEnv(const char* name, std::uint64_t def) {
-  const char* v = std::getenv(name);
-  return v && *v ? std::strtoull(v, nullptr, 10) : def;
-}
-
-// CPU seconds (user + system) of process `pid` so far (/proc/<pid>/stat);
-// 0 when unknown.
-double cpuSeconds(std::uint64_t pid) {
-  if (!pid) return 0;
-  std::FILE* f = std::fopen(("/proc/" + std::to_string(pid) + "/stat").c_str(), "r");
-  if (!f) return 0;
-  char buf[1024] = {};
-  std::size_t n = std::fread(buf, 1, sizeof buf - 1, f);
-  std::fclose(f);
-  std::string stat(buf, n);
-  auto close = stat.rfind(')');  // after the command name, which may hold spaces
-  if (close == std::string::npos) return 0;
-  unsigned long long utime = 0, stime = 0;
-  if (std::sscanf(stat.c_str() + close + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu", &utime, &stime) != 2)
-    return 0;
-  return static_cast<double>(utime + stime) / static_cast<double>(sysconf(_SC_CLK_TCK));
-}
-
-}  // namespace
-
-TEST_CASE("MariaDB bench: MG-7 import rate" * doctest::skip()) {
-  Db d;
-  if (const char* sqlDir = std::getenv("IMP_SQL_DIR")) core::Migrator(*d.db, sqlDir, "bench", nullptr).migrate();
-  const auto users = benchEnv("USERS", 10000), contacts = benchEnv("CONTACTS", 100), batchRows = benchEnv("BATCH", 1000);
-  PresenceSettings lim;
-  lim.maxContacts = static_cast<std::uint32_t>(benchEnv("MAX_CONTACTS", 0));
-  lim.maxWatchers = static_cast<std::uint32_t>(benchEnv("MAX_WATCHERS", 0));
-  REQUIRE(contacts < users);
-  auto id = [](std::uint64_t i) { return "bench" + std::to_string(i); };
-  auto jid = [&](std::uint64_t i) { return id(i) + "@bench.example.com"; };
-  // The users, a few hundred per statement (the directory's addUser is a transaction each).
-  d.db->exec("DELETE FROM dir_user WHERE userid LIKE 'bench%'");
-  for (std::uint64_t i = 0; i < users;) {
-    std::string sql = "INSERT INTO dir_user (userid, im_address, im_domain) VALUES ";
-    core::SqlParams p;
-    for (std::uint64_t k = 0; k < 500 && i < users; ++k, ++i) {
-      sql += k ? ", (?, ?, 'bench.example.com')" : "(?, ?, 'bench.example.com')";
-      p.insert(p.end(), {id(i), jid(i)});
-    }
-    d.db->exec(sql, p);
-  }
-  const std::uint64_t step = users / contacts;
-  RosterStore r(*d.db);
-  std::vector<BulkContact> batch;
-  std::vector<double> latencies;
-  std::uint64_t rows = 0, imported = 0;
-  auto flush = [&] {
-    auto t0 = std::chrono::steady_clock::now();
-    std::vector<BulkResult> res;
-    d.db->transaction([&](core::DbSession& s) { res = r.importContacts(s, batch, lim); });
-    latencies.push_back(std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count());
-    for (const auto& x : res) imported += x.outcome == BulkOutcome::Imported;
-    rows += batch.size();
-    batch.clear();
-  };
-  // The server's CPU (its pid from the runner) and this process's: on a
-  // shared machine the rate depends on what else runs; CPU per row does not.
-  const auto serverPid = benchEnv("MARIADBD_PID", 0);
-  const double server0 = cpuSeconds(serverPid), client0 = cpuSeconds(static_cast<std::uint64_t>(getpid()));
-  const auto start = std::chrono::steady_clock::now();
-  for (std::uint64_t i = 0; i < users; ++i)
-    for (std::uint64_t k = 0; k < contacts; ++k) {
-      const std::uint64_t j = (i + 1 + k * step) % users;
-      batch.push_back({id(i), jid(i), jid(j), id(j), "Contact " + std::to_string(j), {"General"}});
-      if (batch.size() == batchRows) flush();
-    }
-  if (!batch.empty()) flush();
-  const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-  const double serverCpu = cpuSeconds(serverPid) - server0;
-  const double clientCpu = cpuSeconds(static_cast<std::uint64_t>(getpid())) - client0;
-  std::sort(latencies.begin(), latencies.end());
-  auto pct = [&](double q) { return latencies[static_cast<std::size_t>(q * static_cast<double>(latencies.size() - 1))]; };
-  std::printf("MG-7 import: %llu users x %llu local contacts, batches of %llu, limits %u/%u: %llu rows in %.1f s = "
-              "%.0f rows/s; batch p50 %.1f ms, p99 %.1f ms, max %.1f ms; deadlock retries %llu\n",
-              static_cast<unsigned long long>(users), static_cast<unsigned long long>(contacts),
-              static_cast<unsigned long long>(batchRows), lim.maxContacts, lim.maxWatchers,
-              static_cast<unsigned long long>(rows), secs, static_cast<double>(rows) / secs, pct(0.5), pct(0.99),
-              latencies.back(), static_cast<unsigned long long>(d.db->conflictRetries()));
-  if (serverPid)
-    std::printf("CPU: MariaDB %.1f s (%.0f rows per CPU-second), this client %.1f s (%.0f rows per CPU-second)\n",
-                serverCpu, static_cast<double>(rows) / serverCpu, clientCpu, static_cast<double>(rows) / clientCpu);
-  CHECK(imported == rows);
-  // Every user: its contacts ("to") and the users listing it ("from").
-  CHECK(r.contacts(id(users / 2)) == 2 * contacts);
-  CHECK(r.version(id(users / 2)) == 2 * contacts);
 }
