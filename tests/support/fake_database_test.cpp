@@ -57,6 +57,9 @@ TEST_CASE("the project's migrations run on the fake, once") {
 
 TEST_CASE("translation of the constructs the project uses") {
   CHECK(translateMySql("INSERT IGNORE INTO t (a) VALUES (1)") == "INSERT OR IGNORE INTO t (a) VALUES (1)");
+  CHECK(translateMySql("UPDATE IGNORE t SET a = ? WHERE a = ?") == "UPDATE OR IGNORE t SET a = ? WHERE a = ?");
+  CHECK(translateMySql("SELECT b.c FROM a STRAIGHT_JOIN b ON b.k = a.k") == "SELECT b.c FROM a CROSS JOIN b ON b.k = a.k");
+  CHECK(translateMySql("DROP TEMPORARY TABLE IF EXISTS t") == "DROP TABLE IF EXISTS temp.t");
   CHECK(translateMySql("INSERT INTO t (a, b) VALUES (?, ?) ON DUPLICATE KEY UPDATE b = VALUES(b), c = 'x'") ==
         "INSERT INTO t (a, b) VALUES (?, ?) ON CONFLICT DO UPDATE SET b = excluded.b, c = 'x'");
   CHECK(translateMySql("SELECT a FROM t WHERE id = ? FOR UPDATE") == "SELECT a FROM t WHERE id = ?");
@@ -208,4 +211,36 @@ TEST_CASE("a run() nested on the same thread is refused") {
   FakeDatabase db;
   CHECK_THROWS_WITH_AS(db.run([&](DbSession&) { db.query("SELECT 1 AS one"); }), doctest::Contains("nested"), DbError);
   CHECK(db.query("SELECT 1 AS one").num(0, "one") == 1);
+}
+
+TEST_CASE("UPDATE IGNORE leaves the rows that would break a unique key, as MySQL does") {
+  FakeDatabase db;
+  db.migrate();
+  for (const char* cn : {"a.example.com", "b.example.com", "c.example.com"})
+    db.exec("INSERT INTO sip_tls_peer_subject (subject_cn) VALUES (?)", {std::string(cn)});
+  // b -> c collides with the existing c: that row stays; a -> d goes through.
+  CHECK(db.exec("UPDATE IGNORE sip_tls_peer_subject SET subject_cn = ? WHERE subject_cn = ?",
+                {std::string("c.example.com"), std::string("b.example.com")}) == 0);
+  CHECK(db.exec("UPDATE IGNORE sip_tls_peer_subject SET subject_cn = ? WHERE subject_cn = ?",
+                {std::string("d.example.com"), std::string("a.example.com")}) == 1);
+  auto r = db.query("SELECT subject_cn FROM sip_tls_peer_subject ORDER BY subject_cn");
+  REQUIRE(r.size() == 3);
+  CHECK(r.str(0, "subject_cn") == "b.example.com");
+  CHECK(r.str(1, "subject_cn") == "c.example.com");
+  CHECK(r.str(2, "subject_cn") == "d.example.com");
+}
+
+TEST_CASE("a temporary table is the session's; dropping it never drops a table of the schema") {
+  FakeDatabase db;
+  db.migrate();
+  db.transaction([](DbSession& s) {
+    s.exec("DROP TEMPORARY TABLE IF EXISTS sip_listener");  // no temporary one: nothing happens
+    s.exec("CREATE TEMPORARY TABLE t (a VARCHAR(8) NOT NULL, b VARCHAR(8) NOT NULL, PRIMARY KEY (a, b))");
+    s.exec("INSERT INTO t (a, b) VALUES (?, ?), (?, ?)", {std::string("x"), std::string("y"), std::string("tcp"), std::string("z")});
+    auto r = s.query("SELECT l.name FROM t STRAIGHT_JOIN sip_listener l ON l.name = t.a");
+    REQUIRE(r.size() == 1);
+    CHECK(r.str(0, "name") == "tcp");
+    s.exec("DROP TEMPORARY TABLE IF EXISTS t");
+  });
+  CHECK(db.query("SELECT COUNT(*) AS n FROM sip_listener").num(0, "n") == 4);
 }

@@ -57,6 +57,28 @@ bool XcpRuntime::available(const std::string& bareJid) const {
   }
   return sm && !sm->availableResources(bareJid).empty();
 }
+bool XcpRuntime::pushRoster(const std::string& ownerBare, const std::vector<RosterItem>& items, std::uint64_t version) {
+  std::shared_ptr<SessionManager> sm;
+  {
+    std::lock_guard l(mu_);
+    sm = sessionManager_;
+  }
+  return sm && sm->pushRosterChanges(ownerBare, items, version);
+}
+void XcpRuntime::probe(const std::string& ownerBare, const std::string& contactBare) {
+  std::shared_ptr<SessionManager> sm;
+  {
+    std::lock_guard l(mu_);
+    sm = sessionManager_;
+  }
+  if (sm) sm->probeContact(ownerBare, contactBare);
+}
+bool XcpRuntime::reloadBlockList(const std::string& ownerBare) {
+  auto r = router();
+  if (!r || r->resourcesOf(ownerBare).empty()) return false;
+  r->blocking().refresh(ownerBare, [](bool) {});
+  return true;
+}
 std::optional<std::size_t> XcpRuntime::kick(const std::string& userid) {
   auto c = c2s();
   if (!c) return std::nullopt;

@@ -230,6 +230,63 @@ void SessionManager::pushRoster(const std::string& bare, const RosterItem& item,
   }
 }
 
+void SessionManager::sendProbe(const Address& own, const Address& contact) {
+  send(StanzaKind::Presence, own, contact, presenceOfType("probe"));
+}
+
+bool SessionManager::pushRosterChanges(const std::string& bare, const std::vector<RosterItem>& items,
+                                       std::uint64_t version) {
+  {
+    std::lock_guard l(mu_);
+    auto u = online_.find(bare);
+    if (u == online_.end() ||
+        std::none_of(u->second.begin(), u->second.end(), [](const auto& r) { return r.second.rosterRequested; }))
+      return false;
+  }
+  if (items.empty()) return true;
+  std::vector<RosterItem> given = items;
+  for (auto& it : given)
+    if (it.version == 0) it.version = version;
+  std::stable_sort(given.begin(), given.end(),
+                   [](const RosterItem& a, const RosterItem& b) { return a.version < b.version; });
+  inStrand(
+      bare,
+      [this, bare, given = std::move(given), version]() mutable {
+        if (haveData()) {
+          if (auto userid = userOf(bare); userid && data_.roster->version(*userid) > version) {
+            // Changed after the caller's commit: the store's state, not the caller's.
+            auto from = given.front().version ? given.front().version - 1 : 0;
+            auto d = data_.roster->since(*userid, std::to_string(from));
+            if (!d.full) given = std::move(d.items);
+          }
+        }
+        for (std::size_t i = 0; i < given.size(); ++i) {
+          std::uint64_t ver = given[i].version;
+          if (i + 1 < given.size() && given[i + 1].version == ver) --ver;
+          pushRoster(bare, given[i], ver);
+        }
+      },
+      [this, bare] {
+        if (log_) log_->warn("roster pushes for {} not sent: the session manager is busy or stopping", bare);
+      });
+  return true;
+}
+
+void SessionManager::probeContact(const std::string& bare, const std::string& contactBare) {
+  inStrand(
+      bare,
+      [this, bare, contactBare] {
+        auto own = Address::split(bare);
+        auto to = Address::split(contactBare);
+        if (!own || !to) return;
+        to->resource.clear();  // subscriptions are between bare JIDs (RFC 6121 §3.1.1)
+        sendProbe(*own, *to);
+      },
+      [this, bare, contactBare] {
+        if (log_) log_->warn("probe from {} to {} not sent: the session manager is busy or stopping", bare, contactBare);
+      });
+}
+
 void SessionManager::ownPresence(const RoutedStanza& s) {
   const std::string bare = s.from.bare();
   const std::string& res = s.from.resource;
@@ -309,7 +366,7 @@ void SessionManager::ownPresence(const RoutedStanza& s) {
           if (!item.state.hasTo()) continue;
           auto to = Address::split(item.contact);
           if (!to) continue;
-          send(StanzaKind::Presence, *own, *to, presenceOfType("probe"));
+          sendProbe(*own, *to);
         }
         // §3.1.3: requests the user has not answered are delivered again.
         for (const auto& p : data_.roster->pendingIn(*userid)) {

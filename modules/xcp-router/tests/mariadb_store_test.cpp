@@ -1,7 +1,8 @@
 // The xcp-router stores on a real MariaDB (IMP_TEST_DB_URL, a migrated
 // schema): what the fake database cannot show — utf8mb4 text, the 640-
 // character JID keys under InnoDB's key limit, the real upsert and
-// DATE_FORMAT, and the PS-1 / IM-5 limits held by concurrent writers.
+// DATE_FORMAT, and the PS-1 / IM-5 limits held by concurrent writers; the
+// bulk roster paths (MG-7, MG-9) with InnoDB's upserts, locks and indexes.
 // Run by tests/integration/test_xcp_store.py, which owns the server.
 #include <doctest/doctest.h>
 #include <imp/core/database.h>
@@ -19,6 +20,8 @@
 #include <cstdlib>
 #include <regex>
 #include <thread>
+
+#include "roster_bulk_cases.h"
 
 using namespace imp;
 using namespace imp::xcp;
@@ -42,6 +45,10 @@ struct Db {
     u.imAddress = id + "@mdb.example.com";
     dir.addUser(u);
     return id;
+  }
+  // The bulk scenarios with users of their own ("<prefix>-<name>").
+  bulkcases::Env bulkEnv(const std::string& prefix) {
+    return {*db, [this, prefix](const std::string& name) { return user(prefix + "-" + name); }, "mdb.example.com"};
   }
 };
 
@@ -186,5 +193,143 @@ TEST_CASE("MariaDB: owners subscribing to each other at once all succeed (InnoDB
   CHECK(failures.load() == 0);
   CHECK(written.load() == users * 2 * half);
   for (const auto& id : ids) CHECK(r.contacts(id) == 2 * half);
+  MESSAGE("transactions run again after a deadlock: " << d.db->conflictRetries());
+}
+
+// ---- MG-7 / MG-9 bulk paths: the scenarios of roster_bulk_cases.h on InnoDB ----
+
+TEST_CASE("MariaDB: MG-7 import of new local and remote contacts, both sides, a pair twice") {
+  Db d;
+  auto e = d.bulkEnv("mb1");
+  bulkcases::importNewContacts(e);
+}
+
+TEST_CASE("MariaDB: MG-7 PS-1 contact, watcher and contact-side limits") {
+  Db d;
+  auto e = d.bulkEnv("mb2");
+  bulkcases::importLimits(e);
+}
+
+TEST_CASE("MariaDB: MG-7 tombstones revived, pending-only items made real, subscription merges") {
+  Db d;
+  auto e = d.bulkEnv("mb3");
+  bulkcases::importMerges(e);
+}
+
+TEST_CASE("MariaDB: MG-7 refused input names the row and writes nothing") {
+  Db d;
+  auto e = d.bulkEnv("mb4");
+  bulkcases::importRefusedInput(e);
+}
+
+TEST_CASE("MariaDB: MG-7 / MG-9 batches and a rename in one transaction see each other") {
+  Db d;
+  auto e = d.bulkEnv("mb10");
+  bulkcases::batchesInOneTransaction(e);
+}
+
+TEST_CASE("MariaDB: MG-7 long utf8mb4 values and many rows in statements under 1 MB") {
+  Db d;
+  auto e = d.bulkEnv("mb5");
+  bulkcases::importChunks(e);
+}
+
+TEST_CASE("MariaDB: MG-9 rename moves items, leaves owners of the new ID alone, rewrites privacy and blocks") {
+  Db d;
+  auto e = d.bulkEnv("mb6");
+  bulkcases::renameContact(e);
+}
+
+TEST_CASE("MariaDB: MG-9 a pending request from the new ID survives the rename onto it") {
+  Db d;
+  auto e = d.bulkEnv("mb7");
+  bulkcases::renameOntoPendingRequest(e);
+}
+
+TEST_CASE("MariaDB: MG-9 rename finds the contact through its index, not a table scan") {
+  Db d;
+  auto plan = d.db->query("EXPLAIN SELECT owner FROM xcp_roster_item WHERE contact IN ('a@x.org', 'b@x.org')");
+  REQUIRE(plan.size() == 1);
+  CHECK(plan.str(0, "possible_keys") == "xcp_roster_item_by_contact");
+  auto p = d.db->query("EXPLAIN UPDATE xcp_privacy_decision SET watcher = 'b@x.org' WHERE watcher = 'a@x.org'");
+  REQUIRE(p.size() == 1);
+  CHECK(p.str(0, "possible_keys") == "xcp_privacy_decision_by_watcher");
+  p = d.db->query("EXPLAIN UPDATE xcp_block SET blocked = 'b@x.org' WHERE blocked = 'a@x.org'");
+  REQUIRE(p.size() == 1);
+  CHECK(p.str(0, "possible_keys") == "xcp_block_by_blocked");
+}
+
+TEST_CASE("MariaDB: PS-1 contact limit holds with a bulk import and a client adding at once") {
+  // The import locks the owners' directory rows like the single-item paths
+  // (lockOwner), so neither passes the last free place behind the other's back.
+  Db d;
+  auto e = d.bulkEnv("mb8");
+  auto owner = e.user("owner");
+  RosterStore r(*d.db);
+  const auto lim = bulkcases::limits(20, 0);
+  std::atomic<int> imported{0}, refusedBulk{0}, stored{0}, refusedSingle{0}, failures{0};
+  std::thread bulk([&] {
+    for (int b = 0; b < 6; ++b) {
+      std::vector<BulkContact> batch;
+      for (int i = 0; i < 4; ++i) batch.push_back(e.remote(owner, "bulk" + std::to_string(b * 4 + i) + "@remote.example"));
+      try {
+        for (const auto& x : e.import(batch, lim)) (x.outcome == BulkOutcome::Imported ? imported : refusedBulk)++;
+      } catch (const std::exception& x) {
+        ++failures;
+        MESSAGE("import failed: " << std::string(x.what()));
+      }
+    }
+  });
+  std::thread single([&] {
+    for (int i = 0; i < 24; ++i) {
+      try {
+        auto w = r.setItem(owner, "client" + std::to_string(i) + "@remote.example", "", {}, lim.maxContacts);
+        (w.refused ? refusedSingle : stored)++;
+      } catch (const std::exception& x) {
+        ++failures;
+        MESSAGE("setItem failed: " << std::string(x.what()));
+      }
+    }
+  });
+  bulk.join();
+  single.join();
+  CHECK(failures.load() == 0);
+  CHECK(imported.load() + stored.load() == 20);
+  CHECK(refusedBulk.load() + refusedSingle.load() == 28);
+  CHECK(r.contacts(owner) == 20);
+  CHECK(r.version(owner) == 20);
+}
+
+TEST_CASE("MariaDB: MG-7 batches of overlapping users imported at once all arrive (deadlocks are run again)") {
+  Db d;
+  auto e = d.bulkEnv("mb9");
+  std::vector<std::string> users;
+  for (int i = 0; i < 40; ++i) users.push_back(e.user("u" + std::to_string(i)));
+  // Every user imports every other; four writers, batches of one owner each.
+  std::atomic<int> next{0}, failures{0};
+  std::vector<std::thread> pool;
+  for (int t = 0; t < 4; ++t)
+    pool.emplace_back([&] {
+      for (int i; (i = next++) < static_cast<int>(users.size());) {
+        std::vector<BulkContact> batch;
+        for (int j = 0; j < static_cast<int>(users.size()); ++j)
+          if (j != i) batch.push_back(e.local(users[i], users[j], "", {"All"}));
+        try {
+          e.import(batch, bulkcases::limits(0, 0));
+        } catch (const std::exception& x) {
+          ++failures;
+          MESSAGE("import failed: " << std::string(x.what()));
+        }
+      }
+    });
+  for (auto& t : pool) t.join();
+  CHECK(failures.load() == 0);
+  RosterStore r(*d.db);
+  for (const auto& u : users) {
+    auto roster = r.get(u);
+    CHECK(roster.items.size() == users.size() - 1);
+    CHECK(roster.version == 2 * (users.size() - 1));  // each side of each pair once
+    for (const auto& it : roster.items) CHECK(it.state.name() == "Both");
+  }
   MESSAGE("transactions run again after a deadlock: " << d.db->conflictRetries());
 }

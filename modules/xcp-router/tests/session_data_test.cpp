@@ -15,12 +15,14 @@
 #include <imp/xcp_router/privacy_store.h>
 #include <imp/xcp_router/roster_store.h>
 #include <imp/xcp_router/router.h>
+#include <imp/xcp_router/service.h>
 #include <imp/xcp_router/session.h>
 #include <imp/xmpp/ns.h>
 #include <imp/xmpp/stanza.h>
 #include <imp/xmpp/xml.h>
 
 #include <chrono>
+#include <sstream>
 
 #include "store_fixture.h"
 
@@ -674,4 +676,198 @@ TEST_CASE_FIXTURE(SmFixture, "a blocked JID the store refuses is answered with t
   REQUIRE(errors.size() == 1);
   CHECK(isError(*errors[0], "not-acceptable", "modify"));
   CHECK(blocks.list("ann").empty());
+}
+
+// ---- Changes written by the bulk jobs (MG-7, MG-9): pushes and probes ----
+
+namespace {
+
+std::vector<BulkResult> importIn(imp::core::Database& db, RosterStore& r, const std::vector<BulkContact>& batch) {
+  std::vector<BulkResult> out;
+  db.transaction([&](imp::core::DbSession& s) { out = r.importContacts(s, batch, PresenceSettings{}); });
+  return out;
+}
+
+RenameResult renameIn(imp::core::Database& db, RosterStore& r, const std::string& oldJid, const std::string& newJid) {
+  RenameResult out;
+  db.transaction([&](imp::core::DbSession& s) { out = r.renameContact(s, oldJid, newJid); });
+  return out;
+}
+
+// The roster pushes a resource got: jid, subscription, ver, groups.
+struct Push {
+  std::string jid, subscription, ver, groups;
+  friend bool operator==(const Push&, const Push&) = default;
+  friend std::ostream& operator<<(std::ostream& o, const Push& p) {
+    return o << p.jid << " " << p.subscription << " ver " << p.ver << " [" << p.groups << "]";
+  }
+};
+
+}  // namespace
+
+namespace doctest {
+template <>
+struct StringMaker<std::vector<Push>> {
+  static String convert(const std::vector<Push>& v) {
+    std::ostringstream o;
+    for (const auto& p : v) o << "{" << p << "} ";
+    return String(o.str().c_str());
+  }
+};
+}  // namespace doctest
+
+namespace {
+
+std::vector<Push> pushesOf(const Sink& s) {
+  std::vector<Push> out;
+  for (const auto* iq : s.of("iq", "set")) {
+    const Element* q = iq->child("query", ns::kRoster);
+    if (!q) continue;
+    const Element* item = q->child("item", ns::kRoster);
+    std::string groups;
+    for (const auto* g : item->children("group", ns::kRoster)) groups += (groups.empty() ? "" : ",") + g->text();
+    out.push_back({std::string(item->attrOr("jid", "")), std::string(item->attrOr("subscription", "")),
+                   std::string(q->attrOr("ver", "")), groups});
+  }
+  return out;
+}
+
+}  // namespace
+
+TEST_CASE_FIXTURE(SmFixture, "MG-7 / MG-9: what a bulk job wrote is pushed to the interested resources in version order (RFC 6121 §2.1.6, §2.6)") {
+  auto& pc = bind("ann@example.com/pc");
+  auto& phone = bind("ann@example.com/phone");  // never asked for the roster
+  send("ann@example.com/pc", rosterGet());
+  pc.got.clear();
+  const std::string lync = "lync.user@example.com";
+  auto res = importIn(db, roster, {{"ann", "ann@example.com", "bob@example.com", "bob", "Bob", {"Team"}},
+                                   {"ann", "ann@example.com", lync, "", "", {}}});
+  // Given in any order, pushed in version order, each with its own version.
+  CHECK(sm->pushRosterChanges("ann@example.com", {*res[1].ownerItem, *res[0].ownerItem}, res[1].ownerVersion));
+  drain();
+  CHECK(pushesOf(pc) == std::vector<Push>{{"bob@example.com", "to", "1", "Team"}, {lync, "to", "2", ""}});
+  CHECK(phone.of("iq").empty());
+  // bob has no session here: nothing to push ("not notified").
+  CHECK_FALSE(sm->pushRosterChanges("bob@example.com", {*res[0].contactItem}, res[0].contactVersion));
+  drain();
+
+  // MG-9: the removal and the addition share the version; the first push
+  // carries one less, so a client that loses the second asks again for both.
+  pc.got.clear();
+  auto rn = renameIn(db, roster, lync, "jsmith@example.com");
+  REQUIRE(rn.changed.size() == 1);
+  const auto& c = rn.changed[0];
+  CHECK(c.version == 3);
+  CHECK(sm->pushRosterChanges("ann@example.com", {c.removedOld, c.added}, c.version));
+  drain();
+  CHECK(pushesOf(pc) == std::vector<Push>{{lync, "remove", "2", ""}, {"jsmith@example.com", "to", "3", ""}});
+
+  // The user changes the item after the job's commit, before its pushes run:
+  // the pushes are what the store holds since the job's first change, not
+  // the job's older item.
+  send("ann@example.com/pc", rosterSet("jsmith@example.com", "Friends"));  // version 4, pushed by itself
+  pc.got.clear();
+  CHECK(sm->pushRosterChanges("ann@example.com", {c.removedOld, c.added}, c.version));
+  drain();
+  CHECK(pushesOf(pc) == std::vector<Push>{{lync, "remove", "3", ""}, {"jsmith@example.com", "to", "4", "Friends"}});
+}
+
+TEST_CASE_FIXTURE(SmFixture, "MG-7: the probe for an imported contact is the login's probe: a Microsoft contact's goes to federation-cm, a local contact answers (RFC 6121 §4.3)") {
+  auto fcm = std::make_shared<Collector>();
+  router.addPredicateComponent(fcm, microsoftUsers(), [] {
+    imp::directory::FederationRouting f;
+    f.enabled = true;  // basic mode: lync.*@example.com are Microsoft users (FED-6)
+    return f;
+  });
+  const std::string lync = "lync.user@example.com", other = "lync.other@example.com";
+  // The probe ann's login sends for a contact with "to", to compare with.
+  roster.setSubscription("ann", other, SubscriptionState{Subscription::To}, std::nullopt, PresenceSettings{});
+  auto& pc = bind("ann@example.com/pc");
+  send("ann@example.com/pc", presence());
+  REQUIRE(fcm->got.size() == 1);
+  const RoutedStanza login = fcm->got[0];
+  CHECK(login.type == "probe");
+  fcm->got.clear();
+
+  sm->probeContact("ann@example.com", lync);
+  drain();
+  REQUIRE(fcm->got.size() == 1);
+  const auto& p = fcm->got[0];
+  CHECK(p.type == "probe");
+  CHECK(p.from.full() == "ann@example.com");  // the bare JID: federation-cm subscribes only for these
+  CHECK(p.to.full() == lync);
+  Element same = *p.element;
+  same.setAttr("to", other);
+  CHECK(same.serialize(ns::kClient) == login.element->serialize(ns::kClient));
+
+  // A local contact with ann as a subscriber (the import's reverse side)
+  // answers from its available resource.
+  auto& bob = bind("bob@example.com/pc");
+  Element away = presence();
+  away.addChild("show", std::string(ns::kClient)).addText("away");
+  send("bob@example.com/pc", away);
+  importIn(db, roster, {{"ann", "ann@example.com", "bob@example.com", "bob", "", {}}});
+  pc.got.clear();
+  sm->probeContact("ann@example.com", "bob@example.com");
+  drain();
+  bool got = false;
+  for (const auto* q : pc.of("presence", ""))
+    if (q->attrOr("from", "") == "bob@example.com/pc" && q->childText("show", ns::kClient) == "away") got = true;
+  CHECK(got);
+  CHECK(bob.of("presence", "probe").empty());  // answered by the server, not shown to bob
+  CHECK(fcm->got.size() == 1);
+}
+
+TEST_CASE_FIXTURE(SmFixture, "XcpRuntime: pushRoster, probe and reloadBlockList reach the session manager; no-ops while the router is stopped") {
+  XcpRuntime rt;
+  auto& pc = bind("ann@example.com/pc");
+  send("ann@example.com/pc", rosterGet());
+  send("ann@example.com/pc", presence());
+  pc.got.clear();
+  auto res = importIn(db, roster, {{"ann", "ann@example.com", "bob@example.com", "bob", "", {}}});
+  CHECK_FALSE(rt.pushRoster("ann@example.com", {*res[0].ownerItem}, res[0].ownerVersion));
+  drain();
+  rt.probe("ann@example.com", "bob@example.com");
+  drain();
+  CHECK_FALSE(rt.reloadBlockList("ann@example.com"));
+  drain();
+  CHECK(pc.got.empty());
+
+  // Non-owning pointers: the fixture owns the router and the session manager.
+  rt.setRouter(std::shared_ptr<Router>(std::shared_ptr<Router>{}, &router),
+               std::shared_ptr<SessionManager>(std::shared_ptr<SessionManager>{}, sm.get()));
+  CHECK(rt.pushRoster("ann@example.com", {*res[0].ownerItem}, res[0].ownerVersion));
+  drain();
+  CHECK(pushesOf(pc) == std::vector<Push>{{"bob@example.com", "to", "1", ""}});
+  auto& bob = bind("bob@example.com/pc");
+  send("bob@example.com/pc", presence());
+  pc.got.clear();
+  rt.probe("ann@example.com", "bob@example.com");
+  drain();
+  bool got = false;
+  for (const auto* q : pc.of("presence", ""))
+    if (q->attrOr("from", "") == "bob@example.com/pc") got = true;
+  CHECK(got);
+
+  // MG-9 rewrote ann's block list: the copy in memory follows once reloaded.
+  blocks.block("ann", {"old.id@remote.example"});
+  router.blocking().set("ann@example.com", blocks.list("ann"));
+  auto rn = renameIn(db, roster, "old.id@remote.example", "new.id@remote.example");
+  CHECK(rn.blockOwners == std::vector<std::string>{"ann"});
+  CHECK_FALSE(router.blocking().blocks("ann@example.com", "new.id@remote.example"));
+  CHECK(rt.reloadBlockList("ann@example.com"));
+  drain();
+  CHECK(router.blocking().blocks("ann@example.com", "new.id@remote.example"));
+  CHECK_FALSE(router.blocking().blocks("ann@example.com", "old.id@remote.example"));
+  bob.got.clear();
+  CHECK_FALSE(rt.reloadBlockList("carol@example.com"));
+  drain();  // no session on this node
+
+  rt.setRouter(nullptr, nullptr);
+  pc.got.clear();
+  CHECK_FALSE(rt.pushRoster("ann@example.com", {*res[0].ownerItem}, res[0].ownerVersion));
+  drain();
+  rt.probe("ann@example.com", "bob@example.com");
+  drain();
+  CHECK(pc.got.empty());
 }

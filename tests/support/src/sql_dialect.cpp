@@ -11,6 +11,9 @@
 //   DEFAULT CURRENT_TIMESTAMP(3)          DEFAULT (strftime('%Y-%m-%d %H:%M:%f','now'))
 //   CURRENT_TIMESTAMP(3), NOW(3)          strftime('%Y-%m-%d %H:%M:%f','now')  (UTC, like the server's)
 //   INSERT IGNORE INTO                    INSERT OR IGNORE INTO
+//   UPDATE IGNORE t                       UPDATE OR IGNORE t  (rows that would break a unique key stay as they are)
+//   a STRAIGHT_JOIN b ON ...              a CROSS JOIN b ON ...  (an inner join read in the order written, in both)
+//   DROP TEMPORARY TABLE IF EXISTS t      DROP TABLE IF EXISTS temp.t  (never a table of the schema)
 //   ON DUPLICATE KEY UPDATE c = VALUES(c) ON CONFLICT DO UPDATE SET c = excluded.c
 //   ... FOR UPDATE (at the end)           dropped: the fake runs one session at a time
 //   TIMESTAMPDIFF(SECOND, a, b)           whole seconds from a to b, truncated like MySQL
@@ -240,6 +243,10 @@ std::string translateMySql(const std::string& sql) {
   t = std::regex_replace(t, re("\\b(CURRENT_TIMESTAMP|NOW)\\s*\\(\\s*3\\s*\\)"), kNow3);
   t = std::regex_replace(t, re("\\b(CURRENT_TIMESTAMP|NOW)\\s*\\(\\s*\\)"), kNow0);
   t = std::regex_replace(t, re("^(\\s*)INSERT\\s+IGNORE\\s+INTO\\b"), "$1INSERT OR IGNORE INTO");
+  t = std::regex_replace(t, re("^(\\s*)UPDATE\\s+IGNORE\\b"), "$1UPDATE OR IGNORE");
+  t = std::regex_replace(t, re("\\bSTRAIGHT_JOIN\\b"), "CROSS JOIN");
+  t = std::regex_replace(t, re("^(\\s*)DROP\\s+TEMPORARY\\s+TABLE\\s+IF\\s+EXISTS\\s+(\\w+)"),
+                         "$1DROP TABLE IF EXISTS temp.$2");
 
   static const std::regex kUpsert = re("\\bON\\s+DUPLICATE\\s+KEY\\s+UPDATE\\b");
   std::smatch up;

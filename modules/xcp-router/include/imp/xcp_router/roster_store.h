@@ -46,6 +46,7 @@ struct RosterItem {
   // counted against the contact limit; kept for the answer and for
   // redelivery of the request at login (RFC 6121 §3.1.3).
   bool pendingOnly = false;
+  friend bool operator==(const RosterItem&, const RosterItem&) = default;
 };
 
 struct Roster {
@@ -61,6 +62,57 @@ struct RosterDelta {
   bool full = true;
   std::uint64_t version = 0;
   std::vector<RosterItem> items;
+};
+
+// ---- Bulk provisioning (MG-7 contact list import, MG-9 contact ID rename) ----
+// For the Bulk Provisioning Service, which owns the job (CSV, checkpoints,
+// log) and calls these inside its own transaction; the pushes and probes
+// for online users go through XcpRuntime (service.h) after its commit.
+
+// One contact of an imported contact list (MG-7).
+struct BulkContact {
+  std::string owner;        // directory user id of the list's owner
+  std::string ownerJid;     // the owner's bare JID (IM address), normalised
+  std::string contact;      // the contact's bare JID, normalised by the caller
+  std::string contactUser;  // the contact's user id when it is a local user (its roster gets the reverse side), "" else
+  std::string name;         // nickname, "" = none
+  std::vector<std::string> groups;  // distinct (stored sorted)
+};
+
+enum class BulkOutcome {
+  Imported,          // written (or already so on the contact's side)
+  AlreadyPresent,    // the owner already had the contact with subscription to/both: nothing written
+  ContactLimit,      // the owner's contact list is full (PS-1 maxContacts)
+  WatcherLimit,      // the contact has maxWatchers watchers already (PS-1)
+  ContactSideLimit,  // the contact's list is full for the owner's item (PS-1 maxContacts)
+};
+
+struct BulkResult {
+  BulkOutcome outcome = BulkOutcome::Imported;
+  std::uint32_t limit = 0;                // the PS-1 limit that refused the row
+  std::optional<RosterItem> ownerItem;    // as stored (for the roster push), when Imported
+  std::uint64_t ownerVersion = 0;         // the owner's roster version after the row
+  std::optional<RosterItem> contactItem;  // the reverse item in contactUser's roster, when one was written
+  std::uint64_t contactVersion = 0;       // contactUser's roster version after the row (when written)
+};
+
+// One contact list changed by a rename (MG-9): the old item's removal and
+// the new item, both stamped with `version`.
+struct RenameChange {
+  std::string owner;       // directory user id
+  RosterItem removedOld;   // the old item as it was, removed = true (push subscription='remove')
+  RosterItem added;        // the new item, same name, groups and subscription state
+  std::uint64_t version = 0;
+};
+
+struct RenameResult {
+  std::vector<RenameChange> changed;       // contact lists updated (one per owner), by owner
+  std::vector<std::string> alreadyHadNew;  // owners whose list already holds the new ID: not changed
+  std::uint64_t privacyRows = 0;           // xcp_privacy_decision rows rewritten (AV-1 decisions)
+  std::uint64_t blockRows = 0;             // xcp_block rows rewritten (XEP-0191)
+  // Owners whose block list changed: the in-memory copy of an online owner
+  // is stale until reloaded (XcpRuntime::reloadBlockList).
+  std::vector<std::string> blockOwners;
 };
 
 struct RosterWrite {
@@ -108,6 +160,51 @@ class RosterStore {
   // Items of the contact list, and those with "from" or "both" (PS-1 watchers).
   std::uint64_t contacts(const std::string& owner);
   std::uint64_t watchers(const std::string& owner);
+
+  // MG-7: imports contacts into the owners' rosters, row by row in batch
+  // order; later rows see the effects of earlier ones (the contact of one
+  // row is often the owner of another). Runs inside the caller's
+  // transaction `tx` (its job checkpoint commits with it: exactly once);
+  // a few statements per batch, not per row.
+  //  - The owner's live item for the contact already has "to" (to/both):
+  //    AlreadyPresent, nothing written.
+  //  - A new item (none, a tombstone, or a pendingOnly item made real)
+  //    beyond limits.maxContacts: ContactLimit.
+  //  - contactUser set: the reverse item (contactUser's roster, contact
+  //    ownerJid) gains "from" with the checks RosterStore::setSubscription
+  //    makes for that state, in its order: a new item beyond the contact's
+  //    maxContacts is ContactSideLimit, then gaining "from" beyond
+  //    maxWatchers is WatcherLimit. A refused row writes nothing, neither
+  //    side.
+  //  - Else the owner's item gets the row's name and groups (a live item
+  //    without "to" keeps its own where the row has none) and gains "to"
+  //    (none->to, from->both), ask cleared, a pending request kept. The
+  //    reverse item gains "from" (none->from, to->both), created without
+  //    name or groups when missing; its pending request and pre-approval
+  //    end (approved, RFC 6121 §3.1.5, §3.4). It is written only when it
+  //    changes.
+  // Every write bumps that roster's version and stamps the item with it
+  // (RFC 6121 §2.6), so versioned gets and the pushes stay exact.
+  // Input is checked before any statement: StoreInputError "row N: ..."
+  // (0-based) for an empty or over-long JID, name or group, a group given
+  // twice, or a user missing from the directory (item-not-found); nothing
+  // is written then. core::DbError from the database (a deadlock, 1213,
+  // aborts `tx`: run the caller's transaction again).
+  std::vector<BulkResult> importContacts(core::DbSession& tx, const std::vector<BulkContact>& batch,
+                                         const PresenceSettings& limits);
+
+  // MG-9: every live item (not removed, not pendingOnly) for `oldJid`, in
+  // any owner's roster, becomes a tombstone and an item for `newJid` is
+  // created (or revived from a tombstone, or a pendingOnly one made real,
+  // keeping its pending request when the subscription has no "from") with
+  // the same name, groups and subscription state; both carry the owner's
+  // bumped version. Owners holding a live item for `newJid` already are
+  // left alone and listed. Remembered privacy decisions (watcher) and block
+  // list items (blocked) equal to `oldJid` become `newJid`, except where
+  // the owner has one for `newJid` already (that row stays). Pending
+  // requests from `oldJid` (pendingOnly items) stay. Inside the caller's
+  // transaction; StoreInputError for an empty, over-long or unchanged JID.
+  RenameResult renameContact(core::DbSession& tx, const std::string& oldJid, const std::string& newJid);
 
  private:
   core::Database& db_;

@@ -25,6 +25,7 @@
 // service is stopped.
 #include <memory>
 #include <mutex>
+#include <cstdint>
 #include <optional>
 #include <string>
 #include <vector>
@@ -37,6 +38,7 @@ namespace imp::xcp {
 
 class Router;
 class SessionManager;
+struct RosterItem;
 
 class XcpRuntime {
  public:
@@ -50,6 +52,28 @@ class XcpRuntime {
   // Whether a bare JID has an available resource on this node, as the
   // session manager sees it (false while the router is stopped).
   bool available(const std::string& bareJid) const;
+
+  // For the bulk jobs (MG-7 contact list import, MG-9 contact ID rename),
+  // after the transaction of RosterStore::importContacts / renameContact
+  // committed; for the users' sessions on this node. Thread-safe, never
+  // block on the database (the work runs in the user's strand of the
+  // session manager); no-ops (false) while the router is stopped.
+  //
+  // Roster pushes of `items` (RFC 6121 §2.1.6, removals as
+  // subscription='remove') to ownerBare's resources that asked for the
+  // roster (SessionManager::pushRosterChanges); `version` is the owner's
+  // roster version after the change. True when the user had such a
+  // resource ("users notified" of MG-9).
+  bool pushRoster(const std::string& ownerBare, const std::vector<RosterItem>& items, std::uint64_t version);
+  // The presence probe ownerBare's login sends to a contact with "to"
+  // (SessionManager::probeContact): a local contact answers with its
+  // presence; a Microsoft contact's federation-cm starts the SUBSCRIBE.
+  void probe(const std::string& ownerBare, const std::string& contactBare);
+  // Reloads ownerBare's block list into the router's BlockingRegistry (in
+  // the user's strand) when one of its resources is bound on this node,
+  // after renameContact() rewrote it (RenameResult::blockOwners). True
+  // when a reload was queued.
+  bool reloadBlockList(const std::string& ownerBare);
 
  private:
   mutable std::mutex mu_;

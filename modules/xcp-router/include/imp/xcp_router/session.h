@@ -147,6 +147,31 @@ class SessionManager : public std::enable_shared_from_this<SessionManager> {
   // The available resources of a bare JID with their priorities.
   std::map<std::string, int> availableResources(const std::string& bareJid) const;
 
+  // For roster changes written outside the session manager (the bulk jobs,
+  // MG-7 / MG-9, through XcpRuntime), after their transaction committed.
+  // Thread-safe; the work runs in `bare`'s strand, after what is queued
+  // there.
+  //
+  // Roster pushes (RFC 6121 §2.1.6), one iq set per item (a removal as
+  // subscription='remove'), to the user's resources that asked for the
+  // roster, in version order. Each carries its item's version (`version`
+  // for an item without one), or one less when the next push has the same
+  // version: a client that keeps the 'ver' of the one it got and loses the
+  // next gets both again from its next versioned get (§2.6.3). If the
+  // user's roster has moved past `version` when the job runs (the user
+  // changed it meanwhile), the pushes are the store's changes after the
+  // oldest given item instead, so an item older than the stored one never
+  // reaches the client. Returns whether the user had an interested
+  // resource when called (false: nothing is queued; the next roster get
+  // reads the store).
+  bool pushRosterChanges(const std::string& bare, const std::vector<RosterItem>& items, std::uint64_t version);
+  // The presence probe the user's initial presence sends to each contact
+  // with "to" (RFC 6121 §4.2.2), from the user's bare JID to `contactBare`,
+  // routed like that one: a local contact's session manager answers with
+  // its presence (§4.3.2), a Microsoft contact's reaches federation-cm,
+  // which subscribes on the user's behalf.
+  void probeContact(const std::string& bare, const std::string& contactBare);
+
  private:
   struct ResourceState {
     bool available = false;
@@ -199,6 +224,7 @@ class SessionManager : public std::enable_shared_from_this<SessionManager> {
   void send(StanzaKind kind, const Address& from, const Address& to, xmpp::Element el);
   void answerError(const RoutedStanza& s, std::string_view condition, std::string_view type, const std::string& text);
   void pushRoster(const std::string& bare, const RosterItem& item, std::uint64_t version);
+  void sendProbe(const Address& own, const Address& contact);
   void presenceOfUserTo(const std::string& userBare, const Address& to, bool unavailable);
 
   Router& router_;
