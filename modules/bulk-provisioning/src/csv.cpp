@@ -1,5 +1,7 @@
 #include "imp/bulk_provisioning/csv.h"
 
+#include <imp/core/utf8.h>
+
 #include <algorithm>
 #include <cstdint>
 
@@ -11,33 +13,6 @@ bool isBreak(char c) { return c == '\r' || c == '\n'; }
 bool isBlank(char c) { return c == ' ' || c == '\t'; }
 
 }  // namespace
-
-std::size_t firstInvalidUtf8(std::string_view s) {
-  std::size_t i = 0;
-  while (i < s.size()) {
-    const auto c = static_cast<unsigned char>(s[i]);
-    if (c < 0x80) {
-      ++i;
-      continue;
-    }
-    std::size_t n;
-    std::uint32_t cp;
-    if ((c & 0xE0) == 0xC0) n = 1, cp = c & 0x1F;
-    else if ((c & 0xF0) == 0xE0) n = 2, cp = c & 0x0F;
-    else if ((c & 0xF8) == 0xF0) n = 3, cp = c & 0x07;
-    else return i;
-    for (std::size_t k = 1; k <= n; ++k) {
-      if (i + k >= s.size()) return i;
-      const auto d = static_cast<unsigned char>(s[i + k]);
-      if ((d & 0xC0) != 0x80) return i;
-      cp = (cp << 6) | (d & 0x3F);
-    }
-    const std::uint32_t min = n == 1 ? 0x80 : n == 2 ? 0x800 : 0x10000;
-    if (cp < min || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF)) return i;
-    i += n + 1;
-  }
-  return std::string_view::npos;
-}
 
 CsvReader::CsvReader(std::string_view text) : text_(text) {
   if (text_.substr(0, 3) == "\xEF\xBB\xBF") pos_ = 3;  // the byte order mark
@@ -128,7 +103,7 @@ std::optional<CsvItem> CsvReader::next() {
     break;
   }
   for (std::size_t f = 0; f < rec.fields.size(); ++f)
-    if (auto bad = firstInvalidUtf8(rec.fields[f]); bad != std::string_view::npos)
+    if (auto bad = core::firstInvalidUtf8(rec.fields[f]); bad != std::string_view::npos)
       return CsvProblem{startLine, "field " + std::to_string(f + 1) + ": not UTF-8 (byte " + std::to_string(bad + 1) + ")"};
   return rec;
 }

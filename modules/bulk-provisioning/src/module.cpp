@@ -153,24 +153,26 @@ std::string renderLog(const JobInfo& j, const std::vector<JobEntry>& entries) {
   o << "Started:    " << (j.startedAt.empty() ? "-" : j.startedAt + " UTC on node " + j.nodeId) << "\n";
   o << "Ended:      " << (j.endedAt.empty() ? "-" : j.endedAt + " UTC") << "\n";
   o << "Rows:       " << j.rowsDone << " of " << j.rowsTotal << " processed\n\n";
-  if (j.kind == JobKind::Import) {
-    o << "Contacts imported:                                  " << j.counts.applied << "\n";
-    o << "Internal server errors:                             " << j.counts.internalErrors << "\n";
-    o << "Contacts ignored:                                   " << j.counts.ignored << "\n";
-    o << "Contacts not processed (the job ended early):       " << j.counts.notProcessed << "\n";
-    o << "Users notified (online, roster push):               " << j.counts.notified << "\n";
-    o << "Users not notified (offline):                       " << j.counts.notNotified << "\n";
-  } else {
-    o << "Contacts retrieved:                                 " << j.counts.retrieved << "\n";
-    o << "Records processed (contact lists updated):          " << j.counts.applied << "\n";
-    o << "Records failed (contact lists not updated):         " << j.counts.listsFailed << "\n";
-    o << "Internal server errors:                             " << j.counts.internalErrors << "\n";
-    o << "Rename records ignored:                             " << j.counts.ignored << "\n";
-    o << "Records not processed (the job ended early):        " << j.counts.notProcessed << "\n";
-    o << "Users notified (online, roster push):               " << j.counts.notified << "\n";
-    o << "Users not notified (offline):                       " << j.counts.notNotified << "\n";
-    o << "(records count contact lists, not lines of the file)\n";
-  }
+  using Count = std::pair<const char*, std::uint64_t>;
+  const auto& c = j.counts;
+  const std::vector<Count> counts =
+      j.kind == JobKind::Import
+          ? std::vector<Count>{{"Contacts imported", c.applied},
+                               {"Internal server errors", c.internalErrors},
+                               {"Contacts ignored", c.ignored},
+                               {"Contacts not processed (the job ended early)", c.notProcessed},
+                               {"Users notified (online, roster push)", c.notified},
+                               {"Users not notified (offline)", c.notNotified}}
+          : std::vector<Count>{{"Contacts retrieved", c.retrieved},
+                               {"Records processed (contact lists updated)", c.applied},
+                               {"Records failed (contact lists not updated)", c.listsFailed},
+                               {"Internal server errors", c.internalErrors},
+                               {"Rename records ignored", c.ignored},
+                               {"Records not processed (the job ended early)", c.notProcessed},
+                               {"Users notified (online, roster push)", c.notified},
+                               {"Users not notified (offline)", c.notNotified}};
+  for (const auto& [label, n] : counts) o << std::left << std::setw(52) << std::string(label) + ":" << n << "\n";
+  if (j.kind == JobKind::Rename) o << "(records count contact lists, not lines of the file)\n";
   std::vector<const JobEntry*> ignored, errors;
   for (const auto& e : entries) (e.kind == "error" ? errors : ignored).push_back(&e);
   if (!errors.empty()) {

@@ -1,5 +1,6 @@
 #include "imp/bulk_provisioning/rows.h"
 
+#include <imp/core/utf8.h>
 #include <imp/directory/directory.h>
 #include <imp/xmpp/jid.h>
 
@@ -53,7 +54,7 @@ std::string bareAddress(std::string_view address, const std::string& what, std::
   return bareAddress(address.substr(0, at), address.substr(at + 1), what, why);
 }
 
-bool tooLong(const std::string& s, std::size_t max) { return utf8Chars(s) > max; }
+bool tooLong(const std::string& s, std::size_t max) { return core::utf8Chars(s) > max; }
 
 }  // namespace
 
@@ -134,9 +135,5 @@ RenameRowOr parseRenameRow(const std::vector<std::string>& f) {
   return r;
 }
 
-std::size_t utf8Chars(std::string_view s) {
-  return static_cast<std::size_t>(
-      std::count_if(s.begin(), s.end(), [](char c) { return (static_cast<unsigned char>(c) & 0xC0) != 0x80; }));
-}
 
 }  // namespace imp::bat

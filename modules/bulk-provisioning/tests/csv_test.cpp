@@ -3,6 +3,7 @@
 // line and reason, and reading goes on.
 #include <doctest/doctest.h>
 #include <imp/bulk_provisioning/csv.h>
+#include <imp/core/utf8.h>
 
 #include <string>
 #include <vector>
@@ -78,13 +79,13 @@ TEST_CASE("bytes that are not UTF-8 make the row a problem with the field and by
 }
 
 TEST_CASE("firstInvalidUtf8: overlong forms, surrogates, above U+10FFFF, truncated") {
-  CHECK(firstInvalidUtf8("plain ascii") == std::string_view::npos);
-  CHECK(firstInvalidUtf8("\xE3\x81\x93\xE3\x82\x93") == std::string_view::npos);
-  CHECK(firstInvalidUtf8("\xC1\xBF") == 0);          // overlong
-  CHECK(firstInvalidUtf8("a\xED\xA0\x80") == 1);     // surrogate
-  CHECK(firstInvalidUtf8("\xF4\x90\x80\x80") == 0);  // above U+10FFFF
-  CHECK(firstInvalidUtf8("ab\xE3\x81") == 2);        // truncated at the end
-  CHECK(firstInvalidUtf8("\x80") == 0);              // a continuation byte alone
+  CHECK(imp::core::firstInvalidUtf8("plain ascii") == std::string_view::npos);
+  CHECK(imp::core::firstInvalidUtf8("\xE3\x81\x93\xE3\x82\x93") == std::string_view::npos);
+  CHECK(imp::core::firstInvalidUtf8("\xC1\xBF") == 0);          // overlong
+  CHECK(imp::core::firstInvalidUtf8("a\xED\xA0\x80") == 1);     // surrogate
+  CHECK(imp::core::firstInvalidUtf8("\xF4\x90\x80\x80") == 0);  // above U+10FFFF
+  CHECK(imp::core::firstInvalidUtf8("ab\xE3\x81") == 2);        // truncated at the end
+  CHECK(imp::core::firstInvalidUtf8("\x80") == 0);              // a continuation byte alone
 }
 
 TEST_CASE("a position taken between items resumes there (a job's checkpoint)") {

@@ -2,6 +2,7 @@
 // rather than guessed at: the caller answers 415 and the sender learns the
 // message was not delivered (IM-5), instead of a mangled message arriving.
 #include <imp/federation_cm/im_content.h>
+#include <imp/core/utf8.h>
 
 #include <imp/federation_cm/media_type.h>
 #include <imp/xmpp/sasl.h>  // base64Encode / base64Decode (RFC 4648, canonical)
@@ -252,32 +253,7 @@ bool tokenOrBase64(std::string_view v) {
 
 }  // namespace
 
-bool validUtf8(std::string_view s) {
-  std::size_t i = 0;
-  while (i < s.size()) {
-    const auto c = static_cast<unsigned char>(s[i]);
-    if (c < 0x80) {
-      ++i;
-      continue;
-    }
-    std::size_t len;
-    std::uint32_t cp;
-    if (c >= 0xC2 && c <= 0xDF) len = 2, cp = c & 0x1F;
-    else if (c >= 0xE0 && c <= 0xEF) len = 3, cp = c & 0x0F;
-    else if (c >= 0xF0 && c <= 0xF4) len = 4, cp = c & 0x07;
-    else return false;
-    if (s.size() - i < len) return false;
-    for (std::size_t k = 1; k < len; ++k) {
-      const auto cc = static_cast<unsigned char>(s[i + k]);
-      if ((cc & 0xC0) != 0x80) return false;
-      cp = (cp << 6) | (cc & 0x3F);
-    }
-    if ((len == 3 && cp < 0x800) || (len == 4 && cp < 0x10000) || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF))
-      return false;
-    i += len;
-  }
-  return true;
-}
+bool validUtf8(std::string_view s) { return core::validUtf8(s); }
 
 std::string htmlToText(std::string_view s) {
   std::string out;

@@ -1,15 +1,12 @@
 #include "imp/xcp_router/store_errors.h"
 
+#include <imp/core/utf8.h>
+
 #include "imp/xcp_router/limits.h"
 
 namespace imp::xcp {
 
-std::size_t utf8Length(const std::string& s) {
-  std::size_t n = 0;
-  for (unsigned char c : s)
-    if ((c & 0xC0) != 0x80) ++n;  // count every byte that starts a character
-  return n;
-}
+std::size_t utf8Length(const std::string& s) { return core::utf8Chars(s); }
 
 std::string LimitError::text() const {
   // PS-1: name the limit and its value so the user knows what to change.

@@ -68,8 +68,4 @@ class CsvReader {
   std::size_t line_ = 1;
 };
 
-// The first byte offset in `s` that is not well-formed UTF-8 (RFC 3629: no
-// overlong forms, surrogates or code points above U+10FFFF), or npos.
-std::size_t firstInvalidUtf8(std::string_view s);
-
 }  // namespace imp::bat

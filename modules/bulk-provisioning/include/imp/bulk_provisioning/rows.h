@@ -56,7 +56,4 @@ using RenameRowOr = std::variant<RenameRow, std::string>;
 ContactRowOr parseContactRow(const std::vector<std::string>& fields);
 RenameRowOr parseRenameRow(const std::vector<std::string>& fields);
 
-// The number of code points of well-formed UTF-8 text.
-std::size_t utf8Chars(std::string_view s);
-
 }  // namespace imp::bat
