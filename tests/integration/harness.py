@@ -61,7 +61,8 @@ def short_tmpdir(prefix):
 class PrivateMariaDB:
     """A MariaDB server on 127.0.0.1:<free port>, owned by one test."""
 
-    def __init__(self):
+    def __init__(self, buffer_pool_mb=32):
+        self.buffer_pool_mb = buffer_pool_mb
         self.dir = short_tmpdir("imp-mdb-")
         self.datadir = os.path.join(self.dir, "data")
         self.sock = os.path.join(self.dir, "m.sock")
@@ -78,7 +79,7 @@ class PrivateMariaDB:
         args = [MARIADBD, "--no-defaults", "--datadir=" + self.datadir, "--socket=" + self.sock,
                 "--port=%d" % self.port, "--bind-address=127.0.0.1", "--skip-name-resolve",
                 "--log-error=" + os.path.join(self.dir, "error.log"), "--pid-file=" + os.path.join(self.dir, "m.pid"),
-                "--innodb-buffer-pool-size=32M", "--skip-log-bin"]
+                "--innodb-buffer-pool-size=%dM" % self.buffer_pool_mb, "--skip-log-bin"]
         if os.geteuid() == 0:
             args.append("--user=root")
         self.proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)

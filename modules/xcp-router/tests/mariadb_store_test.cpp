@@ -3,9 +3,12 @@
 // character JID keys under InnoDB's key limit, the real upsert and
 // DATE_FORMAT, and the PS-1 / IM-5 limits held by concurrent writers; the
 // bulk roster paths (MG-7, MG-9) with InnoDB's upserts, locks and indexes.
-// Run by tests/integration/test_xcp_store.py, which owns the server.
+// Run by tests/integration/test_xcp_store.py, which owns the server. The
+// MG-7 import rate case is skipped unless asked for
+// (tests/bench/roster_import_bench.py).
 #include <doctest/doctest.h>
 #include <imp/core/database.h>
+#include <imp/core/migrations.h>
 #include <imp/core/mysql_database.h>
 #include <imp/directory/directory.h>
 #include <imp/xcp_router/credential_store.h>
@@ -16,10 +19,16 @@
 #include <spdlog/sinks/null_sink.h>
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
 #include <atomic>
+#include <chrono>
+#include <cstdio>
 #include <cstdlib>
+#include <map>
 #include <regex>
 #include <thread>
+
+#include <unistd.h>
 
 #include "roster_bulk_cases.h"
 
@@ -332,4 +341,205 @@ TEST_CASE("MariaDB: MG-7 batches of overlapping users imported at once all arriv
     for (const auto& it : roster.items) CHECK(it.state.name() == "Both");
   }
   MESSAGE("transactions run again after a deadlock: " << d.db->conflictRetries());
+}
+
+// ---- MG-7 import rate: run by hand (tests/bench/roster_import_bench.py) ----
+//
+// USERS users (default 10,000), each importing CONTACTS local contacts
+// (default 100; user i lists users i+1, i+1+USERS/CONTACTS, ...), in
+// batches of BATCH rows (default 1000), one transaction per batch as the
+// bulk job commits them, with the PS-1 limits MAX_CONTACTS / MAX_WATCHERS
+// (default 0 = no limit, as the migration procedure sets them). Prints
+// rows/s and the batch latencies. Skipped unless asked for (--no-skip).
+namespace {
+
+std::uint64_t benchEnv(const char* name, std::uint64_t def) {
+  const char* v = std::getenv(name);
+  return v && *v ? std::strtoull(v, nullptr, 10) : def;
+}
+
+// CPU seconds (user + system) of process `pid` so far (/proc/<pid>/stat);
+// 0 when unknown.
+double cpuSeconds(std::uint64_t pid) {
+  if (!pid) return 0;
+  std::FILE* f = std::fopen(("/proc/" + std::to_string(pid) + "/stat").c_str(), "r");
+  if (!f) return 0;
+  char buf[1024] = {};
+  std::size_t n = std::fread(buf, 1, sizeof buf - 1, f);
+  std::fclose(f);
+  std::string stat(buf, n);
+  auto close = stat.rfind(')');  // after the command name, which may hold spaces
+  if (close == std::string::npos) return 0;
+  unsigned long long utime = 0, stime = 0;
+  if (std::sscanf(stat.c_str() + close + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu", &utime, &stime) != 2)
+    return 0;
+  return static_cast<double>(utime + stime) / static_cast<double>(sysconf(_SC_CLK_TCK));
+}
+
+// The session of a batch, timing each statement by the start of its text
+// (the breakdown printed at the end).
+class TimedSession final : public core::DbSession {
+ public:
+  TimedSession(core::DbSession& s, std::map<std::string, std::pair<std::uint64_t, double>>& times)
+      : s_(s), times_(times) {}
+  core::Rows query(const std::string& sql, const core::SqlParams& p) override {
+    auto t0 = std::chrono::steady_clock::now();
+    auto r = s_.query(sql, p);
+    count(sql, t0);
+    return r;
+  }
+  std::uint64_t exec(const std::string& sql, const core::SqlParams& p) override {
+    auto t0 = std::chrono::steady_clock::now();
+    auto r = s_.exec(sql, p);
+    count(sql, t0);
+    return r;
+  }
+  void execRaw(const std::string& sql) override { s_.execRaw(sql); }
+  std::uint64_t lastInsertId() override { return s_.lastInsertId(); }
+
+ private:
+  void count(const std::string& sql, std::chrono::steady_clock::time_point t0) {
+    auto& t = times_[sql.substr(0, 60)];
+    ++t.first;
+    t.second += std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  }
+  core::DbSession& s_;
+  std::map<std::string, std::pair<std::uint64_t, double>>& times_;
+};
+
+}  // namespace
+
+TEST_CASE("MariaDB bench: MG-7 import rate" * doctest::skip()) {
+  Db d;
+  if (const char* sqlDir = std::getenv("IMP_SQL_DIR")) core::Migrator(*d.db, sqlDir, "bench", nullptr).migrate();
+  const auto users = benchEnv("USERS", 10000), contacts = benchEnv("CONTACTS", 100), batchRows = benchEnv("BATCH", 1000);
+  PresenceSettings lim;
+  lim.maxContacts = static_cast<std::uint32_t>(benchEnv("MAX_CONTACTS", 0));
+  lim.maxWatchers = static_cast<std::uint32_t>(benchEnv("MAX_WATCHERS", 0));
+  REQUIRE(contacts < users);
+  auto id = [](std::uint64_t i) { return "bench" + std::to_string(i); };
+  auto jid = [&](std::uint64_t i) { return id(i) + "@bench.example.com"; };
+  // The users, a few hundred per statement (the directory's addUser is a transaction each).
+  d.db->exec("DELETE FROM dir_user WHERE userid LIKE 'bench%'");
+  for (std::uint64_t i = 0; i < users;) {
+    std::string sql = "INSERT INTO dir_user (userid, im_address, im_domain) VALUES ";
+    core::SqlParams p;
+    for (std::uint64_t k = 0; k < 500 && i < users; ++k, ++i) {
+      sql += k ? ", (?, ?, 'bench.example.com')" : "(?, ?, 'bench.example.com')";
+      p.insert(p.end(), {id(i), jid(i)});
+    }
+    d.db->exec(sql, p);
+  }
+  const std::uint64_t step = users / contacts;
+  RosterStore r(*d.db);
+  std::vector<BulkContact> batch;
+  std::vector<double> latencies;
+  std::map<std::string, std::pair<std::uint64_t, double>> times;
+  std::uint64_t rows = 0, imported = 0;
+  auto flush = [&] {
+    auto t0 = std::chrono::steady_clock::now();
+    std::vector<BulkResult> res;
+    d.db->transaction([&](core::DbSession& s) {
+      TimedSession timed(s, times);
+      res = r.importContacts(timed, batch, lim);
+    });
+    latencies.push_back(std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count());
+    for (const auto& x : res) imported += x.outcome == BulkOutcome::Imported;
+    rows += batch.size();
+    batch.clear();
+  };
+  // The server's CPU (its pid from the runner) and this process's: on a
+  // shared machine the rate depends on what else runs; CPU per row does not.
+  const auto serverPid = benchEnv("MARIADBD_PID", 0);
+  const double server0 = cpuSeconds(serverPid), client0 = cpuSeconds(static_cast<std::uint64_t>(getpid()));
+  const auto start = std::chrono::steady_clock::now();
+  for (std::uint64_t i = 0; i < users; ++i)
+    for (std::uint64_t k = 0; k < contacts; ++k) {
+      const std::uint64_t j = (i + 1 + k * step) % users;
+      batch.push_back({id(i), jid(i), jid(j), id(j), "Contact " + std::to_string(j), {"General"}});
+      if (batch.size() == batchRows) flush();
+    }
+  if (!batch.empty()) flush();
+  const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  const double serverCpu = cpuSeconds(serverPid) - server0;
+  const double clientCpu = cpuSeconds(static_cast<std::uint64_t>(getpid())) - client0;
+  std::sort(latencies.begin(), latencies.end());
+  auto pct = [&](double q) { return latencies[static_cast<std::size_t>(q * static_cast<double>(latencies.size() - 1))]; };
+  std::printf("MG-7 import: %llu users x %llu local contacts, batches of %llu, limits %u/%u: %llu rows in %.1f s = "
+              "%.0f rows/s; batch p50 %.1f ms, p99 %.1f ms, max %.1f ms; deadlock retries %llu\n",
+              static_cast<unsigned long long>(users), static_cast<unsigned long long>(contacts),
+              static_cast<unsigned long long>(batchRows), lim.maxContacts, lim.maxWatchers,
+              static_cast<unsigned long long>(rows), secs, static_cast<double>(rows) / secs, pct(0.5), pct(0.99),
+              latencies.back(), static_cast<unsigned long long>(d.db->conflictRetries()));
+  for (const auto& [sql, t] : times)
+    std::printf("  %8.2f s %6llu x  %s...\n", t.second, static_cast<unsigned long long>(t.first), sql.c_str());
+  if (serverPid)
+    std::printf("CPU: MariaDB %.1f s (%.0f rows per CPU-second), this client %.1f s (%.0f rows per CPU-second)\n",
+                serverCpu, static_cast<double>(rows) / serverCpu, clientCpu, static_cast<double>(rows) / clientCpu);
+  CHECK(imported == rows);
+  // Every user: its contacts ("to") and the users listing it ("from").
+  CHECK(r.contacts(id(users / 2)) == 2 * contacts);
+  CHECK(r.version(id(users / 2)) == 2 * contacts);
+}
+
+// MG-9 rename rate (B-BAT-RENAME's store part): RENAME_OWNERS users
+// (default 1000) each holding RENAME_REFS (default 100) of RENAME_IDS
+// (default 1000) remote contact IDs, so every ID is referenced by
+// RENAME_OWNERS x RENAME_REFS / RENAME_IDS items (100); then every ID is
+// renamed, one transaction each as the job commits them. Skipped unless
+// asked for (--no-skip).
+TEST_CASE("MariaDB bench: MG-9 rename rate" * doctest::skip()) {
+  Db d;
+  if (const char* sqlDir = std::getenv("IMP_SQL_DIR")) core::Migrator(*d.db, sqlDir, "bench", nullptr).migrate();
+  const auto owners = benchEnv("RENAME_OWNERS", 1000), refs = benchEnv("RENAME_REFS", 100),
+             ids = benchEnv("RENAME_IDS", 1000);
+  REQUIRE(refs <= ids);
+  auto id = [](std::uint64_t i) { return "rbench" + std::to_string(i); };
+  auto lync = [](std::uint64_t k, const char* form) { return std::string(form) + std::to_string(k) + "@ms.example.org"; };
+  d.db->exec("DELETE FROM dir_user WHERE userid LIKE 'rbench%'");
+  for (std::uint64_t i = 0; i < owners;) {
+    std::string sql = "INSERT INTO dir_user (userid, im_address, im_domain) VALUES ";
+    core::SqlParams p;
+    for (std::uint64_t k = 0; k < 500 && i < owners; ++k, ++i) {
+      sql += k ? ", (?, ?, 'rbench.example.com')" : "(?, ?, 'rbench.example.com')";
+      p.insert(p.end(), {id(i), id(i) + "@rbench.example.com"});
+    }
+    d.db->exec(sql, p);
+  }
+  RosterStore r(*d.db);
+  std::vector<BulkContact> batch;
+  auto flush = [&] {
+    d.db->transaction([&](core::DbSession& s) { r.importContacts(s, batch, PresenceSettings{0, 0}); });
+    batch.clear();
+  };
+  for (std::uint64_t i = 0; i < owners; ++i)
+    for (std::uint64_t k = 0; k < refs; ++k) {
+      batch.push_back({id(i), id(i) + "@rbench.example.com", lync((i + k) % ids, "john.smith"), "", "John", {"Lync"}});
+      if (batch.size() == 1000) flush();
+    }
+  if (!batch.empty()) flush();
+  const auto serverPid = benchEnv("MARIADBD_PID", 0);
+  const double server0 = cpuSeconds(serverPid);
+  std::uint64_t changed = 0;
+  std::map<std::string, std::pair<std::uint64_t, double>> times;
+  const auto start = std::chrono::steady_clock::now();
+  for (std::uint64_t k = 0; k < ids; ++k) {
+    RenameResult res;
+    d.db->transaction([&](core::DbSession& s) {
+      TimedSession timed(s, times);
+      res = r.renameContact(timed, lync(k, "john.smith"), lync(k, "jsmith"));
+    });
+    changed += res.changed.size();
+  }
+  const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  for (const auto& [sql, t] : times)
+    std::printf("  %8.2f s %6llu x  %s...\n", t.second, static_cast<unsigned long long>(t.first), sql.c_str());
+  std::printf("MG-9 rename: %llu IDs each in %llu of %llu users' lists: %llu lists changed in %.1f s = %.0f IDs/s, "
+              "%.0f items/s; MariaDB CPU %.1f s\n",
+              static_cast<unsigned long long>(ids), static_cast<unsigned long long>(owners * refs / ids),
+              static_cast<unsigned long long>(owners), static_cast<unsigned long long>(changed), secs,
+              static_cast<double>(ids) / secs, static_cast<double>(changed) / secs, cpuSeconds(serverPid) - server0);
+  CHECK(changed == owners * refs);
+  CHECK(r.item(id(0), lync(0, "jsmith")));
+  CHECK_FALSE(r.item(id(0), lync(0, "john.smith")));
 }

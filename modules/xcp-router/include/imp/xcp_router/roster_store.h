@@ -185,11 +185,12 @@ class RosterStore {
   //    changes.
   // Every write bumps that roster's version and stamps the item with it
   // (RFC 6121 §2.6), so versioned gets and the pushes stay exact.
-  // Input is checked before any statement: StoreInputError "row N: ..."
-  // (0-based) for an empty or over-long JID, name or group, a group given
-  // twice, or a user missing from the directory (item-not-found); nothing
-  // is written then. core::DbError from the database (a deadlock, 1213,
-  // aborts `tx`: run the caller's transaction again).
+  // Refused input is StoreInputError "row N: ..." (0-based) and nothing
+  // is written: an empty or over-long JID, name or group, a group given
+  // twice (checked before any statement), or a user missing from the
+  // directory (item-not-found, found by the first statement, which has
+  // locked the batch's other users then). core::DbError from the database
+  // (a deadlock, 1213, aborts `tx`: run the caller's transaction again).
   std::vector<BulkResult> importContacts(core::DbSession& tx, const std::vector<BulkContact>& batch,
                                          const PresenceSettings& limits);
 
