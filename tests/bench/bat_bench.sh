@@ -46,6 +46,7 @@ pids=()
 our_pids() { echo "$$ ${IMPD_PID:-} ${MARIADB_PID:-}"; }
 # shellcheck source=bench_lib.sh
 source "$here/tests/bench/bench_lib.sh"
+secs_between() { awk -v a="$1" -v b="$2" 'BEGIN {printf "%.1f", (b - a) / 1e9}'; }
 
 d=$work/impd
 mkdir -p "$d"
@@ -76,7 +77,7 @@ taskset -c "$SERVER_CPU" "$IMPD" -c "$d/impd.conf" >"$d/stdout" 2>"$d/stderr" &
 IMPD_PID=$!
 pids+=("$IMPD_PID")
 deadline=$((SECONDS + 180))
-until grep -q '^impd: ready' "$d/stdout"; do
+until grep -q '^impd: ready' "$d/stdout" 2>/dev/null; do
   alive "$IMPD_PID" || { echo "impd exited: $(tail -3 "$d/stderr")" >&2; exit 1; }
   ((SECONDS < deadline)) || { echo "impd not ready after 180 s" >&2; exit 1; }
   sleep 0.1
