@@ -449,12 +449,9 @@ class Job {
       // manager probes every contact).
       if (c.contactUser.empty() || ownerOnline) ctx_.xmpp->probe(c.ownerJid, c.contact);
     }
-    for (const auto& u : missed)
-      if (!notified.count(u)) ++pendingNotNotified_;
-    pendingNotified_ += notified.size();
+    // Counted in the next checkpoint (or the job's end).
     job_.counts.notified += notified.size();
-    job_.counts.notNotified += pendingNotNotified_;
-    pendingNotified_ = pendingNotNotified_ = 0;
+    for (const auto& u : missed) job_.counts.notNotified += notified.count(u) ? 0 : 1;
   }
 
   bool renameBatch(CsvReader& reader, std::size_t n) {
@@ -551,7 +548,6 @@ class Job {
   xcp::PresenceSettings limits_;
   std::unordered_map<std::string, std::uint64_t> seen_;  // owner/contact pair -> its first line
   std::uint64_t nextSeq_ = 1;
-  std::uint64_t pendingNotified_ = 0, pendingNotNotified_ = 0;
   Clock::time_point started_;
   std::uint64_t doneAtStart_ = 0;
   bool ended_ = false;
