@@ -132,6 +132,16 @@ TEST_CASE("AUTO_INCREMENT ids and upserts") {
   });
   CHECK(first >= 1);
   CHECK(second == first + 1);
+  std::uint64_t multi = 0;
+  db.run([&](DbSession& s) {
+    // MySQL: the first id of a multi-row INSERT (the rows get consecutive ids)
+    s.exec("INSERT INTO sip_acl (pattern, kind) VALUES ('10.0.0.2', 'address'), ('10.0.0.3', 'address'), "
+           "('10.0.0.4', 'address')");
+    multi = s.lastInsertId();
+  });
+  CHECK(multi == second + 1);
+  CHECK(db.query("SELECT pattern FROM sip_acl WHERE id = ?", {static_cast<std::int64_t>(multi)}).str(0, "pattern") ==
+        "10.0.0.2");
   db.exec("INSERT INTO sip_listener (name, enabled, port) VALUES (?, ?, ?) ON DUPLICATE KEY UPDATE enabled = VALUES(enabled),"
           " port = VALUES(port), changed_at = CURRENT_TIMESTAMP(3)",
           {std::string("tcp"), false, std::int64_t{5070}});

@@ -40,8 +40,10 @@ constexpr std::size_t kMaxStatementBytes = std::size_t{1} << 20;
 // Calls fn(begin, end, rows) for consecutive chunks [begin, end) of [0, n),
 // `rows` (>= end - begin) being the size of the statement; bytes(i) is the
 // size of row i's parameters.
+// `padding` false: statements that must not see a row twice (a plain
+// INSERT) take only whole sizes, several of them for what is left.
 template <class Bytes, class Fn>
-void inChunks(std::size_t n, Bytes&& bytes, Fn&& fn) {
+void inChunks(std::size_t n, Bytes&& bytes, Fn&& fn, bool padding = true) {
   std::vector<std::size_t> prefix(n + 1, 0);
   for (std::size_t i = 0; i < n; ++i) prefix[i + 1] = prefix[i] + bytes(i) + 16;  // + the numbers and flags
   for (std::size_t i = 0; i < n;) {
@@ -49,7 +51,7 @@ void inChunks(std::size_t n, Bytes&& bytes, Fn&& fn) {
     const std::size_t last = prefix[n] - prefix[n - 1];
     std::size_t end = i + 1, rows = 1;
     bool padded = false;
-    for (auto it = std::rbegin(kChunkRows); it != std::rend(kChunkRows); ++it)  // smallest size holding the rest
+    for (auto it = std::rbegin(kChunkRows); padding && it != std::rend(kChunkRows); ++it)  // smallest size holding the rest
       if (*it >= left) {
         if (prefix[n] - prefix[i] + (*it - left) * last <= kMaxStatementBytes) {
           end = n;
@@ -158,9 +160,10 @@ std::map<std::int64_t, std::vector<std::string>> loadGroups(DbSession& s, const 
   return out;
 }
 
-// The batch's (owner, contact) pairs, in a temporary table of the
-// connection joined to the items' (owner, contact) key: one index lookup
-// per pair, the pairs read first (STRAIGHT_JOIN: the optimizer has no
+// The (owner, contact) pairs of the batch's users with long rosters
+// (loadBatchItems), in a temporary table of the connection joined to the
+// items' (owner, contact) key: one index lookup per pair, the pairs read
+// first (STRAIGHT_JOIN: the optimizer has no
 // statistics for a temporary table filled in the same transaction, and
 // chose to scan the items instead). MariaDB 10.11 has no cheaper form for
 // a set of pairs: its range optimizer takes quadratic time over a list of
@@ -192,25 +195,28 @@ constexpr const char* kPairItemColumns =
     "i.owner, i.id, i.contact, i.name, i.subscription, i.ask, i.pending_in, i.pending_in_status, i.approved, "
     "i.pending_only, i.removed, i.version";
 
+// Row `i` of a query that selected kPairItemColumns, as the batch's entry.
+void takeRow(const core::Rows& r, std::size_t i, std::map<Pair, Entry>& out, std::vector<std::int64_t>& ids) {
+  auto& en = out[{r.str(i, "owner"), r.str(i, "contact")}];
+  en.id = r.num(i, "id");
+  en.present = true;
+  en.item = detail::itemFromRow(r, i);
+  ids.push_back(en.id);
+}
+
+void attachGroups(DbSession& s, std::map<Pair, Entry>& entries, const std::vector<std::int64_t>& ids) {
+  auto groups = loadGroups(s, ids);
+  for (auto& [key, en] : entries)
+    if (auto g = groups.find(en.id); g != groups.end()) en.item.groups = en.storedGroups = g->second;
+}
+
 // The rows of the stored pairs that exist (tombstones and pendingOnly ones
-// too), locked, with their groups.
-std::map<Pair, Entry> loadItems(DbSession& s) {
-  std::map<Pair, Entry> out;
-  std::vector<std::int64_t> ids;
+// too), locked, into `out` (groups not read).
+void loadPairItems(DbSession& s, std::map<Pair, Entry>& out, std::vector<std::int64_t>& ids) {
   auto r = s.query(std::string("SELECT ") + kPairItemColumns +
                    " FROM xcp_bulk_pair p STRAIGHT_JOIN xcp_roster_item i "
                    "ON i.owner = p.owner AND i.contact = p.contact FOR UPDATE");
-  for (std::size_t i = 0; i < r.size(); ++i) {
-    auto& en = out[{r.str(i, "owner"), r.str(i, "contact")}];
-    en.id = r.num(i, "id");
-    en.present = true;
-    en.item = detail::itemFromRow(r, i);
-    ids.push_back(en.id);
-  }
-  auto groups = loadGroups(s, ids);
-  for (auto& [key, en] : out)
-    if (auto g = groups.find(en.id); g != groups.end()) en.item.groups = en.storedGroups = g->second;
-  return out;
+  for (std::size_t i = 0; i < r.size(); ++i) takeRow(r, i, out, ids);
 }
 
 // PS-1 counts of `users` (RosterStore::contacts() and watchers()), latest
@@ -235,82 +241,163 @@ void loadCounts(DbSession& s, const std::set<std::string>& users, std::map<std::
   });
 }
 
+// A user whose roster version is at most this plus 4 per pair of the
+// batch has the whole roster read (one index range, the PS-1 counts on the
+// way): the version counts the roster's changes, each new row among them,
+// so the roster is no longer than that. Other users (a long roster or a
+// long history) have only the batch's pairs looked up, in the pair table.
+constexpr std::uint64_t kWholeRosterSlack = 256;
+
+// The existing rows (tombstones and pendingOnly ones too) of the batch's
+// pairs, locked, with their groups; with `counts`, the PS-1 counts of every
+// user of the pairs into `owners`.
+std::map<Pair, Entry> loadBatchItems(DbSession& s, const std::set<Pair>& pairs, std::map<std::string, Owner>& owners,
+                                     bool counts) {
+  std::map<std::string, std::uint64_t> wanted;  // pairs per user
+  for (const auto& p : pairs) ++wanted[p.first];
+  std::vector<const std::string*> whole;
+  std::set<std::string> others;
+  for (const auto& [u, n] : wanted)
+    if (owners.at(u).storedVersion <= kWholeRosterSlack + 4 * n) whole.push_back(&u);
+    else others.insert(u);
+
+  std::map<Pair, Entry> out;
+  std::vector<std::int64_t> ids;
+  inChunks(whole.size(), [&](std::size_t i) { return whole[i]->size(); }, [&](std::size_t b, std::size_t e, std::size_t k) {
+    SqlParams p;
+    for (auto i = b; i < e; ++i) p.push_back(*whole[i]);
+    pad(p, 1, k);
+    auto r = s.query(std::string("SELECT ") + kPairItemColumns + " FROM xcp_roster_item i WHERE i.owner IN (" +
+                         repeated(k, "?", ", ") + ") FOR UPDATE",
+                     p);
+    for (std::size_t i = 0; i < r.size(); ++i) {
+      if (counts && r.num(i, "removed") == 0) {  // as loadCounts()
+        auto& o = owners.at(r.str(i, "owner"));
+        if (r.num(i, "pending_only") == 0) ++o.contacts;
+        const auto sub = r.str(i, "subscription");
+        if (sub == "from" || sub == "both") ++o.watchers;
+      }
+      if (pairs.count({r.str(i, "owner"), r.str(i, "contact")})) takeRow(r, i, out, ids);
+    }
+  });
+  if (!others.empty()) {
+    std::set<Pair> rest;
+    for (const auto& p : pairs)
+      if (others.count(p.first)) rest.insert(p);
+    storePairs(s, rest);
+    loadPairItems(s, out, ids);
+    if (counts) loadCounts(s, others, owners);
+  }
+  attachGroups(s, out, ids);
+  return out;
+}
+
 std::size_t itemBytes(const std::string& owner, const RosterItem& it) {
   return owner.size() + it.contact.size() + it.name.size() + it.pendingInStatus.size() + 64;
 }
 
-// Writes the dirty entries back: the items (one upsert per chunk), their
-// groups where they changed, and the versions of `owners` that moved.
-// `pairTable`: the entries' pairs are in xcp_bulk_pair (an import); else
-// the new rows are all for one contact (a rename).
-void writeBack(DbSession& s, std::map<Pair, Entry>& entries, const std::map<std::string, Owner>& owners,
-               bool pairTable) {
-  std::vector<std::pair<const Pair, Entry>*> dirty;
+constexpr const char* kItemWriteColumns =
+    "owner, contact, name, subscription, ask, pending_in, pending_in_status, approved, pending_only, removed, version";
+constexpr const char* kItemWriteRow = "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)";
+
+void itemParams(SqlParams& p, const std::pair<const Pair, Entry>& kv) {
+  const auto& it = kv.second.item;
+  p.insert(p.end(), {kv.first.first, it.contact, it.name, std::string(toString(it.state.subscription)),
+                     it.state.pendingOut, it.state.pendingIn, it.pendingInStatus, it.state.preApproved, it.pendingOnly,
+                     it.removed, static_cast<std::int64_t>(it.version)});
+}
+
+// Writes the dirty entries back: the rows that exist by one upsert per
+// chunk, the new ones by plain multi-row INSERTs (the cheapest write InnoDB
+// has short of LOAD DATA), their groups where they changed, and the
+// versions of `owners` that moved.
+void writeBack(DbSession& s, std::map<Pair, Entry>& entries, const std::map<std::string, Owner>& owners) {
+  using KV = std::pair<const Pair, Entry>;
+  std::vector<KV*> stored, fresh;
   for (auto& kv : entries)
-    if (kv.second.dirty) dirty.push_back(&kv);
-  inChunks(dirty.size(), [&](std::size_t i) { return itemBytes(dirty[i]->first.first, dirty[i]->second.item); },
+    if (kv.second.dirty) (kv.second.id != 0 ? stored : fresh).push_back(&kv);
+  inChunks(stored.size(), [&](std::size_t i) { return itemBytes(stored[i]->first.first, stored[i]->second.item); },
            [&](std::size_t b, std::size_t e, std::size_t k) {
              SqlParams p;
              p.reserve(k * 11);
-             for (auto i = b; i < e; ++i) {
-               const auto& it = dirty[i]->second.item;
-               p.insert(p.end(), {dirty[i]->first.first, it.contact, it.name,
-                                  std::string(toString(it.state.subscription)), it.state.pendingOut,
-                                  it.state.pendingIn, it.pendingInStatus, it.state.preApproved, it.pendingOnly,
-                                  it.removed, static_cast<std::int64_t>(it.version)});
-             }
+             for (auto i = b; i < e; ++i) itemParams(p, *stored[i]);
              pad(p, 11, k);
-             s.exec("INSERT INTO xcp_roster_item (owner, contact, name, subscription, ask, pending_in, "
-                    "pending_in_status, approved, pending_only, removed, version) VALUES " +
-                        repeated(k, "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", ", ") +
+             s.exec(std::string("INSERT INTO xcp_roster_item (") + kItemWriteColumns + ") VALUES " +
+                        repeated(k, kItemWriteRow, ", ") +
                         " ON DUPLICATE KEY UPDATE name = VALUES(name), subscription = VALUES(subscription), "
                         "ask = VALUES(ask), pending_in = VALUES(pending_in), pending_in_status = "
                         "VALUES(pending_in_status), approved = VALUES(approved), pending_only = VALUES(pending_only), "
                         "removed = VALUES(removed), version = VALUES(version)",
                     p);
            });
+  // New rows (no row had the pair: the batch read them locked, under the
+  // users' locks every roster writer takes). A multi-row INSERT's ids
+  // follow its rows' order, LAST_INSERT_ID() being the first; they are
+  // consecutive unless the server interleaves (innodb_autoinc_lock_mode 2)
+  // or steps (auto_increment_increment > 1). One read of the id each
+  // statement's last row should have tells, for all of them; a statement
+  // whose id is not its last row's has its rows read back from its range.
+  // Only rows with groups need their id.
+  struct Written {
+    std::size_t b, e;
+    std::int64_t first;
+  };
+  std::vector<Written> written;
+  inChunks(fresh.size(), [&](std::size_t i) { return itemBytes(fresh[i]->first.first, fresh[i]->second.item); },
+           [&](std::size_t b, std::size_t e, std::size_t k) {
+             SqlParams p;
+             p.reserve(k * 11);
+             for (auto i = b; i < e; ++i) itemParams(p, *fresh[i]);
+             s.exec(std::string("INSERT INTO xcp_roster_item (") + kItemWriteColumns + ") VALUES " +
+                        repeated(k, kItemWriteRow, ", "),
+                    p);
+             bool needIds = false;
+             for (auto i = b; i < e && !needIds; ++i) needIds = !fresh[i]->second.item.groups.empty();
+             if (needIds) written.push_back({b, e, static_cast<std::int64_t>(s.lastInsertId())});
+           },
+           false);
+  std::map<std::int64_t, Pair> atLastId;  // the id a statement's last row should have -> that row
+  inChunks(written.size(), [](std::size_t) { return std::size_t{8}; }, [&](std::size_t b, std::size_t e, std::size_t k) {
+    SqlParams p;
+    for (auto i = b; i < e; ++i) p.push_back(written[i].first + static_cast<std::int64_t>(written[i].e - written[i].b) - 1);
+    pad(p, 1, k);
+    auto r = s.query("SELECT id, owner, contact FROM xcp_roster_item WHERE id IN (" + repeated(k, "?", ", ") + ")", p);
+    for (std::size_t i = 0; i < r.size(); ++i) atLastId[r.num(i, "id")] = {r.str(i, "owner"), r.str(i, "contact")};
+  });
+  for (const auto& w : written) {
+    const auto lastId = w.first + static_cast<std::int64_t>(w.e - w.b) - 1;
+    if (auto at = atLastId.find(lastId); at != atLastId.end() && at->second == fresh[w.e - 1]->first) {
+      for (auto i = w.b; i < w.e; ++i) fresh[i]->second.id = w.first + static_cast<std::int64_t>(i - w.b);
+      continue;
+    }
+    const auto& last = fresh[w.e - 1]->first;
+    auto r = s.query("SELECT id FROM xcp_roster_item WHERE owner = ? AND contact = ?", {last.first, last.second});
+    if (r.empty()) throw core::DbError("xcp_roster_item: the row just inserted for " + last.first + " / " + last.second +
+                                           " is not there",
+                                       0, false);
+    auto back = s.query("SELECT id, owner, contact FROM xcp_roster_item WHERE id BETWEEN ? AND ?",
+                        {w.first, r.num(0, "id")});
+    for (std::size_t i = 0; i < back.size(); ++i)
+      if (auto en = entries.find({back.str(i, "owner"), back.str(i, "contact")});
+          en != entries.end() && en->second.dirty && en->second.id == 0)
+        en->second.id = back.num(i, "id");
+  }
 
   // Groups (RFC 6121 §2.1.2.3): replaced where they changed.
   std::vector<std::int64_t> clear;
-  std::vector<std::pair<const Pair, Entry>*> regroup, needId;
-  for (auto* kv : dirty) {
-    auto& en = kv->second;
-    if (en.item.groups == en.storedGroups) continue;
-    if (!en.storedGroups.empty()) clear.push_back(en.id);
-    if (en.item.groups.empty()) continue;
-    regroup.push_back(kv);
-    if (en.id == 0) needId.push_back(kv);
-  }
+  std::vector<KV*> regroup;
+  for (auto* list : {&stored, &fresh})
+    for (auto* kv : *list) {
+      auto& en = kv->second;
+      if (en.item.groups == en.storedGroups) continue;
+      if (!en.storedGroups.empty()) clear.push_back(en.id);
+      if (!en.item.groups.empty()) regroup.push_back(kv);
+    }
   inChunks(clear.size(), [](std::size_t) { return std::size_t{8}; }, [&](std::size_t b, std::size_t e, std::size_t k) {
     SqlParams p(clear.begin() + static_cast<std::ptrdiff_t>(b), clear.begin() + static_cast<std::ptrdiff_t>(e));
     pad(p, 1, k);
     s.exec("DELETE FROM xcp_roster_group WHERE item_id IN (" + repeated(k, "?", ", ") + ")", p);
   });
-  // The ids of the rows the upsert inserted (a multi-row upsert's
-  // LAST_INSERT_ID() does not say which row got which).
-  if (!needId.empty()) {
-    if (pairTable) {
-      auto r = s.query("SELECT i.id, i.owner, i.contact FROM xcp_bulk_pair p STRAIGHT_JOIN xcp_roster_item i "
-                       "ON i.owner = p.owner AND i.contact = p.contact");
-      for (std::size_t i = 0; i < r.size(); ++i)
-        if (auto en = entries.find({r.str(i, "owner"), r.str(i, "contact")}); en != entries.end())
-          en->second.id = r.num(i, "id");
-    } else {
-      // A rename: every new row is the new contact's.
-      const std::string& contact = needId.front()->first.second;
-      inChunks(needId.size(), [&](std::size_t i) { return needId[i]->first.first.size(); },
-               [&](std::size_t b, std::size_t e, std::size_t k) {
-                 SqlParams p{contact};
-                 for (auto i = b; i < e; ++i) p.push_back(needId[i]->first.first);
-                 pad(p, 1, k + 1);
-                 auto r = s.query("SELECT id, owner, contact FROM xcp_roster_item WHERE contact = ? AND owner IN (" +
-                                      repeated(k, "?", ", ") + ")",
-                                  p);
-                 for (std::size_t i = 0; i < r.size(); ++i)
-                   entries.at({r.str(i, "owner"), r.str(i, "contact")}).id = r.num(i, "id");
-               });
-    }
-  }
   std::vector<std::pair<std::int64_t, const std::string*>> rows;
   for (auto* kv : regroup)
     for (const auto& g : kv->second.item.groups) rows.emplace_back(kv->second.id, &g);
@@ -324,10 +411,11 @@ void writeBack(DbSession& s, std::map<Pair, Entry>& entries, const std::map<std:
                         " ON DUPLICATE KEY UPDATE group_name = VALUES(group_name)",
                     p);
            });
-  for (auto* kv : dirty) {
-    kv->second.storedGroups = kv->second.item.groups;
-    kv->second.dirty = false;
-  }
+  for (auto* list : {&stored, &fresh})
+    for (auto* kv : *list) {
+      kv->second.storedGroups = kv->second.item.groups;
+      kv->second.dirty = false;
+    }
 
   // Roster versions (RFC 6121 §2.6), created where missing.
   std::vector<std::pair<const std::string*, std::uint64_t>> moved;
@@ -378,9 +466,7 @@ std::vector<BulkResult> RosterStore::importContacts(DbSession& s, const std::vec
     for (const auto* u : {&batch[i].owner, &batch[i].contactUser})
       if (!u->empty() && !owners.count(*u))
         throw StoreInputError("item-not-found", "row " + std::to_string(i) + ": no user '" + *u + "' in the directory");
-  storePairs(s, pairs);
-  auto entries = loadItems(s);
-  if (limits.maxContacts != 0 || limits.maxWatchers != 0) loadCounts(s, users, owners);
+  auto entries = loadBatchItems(s, pairs, owners, limits.maxContacts != 0 || limits.maxWatchers != 0);
 
   std::vector<BulkResult> out;
   out.reserve(batch.size());
@@ -484,7 +570,7 @@ std::vector<BulkResult> RosterStore::importContacts(DbSession& s, const std::vec
     }
     out.push_back(std::move(res));
   }
-  writeBack(s, entries, owners, true);
+  writeBack(s, entries, owners);
   return out;
 }
 
@@ -564,7 +650,7 @@ RenameResult RosterStore::renameContact(DbSession& s, const std::string& oldJid,
       neu.present = neu.dirty = true;
       out.changed.push_back({owner, std::move(removedOld), std::move(added), version});
     }
-    writeBack(s, entries, owners, false);
+    writeBack(s, entries, owners);
   }
 
   // AV-1 decisions and XEP-0191 items about the old ID now name the new one.

@@ -243,6 +243,40 @@ TEST_CASE("MariaDB: MG-7 long utf8mb4 values and many rows in statements under 1
   bulkcases::importChunks(e);
 }
 
+TEST_CASE("MariaDB: MG-7 new items keep their groups when the server's ids are not consecutive") {
+  // auto_increment_increment 2 (as a multi-primary cluster sets it): a
+  // multi-row INSERT's ids step by 2, so LAST_INSERT_ID() + k is no row's id
+  // and the store must read the ids back.
+  Db d;
+  auto e = d.bulkEnv("mb11");
+  auto ann = e.user("ann"), bob = e.user("bob");
+  std::vector<BulkContact> batch;
+  for (int i = 0; i < 40; ++i)
+    batch.push_back(e.remote(ann, "c" + std::to_string(i) + "@remote.example", "C", {"G" + std::to_string(i)}));
+  batch.push_back(e.local(bob, ann, "Ann", {"Work", "Home"}));
+  std::vector<BulkResult> res;
+  RosterStore r(*d.db);
+  d.db->transaction([&](core::DbSession& s) {
+    s.exec("SET SESSION auto_increment_increment = 2");
+    res = r.importContacts(s, batch, PresenceSettings{0, 0});
+    s.exec("SET SESSION auto_increment_increment = 1");
+  });
+  REQUIRE(res.size() == batch.size());
+  for (const auto& x : res) CHECK(x.outcome == BulkOutcome::Imported);
+  auto ids = d.db->query("SELECT id FROM xcp_roster_item WHERE owner = ? AND contact LIKE 'c%' ORDER BY id", {ann});
+  REQUIRE(ids.size() == 40);
+  CHECK(ids.num(1, "id") - ids.num(0, "id") == 2);  // the case this test is about
+  for (int i = 0; i < 40; ++i) {
+    auto it = r.item(ann, "c" + std::to_string(i) + "@remote.example");
+    REQUIRE(it);
+    CHECK(it->groups == std::vector<std::string>{"G" + std::to_string(i)});
+  }
+  CHECK(r.item(bob, e.jid(ann))->groups == std::vector<std::string>{"Home", "Work"});
+  CHECK(e.count("SELECT COUNT(*) AS n FROM xcp_roster_group g JOIN xcp_roster_item i ON i.id = g.item_id "
+                "WHERE i.owner IN (?, ?)",
+                {ann, bob}) == 42);
+}
+
 TEST_CASE("MariaDB: MG-9 rename moves items, leaves owners of the new ID alone, rewrites privacy and blocks") {
   Db d;
   auto e = d.bulkEnv("mb6");

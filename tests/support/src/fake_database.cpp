@@ -4,6 +4,7 @@
 #include <sqlite3.h>
 
 #include <cctype>
+#include <regex>
 
 namespace imp::testing {
 
@@ -157,7 +158,19 @@ class FakeDatabase::Session final : public DbSession {
     while ((rc = sqlite3_step(st.st)) == SQLITE_ROW) {
     }
     if (rc != SQLITE_DONE) throw sqliteError(f_.db_, sql);
-    return static_cast<std::uint64_t>(sqlite3_changes64(f_.db_));
+    const auto changes = sqlite3_changes64(f_.db_);
+    const auto rowid = sqlite3_last_insert_rowid(f_.db_);
+    static const std::regex insert(R"(^\s*INSERT\b)", std::regex::icase);
+    static const std::regex plainInsert(R"(^\s*INSERT\s+INTO\b)", std::regex::icase);
+    static const std::regex upsert(R"(\bON\s+CONFLICT\b)", std::regex::icase);
+    if (changes > 0 && std::regex_search(sql, insert)) {
+      // MySQL's LAST_INSERT_ID() is the first id of a multi-row INSERT
+      // (SQLite's, the last); a plain INSERT's rows get consecutive ids.
+      const bool plain = std::regex_search(sql, plainInsert) && !std::regex_search(sql, upsert);
+      insertRowid_ = rowid;
+      firstInsertId_ = plain ? rowid - changes + 1 : rowid;
+    }
+    return static_cast<std::uint64_t>(changes);
   }
 
   void execRaw(const std::string& mysqlText) override {
@@ -166,10 +179,15 @@ class FakeDatabase::Session final : public DbSession {
     f_.execSql(sql);
   }
 
-  std::uint64_t lastInsertId() override { return static_cast<std::uint64_t>(sqlite3_last_insert_rowid(f_.db_)); }
+  std::uint64_t lastInsertId() override {
+    const auto rowid = sqlite3_last_insert_rowid(f_.db_);
+    return static_cast<std::uint64_t>(rowid == insertRowid_ ? firstInsertId_ : rowid);
+  }
 
  private:
   FakeDatabase& f_;
+  sqlite3_int64 insertRowid_ = -1;  // SQLite's last rowid after this session's last INSERT by exec()
+  sqlite3_int64 firstInsertId_ = 0; // that INSERT's first id
 };
 
 // ---- FakeDatabase ----

@@ -14,6 +14,7 @@
 //   UPDATE IGNORE t                       UPDATE OR IGNORE t  (rows that would break a unique key stay as they are)
 //   a STRAIGHT_JOIN b ON ...              a CROSS JOIN b ON ...  (an inner join read in the order written, in both)
 //   DROP TEMPORARY TABLE IF EXISTS t      DROP TABLE IF EXISTS temp.t  (never a table of the schema)
+//   DROP INDEX IF EXISTS i ON t           DROP INDEX IF EXISTS i  (SQLite's index names are the schema's)
 //   ON DUPLICATE KEY UPDATE c = VALUES(c) ON CONFLICT DO UPDATE SET c = excluded.c
 //   ... FOR UPDATE (at the end)           dropped: the fake runs one session at a time
 //   TIMESTAMPDIFF(SECOND, a, b)           whole seconds from a to b, truncated like MySQL
@@ -247,6 +248,8 @@ std::string translateMySql(const std::string& sql) {
   t = std::regex_replace(t, re("\\bSTRAIGHT_JOIN\\b"), "CROSS JOIN");
   t = std::regex_replace(t, re("^(\\s*)DROP\\s+TEMPORARY\\s+TABLE\\s+IF\\s+EXISTS\\s+(\\w+)"),
                          "$1DROP TABLE IF EXISTS temp.$2");
+  t = std::regex_replace(t, re("^(\\s*)DROP\\s+INDEX\\s+IF\\s+EXISTS\\s+(\\w+)\\s+ON\\s+\\w+\\s*$"),
+                         "$1DROP INDEX IF EXISTS $2");
 
   static const std::regex kUpsert = re("\\bON\\s+DUPLICATE\\s+KEY\\s+UPDATE\\b");
   std::smatch up;
