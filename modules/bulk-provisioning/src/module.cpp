@@ -606,6 +606,7 @@ void registerModule(core::ModuleRegistry& registry, std::shared_ptr<xcp::XcpRunt
   rate.help = "contact rows bulk jobs import per second (MG-3); raising it costs database CPU while a job runs";
   rate.zeroIsUnlimited = true;
   registry.addServiceParam(rate);
+  registry.addConfig(addOptions);
   registry.addCommands([](core::CommandRegistry& r) {
     registerFileCommands(r);
     registerJobCommands(r);

@@ -92,10 +92,12 @@ class Resolver {
     return owners_.emplace(std::move(key), std::move(o)).first->second;
   }
 
-  // The IM address of user `userid` ("" if it is gone).
-  std::string jidOf(const std::string& userid) {
+  // The IM address of user `userid` ("" if it is gone), asked once per job.
+  const std::string& jidOf(const std::string& userid) {
+    auto it = jids_.find(userid);
+    if (it != jids_.end()) return it->second;
     auto u = dir_.user(userid);
-    return u ? u->imAddress : std::string();
+    return jids_.emplace(userid, u ? u->imAddress : std::string()).first->second;
   }
 
   const Contact& contact(const std::string& jid) {
@@ -131,6 +133,18 @@ class Resolver {
   std::set<std::string> nodes_;
   std::unordered_map<std::string, Owner> owners_;
   std::unordered_map<std::string, Contact> contacts_;
+  std::unordered_map<std::string, std::string> jids_;
+};
+
+// Rename records per transaction: one record may rewrite thousands of lists.
+constexpr std::size_t kRenameRecordsPerTransaction = 100;
+
+// One record of a rename batch.
+struct RenameRecord {
+  std::uint64_t line = 0;
+  std::string ignored;  // why it is not applied, or ""
+  RenameRow row;
+  CsvReader::Position next;  // where the record after it starts
 };
 
 // One row of a batch: what it became before the transaction.
@@ -454,89 +468,135 @@ class Job {
     for (const auto& u : missed) job_.counts.notNotified += notified.count(u) ? 0 : 1;
   }
 
+  // Up to n records (kRenameRecordsPerTransaction at most) in one
+  // transaction, each applied after the ones before it (a file may rename
+  // A to B and then B to C). When the database refuses one, the records go
+  // again one per transaction, the one refused counted as an internal error.
   bool renameBatch(CsvReader& reader, std::size_t n) {
-    // One record per transaction: a record may rewrite thousands of lists.
-    (void)n;
-    auto item = reader.next();
-    if (!item) return false;
-    JobInfo after = job_;
-    after.rowsDone += 1;
-    after.checkpointOffset = reader.position().offset;
-    after.checkpointLine = reader.position().line;
-    std::vector<JobEntry> entries;
-    std::uint64_t line = 0;
-    std::string ignored;
-    RenameRow rr;
-    if (auto* p = std::get_if<CsvProblem>(&*item)) {
-      line = p->line;
-      ignored = p->reason;
-    } else {
-      const auto& rec = std::get<CsvRecord>(*item);
-      line = rec.line;
-      auto parsed = parseRenameRow(rec.fields);
-      if (auto* why = std::get_if<std::string>(&parsed)) ignored = *why;
-      else rr = std::get<RenameRow>(parsed);
+    std::vector<RenameRecord> recs;
+    while (recs.size() < std::min(n, kRenameRecordsPerTransaction)) {
+      auto item = reader.next();
+      if (!item) break;
+      RenameRecord rec;
+      if (auto* p = std::get_if<CsvProblem>(&*item)) {
+        rec.line = p->line;
+        rec.ignored = p->reason;
+      } else {
+        const auto& csv = std::get<CsvRecord>(*item);
+        rec.line = csv.line;
+        auto parsed = parseRenameRow(csv.fields);
+        if (auto* why = std::get_if<std::string>(&parsed)) rec.ignored = *why;
+        else rec.row = std::get<RenameRow>(parsed);
+      }
+      rec.next = reader.position();
+      recs.push_back(std::move(rec));
     }
-    xcp::RenameResult result;
+    if (recs.empty()) return false;
+    std::string why;
     try {
-      if (!commit([&](core::DbSession& s) {
-            entries.clear();
-            after.counts = job_.counts;
-            if (!ignored.empty()) {
-              ++after.counts.ignored;
-              entry(entries, "ignored", line, ignored);
-              return;
-            }
-            result = xcp::RosterStore(db_).renameContact(s, rr.from, rr.to);
-            after.counts.retrieved += result.changed.size() + result.alreadyHadNew.size();
-            after.counts.applied += result.changed.size();
-            after.counts.listsFailed += result.alreadyHadNew.size();
-            if (result.changed.empty() && result.alreadyHadNew.empty()) {
-              ++after.counts.ignored;
-              entry(entries, "ignored", line, "unknown ID: no contact list holds " + rr.from);
-            }
-            for (const auto& owner : result.alreadyHadNew)
-              entry(entries, "ignored", line,
-                    "the contact list of " + owner + " already holds " + rr.to + "; " + rr.from + " is left in it");
-          },
-                  after, entries))
-        return false;
+      return renameRecords(recs, 0, recs.size());
     } catch (const core::DbError& e) {
       if (e.connectionLost() || e.transactionConflict()) {
         fail("the database did not answer: " + std::string(e.what()));
         return false;
       }
-      after = job_;
+      why = e.what();
+    }
+    if (recs.size() > 1 && ctx_.log)
+      ctx_.log->warn("bulk job {}: a rename batch failed ({}); its records go one by one", job_.id, why);
+    for (std::size_t i = 0; i < recs.size(); ++i) {
+      if (recs.size() > 1) {
+        try {
+          if (!renameRecords(recs, i, i + 1)) return false;
+          continue;
+        } catch (const core::DbError& e) {
+          if (e.connectionLost() || e.transactionConflict()) {
+            fail("the database did not answer: " + std::string(e.what()));
+            return false;
+          }
+          why = e.what();
+        }
+      }
+      JobInfo after = job_;
       after.rowsDone += 1;
-      after.checkpointOffset = reader.position().offset;
-      after.checkpointLine = reader.position().line;
+      after.checkpointOffset = recs[i].next.offset;
+      after.checkpointLine = recs[i].next.line;
       ++after.counts.internalErrors;
       std::vector<JobEntry> err;
-      entry(err, "error", line, "internal error renaming " + rr.from + ": " + e.what());
+      entry(err, "error", recs[i].line, "internal error renaming " + recs[i].row.from + ": " + why);
       try {
         if (!commit([](core::DbSession&) {}, after, err)) return false;
       } catch (const std::exception& e2) {
         fail(e2.what());
         return false;
       }
-      return true;
     }
-    if (ctx_.xmpp) {
-      for (const auto& owner : result.blockOwners) {
-        const auto jid = resolver_->jidOf(owner);
-        if (!jid.empty()) ctx_.xmpp->reloadBlockList(jid);
-      }
+    return true;
+  }
+
+  // Records [b, e) in one transaction; false when the job ends (cancel).
+  // A DbError is the caller's.
+  bool renameRecords(const std::vector<RenameRecord>& recs, std::size_t b, std::size_t e) {
+    JobInfo after = job_;
+    after.rowsDone += e - b;
+    after.checkpointOffset = recs[e - 1].next.offset;
+    after.checkpointLine = recs[e - 1].next.line;
+    std::vector<JobEntry> entries;
+    std::vector<xcp::RenameResult> results;
+    try {
+      if (!commit([&](core::DbSession& s) {
+            entries.clear();
+            results.clear();
+            after.counts = job_.counts;
+            xcp::RosterStore store(db_);
+            for (auto i = b; i < e; ++i) {
+              const auto& rec = recs[i];
+              if (!rec.ignored.empty()) {
+                ++after.counts.ignored;
+                entry(entries, "ignored", rec.line, rec.ignored);
+                continue;
+              }
+              auto result = store.renameContact(s, rec.row.from, rec.row.to);
+              after.counts.retrieved += result.changed.size() + result.alreadyHadNew.size();
+              after.counts.applied += result.changed.size();
+              after.counts.listsFailed += result.alreadyHadNew.size();
+              if (result.changed.empty() && result.alreadyHadNew.empty()) {
+                ++after.counts.ignored;
+                entry(entries, "ignored", rec.line, "unknown ID: no contact list holds " + rec.row.from);
+              }
+              for (const auto& owner : result.alreadyHadNew)
+                entry(entries, "ignored", rec.line,
+                      "the contact list of " + owner + " already holds " + rec.row.to + "; " + rec.row.from +
+                          " is left in it");
+              results.push_back(std::move(result));
+            }
+          },
+                  after, entries))
+        return false;
+    } catch (const xcp::StoreInputError& refused) {
+      // parseRenameRow() checks what the store checks: a refusal here is a
+      // fault, counted like one the database makes.
+      throw core::DbError(refused.what(), 0, false);
     }
     if (ctx_.xmpp)
-      for (const auto& ch : result.changed) {
-        const auto ownerJid = resolver_->jidOf(ch.owner);
-        if (ownerJid.empty()) continue;
-        const bool on = ctx_.xmpp->pushRoster(ownerJid, {ch.removedOld, ch.added}, ch.version);
-        ++(on ? job_.counts.notified : job_.counts.notNotified);
-        // Presence of the new ID now (a Microsoft contact: a SUBSCRIBE to it).
-        ctx_.xmpp->probe(ownerJid, ch.added.contact);
-      }
+      for (const auto& result : results) notifyRenamed(result);
     return true;
+  }
+
+  // After the commit: block lists reloaded, roster pushes to those online
+  // and the new ID's presence (a Microsoft contact: a SUBSCRIBE to it).
+  void notifyRenamed(const xcp::RenameResult& result) {
+    for (const auto& owner : result.blockOwners) {
+      const auto& jid = resolver_->jidOf(owner);
+      if (!jid.empty()) ctx_.xmpp->reloadBlockList(jid);
+    }
+    for (const auto& ch : result.changed) {
+      const auto& ownerJid = resolver_->jidOf(ch.owner);
+      if (ownerJid.empty()) continue;
+      const bool on = ctx_.xmpp->pushRoster(ownerJid, {ch.removedOld, ch.added}, ch.version);
+      ++(on ? job_.counts.notified : job_.counts.notNotified);
+      ctx_.xmpp->probe(ownerJid, ch.added.contact);
+    }
   }
 
   const RunnerContext& ctx_;

@@ -1,5 +1,6 @@
 #include "imp/bulk_provisioning/service.h"
 
+#include <imp/core/config.h>
 #include <imp/core/database.h>
 #include <imp/core/metrics.h>
 #include <imp/core/service_params.h>
@@ -12,6 +13,12 @@
 #include "imp/bulk_provisioning/store.h"
 
 namespace imp::bat {
+
+void addOptions(core::ConfigSchema& s) {
+  s.add({kService, kBatchRows, core::OptionType::Int, std::to_string(kDefaultBatchRows), 1, 100000, {},
+         "contact rows a bulk import job applies per database transaction (MG-7): larger batches import faster "
+         "and hold their users' locks longer"});
+}
 
 void BatRuntime::poke() {
   {
@@ -53,6 +60,7 @@ class BatService : public core::Service {
     log_ = ctx.logger;
     params_ = ctx.params;
     metrics_ = ctx.metrics;
+    if (ctx.config) batchRows_ = static_cast<std::size_t>(ctx.config->getInt(kService, kBatchRows));
     readParams();
   }
 
@@ -118,6 +126,7 @@ class BatService : public core::Service {
   void run() {
     JobStore jobs(*db_);
     RunnerContext ctx;
+    ctx.batchRows = batchRows_;
     ctx.db = db_;
     ctx.nodeId = nodeId_;
     ctx.xmpp = xmpp_;
@@ -181,6 +190,7 @@ class BatService : public core::Service {
   std::shared_ptr<xcp::XcpRuntime> xmpp_;
   std::shared_ptr<BatRuntime> rt_;
   core::Database* db_ = nullptr;
+  std::size_t batchRows_ = kDefaultBatchRows;
   std::string nodeId_;
   std::shared_ptr<spdlog::logger> log_;
   const core::ServiceParams* params_ = nullptr;

@@ -28,8 +28,11 @@
 // which starts the outgoing SUBSCRIBE, paced by its recovery rate.
 //
 // Rename (MG-9), per record: both IDs valid; every contact list holding the
-// old ID gets the new one (roster store, one transaction per record with
-// its log and checkpoint); records processed / failed count contact lists.
+// old ID gets the new one (roster store; up to 100 records per transaction
+// with their log and the checkpoint, each applied after the ones before it;
+// when the database refuses the batch, one record per transaction and the
+// refused one is an internal error); records processed / failed count
+// contact lists.
 //
 // Rates: `rowsPerSecond()` (the import-rate service parameter, MG-3; 0 =
 // unlimited) is read before each batch, so a change applies live.
@@ -53,6 +56,11 @@ class XcpRuntime;
 
 namespace imp::bat {
 
+// Import rows per transaction by default: a batch's fixed costs (its users
+// locked and their versions written, its log entries and checkpoint, the
+// commit) spread over this many rows (B-BAT-IMPORT, docs/BENCHMARKS.md).
+inline constexpr std::size_t kDefaultBatchRows = 5000;
+
 struct RunnerContext {
   core::Database* db = nullptr;
   std::string nodeId;
@@ -65,7 +73,9 @@ struct RunnerContext {
   // Waits up to `seconds` or until stopping; the runner's only pause (the
   // import rate).
   std::function<void(double seconds)> pause;
-  std::size_t batchRows = 1000;
+  // Import rows per transaction (impd.conf [bulk-provisioning] batch_rows);
+  // a rename takes at most 100 records per transaction.
+  std::size_t batchRows = kDefaultBatchRows;
   // After each committed batch: the rows it applied, ignored and failed
   // (the service's metrics); after the job ended: its status. May be empty.
   std::function<void(JobKind, std::uint64_t applied, std::uint64_t ignored, std::uint64_t errors)> onBatch;

@@ -21,6 +21,10 @@ namespace imp::xcp {
 class XcpRuntime;
 }
 
+namespace imp::core {
+class ConfigSchema;
+}
+
 namespace imp::bat {
 
 // What the service shares with the admin commands.
@@ -51,6 +55,10 @@ class BatRuntime {
 
 inline constexpr const char* kService = "bulk-provisioning";
 inline constexpr const char* kImportRate = "import-rate";
+inline constexpr const char* kBatchRows = "batch_rows";  // impd.conf [bulk-provisioning]
+
+// Declares impd.conf's [bulk-provisioning] section (batch_rows).
+void addOptions(core::ConfigSchema& s);
 
 std::unique_ptr<core::Service> makeService(std::shared_ptr<xcp::XcpRuntime> xmpp, std::shared_ptr<BatRuntime> rt);
 
