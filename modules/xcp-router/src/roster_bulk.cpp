@@ -29,10 +29,10 @@ using detail::kItemColumns;
 // per size. A statement takes the rows left when one of these sizes holds
 // them (the smallest that does), the last row repeated up to the size:
 // every statement here means the same with a row twice (an IN list, an
-// upsert writing the same values again). Else the largest size that is not
-// more than what is left. A 1000-row batch: one statement per kind, two
-// for its 2000 (owner, contact) pairs.
-constexpr std::size_t kChunkRows[] = {1024, 256, 64, 16, 4, 1};
+// upsert writing the same values again), the repeats costing the server
+// nearly what a row does (powers of 2: fewer than half the rows are
+// repeats). Else the largest size that is not more than what is left.
+constexpr std::size_t kChunkRows[] = {1024, 512, 256, 128, 64, 32, 16, 8, 4, 2, 1};
 // Parameter bytes per statement: a 1024-row chunk of the longest JIDs and
 // names allowed would be tens of MB (max_allowed_packet is 16 MB by default).
 constexpr std::size_t kMaxStatementBytes = std::size_t{1} << 20;
@@ -241,12 +241,14 @@ void loadCounts(DbSession& s, const std::set<std::string>& users, std::map<std::
   });
 }
 
-// A user whose roster version is at most this plus 4 per pair of the
-// batch has the whole roster read (one index range, the PS-1 counts on the
+// A user whose roster version is at most 2 per pair of the batch plus
+// this has the whole roster read (one index range, the PS-1 counts on the
 // way): the version counts the roster's changes, each new row among them,
-// so the roster is no longer than that. Other users (a long roster or a
-// long history) have only the batch's pairs looked up, in the pair table.
-constexpr std::uint64_t kWholeRosterSlack = 256;
+// so the roster is no longer than that, and a row read costs less than
+// half of a pair looked up. Other users (a long roster or a long history
+// next to their pairs) have only the batch's pairs looked up, in the pair
+// table.
+constexpr std::uint64_t kWholeRosterSlack = 16;
 
 // The existing rows (tombstones and pendingOnly ones too) of the batch's
 // pairs, locked, with their groups; with `counts`, the PS-1 counts of every
@@ -258,7 +260,7 @@ std::map<Pair, Entry> loadBatchItems(DbSession& s, const std::set<Pair>& pairs, 
   std::vector<const std::string*> whole;
   std::set<std::string> others;
   for (const auto& [u, n] : wanted)
-    if (owners.at(u).storedVersion <= kWholeRosterSlack + 4 * n) whole.push_back(&u);
+    if (owners.at(u).storedVersion <= kWholeRosterSlack + 2 * n) whole.push_back(&u);
     else others.insert(u);
 
   std::map<Pair, Entry> out;
@@ -299,31 +301,51 @@ std::size_t itemBytes(const std::string& owner, const RosterItem& it) {
 constexpr const char* kItemWriteColumns =
     "owner, contact, name, subscription, ask, pending_in, pending_in_status, approved, pending_only, removed, version";
 constexpr const char* kItemWriteRow = "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)";
+// A new item in the plain state (no pending request either way, not
+// pre-approved, listed): the other columns keep their defaults.
+constexpr const char* kPlainItemColumns = "owner, contact, name, subscription, version";
+constexpr const char* kPlainItemRow = "(?, ?, ?, ?, ?)";
 
-void itemParams(SqlParams& p, const std::pair<const Pair, Entry>& kv) {
+bool plainItem(const RosterItem& it) {
+  return !it.state.pendingOut && !it.state.pendingIn && it.pendingInStatus.empty() && !it.state.preApproved &&
+         !it.pendingOnly && !it.removed;
+}
+
+void itemParams(SqlParams& p, const std::pair<const Pair, Entry>& kv, bool plain) {
   const auto& it = kv.second.item;
+  if (plain) {
+    p.insert(p.end(), {kv.first.first, it.contact, it.name, std::string(toString(it.state.subscription)),
+                       static_cast<std::int64_t>(it.version)});
+    return;
+  }
   p.insert(p.end(), {kv.first.first, it.contact, it.name, std::string(toString(it.state.subscription)),
                      it.state.pendingOut, it.state.pendingIn, it.pendingInStatus, it.state.preApproved, it.pendingOnly,
                      it.removed, static_cast<std::int64_t>(it.version)});
 }
 
 // Writes the dirty entries back: the rows that exist by one upsert per
-// chunk, the new ones by plain multi-row INSERTs (the cheapest write InnoDB
-// has short of LOAD DATA), their groups where they changed, and the
-// versions of `owners` that moved.
+// chunk on their primary key, the new ones by plain multi-row INSERTs (the
+// cheapest write InnoDB has short of LOAD DATA), their groups where they
+// changed, and the versions of `owners` that moved.
 void writeBack(DbSession& s, std::map<Pair, Entry>& entries, const std::map<std::string, Owner>& owners) {
   using KV = std::pair<const Pair, Entry>;
-  std::vector<KV*> stored, fresh;
+  std::vector<KV*> stored, fresh, freshPlain;
   for (auto& kv : entries)
-    if (kv.second.dirty) (kv.second.id != 0 ? stored : fresh).push_back(&kv);
+    if (kv.second.dirty) (kv.second.id != 0 ? stored : plainItem(kv.second.item) ? freshPlain : fresh).push_back(&kv);
+  // By id: the row is found on the primary key at once (keyed on (owner,
+  // contact), InnoDB would first insert a new clustered row and take it
+  // back).
   inChunks(stored.size(), [&](std::size_t i) { return itemBytes(stored[i]->first.first, stored[i]->second.item); },
            [&](std::size_t b, std::size_t e, std::size_t k) {
              SqlParams p;
-             p.reserve(k * 11);
-             for (auto i = b; i < e; ++i) itemParams(p, *stored[i]);
-             pad(p, 11, k);
-             s.exec(std::string("INSERT INTO xcp_roster_item (") + kItemWriteColumns + ") VALUES " +
-                        repeated(k, kItemWriteRow, ", ") +
+             p.reserve(k * 12);
+             for (auto i = b; i < e; ++i) {
+               p.push_back(stored[i]->second.id);
+               itemParams(p, *stored[i], false);
+             }
+             pad(p, 12, k);
+             s.exec(std::string("INSERT INTO xcp_roster_item (id, ") + kItemWriteColumns + ") VALUES " +
+                        repeated(k, "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", ", ") +
                         " ON DUPLICATE KEY UPDATE name = VALUES(name), subscription = VALUES(subscription), "
                         "ask = VALUES(ask), pending_in = VALUES(pending_in), pending_in_status = "
                         "VALUES(pending_in_status), approved = VALUES(approved), pending_only = VALUES(pending_only), "
@@ -339,23 +361,28 @@ void writeBack(DbSession& s, std::map<Pair, Entry>& entries, const std::map<std:
   // whose id is not its last row's has its rows read back from its range.
   // Only rows with groups need their id.
   struct Written {
+    const std::vector<KV*>* rows;
     std::size_t b, e;
     std::int64_t first;
   };
   std::vector<Written> written;
-  inChunks(fresh.size(), [&](std::size_t i) { return itemBytes(fresh[i]->first.first, fresh[i]->second.item); },
-           [&](std::size_t b, std::size_t e, std::size_t k) {
-             SqlParams p;
-             p.reserve(k * 11);
-             for (auto i = b; i < e; ++i) itemParams(p, *fresh[i]);
-             s.exec(std::string("INSERT INTO xcp_roster_item (") + kItemWriteColumns + ") VALUES " +
-                        repeated(k, kItemWriteRow, ", "),
-                    p);
-             bool needIds = false;
-             for (auto i = b; i < e && !needIds; ++i) needIds = !fresh[i]->second.item.groups.empty();
-             if (needIds) written.push_back({b, e, static_cast<std::int64_t>(s.lastInsertId())});
-           },
-           false);
+  for (const auto* list : {&freshPlain, &fresh}) {
+    const bool plain = list == &freshPlain;
+    const auto& rows = *list;
+    inChunks(rows.size(), [&](std::size_t i) { return itemBytes(rows[i]->first.first, rows[i]->second.item); },
+             [&](std::size_t b, std::size_t e, std::size_t k) {
+               SqlParams p;
+               p.reserve(k * 11);
+               for (auto i = b; i < e; ++i) itemParams(p, *rows[i], plain);
+               s.exec(std::string("INSERT INTO xcp_roster_item (") + (plain ? kPlainItemColumns : kItemWriteColumns) +
+                          ") VALUES " + repeated(k, plain ? kPlainItemRow : kItemWriteRow, ", "),
+                      p);
+               bool needIds = false;
+               for (auto i = b; i < e && !needIds; ++i) needIds = !rows[i]->second.item.groups.empty();
+               if (needIds) written.push_back({list, b, e, static_cast<std::int64_t>(s.lastInsertId())});
+             },
+             false);
+  }
   std::map<std::int64_t, Pair> atLastId;  // the id a statement's last row should have -> that row
   inChunks(written.size(), [](std::size_t) { return std::size_t{8}; }, [&](std::size_t b, std::size_t e, std::size_t k) {
     SqlParams p;
@@ -365,12 +392,13 @@ void writeBack(DbSession& s, std::map<Pair, Entry>& entries, const std::map<std:
     for (std::size_t i = 0; i < r.size(); ++i) atLastId[r.num(i, "id")] = {r.str(i, "owner"), r.str(i, "contact")};
   });
   for (const auto& w : written) {
+    const auto& rows = *w.rows;
     const auto lastId = w.first + static_cast<std::int64_t>(w.e - w.b) - 1;
-    if (auto at = atLastId.find(lastId); at != atLastId.end() && at->second == fresh[w.e - 1]->first) {
-      for (auto i = w.b; i < w.e; ++i) fresh[i]->second.id = w.first + static_cast<std::int64_t>(i - w.b);
+    if (auto at = atLastId.find(lastId); at != atLastId.end() && at->second == rows[w.e - 1]->first) {
+      for (auto i = w.b; i < w.e; ++i) rows[i]->second.id = w.first + static_cast<std::int64_t>(i - w.b);
       continue;
     }
-    const auto& last = fresh[w.e - 1]->first;
+    const auto& last = rows[w.e - 1]->first;
     auto r = s.query("SELECT id FROM xcp_roster_item WHERE owner = ? AND contact = ?", {last.first, last.second});
     if (r.empty()) throw core::DbError("xcp_roster_item: the row just inserted for " + last.first + " / " + last.second +
                                            " is not there",
@@ -386,7 +414,7 @@ void writeBack(DbSession& s, std::map<Pair, Entry>& entries, const std::map<std:
   // Groups (RFC 6121 §2.1.2.3): replaced where they changed.
   std::vector<std::int64_t> clear;
   std::vector<KV*> regroup;
-  for (auto* list : {&stored, &fresh})
+  for (auto* list : {&stored, &freshPlain, &fresh})
     for (auto* kv : *list) {
       auto& en = kv->second;
       if (en.item.groups == en.storedGroups) continue;
@@ -411,7 +439,7 @@ void writeBack(DbSession& s, std::map<Pair, Entry>& entries, const std::map<std:
                         " ON DUPLICATE KEY UPDATE group_name = VALUES(group_name)",
                     p);
            });
-  for (auto* list : {&stored, &fresh})
+  for (auto* list : {&stored, &freshPlain, &fresh})
     for (auto* kv : *list) {
       kv->second.storedGroups = kv->second.item.groups;
       kv->second.dirty = false;
