@@ -10,7 +10,8 @@ Starts a MariaDB of its own on loopback (buffer pool BUFFER_POOL_MB, default
 bench: *", or CASE). "MG-7 import rate" migrates the schema, makes USERS users and
 imports USERS x CONTACTS local contacts in batches of BATCH rows, one
 transaction each (defaults 10,000 x 100 in batches of 1000, no PS-1 limits;
-MAX_CONTACTS / MAX_WATCHERS set them). Prints the case's lines: rows/s and
+MAX_CONTACTS / MAX_WATCHERS set them; user i lists users i+1, i+1+STEP, ...,
+STEP = USERS / CONTACTS by default, 1 as in bat_bench.sh). Prints the case's lines: rows/s and
 batch latencies, the time per statement kind, and the CPU seconds MariaDB
 and the client used (rows per CPU-second does not depend on what else the
 machine runs). "MG-9 rename rate" renames RENAME_IDS remote contact IDs

@@ -12,6 +12,7 @@
 #include <spdlog/spdlog.h>
 
 #include <chrono>
+#include <future>
 #include <set>
 #include <unordered_map>
 #include <unordered_set>
@@ -154,6 +155,13 @@ struct Row {
   std::size_t contact = 0;  // index into the batch's BulkContacts
 };
 
+// An import batch as read and checked, before its transaction.
+struct ImportBatch {
+  std::vector<Row> rows;
+  std::vector<xcp::BulkContact> contacts;
+  CsvReader::Position end;  // where the row after the batch starts
+};
+
 class Job {
  public:
   Job(const RunnerContext& ctx, JobInfo job) : ctx_(ctx), db_(*ctx.db), job_(std::move(job)), jobs_(db_) {}
@@ -195,6 +203,8 @@ class Job {
     limits_ = xcp::PresenceSettingsStore(db_).get();
     started_ = Clock::now();
     doneAtStart_ = job_.rowsDone;
+    // Declared after the reader: a return waits for the batch being read.
+    std::future<ImportBatch> ahead;
     for (;;) {
       if (ctx_.stopping && ctx_.stopping()) {
         if (ctx_.log) ctx_.log->info("bulk job {} stops at line {}; it resumes when the service starts", job_.id, job_.checkpointLine);
@@ -203,7 +213,18 @@ class Job {
       const std::uint64_t rate = ctx_.rowsPerSecond ? ctx_.rowsPerSecond() : 0;
       std::size_t n = ctx_.batchRows;
       if (rate > 0) n = std::max<std::size_t>(1, std::min<std::size_t>(n, static_cast<std::size_t>(rate / 5)));
-      bool more = job_.kind == JobKind::Import ? importBatch(reader, n) : renameBatch(reader, n);
+      bool more = false;
+      if (job_.kind == JobKind::Import) {
+        // The next batch is read and checked while this one's transaction
+        // runs (the database and impd each keep a CPU busy).
+        ImportBatch batch = ahead.valid() ? ahead.get() : readImportBatch(reader, n);
+        if (!batch.rows.empty()) {
+          ahead = std::async(std::launch::async, [this, &reader, n] { return readImportBatch(reader, n); });
+          more = importBatch(batch);
+        }
+      } else {
+        more = renameBatch(reader, n);
+      }
       if (ended_) return;
       if (!more) break;
       if (rate > 0 && ctx_.pause) {
@@ -287,9 +308,14 @@ class Job {
     ended_ = true;
   }
 
-  bool importBatch(CsvReader& reader, std::size_t n) {
-    std::vector<Row> rows;
-    std::vector<xcp::BulkContact> contacts;
+  // Reads and checks up to n rows (the directory and routing lookups
+  // included): the job's reading side, which runs beside the transaction
+  // of the batch before (run()). It alone touches the reader, the resolver
+  // and the pairs seen.
+  ImportBatch readImportBatch(CsvReader& reader, std::size_t n) {
+    ImportBatch b;
+    auto& rows = b.rows;
+    auto& contacts = b.contacts;
     while (rows.size() < n) {
       auto item = reader.next();
       if (!item) break;
@@ -305,11 +331,20 @@ class Job {
       }
       rows.push_back(std::move(row));
     }
-    if (rows.empty()) return false;
+    b.end = reader.position();
+    return b;
+  }
+
+  // Applies a batch read by readImportBatch(): one transaction with its log
+  // entries and the checkpoint after its last row. False when the job
+  // ended (cancel, failure).
+  bool importBatch(const ImportBatch& batch) {
+    const auto& rows = batch.rows;
+    const auto& contacts = batch.contacts;
     JobInfo after = job_;
     after.rowsDone += rows.size();
-    after.checkpointOffset = reader.position().offset;
-    after.checkpointLine = reader.position().line;
+    after.checkpointOffset = batch.end.offset;
+    after.checkpointLine = batch.end.line;
     std::vector<xcp::BulkResult> results;
     std::vector<JobEntry> entries;
     auto tally = [&] {

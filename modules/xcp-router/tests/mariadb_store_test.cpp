@@ -380,7 +380,8 @@ TEST_CASE("MariaDB: MG-7 batches of overlapping users imported at once all arriv
 // ---- MG-7 import rate: run by hand (tests/bench/roster_import_bench.py) ----
 //
 // USERS users (default 10,000), each importing CONTACTS local contacts
-// (default 100; user i lists users i+1, i+1+USERS/CONTACTS, ...), in
+// (default 100; user i lists users i+1, i+1+STEP, ..., STEP being
+// USERS/CONTACTS unless set; STEP=1 is bat_bench.sh's file), in
 // batches of BATCH rows (default 1000), one transaction per batch as the
 // bulk job commits them, with the PS-1 limits MAX_CONTACTS / MAX_WATCHERS
 // (default 0 = no limit, as the migration procedure sets them). Prints
@@ -464,7 +465,7 @@ TEST_CASE("MariaDB bench: MG-7 import rate" * doctest::skip()) {
     }
     d.db->exec(sql, p);
   }
-  const std::uint64_t step = users / contacts;
+  const std::uint64_t step = benchEnv("STEP", users / contacts);  // 1: the next CONTACTS users (bat_bench.sh)
   RosterStore r(*d.db);
   std::vector<BulkContact> batch;
   std::vector<double> latencies;
