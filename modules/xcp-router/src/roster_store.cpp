@@ -48,14 +48,8 @@ std::optional<Stored> load(DbSession& s, const std::string& owner, const std::st
 // Items with their groups, in the order of `r`.
 std::vector<RosterItem> withGroups(DbSession& s, const std::string& owner, const Rows& r) {
   std::map<std::int64_t, std::vector<std::string>> groups;
-  // The owner's items first (their (owner, contact) key), then each item's
-  // groups (the groups' key starts with item_id): STRAIGHT_JOIN, because
-  // with statistics older than a bulk import (InnoDB recomputes them later,
-  // in the background) the optimizer scanned every group of every user
-  // instead, looking each item up: seconds per roster on a cold buffer
-  // pool, past the admin client's timeout.
   auto g = s.query(
-      "SELECT g.item_id, g.group_name FROM xcp_roster_item i STRAIGHT_JOIN xcp_roster_group g ON g.item_id = i.id "
+      "SELECT g.item_id, g.group_name FROM xcp_roster_group g JOIN xcp_roster_item i ON i.id = g.item_id "
       "WHERE i.owner = ? ORDER BY g.group_name",
       {owner});
   for (std::size_t i = 0; i < g.size(); ++i) groups[g.num(i, "item_id")].push_back(g.str(i, "group_name"));
