@@ -13,6 +13,7 @@ import shutil
 import signal
 import socket
 import subprocess
+import sys
 import tempfile
 import time
 import urllib.error
@@ -243,6 +244,9 @@ class Impd:
             self.proc.kill()
             self.proc.wait()
         self._close()
+        if os.environ.get("IMP_KEEP_NODES"):  # debugging: the node's conf, logs and state stay
+            print("impd node %s kept in %s" % (self.node_id, self.dir), file=sys.stderr)
+            return
         shutil.rmtree(self.dir, ignore_errors=True)
 
 

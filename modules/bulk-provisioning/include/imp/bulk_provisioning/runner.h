@@ -59,7 +59,7 @@ namespace imp::bat {
 // Import rows per transaction by default: a batch's fixed costs (its users
 // locked and their versions written, its log entries and checkpoint, the
 // commit) spread over this many rows (B-BAT-IMPORT, docs/BENCHMARKS.md).
-inline constexpr std::size_t kDefaultBatchRows = 5000;
+inline constexpr std::size_t kDefaultBatchRows = 20000;
 
 struct RunnerContext {
   core::Database* db = nullptr;
