@@ -15,6 +15,7 @@
 #include <ostream>
 
 #include "imp/serviceability/control.h"
+#include "shared_fields.h"
 
 namespace imp::serviceability {
 
@@ -114,7 +115,7 @@ struct ServiceListShape : core::Shape {
 struct ServiceActionShape : core::Shape {
   ServiceActionShape() : Shape("ServiceAction", Layout::Lines) {}
   const Field<std::string> node = same(core::shape<ServiceListShape>().node);
-  const Field<std::string> service = text("service");
+  const Field<std::string> service = same(detail::sharedFields().service);
   const Field<std::string> action = text("action");
   const Field<std::string> state = same(core::shape<ServiceShape>().state);
   const Field<std::string> message = text("message");

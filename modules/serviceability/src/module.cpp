@@ -51,6 +51,7 @@ void registerModule(core::ModuleRegistry& registry) {
     actx.settings = node.settings;
     actx.migrator = node.migrator;
     actx.metrics = node.metrics;
+    actx.logs = node.logs;
     if (!node.params) state->params = std::make_unique<core::ServiceParams>(*node.database, *node.modules);
     actx.params = node.params ? node.params : state->params.get();
     actx.dbMode = node.databaseMode;
@@ -75,6 +76,7 @@ void registerModule(core::ModuleRegistry& registry) {
     node.commands->provide(actx);
   });
   registry.addCommands(registerCommands);
+  registry.addCommands(registerToolkitCommands);
 
   registry.addNodeHooks(
       [state] {

@@ -20,6 +20,7 @@ class CommandRegistry;
 class ClusterSettings;
 class Database;
 class Metrics;
+class LogRegistry;
 class Migrator;
 class ModuleRegistry;
 class ServiceParams;
@@ -37,6 +38,7 @@ struct AdminContext {
   core::Migrator* migrator = nullptr;
   core::Metrics* metrics = nullptr;
   core::ServiceParams* params = nullptr;  // service parameters (MG-3)
+  core::LogRegistry* logs = nullptr;      // the node's log files (SV-5)
   std::string dbMode;      // "managed" | "external"
   std::string dbLocation;  // redacted URL or socket
   int heartbeatInterval = 5;
@@ -46,5 +48,8 @@ struct AdminContext {
 
 void registerAdminRoutes(core::AdminRouter& router, const AdminContext& ctx);
 void registerCommands(core::CommandRegistry& registry);
+// The toolkit of issue 19 that needs no other module: capacity (HA-2), log
+// list and log tail (SV-5).
+void registerToolkitCommands(core::CommandRegistry& registry);
 
 }  // namespace imp::serviceability
