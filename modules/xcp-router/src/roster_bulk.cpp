@@ -334,7 +334,9 @@ void writeBack(DbSession& s, std::map<Pair, Entry>& entries, const std::map<std:
     if (kv.second.dirty) (kv.second.id != 0 ? stored : plainItem(kv.second.item) ? freshPlain : fresh).push_back(&kv);
   // By id: the row is found on the primary key at once (keyed on (owner,
   // contact), InnoDB would first insert a new clustered row and take it
-  // back).
+  // back). A rename moves a row to the new contact in place (contact
+  // changes); the rows are written before the new ones, so the old
+  // (owner, contact) key is free for its tombstone.
   inChunks(stored.size(), [&](std::size_t i) { return itemBytes(stored[i]->first.first, stored[i]->second.item); },
            [&](std::size_t b, std::size_t e, std::size_t k) {
              SqlParams p;
@@ -346,10 +348,10 @@ void writeBack(DbSession& s, std::map<Pair, Entry>& entries, const std::map<std:
              pad(p, 12, k);
              s.exec(std::string("INSERT INTO xcp_roster_item (id, ") + kItemWriteColumns + ") VALUES " +
                         repeated(k, "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", ", ") +
-                        " ON DUPLICATE KEY UPDATE name = VALUES(name), subscription = VALUES(subscription), "
-                        "ask = VALUES(ask), pending_in = VALUES(pending_in), pending_in_status = "
-                        "VALUES(pending_in_status), approved = VALUES(approved), pending_only = VALUES(pending_only), "
-                        "removed = VALUES(removed), version = VALUES(version)",
+                        " ON DUPLICATE KEY UPDATE contact = VALUES(contact), name = VALUES(name), "
+                        "subscription = VALUES(subscription), ask = VALUES(ask), pending_in = VALUES(pending_in), "
+                        "pending_in_status = VALUES(pending_in_status), approved = VALUES(approved), "
+                        "pending_only = VALUES(pending_only), removed = VALUES(removed), version = VALUES(version)",
                     p);
            });
   // New rows (no row had the pair: the batch read them locked, under the
@@ -672,6 +674,15 @@ RenameResult RosterStore::renameContact(DbSession& s, const std::string& oldJid,
       tomb.contact = oldJid;
       tomb.removed = true;
       tomb.version = version;
+      if (!neu.present) {
+        // In place: the old row becomes the new ID's item (its id, and so
+        // its groups, kept) and the tombstone is a new row: no group is
+        // deleted or written again.
+        neu.id = old.id;
+        neu.storedGroups = std::move(old.storedGroups);
+        old.id = 0;
+        old.storedGroups.clear();
+      }
       old.item = tomb;
       old.dirty = true;
       neu.item = added;
