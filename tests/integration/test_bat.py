@@ -140,6 +140,8 @@ class Bat(unittest.TestCase):
         job = self.run_job("import", self.write("mixed.csv", data))
         self.assertEqual(job["status"], "completed", job)
         self.assertEqual((job["rows_total"], job["rows_done"]), (15, 15))
+        # an ended job's rate is over its whole run, however short
+        self.assertGreater(job["rows_per_second"], 0, job)
         self.assertEqual((job["applied"], job["ignored"], job["internal_errors"], job["not_processed"]), (3, 12, 0, 0),
                          self.log(job))
         log = self.log(job)

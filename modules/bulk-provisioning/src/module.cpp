@@ -107,8 +107,12 @@ Reply fileReply(const FileInfo& f) {
   return r;
 }
 
+// Rows per second since the job started: a running job's only after half a
+// second (an average of a few rows says nothing), an ended job's over its
+// whole run however short.
 double rateOf(const JobInfo& j) {
-  return j.elapsedSeconds > 0.5 ? static_cast<double>(j.rowsDone) / j.elapsedSeconds : 0.0;
+  const double from = j.status == JobStatus::Running ? 0.5 : 0.0;
+  return j.elapsedSeconds > from ? static_cast<double>(j.rowsDone) / j.elapsedSeconds : 0.0;
 }
 
 Reply jobReply(const JobInfo& j) {

@@ -178,7 +178,10 @@ class BatService : public core::Service {
         rt_->current = 0;
         if (log_) log_->error("bulk job {}: {}", job ? job->id : 0, e.what());
         try {
-          if (job) jobs.fail(job->id, e.what());
+          if (job) {
+            jobs.fail(job->id, e.what());
+            ++rt_->ended[1];  // imp_bat_jobs_total{status="failed"}, as a failure the runner records
+          }
         } catch (const std::exception& e2) {
           if (log_) log_->error("bulk job {}: its failure cannot be recorded: {}", job->id, e2.what());
         }
