@@ -67,7 +67,7 @@ class Federation(XmppTestCase):
         # The Lync pool: every user of the domain that is not on IMP exists there
         # except "nobody" (404 with ms-diagnostics 4005).
         cls.lync = ly.LyncEmulator(cls.ca, lync_cert, "127.0.0.1", n.sip_mtls, domain=DOMAIN,
-                                   users=["bob", "carol", "dave", "erin", "frank", "gina", "hal"])
+                                   users=["bob", "carol", "carol.new", "dave", "erin", "frank", "gina", "hal"])
         cls.lync.start()
         cls.addClassCleanup(cls.lync.stop)
         n.ctl("domain", "add", DOMAIN)
@@ -639,6 +639,35 @@ class Federation(XmppTestCase):
         await amy.expect("presence", lambda p: bare(p["from"]) == "carol@example.com" and p["show"] == "away")
         shown = self.node.ctl_json("bat", "job", "show", job)
         self.assertEqual((shown["applied"], shown["users_notified"], shown["users_not_notified"]), (2, 1, 1))
+
+    async def test_21_bulk_rename_moves_the_subscription(self):
+        # Issue 18 (MG-9) on the wire: Carol's Lync ID changes. Amy (online,
+        # Carol in her roster since test_20) gets the removal and the new
+        # item pushed; her subscription to the old ID ends on the Lync pool
+        # (SUBSCRIBE with Expires 0) and one to the new ID starts.
+        amy = await self.logged_in("amy", "rename")
+        await self.blocking(self.lync.wait_subscription, "amy@example.com", "carol@example.com", 15)
+        pushes = asyncio.Queue()
+        amy.add_event_handler("roster_update", lambda iq: pushes.put_nowait(iq))
+        self.lync.set_presence("carol.new", ly.BUSY)
+        path = os.path.join(self.work, "carol-rename.csv")
+        with open(path, "w") as f:
+            f.write("Contact ID,New Contact ID\ncarol@example.com,carol.new@example.com\n")
+        job = re.search(r"^job (\d+) ", self.node.ctl("bat", "rename", path).stdout, re.M).group(1)
+        r = await self.blocking(self.node.ctl, "bat", "job", "wait", job, "--timeout", "60", check=False)
+        self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+        got = {}
+        while "carol.new@example.com" not in got or "carol@example.com" not in got:
+            iq = await asyncio.wait_for(pushes.get(), 15)
+            for jid, item in iq["roster"]["items"].items():
+                got[str(jid)] = item
+        self.assertEqual(got["carol@example.com"]["subscription"], "remove")
+        self.assertEqual(got["carol.new@example.com"]["name"], "Carol (Lync)")
+        await self.blocking(self.lync.wait_subscription_ended, "amy@example.com", "carol@example.com", 15)
+        await self.blocking(self.lync.wait_subscription, "amy@example.com", "carol.new@example.com", 15)
+        await amy.expect("presence", lambda p: bare(p["from"]) == "carol.new@example.com" and p["show"] == "dnd")
+        shown = self.node.ctl_json("bat", "job", "show", job)
+        self.assertGreaterEqual(shown["applied"], 1)
 
     async def test_99_lync_record_route_kept_byte_exact(self):
         # [MS Transport] Lync's Record-Route carries ms-key-info / ms-route-sig:

@@ -630,6 +630,9 @@ class Job {
       if (ownerJid.empty()) continue;
       const bool on = ctx_.xmpp->pushRoster(ownerJid, {ch.removedOld, ch.added}, ch.version);
       ++(on ? job_.counts.notified : job_.counts.notNotified);
+      // The old ID's subscriptions end (a Microsoft contact: SUBSCRIBE with
+      // Expires 0); the new ID's start.
+      ctx_.xmpp->endSubscriptions(ownerJid, ch.removedOld);
       ctx_.xmpp->probe(ownerJid, ch.added.contact);
     }
   }

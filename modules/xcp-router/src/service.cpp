@@ -73,6 +73,14 @@ void XcpRuntime::probe(const std::string& ownerBare, const std::string& contactB
   }
   if (sm) sm->probeContact(ownerBare, contactBare);
 }
+void XcpRuntime::endSubscriptions(const std::string& ownerBare, const RosterItem& was) {
+  std::shared_ptr<SessionManager> sm;
+  {
+    std::lock_guard l(mu_);
+    sm = sessionManager_;
+  }
+  if (sm) sm->endSubscriptions(ownerBare, was);
+}
 bool XcpRuntime::reloadBlockList(const std::string& ownerBare) {
   auto r = router();
   if (!r || r->resourcesOf(ownerBare).empty()) return false;

@@ -287,6 +287,32 @@ void SessionManager::probeContact(const std::string& bare, const std::string& co
       });
 }
 
+void SessionManager::sendSubscriptionEnds(const std::string& bare, const Address& own, const Address& contact,
+                                          const RosterItem& was) {
+  if (was.state.hasTo() || was.state.pendingOut)
+    send(StanzaKind::Presence, own, contact, presenceOfType("unsubscribe"));
+  if (was.state.hasFrom() || was.state.pendingIn) {
+    if (was.state.hasFrom()) presenceOfUserTo(bare, contact, true);
+    send(StanzaKind::Presence, own, contact, presenceOfType("unsubscribed"));
+  }
+}
+
+void SessionManager::endSubscriptions(const std::string& bare, const RosterItem& was) {
+  inStrand(
+      bare,
+      [this, bare, was] {
+        auto own = Address::split(bare);
+        auto to = Address::split(was.contact);
+        if (!own || !to) return;
+        to->resource.clear();
+        sendSubscriptionEnds(bare, *own, *to, was);
+      },
+      [this, bare, contact = was.contact] {
+        if (log_) log_->warn("the subscriptions between {} and {} not ended: the session manager is busy or stopping",
+                             bare, contact);
+      });
+}
+
 void SessionManager::ownPresence(const RoutedStanza& s) {
   const std::string bare = s.from.bare();
   const std::string& res = s.from.resource;

@@ -101,16 +101,7 @@ void SessionManager::rosterIq(const RoutedStanza& s) {
     answerResult(router_, s, xmpp::makeIqResult(*s.element));
     pushRoster(user, *old, old->version);
     // §2.5.2: the subscriptions end with the item.
-    auto own = Address::split(user);
-    if (!own) return;
-    if (old->state.hasTo() || old->state.pendingOut)
-      send(StanzaKind::Presence, *own, *contactAddr, xmpp::Element("presence", std::string(ns::kClient))
-                                                         .setAttr("type", "unsubscribe"));
-    if (old->state.hasFrom() || old->state.pendingIn) {
-      if (old->state.hasFrom()) presenceOfUserTo(user, *contactAddr, true);
-      send(StanzaKind::Presence, *own, *contactAddr, xmpp::Element("presence", std::string(ns::kClient))
-                                                         .setAttr("type", "unsubscribed"));
-    }
+    if (auto own = Address::split(user)) sendSubscriptionEnds(user, *own, *contactAddr, *old);
     return;
   }
   std::vector<std::string> groups;

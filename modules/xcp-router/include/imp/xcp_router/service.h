@@ -69,6 +69,9 @@ class XcpRuntime {
   // (SessionManager::probeContact): a local contact answers with its
   // presence; a Microsoft contact's federation-cm starts the SUBSCRIBE.
   void probe(const std::string& ownerBare, const std::string& contactBare);
+  // The subscriptions of an item that left ownerBare's roster end
+  // (SessionManager::endSubscriptions): a renamed contact's old ID.
+  void endSubscriptions(const std::string& ownerBare, const RosterItem& was);
   // Reloads ownerBare's block list into the router's BlockingRegistry (in
   // the user's strand) when one of its resources is bound on this node,
   // after renameContact() rewrote it (RenameResult::blockOwners). True

@@ -171,6 +171,13 @@ class SessionManager : public std::enable_shared_from_this<SessionManager> {
   // its presence (§4.3.2), a Microsoft contact's reaches federation-cm,
   // which subscribes on the user's behalf.
   void probeContact(const std::string& bare, const std::string& contactBare);
+  // The subscriptions of an item that left the user's roster end, as a
+  // roster removal ends them (RFC 6121 §2.5.2): `unsubscribe` to the
+  // contact when `was` had "to" or a pending request, unavailable presence
+  // and `unsubscribed` when it had "from". For the MG-9 rename, whose old
+  // contact ID leaves every roster: a Microsoft contact's federation-cm
+  // ends the outgoing SUBSCRIBE (Expires: 0).
+  void endSubscriptions(const std::string& bare, const RosterItem& was);
 
  private:
   struct ResourceState {
@@ -226,6 +233,8 @@ class SessionManager : public std::enable_shared_from_this<SessionManager> {
   void pushRoster(const std::string& bare, const RosterItem& item, std::uint64_t version);
   void sendProbe(const Address& own, const Address& contact);
   void presenceOfUserTo(const std::string& userBare, const Address& to, bool unavailable);
+  // In the user's strand: what endSubscriptions() sends.
+  void sendSubscriptionEnds(const std::string& bare, const Address& own, const Address& contact, const RosterItem& was);
 
   Router& router_;
   std::shared_ptr<spdlog::logger> log_;
