@@ -215,6 +215,16 @@ class Bat(unittest.TestCase):
         self.assertNotIn("john.smith@example.com", ann)
         self.assertEqual((ann["jsmith@example.com"]["name"], ann["jsmith@example.com"]["groups"]), ("John", ["Team"]))
         self.assertIn("john.smith@example.com", self.roster("erin"))
+        # MG-10: the job and its log from another node of the cluster (a home
+        # node, which runs no bulk job), the same text as on the publisher
+        other = Impd("bat2", db_url=self.url, role="home")
+        try:
+            other.start()
+            self.assertEqual(other.ctl("bat", "job", "log", str(job["id"])).stdout, log)
+            there = other.ctl_json("bat", "job", "show", str(job["id"]))
+            self.assertEqual((there["node"], there["applied"], there["status"]), ("bat1", 2, "completed"))
+        finally:
+            other.cleanup()
 
     # ------------------------------------------------------------ rate, cancel, schedule
 
