@@ -2,7 +2,7 @@
 planner (HA-2) reproducing every row of the seed's tables 9, 10 and 11
 through `impctl capacity`, and log access (SV-5): `impctl log list` with
 each service's file, `impctl log tail` against the file's own last lines,
-`--follow on` printing a line the service writes afterwards, and the
+`-f` printing a line the service writes afterwards, and the
 refusals (unknown service, bad numbers, unknown template)."""
 import json
 import os
@@ -102,7 +102,7 @@ class Toolkit(unittest.TestCase):
 
     def test_06_log_tail_follow_prints_what_comes_next(self):
         p = subprocess.Popen([IMPCTL, "-c", self.node.conf, "--url", self.node.url, "log", "tail", "serviceability",
-                              "--lines", "1", "--follow", "on"], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+                              "--lines", "1", "-f"], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
         try:
             seen = b""
             marker = b"trace for federation-cm set: on level warn"

@@ -213,6 +213,10 @@ std::string roffLine(const std::string& s) {
 
 std::string bold(const std::string& s) { return "\\fB" + roff(s) + "\\fR"; }
 std::string italic(const std::string& s) { return "\\fI" + roff(s) + "\\fR"; }
+// The man page's spelling of an option: \\fB\\-x\\fR|\\fB\\-\\-name\\fR.
+std::string boldSpelled(const Command::CliItem& i) {
+  return (i.shortName ? bold(std::string("-") + i.shortName) + "|" : std::string()) + bold("--" + i.name);
+}
 
 }  // namespace
 
@@ -386,6 +390,13 @@ Command& Command::flag(std::string name, const Arg& a, ArgValue value, std::stri
   return *this;
 }
 
+Command& Command::alias(char c) {
+  if (cli_.empty() || cli_.back().kind == CliItem::Kind::Positional)
+    throw std::logic_error("command '" + wordsText() + "': alias() follows an option or a switch");
+  cli_.back().shortName = c;
+  return *this;
+}
+
 Command& Command::fixed(const Arg& a, ArgValue value) {
   fixed_.emplace_back(addArg(a), std::move(value));
   return *this;
@@ -430,6 +441,11 @@ std::string secretHelp(const Arg& a) {
          "from stdin when it is not a terminal; never from the command line";
 }
 
+// "--name", or "-x|--name" with an alias.
+std::string spelled(const Command::CliItem& i) {
+  return i.shortName ? std::string("-") + i.shortName + "|--" + i.name : "--" + i.name;
+}
+
 std::string metavarOf(const Arg& a) {
   if (!a.metavar().empty()) return a.metavar();
   if (a.type() == Arg::Type::Enum) return join(a.values(), "|");
@@ -447,14 +463,14 @@ std::string Command::usage() const {
     const auto& i = cli_[k];
     const auto& a = args_[i.arg];
     if (i.kind == CliItem::Kind::Option) {
-      std::string o = "--" + i.name + " " + metavarOf(a);
+      std::string o = spelled(i) + " " + metavarOf(a);
       u += a.isCliRequired() || a.isRequired() ? " " + o : " [" + o + "]";
       if (a.type() == Arg::Type::Strings) u += "...";
     } else if (i.kind == CliItem::Kind::Flag) {
       // Consecutive switches on one field read as alternatives: [--on|--off].
-      std::string alt = "--" + i.name;
+      std::string alt = spelled(i);
       while (k + 1 < cli_.size() && cli_[k + 1].kind == CliItem::Kind::Flag && cli_[k + 1].arg == i.arg)
-        alt += "|--" + cli_[++k].name;
+        alt += "|" + spelled(cli_[++k]);
       u += " [" + alt + "]";
     }
   }
@@ -483,6 +499,12 @@ void CommandRegistry::add(Command c) {
     auto it = takesValue.find(i.name);
     if (it != takesValue.end() && it->second != (i.kind == Command::CliItem::Kind::Option))
       throw std::logic_error("option --" + i.name + " takes a value in one command and not in another");
+    if (!i.shortName) continue;
+    for (const auto& other : commands_)
+      for (const auto& j : other.cliItems())
+        if (j.shortName == i.shortName && j.name != i.name)
+          throw std::logic_error(std::string("-") + i.shortName + " is --" + j.name + " in '" + other.wordsText() +
+                                 "', not --" + i.name);
   }
   commands_.push_back(std::move(c));
 }
@@ -681,6 +703,10 @@ CommandLine CommandRegistry::lex(const std::vector<std::string>& argv, const std
     if (!c.selector().empty()) known[c.selector()] = {false, false, false};
   }
   for (const auto& g : globals) known[g.name] = {true, g.takesValue, false};
+  std::map<char, std::string> shorts;  // a command's -x -> its option name
+  for (const auto& c : commands_)
+    for (const auto& i : c.cliItems())
+      if (i.shortName) shorts[i.shortName] = i.name;
 
   CommandLine line;
   std::set<std::string> seen;
@@ -720,7 +746,15 @@ CommandLine CommandRegistry::lex(const std::vector<std::string>& argv, const std
     }
     if (a.size() > 1 && a[0] == '-') {
       auto g = std::find_if(globals.begin(), globals.end(), [&](const GlobalOption& o) { return o.shortName == a[1]; });
-      if (g == globals.end()) throw CommandUsageError("unrecognised option '" + a + "'");
+      if (g == globals.end()) {
+        auto s = shorts.find(a[1]);
+        if (s == shorts.end() || (a.size() > 2 && !known.at(s->second).takesValue))
+          throw CommandUsageError("unrecognised option '" + a + "'");
+        std::optional<std::string> value;
+        if (a.size() > 2) value = a.substr(2);
+        take(s->second, known.at(s->second), value, i);
+        continue;
+      }
       std::optional<std::string> value;
       if (a.size() > 2) {
         if (!g->takesValue) throw CommandUsageError("unrecognised option '" + a + "'");
@@ -906,8 +940,8 @@ std::string CommandRegistry::helpFor(const Command& c) const {
   for (const auto& i : c.cliItems()) {
     const auto& a = c.args()[i.arg];
     if (i.kind == Command::CliItem::Kind::Positional) rows.emplace_back(metavarOf(a), i.help);
-    else if (i.kind == Command::CliItem::Kind::Option) rows.emplace_back("--" + i.name + " " + metavarOf(a), i.help);
-    else rows.emplace_back("--" + i.name, i.help);
+    else if (i.kind == Command::CliItem::Kind::Option) rows.emplace_back(spelled(i) + " " + metavarOf(a), i.help);
+    else rows.emplace_back(spelled(i), i.help);
   }
   for (const auto& a : c.args())
     if (a.isSecret()) rows.emplace_back("(" + a.promptText() + ")", secretHelp(a));
@@ -942,14 +976,14 @@ std::string CommandRegistry::manCommands() const {
       const auto& i = c.cliItems()[k];
       const auto& a = c.args()[i.arg];
       if (i.kind == Command::CliItem::Kind::Option) {
-        std::string o = bold("--" + i.name) + " " + italic(metavarOf(a));
+        std::string o = boldSpelled(i) + " " + italic(metavarOf(a));
         tag += a.isCliRequired() || a.isRequired() ? " " + o : " [" + o + "]";
         if (a.type() == Arg::Type::Strings) tag += "\\|.\\|.\\|.";
       } else if (i.kind == Command::CliItem::Kind::Flag) {
-        std::string alt = bold("--" + i.name);
+        std::string alt = boldSpelled(i);
         while (k + 1 < c.cliItems().size() && c.cliItems()[k + 1].kind == Command::CliItem::Kind::Flag &&
                c.cliItems()[k + 1].arg == i.arg)
-          alt += "|" + bold("--" + c.cliItems()[++k].name);
+          alt += "|" + boldSpelled(c.cliItems()[++k]);
         tag += " [" + alt + "]";
       }
     }
@@ -976,8 +1010,8 @@ std::string CommandRegistry::manCommands() const {
         const auto& a = c.args()[i.arg];
         if (i.kind == Command::CliItem::Kind::Positional) out << ".TP\n" << italic(metavarOf(a)) << "\n";
         else if (i.kind == Command::CliItem::Kind::Option)
-          out << ".TP\n" << bold("--" + i.name) << " " << italic(metavarOf(a)) << "\n";
-        else out << ".TP\n" << bold("--" + i.name) << "\n";
+          out << ".TP\n" << boldSpelled(i) << " " << italic(metavarOf(a)) << "\n";
+        else out << ".TP\n" << boldSpelled(i) << "\n";
         out << roffLine(i.help) << "\n";
       }
       for (const auto& a : c.args())
@@ -1026,6 +1060,7 @@ std::string CommandRegistry::bashCompletion(const std::vector<GlobalOption>& glo
     for (const auto& i : c.cliItems()) {
       if (i.kind == Command::CliItem::Kind::Positional) continue;
       o.insert("--" + i.name);
+      if (i.shortName) o.insert(std::string("-") + i.shortName);
       if (i.kind != Command::CliItem::Kind::Option) continue;
       valueOpts.insert("--" + i.name);
       const auto& a = c.args()[i.arg];

@@ -259,6 +259,39 @@ TEST_CASE("the OpenAPI document describes every route") {
   CHECK(parse(r.body)->getObject("paths")->size() == 3);
 }
 
+TEST_CASE("a command's one-letter alias: -f as --follow, in usage, help and the man page") {
+  CommandRegistry reg;
+  declare(reg);
+  reg.add(Command("thing watch", "GET", "/api/v1/things/{id}/watch")
+              .arg(Arg::string("id").inPath().positional("ID"))
+              .arg(Arg::integer("lines", 1, 100).inQuery().option("lines", "N").help("how many"))
+              .alias('n')
+              .flag("follow", Arg::boolean("follow").onClient(), true, "keep going")
+              .alias('f')
+              .help("Watch a thing."));
+  auto c = resolve(reg, {"thing", "watch", "7", "-f", "-n", "5"});
+  CHECK(c.target == "/api/v1/things/7/watch?lines=5");
+  CHECK(c.local.at("follow") == "true");
+  CHECK(resolve(reg, {"thing", "watch", "7", "-n5"}).target == "/api/v1/things/7/watch?lines=5");
+  CHECK(resolve(reg, {"thing", "watch", "7", "--follow"}).local.at("follow") == "true");
+  CHECK(resolve(reg, {"thing", "watch", "7"}).local.count("follow") == 0);
+  // the global -c is still the global; an unknown letter and a value given to a switch are refused
+  CHECK(reg.lex({"-c", "/x.conf", "thing", "watch", "7", "-f"}, kGlobals).globals.at("config") == "/x.conf");
+  CHECK_THROWS_AS(reg.lex({"thing", "watch", "7", "-q"}, kGlobals), CommandUsageError);
+  CHECK_THROWS_AS(reg.lex({"thing", "watch", "7", "-fx"}, kGlobals), CommandUsageError);
+  auto found = reg.matching({"thing", "watch"});
+  REQUIRE(found.size() == 1);
+  const auto* w = found.front();
+  CHECK(w->usage() == "thing watch ID [-n|--lines N] [-f|--follow]");
+  CHECK(reg.helpFor(*w).find("-f|--follow") != std::string::npos);
+  // one letter, one option name across the commands
+  CHECK_THROWS_AS(reg.add(Command("thing peek", "GET", "/api/v1/peek")
+                              .flag("fast", Arg::boolean("fast").onClient(), true, "quickly")
+                              .alias('f')),
+                  std::logic_error);
+  CHECK_THROWS_AS(Command("x", "GET", "/x").arg(Arg::string("id").inPath().positional("ID")).alias('i'), std::logic_error);
+}
+
 TEST_CASE("declaration mistakes are refused") {
   CommandRegistry reg;
   declare(reg);

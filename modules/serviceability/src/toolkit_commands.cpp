@@ -289,16 +289,17 @@ void registerToolkitCommands(core::CommandRegistry& reg) {
               .arg(Arg::string("service").inPath().positional("SERVICE").help("a service name (log list shows them), or mariadb"))
               .arg(Arg::integer("lines", 1, 100000).inQuery().option("lines", "N").help("how many of the last lines (default 50)"))
               .arg(Arg::integer("from", 0, INT64_MAX).inQuery().help("byte offset: the text written from there on"))
-              .arg(Arg::boolean("follow").onClient().option("follow", "on|off").help(
-                  "on: keep printing what the service writes, until interrupted (tail -f)"))
-              .help("The last lines of a service's log on this node, or everything it writes from now on (--follow on).")
+              .flag("follow", Arg::boolean("follow").onClient(), true,
+                    "after the last lines, keep printing what the service writes, until interrupted (as tail -f)")
+              .alias('f')
+              .help("The last lines of a service's log on this node, and with -f everything it writes from then on.")
               .example("log tail sip-proxy --lines 200", "the SIP proxy's last 200 lines")
-              .example("log tail federation-cm --follow on", "watch the federation connection manager")
+              .example("log tail federation-cm -f", "watch the federation connection manager")
               .returns(core::shape<LogTailShape>())
               .print([](std::ostream& out, const Obj::Ptr& o, int) { out << core::shape<LogTailShape>().content.text(o); })
               .client([follow](const core::CommandCall& call, core::CommandClient& client, std::ostream& out) {
                 auto f = call.local.find("follow");
-                if (f != call.local.end() && (f->second == "on" || f->second == "true")) return follow(call, client, out);
+                if (f != call.local.end() && f->second == "true") return follow(call, client, out);
                 if (client.json()) {
                   auto o = client.request("GET", call.target, "");
                   o->stringify(out);

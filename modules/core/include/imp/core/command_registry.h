@@ -185,6 +185,10 @@ class Command {
   Command& flag(std::string name, const Arg& a, ArgValue value, std::string help);
   // The command always sends field `a` = value (federation enable).
   Command& fixed(const Arg& a, ArgValue value);
+  // impctl also takes -c for the option or switch declared last (log tail
+  // -f); a global option's letter wins, and one letter names one option
+  // name in every command (CommandRegistry::add refuses another).
+  Command& alias(char c);
   // This form is chosen by --name among commands with the same words
   // (status --cluster).
   Command& selectedBy(std::string name, std::string help);
@@ -206,6 +210,7 @@ class Command {
     ArgValue value;    // Flag: the value it sets
     std::string name;  // option/flag name without dashes
     std::string help;
+    char shortName = 0;  // -x as well as --name (alias()); 0 = none
   };
   const std::vector<std::string>& words() const { return words_; }
   std::string wordsText() const;
