@@ -213,7 +213,7 @@ std::string roffLine(const std::string& s) {
 
 std::string bold(const std::string& s) { return "\\fB" + roff(s) + "\\fR"; }
 std::string italic(const std::string& s) { return "\\fI" + roff(s) + "\\fR"; }
-// The man page's spelling of an option: \\fB\\-x\\fR|\\fB\\-\\-name\\fR.
+// The man page's spelling of an option: bold -x, a bar, bold --name.
 std::string boldSpelled(const Command::CliItem& i) {
   return (i.shortName ? bold(std::string("-") + i.shortName) + "|" : std::string()) + bold("--" + i.name);
 }
