@@ -87,7 +87,6 @@ void registerModule(core::ModuleRegistry& registry) {
                     "passes, what to do. A check whose data cannot be read is a FAIL. The report is the answer: "
                     "impctl exits 0 whatever the checks find.")
                 .example("troubleshoot", "the report as a table, with the fixes")
-                .example("troubleshoot --json", "the same report as JSON")
                 .returns(core::shape<ReportShape>())
                 .print(printReport)
                 .handler<TroubleshootContext>([](TroubleshootContext& ctx, const CommandArgs&) {
