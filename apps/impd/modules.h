@@ -10,6 +10,7 @@
 #include <imp/federation_cm/module.h>
 #include <imp/serviceability/module.h>
 #include <imp/sip_proxy/module.h>
+#include <imp/troubleshoot/module.h>
 #include <imp/xcp_router/module.h>
 
 namespace imp::apps {
@@ -18,6 +19,7 @@ inline void registerModules(core::ModuleRegistry& registry) {
   serviceability::registerModule(registry);
   directory::registerModule(registry);
   sip_proxy::registerModule(registry);
+  troubleshoot::registerModule(registry);
   auto xmpp = xcp::registerModule(registry);
   fcm::registerModule(registry, xmpp);
   bat::registerModule(registry, std::move(xmpp));

@@ -29,6 +29,10 @@ ALLOWED = {
     # and static routes.
     "imp_bulk_provisioning": {"imp_net", "imp_core", "imp_sip", "imp_xmpp", "imp_directory", "imp_xcp_router",
                               "imp_sip_proxy"},
+    # The troubleshooter (SV-6, TS-1..TS-11): reads the SIP proxy's settings,
+    # the directory's domains and the capacity rule (HA-2); nothing depends
+    # on it but the applications.
+    "imp_troubleshooter": {"imp_net", "imp_core", "imp_sip", "imp_directory", "imp_sip_proxy", "imp_serviceability"},
 }
 
 

@@ -1,0 +1,313 @@
+#include "imp/troubleshoot/checks.h"
+
+#include <imp/serviceability/capacity.h>
+#include <imp/sip_proxy/acl.h>
+
+#include <openssl/pem.h>
+#include <openssl/x509.h>
+#include <openssl/x509v3.h>
+
+#include <algorithm>
+#include <cstdio>
+#include <functional>
+#include <memory>
+#include <set>
+
+namespace imp::troubleshoot {
+
+using sip_proxy::RoutingMode;
+
+std::string_view nameOf(Status s) {
+  switch (s) {
+    case Status::Pass: return "PASS";
+    case Status::Warn: return "WARN";
+    case Status::Fail: return "FAIL";
+  }
+  return "FAIL";
+}
+
+const std::vector<std::string>& federationServices() {
+  static const std::vector<std::string> s = {"sip-proxy", "federation-cm", "xcp-router", "xcp-connection-manager"};
+  return s;
+}
+
+namespace {
+
+CheckResult result(std::string_view id, std::string requirement) {
+  CheckResult r;
+  r.id = std::string(id);
+  r.requirement = std::move(requirement);
+  return r;
+}
+
+CheckResult& fail(CheckResult& r, std::string detail, std::string fix) {
+  r.status = Status::Fail;
+  r.detail = std::move(detail);
+  r.fix = std::move(fix);
+  return r;
+}
+
+CheckResult& warn(CheckResult& r, std::string detail, std::string fix) {
+  r.status = Status::Warn;
+  r.detail = std::move(detail);
+  r.fix = std::move(fix);
+  return r;
+}
+
+CheckResult& pass(CheckResult& r, std::string detail) {
+  r.status = Status::Pass;
+  r.detail = std::move(detail);
+  r.fix.clear();
+  return r;
+}
+
+std::string join(const std::vector<std::string>& v, std::string_view sep = ", ") {
+  std::string out;
+  for (const auto& s : v) {
+    if (!out.empty()) out += sep;
+    out += s;
+  }
+  return out;
+}
+
+// example.com -> .com.example.* (RT-2)
+std::string reversedPattern(const std::string& domain) {
+  std::string out;
+  std::size_t end = domain.size();
+  while (end > 0) {
+    auto dot = domain.rfind('.', end - 1);
+    const std::size_t start = dot == std::string::npos ? 0 : dot + 1;
+    out += "." + domain.substr(start, end - start);
+    if (dot == std::string::npos) break;
+    end = dot;
+  }
+  return out + ".*";
+}
+
+}  // namespace
+
+CheckResult checkFederationEnabled(const Facts& f) {
+  auto r = result(kFederationEnabled, "FED-1/TS-2");
+  if (f.federation.enabled) return pass(r, "partitioned intradomain federation is enabled");
+  return fail(r, "partitioned intradomain federation is disabled: no request is routed to the Microsoft server",
+              "impctl federation enable");
+}
+
+CheckResult checkRoutingMode(const Facts& f) {
+  auto r = result(kRoutingMode, "FED-6/TS-2/TS-7");
+  if (f.federation.routingMode == RoutingMode::Basic) return pass(r, "basic routing mode");
+  if (f.interClusterPeers == 0)
+    return pass(r, "advanced routing mode on a single cluster (needs the Microsoft users' SIP URIs in the directory)");
+  return fail(r,
+              "advanced routing mode with " + std::to_string(f.interClusterPeers) +
+                  " inter-cluster peer(s): advanced mode is only valid for a single cluster",
+              "impctl federation set --routing-mode basic");
+}
+
+CheckResult checkStaticRoutes(const Facts& f) {
+  auto r = result(kStaticRoutes, "RT-1/TS-2");
+  if (f.domains.empty())
+    return warn(r, "no presence domain is configured or in use, so none can be routed to the Microsoft server",
+                "add the shared presence domain to the directory, then a static route for it");
+  sip_proxy::RouteTable table(f.routes);
+  std::vector<std::string> missing;
+  for (const auto& d : f.domains)
+    if (table.lookup(d).empty()) missing.push_back(d);
+  if (missing.empty())
+    return pass(r, "every presence domain (" + std::to_string(f.domains.size()) + ") has a static route");
+  return fail(r, "no static route for " + join(missing) + " (requests to the Microsoft users time out: 408)",
+              "impctl route add " + reversedPattern(missing.front()) +
+                  " --route-type domain --next-hop MICROSOFT-SERVER" +
+                  (missing.size() > 1 ? " (one per domain)" : ""));
+}
+
+CheckResult checkAclCoversNextHops(const Facts& f) {
+  auto r = result(kAclCoversNextHops, "RT-7/TS-1/TS-3");
+  if (f.routes.empty()) return warn(r, "no static route, so no next hop to check", "add the static routes first (static-routes)");
+  sip_proxy::AclMatcher acl(f.acl);
+  std::set<std::string> uncovered;
+  std::set<std::string> hops;
+  for (const auto& rt : f.routes) {
+    hops.insert(rt.nextHop);
+    const bool ok = sip_proxy::canonicalIp(rt.nextHop) ? acl.allowsAddress(rt.nextHop) : acl.allowsName(rt.nextHop);
+    if (!ok) uncovered.insert(rt.nextHop);
+  }
+  if (uncovered.empty())
+    return pass(r, acl.allowsAll() ? "the incoming ACL allows all sources"
+                                   : "the incoming ACL covers every next hop (" + std::to_string(hops.size()) + ")");
+  std::vector<std::string> list(uncovered.begin(), uncovered.end());
+  return fail(r, "the incoming ACL does not cover " + join(list) + " (Lync clients sign out and in again, no availability)",
+              "impctl acl add " + list.front() + (list.size() > 1 ? " (one per next hop, IP and FQDN)" : ""));
+}
+
+CheckResult checkPeerAuthListener(const Facts& f) {
+  auto r = result(kPeerAuthListener, "TLS-5/TS-10");
+  auto it = std::find_if(f.listeners.begin(), f.listeners.end(),
+                         [](const sip_proxy::Listener& l) { return l.name == "tls-peer-auth"; });
+  if (it == f.listeners.end())
+    return fail(r, "no peer-auth TLS listener is configured", "impctl listener set tls-peer-auth --port 5061 --enable");
+  if (!it->enabled)
+    return fail(r, "the peer-auth TLS listener is disabled: mutual TLS from the Microsoft server is refused",
+                "impctl listener set tls-peer-auth --port 5061 --enable");
+  if (it->port != 5061)
+    return warn(r, "the peer-auth TLS listener is on port " + std::to_string(it->port) +
+                       "; the Microsoft side's static routes usually point at 5061",
+                "impctl listener set tls-server-auth --port 5063, then impctl listener set tls-peer-auth --port 5061");
+  return pass(r, "the peer-auth TLS listener is enabled on 5061");
+}
+
+CheckResult checkPeerSubjects(const Facts& f) {
+  auto r = result(kPeerSubjects, "TLS-2/TLS-3/TS-10");
+  if (f.peerSubjects.empty())
+    return fail(r, "no TLS peer subject: peer-auth TLS accepts no Microsoft server",
+                "impctl tls peer-subject add LYNC-SERVER-FQDN, then impctl tls context set peer-auth --peer-subject "
+                "LYNC-SERVER-FQDN");
+  auto ctx = std::find_if(f.tlsContexts.begin(), f.tlsContexts.end(),
+                          [](const sip_proxy::TlsContext& c) { return c.name == kPeerAuthContext; });
+  if (ctx == f.tlsContexts.end())
+    return fail(r, "the peer-auth TLS context is missing", "impctl db migrate (it creates the peer-auth context)");
+  std::vector<std::string> unselected;
+  for (const auto& p : f.peerSubjects)
+    if (std::find(ctx->peerSubjects.begin(), ctx->peerSubjects.end(), p.subjectCn) == ctx->peerSubjects.end())
+      unselected.push_back(p.subjectCn);
+  std::string fix = "impctl tls context set peer-auth";
+  for (const auto& p : f.peerSubjects) fix += " --peer-subject " + p.subjectCn;
+  if (unselected.size() == f.peerSubjects.size())
+    return fail(r, "the peer-auth TLS context selects no configured peer subject (" + join(unselected) + ")", fix);
+  if (!unselected.empty())
+    return warn(r, "the peer-auth TLS context does not select " + join(unselected), fix);
+  return pass(r, "the peer-auth TLS context selects every peer subject (" + std::to_string(f.peerSubjects.size()) + ")");
+}
+
+namespace {
+
+struct X509Free {
+  void operator()(X509* x) const { X509_free(x); }
+};
+using X509Ptr = std::unique_ptr<X509, X509Free>;
+
+std::vector<X509Ptr> readCertificates(const std::filesystem::path& p) {
+  std::vector<X509Ptr> out;
+  std::unique_ptr<FILE, int (*)(FILE*)> file(std::fopen(p.c_str(), "r"), &std::fclose);
+  if (!file) return out;
+  while (X509* x = PEM_read_X509(file.get(), nullptr, nullptr, nullptr)) out.emplace_back(x);
+  return out;
+}
+
+}  // namespace
+
+CheckResult checkNodeCertificate(const Facts& f) {
+  auto r = result(kNodeCertificate, "TLS-4/TLS-5/TS-10");
+  const std::string fixFiles = "install a CA-signed certificate with serverAuth and clientAuth extended key usage "
+                               "([tls] cert_file, key_file, ca_file in impd.conf) and restart impd";
+  if (f.certFile.empty()) return fail(r, "no node certificate", fixFiles);
+  auto chain = readCertificates(f.certFile);
+  if (chain.empty()) return fail(r, "cannot read a PEM certificate from " + f.certFile.string(), fixFiles);
+  X509* cert = chain.front().get();
+  std::time_t now = f.now ? f.now : std::time(nullptr);
+
+  std::vector<std::string> failures, warnings;
+  if (X509_cmp_time(X509_get0_notAfter(cert), &now) < 0) failures.push_back("it has expired");
+  else if (X509_cmp_time(X509_get0_notBefore(cert), &now) > 0) failures.push_back("it is not valid yet");
+  else {
+    std::time_t soon = now + static_cast<std::time_t>(kExpiryWarningDays) * 86400;
+    if (X509_cmp_time(X509_get0_notAfter(cert), &soon) < 0)
+      warnings.push_back("it expires within " + std::to_string(kExpiryWarningDays) + " days");
+  }
+  const bool hasEku = (X509_get_extension_flags(cert) & EXFLAG_XKUSAGE) != 0;
+  const std::uint32_t eku = hasEku ? X509_get_extended_key_usage(cert) : 0;
+  std::vector<std::string> missingEku;
+  if (!(eku & XKU_SSL_SERVER)) missingEku.push_back("serverAuth (1.3.6.1.5.5.7.3.1)");
+  if (!(eku & XKU_SSL_CLIENT)) missingEku.push_back("clientAuth (1.3.6.1.5.5.7.3.2)");
+  if (!missingEku.empty()) failures.push_back("its extended key usage lacks " + join(missingEku, " and "));
+
+  if (f.caFile.empty()) {
+    warnings.push_back("no trust store is configured ([tls] ca_file), so the chain is not checked");
+  } else {
+    std::unique_ptr<X509_STORE, void (*)(X509_STORE*)> store(X509_STORE_new(), &X509_STORE_free);
+    if (!X509_STORE_load_file(store.get(), f.caFile.c_str())) {
+      failures.push_back("the trust store " + f.caFile.string() + " cannot be read");
+    } else {
+      std::unique_ptr<STACK_OF(X509), void (*)(STACK_OF(X509)*)> untrusted(sk_X509_new_null(),
+                                                                             [](STACK_OF(X509)* s) { sk_X509_free(s); });
+      for (std::size_t i = 1; i < chain.size(); ++i) sk_X509_push(untrusted.get(), chain[i].get());
+      std::unique_ptr<X509_STORE_CTX, void (*)(X509_STORE_CTX*)> ctx(X509_STORE_CTX_new(), &X509_STORE_CTX_free);
+      X509_STORE_CTX_init(ctx.get(), store.get(), cert, untrusted.get());
+      X509_STORE_CTX_set_flags(ctx.get(), X509_V_FLAG_NO_CHECK_TIME);  // expiry is reported above
+      if (X509_verify_cert(ctx.get()) != 1)
+        failures.push_back(std::string("it does not chain to the trust store (") +
+                           X509_verify_cert_error_string(X509_STORE_CTX_get_error(ctx.get())) + ")");
+    }
+  }
+
+  std::string what = f.certFile.string();
+  if (!failures.empty()) return fail(r, "node certificate " + what + ": " + join(failures, "; "), fixFiles);
+  if (!warnings.empty()) return warn(r, "node certificate " + what + ": " + join(warnings, "; "), fixFiles);
+  return pass(r, "node certificate " + what + " is valid, has serverAuth and clientAuth, and chains to the trust store");
+}
+
+CheckResult checkFederationServices(const Facts& f) {
+  auto r = result(kFederationServices, "SV-6/TS-2");
+  std::vector<std::string> stopped;
+  for (const auto& name : federationServices()) {
+    auto it = std::find_if(f.services.begin(), f.services.end(), [&](const ServiceFact& s) { return s.name == name; });
+    if (it == f.services.end() || !it->running) stopped.push_back(name);
+  }
+  if (stopped.empty()) return pass(r, "running: " + join(federationServices()));
+  std::string fix;
+  for (const auto& s : stopped) fix += (fix.empty() ? "" : "; ") + std::string("impctl service start ") + s;
+  return fail(r, "not running on this node: " + join(stopped), fix);
+}
+
+CheckResult checkContactLimits(const Facts& f) {
+  auto r = result(kContactLimits, "HA-2/PS-1");
+  const std::uint64_t perUser = f.maxContacts == 0 ? kAssumedAverageContacts : f.maxContacts;
+  const std::uint64_t capacity = serviceability::kImpMeasuredContacts;
+  const std::uint64_t contacts = f.homedUsers * perUser;
+  const std::uint64_t maxUsers = serviceability::maxUsers(capacity, capacity, perUser, false);
+  const std::string limit =
+      f.maxContacts == 0 ? "no contact limit (planned with the HA-2 average of 200)" : "a limit of " + std::to_string(perUser);
+  std::string detail = std::to_string(f.homedUsers) + " users homed here x " + limit + " = " + std::to_string(contacts) +
+                       " contacts; the node holds " + std::to_string(capacity) + " (" + std::to_string(maxUsers) +
+                       " users)";
+  if (contacts > capacity)
+    return warn(r, detail, "move users to another node, or lower the limit: impctl presence settings set --max-contacts N");
+  return pass(r, detail);
+}
+
+std::vector<CheckResult> runChecks(const Facts& f) {
+  using Fn = CheckResult (*)(const Facts&);
+  const std::vector<std::pair<std::string_view, Fn>> all = {
+      {kFederationEnabled, checkFederationEnabled}, {kRoutingMode, checkRoutingMode},
+      {kStaticRoutes, checkStaticRoutes},           {kAclCoversNextHops, checkAclCoversNextHops},
+      {kPeerAuthListener, checkPeerAuthListener},   {kPeerSubjects, checkPeerSubjects},
+      {kNodeCertificate, checkNodeCertificate},     {kFederationServices, checkFederationServices},
+      {kContactLimits, checkContactLimits},
+  };
+  std::vector<CheckResult> out;
+  for (const auto& [id, fn] : all) {
+    if (auto it = f.unavailable.find(std::string(id)); it != f.unavailable.end()) {
+      auto r = fn(Facts{});  // for the requirement ID only
+      fail(r, "could not be checked: " + it->second, "check the node's database and logs (impctl status)");
+      out.push_back(std::move(r));
+      continue;
+    }
+    try {
+      out.push_back(fn(f));
+    } catch (const std::exception& e) {
+      auto r = fn(Facts{});  // for the requirement ID only
+      fail(r, std::string("could not be checked: ") + e.what(), "check the node's logs (impctl log list)");
+      out.push_back(std::move(r));
+    }
+  }
+  return out;
+}
+
+std::string summary(const std::vector<CheckResult>& results) {
+  std::size_t p = 0, w = 0, x = 0;
+  for (const auto& r : results) (r.status == Status::Pass ? p : r.status == Status::Warn ? w : x)++;
+  return std::to_string(results.size()) + " checks: " + std::to_string(p) + " pass, " + std::to_string(w) + " warn, " +
+         std::to_string(x) + " fail";
+}
+
+}  // namespace imp::troubleshoot

@@ -1,0 +1,359 @@
+// The troubleshooter's checks (SV-6, TLS-5, TS-1..TS-11, HA-2) over Facts
+// built in the test: each driven to PASS and FAIL (and WARN where it has
+// one). Certificates are generated here with OpenSSL.
+#include <doctest/doctest.h>
+#include <imp/serviceability/capacity.h>
+#include <imp/troubleshoot/checks.h>
+
+#include <openssl/evp.h>
+#include <openssl/pem.h>
+#include <openssl/x509.h>
+#include <openssl/x509v3.h>
+
+#include <cstdio>
+#include <filesystem>
+#include <memory>
+#include <stdexcept>
+#include <unistd.h>
+
+using namespace imp::troubleshoot;
+namespace sp = imp::sip_proxy;
+namespace fs = std::filesystem;
+
+namespace {
+
+bool contains(const std::string& s, const std::string& part) { return s.find(part) != std::string::npos; }
+
+sp::StaticRoute route(const std::string& pattern, const std::string& nextHop) {
+  sp::StaticRoute r;
+  r.pattern = pattern;
+  r.nextHop = nextHop;
+  return r;
+}
+
+sp::AclEntry aclEntry(const std::string& pattern, sp::AclKind kind) {
+  sp::AclEntry e;
+  e.pattern = pattern;
+  e.kind = kind;
+  return e;
+}
+
+// A healthy single-node federation setup.
+Facts healthy() {
+  Facts f;
+  f.federation.enabled = true;
+  f.domains = {"example.com"};
+  f.routes = {route(".com.example.*", "10.0.0.5")};
+  f.acl = {aclEntry("10.0.0.5", sp::AclKind::Address)};
+  f.listeners = {{"tcp", true, 5060}, {"tls-server-auth", true, 5063}, {"tls-peer-auth", true, 5061}};
+  f.peerSubjects = {{"lync.example.com", "", {"peer-auth"}}};
+  sp::TlsContext ctx;
+  ctx.name = "peer-auth";
+  ctx.peerSubjects = {"lync.example.com"};
+  f.tlsContexts = {ctx};
+  for (const auto& s : federationServices()) f.services.push_back({s, true, true});
+  f.homedUsers = 100;
+  return f;
+}
+
+// ---- certificates ----
+
+struct Key {
+  EVP_PKEY* k = EVP_EC_gen("P-256");
+  ~Key() { EVP_PKEY_free(k); }
+};
+
+void addExt(X509* cert, X509* issuer, int nid, const char* value) {
+  X509V3_CTX ctx;
+  X509V3_set_ctx_nodb(&ctx);
+  X509V3_set_ctx(&ctx, issuer, cert, nullptr, nullptr, 0);
+  X509_EXTENSION* ext = X509V3_EXT_conf_nid(nullptr, &ctx, nid, value);
+  REQUIRE(ext != nullptr);
+  X509_add_ext(cert, ext, -1);
+  X509_EXTENSION_free(ext);
+}
+
+struct CertSpec {
+  std::string cn;
+  long notBeforeDays = -1;
+  long notAfterDays = 365;
+  const char* eku = "serverAuth,clientAuth";  // nullptr: none
+  bool ca = false;
+};
+
+// Signed by `issuer`/`issuerKey`, or self-signed when they are null.
+std::unique_ptr<X509, void (*)(X509*)> makeCert(const CertSpec& s, EVP_PKEY* key, X509* issuer, EVP_PKEY* issuerKey) {
+  std::unique_ptr<X509, void (*)(X509*)> x(X509_new(), &X509_free);
+  X509_set_version(x.get(), 2);
+  static long serial = 1;
+  ASN1_INTEGER_set(X509_get_serialNumber(x.get()), serial++);
+  X509_gmtime_adj(X509_getm_notBefore(x.get()), s.notBeforeDays * 86400);
+  X509_gmtime_adj(X509_getm_notAfter(x.get()), s.notAfterDays * 86400);
+  X509_set_pubkey(x.get(), key);
+  X509_NAME* name = X509_get_subject_name(x.get());
+  X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_ASC, reinterpret_cast<const unsigned char*>(s.cn.c_str()), -1, -1, 0);
+  X509* iss = issuer ? issuer : x.get();
+  X509_set_issuer_name(x.get(), X509_get_subject_name(iss));
+  addExt(x.get(), iss, NID_basic_constraints, s.ca ? "critical,CA:TRUE" : "CA:FALSE");
+  if (s.eku) addExt(x.get(), iss, NID_ext_key_usage, s.eku);
+  REQUIRE(X509_sign(x.get(), issuerKey ? issuerKey : key, EVP_sha256()) > 0);
+  return x;
+}
+
+struct TempDir {
+  fs::path dir = fs::temp_directory_path() / ("imp-troubleshoot-" + std::to_string(::getpid()));
+  TempDir() { fs::create_directories(dir); }
+  ~TempDir() {
+    std::error_code ec;
+    fs::remove_all(dir, ec);
+  }
+  fs::path write(const std::string& name, const std::vector<X509*>& certs) const {
+    auto p = dir / name;
+    FILE* f = std::fopen(p.c_str(), "w");
+    REQUIRE(f != nullptr);
+    for (auto* c : certs) PEM_write_X509(f, c);
+    std::fclose(f);
+    return p;
+  }
+};
+
+}  // namespace
+
+TEST_CASE("the healthy setup passes every check") {
+  auto f = healthy();
+  TempDir tmp;
+  Key caKey, key;
+  auto ca = makeCert({"Test CA", -1, 3650, nullptr, true}, caKey.k, nullptr, nullptr);
+  auto cert = makeCert({"imp1.example.com"}, key.k, ca.get(), caKey.k);
+  f.certFile = tmp.write("node.pem", {cert.get()});
+  f.caFile = tmp.write("ca.pem", {ca.get()});
+  auto results = runChecks(f);
+  REQUIRE(results.size() == 9);
+  for (const auto& r : results) {
+    INFO(r.id << ": " << r.detail);
+    CHECK(r.status == Status::Pass);
+    CHECK(r.fix.empty());
+    CHECK(!r.requirement.empty());
+  }
+  CHECK(summary(results) == "9 checks: 9 pass, 0 warn, 0 fail");
+  CHECK(results.front().id == "federation-enabled");
+  CHECK(results.back().id == "contact-limits");
+}
+
+TEST_CASE("federation-enabled (FED-1, TS-2)") {
+  auto f = healthy();
+  CHECK(checkFederationEnabled(f).status == Status::Pass);
+  f.federation.enabled = false;
+  auto r = checkFederationEnabled(f);
+  CHECK(r.status == Status::Fail);
+  CHECK(r.requirement == "FED-1/TS-2");
+  CHECK(r.fix == "impctl federation enable");
+}
+
+TEST_CASE("routing-mode (FED-6, TS-7): advanced only on a single cluster") {
+  auto f = healthy();
+  CHECK(checkRoutingMode(f).status == Status::Pass);
+  f.interClusterPeers = 2;
+  CHECK(checkRoutingMode(f).status == Status::Pass);  // basic is always fine
+  f.federation.routingMode = sp::RoutingMode::Advanced;
+  auto r = checkRoutingMode(f);
+  CHECK(r.status == Status::Fail);
+  CHECK(contains(r.detail, "2 inter-cluster peer(s)"));
+  CHECK(r.fix == "impctl federation set --routing-mode basic");
+  f.interClusterPeers = 0;
+  CHECK(checkRoutingMode(f).status == Status::Pass);
+}
+
+TEST_CASE("static-routes (RT-1, TS-2): one per presence domain") {
+  auto f = healthy();
+  f.domains = {"example.com", "sub.example.com", "other.org", "third.net"};
+  f.routes.push_back(route(".org.other", "10.0.0.6"));  // other.org itself
+  auto r = checkStaticRoutes(f);
+  CHECK(r.status == Status::Fail);
+  CHECK(r.detail == "no static route for third.net (requests to the Microsoft users time out: 408)");
+  CHECK(r.fix == "impctl route add .net.third.* --route-type domain --next-hop MICROSOFT-SERVER");
+  f.routes.push_back(route(".*", "10.0.0.7"));  // a default route covers the rest
+  CHECK(checkStaticRoutes(f).status == Status::Pass);
+  f.routes.clear();
+  r = checkStaticRoutes(f);
+  CHECK(r.status == Status::Fail);
+  CHECK(contains(r.detail, "example.com, sub.example.com, other.org, third.net"));
+  CHECK(contains(r.fix, "(one per domain)"));
+  f.domains.clear();
+  CHECK(checkStaticRoutes(f).status == Status::Warn);
+}
+
+TEST_CASE("acl-covers-next-hops (RT-7, TS-1, TS-3)") {
+  auto f = healthy();
+  f.routes = {route(".com.example.*", "10.0.0.5"), route(".com.example.*", "lync.example.com"),
+              route(".org.other.*", "ocs.other.org")};
+  f.routes[1].priority = 2;
+  f.acl = {aclEntry("10.0.0.5", sp::AclKind::Address)};
+  auto r = checkAclCoversNextHops(f);
+  CHECK(r.status == Status::Fail);
+  CHECK(r.detail == "the incoming ACL does not cover lync.example.com, ocs.other.org (Lync clients sign out and in again, "
+                    "no availability)");
+  CHECK(r.fix == "impctl acl add lync.example.com (one per next hop, IP and FQDN)");
+  f.acl.push_back(aclEntry("lync.example.com", sp::AclKind::Name));
+  f.acl.push_back(aclEntry("other.org", sp::AclKind::Name));  // a domain covers its hosts
+  CHECK(checkAclCoversNextHops(f).status == Status::Pass);
+  f.acl = {aclEntry("10.0.0.6", sp::AclKind::Address)};
+  CHECK(checkAclCoversNextHops(f).status == Status::Fail);
+  f.acl = {aclEntry("all", sp::AclKind::All)};
+  r = checkAclCoversNextHops(f);
+  CHECK(r.status == Status::Pass);
+  CHECK(contains(r.detail, "allows all sources"));
+  f.routes.clear();
+  CHECK(checkAclCoversNextHops(f).status == Status::Warn);
+}
+
+TEST_CASE("peer-auth-listener (TLS-5, TS-10)") {
+  auto f = healthy();
+  CHECK(checkPeerAuthListener(f).status == Status::Pass);
+  f.listeners[2].port = 5062;  // the default: not what Lync's routes use
+  auto r = checkPeerAuthListener(f);
+  CHECK(r.status == Status::Warn);
+  CHECK(contains(r.detail, "port 5062"));
+  f.listeners[2].enabled = false;
+  r = checkPeerAuthListener(f);
+  CHECK(r.status == Status::Fail);
+  CHECK(r.fix == "impctl listener set tls-peer-auth --port 5061 --enable");
+  f.listeners.pop_back();
+  CHECK(checkPeerAuthListener(f).status == Status::Fail);
+}
+
+TEST_CASE("peer-subjects (TLS-2, TLS-3, TS-10)") {
+  auto f = healthy();
+  CHECK(checkPeerSubjects(f).status == Status::Pass);
+  f.peerSubjects.push_back({"pool.example.com", "", {}});
+  auto r = checkPeerSubjects(f);
+  CHECK(r.status == Status::Warn);
+  CHECK(r.detail == "the peer-auth TLS context does not select pool.example.com");
+  CHECK(r.fix == "impctl tls context set peer-auth --peer-subject lync.example.com --peer-subject pool.example.com");
+  f.tlsContexts[0].peerSubjects.clear();
+  r = checkPeerSubjects(f);
+  CHECK(r.status == Status::Fail);
+  CHECK(contains(r.detail, "selects no configured peer subject"));
+  f.peerSubjects.clear();
+  r = checkPeerSubjects(f);
+  CHECK(r.status == Status::Fail);
+  CHECK(contains(r.detail, "no TLS peer subject"));
+  CHECK(contains(r.fix, "impctl tls peer-subject add"));
+}
+
+TEST_CASE("node-certificate (TLS-4, TLS-5, TS-10)") {
+  auto f = healthy();
+  TempDir tmp;
+  Key caKey, key, otherKey;
+  auto ca = makeCert({"Test CA", -1, 3650, nullptr, true}, caKey.k, nullptr, nullptr);
+  f.caFile = tmp.write("ca.pem", {ca.get()});
+
+  SUBCASE("a good certificate signed by the trusted CA passes") {
+    auto cert = makeCert({"imp1.example.com"}, key.k, ca.get(), caKey.k);
+    f.certFile = tmp.write("good.pem", {cert.get()});
+    auto r = checkNodeCertificate(f);
+    CHECK(r.status == Status::Pass);
+    CHECK(r.requirement == "TLS-4/TLS-5/TS-10");
+  }
+  SUBCASE("an intermediate in the certificate file completes the chain") {
+    Key midKey;
+    auto mid = makeCert({"Test Intermediate", -1, 3650, nullptr, true}, midKey.k, ca.get(), caKey.k);
+    auto cert = makeCert({"imp1.example.com"}, key.k, mid.get(), midKey.k);
+    f.certFile = tmp.write("chain.pem", {cert.get(), mid.get()});
+    CHECK(checkNodeCertificate(f).status == Status::Pass);
+  }
+  SUBCASE("an expired certificate fails") {
+    auto cert = makeCert({"imp1.example.com", -30, -1}, key.k, ca.get(), caKey.k);
+    f.certFile = tmp.write("expired.pem", {cert.get()});
+    auto r = checkNodeCertificate(f);
+    CHECK(r.status == Status::Fail);
+    CHECK(contains(r.detail, "it has expired"));
+    CHECK(!r.fix.empty());
+  }
+  SUBCASE("a certificate expiring within 30 days warns") {
+    auto cert = makeCert({"imp1.example.com", -300, 10}, key.k, ca.get(), caKey.k);
+    f.certFile = tmp.write("soon.pem", {cert.get()});
+    auto r = checkNodeCertificate(f);
+    CHECK(r.status == Status::Warn);
+    CHECK(contains(r.detail, "expires within 30 days"));
+  }
+  SUBCASE("a certificate without clientAuth fails") {
+    auto cert = makeCert({"imp1.example.com", -1, 365, "serverAuth"}, key.k, ca.get(), caKey.k);
+    f.certFile = tmp.write("server-only.pem", {cert.get()});
+    auto r = checkNodeCertificate(f);
+    CHECK(r.status == Status::Fail);
+    CHECK(contains(r.detail, "lacks clientAuth (1.3.6.1.5.5.7.3.2)"));
+    CHECK(!contains(r.detail, "serverAuth (1.3.6.1.5.5.7.3.1)"));
+  }
+  SUBCASE("a certificate without extended key usage fails") {
+    auto cert = makeCert({"imp1.example.com", -1, 365, nullptr}, key.k, ca.get(), caKey.k);
+    f.certFile = tmp.write("no-eku.pem", {cert.get()});
+    auto r = checkNodeCertificate(f);
+    CHECK(r.status == Status::Fail);
+    CHECK(contains(r.detail, "lacks serverAuth (1.3.6.1.5.5.7.3.1) and clientAuth (1.3.6.1.5.5.7.3.2)"));
+  }
+  SUBCASE("a self-signed certificate not in the trust store fails") {
+    auto cert = makeCert({"imp1.example.com"}, otherKey.k, nullptr, nullptr);
+    f.certFile = tmp.write("self.pem", {cert.get()});
+    auto r = checkNodeCertificate(f);
+    CHECK(r.status == Status::Fail);
+    CHECK(contains(r.detail, "does not chain to the trust store"));
+  }
+  SUBCASE("without a trust store the chain is not checked: a warning") {
+    auto cert = makeCert({"imp1.example.com"}, otherKey.k, nullptr, nullptr);
+    f.certFile = tmp.write("self.pem", {cert.get()});
+    f.caFile.clear();
+    auto r = checkNodeCertificate(f);
+    CHECK(r.status == Status::Warn);
+    CHECK(contains(r.detail, "no trust store is configured"));
+  }
+  SUBCASE("a missing or unreadable file fails") {
+    f.certFile = tmp.dir / "absent.pem";
+    CHECK(checkNodeCertificate(f).status == Status::Fail);
+    f.certFile.clear();
+    CHECK(checkNodeCertificate(f).status == Status::Fail);
+  }
+}
+
+TEST_CASE("federation-services (SV-6, TS-2)") {
+  auto f = healthy();
+  CHECK(checkFederationServices(f).status == Status::Pass);
+  for (auto& s : f.services)
+    if (s.name == "federation-cm") s.running = false;
+  f.services.erase(f.services.begin());  // sip-proxy not on this node at all
+  auto r = checkFederationServices(f);
+  CHECK(r.status == Status::Fail);
+  CHECK(r.detail == "not running on this node: sip-proxy, federation-cm");
+  CHECK(r.fix == "impctl service start sip-proxy; impctl service start federation-cm");
+}
+
+TEST_CASE("contact-limits (HA-2, PS-1)") {
+  auto f = healthy();
+  const std::uint64_t cap = imp::serviceability::kImpMeasuredContacts;
+  f.maxContacts = 200;
+  f.homedUsers = cap / 200;
+  CHECK(checkContactLimits(f).status == Status::Pass);
+  f.homedUsers += 1;
+  auto r = checkContactLimits(f);
+  CHECK(r.status == Status::Warn);
+  CHECK(contains(r.fix, "impctl presence settings set --max-contacts"));
+  f.maxContacts = 0;  // no limit: planned with the average of 200
+  CHECK(checkContactLimits(f).status == Status::Warn);
+  CHECK(contains(checkContactLimits(f).detail, "average of 200"));
+  f.maxContacts = 100;
+  CHECK(checkContactLimits(f).status == Status::Pass);
+}
+
+TEST_CASE("a check whose facts could not be read is a FAIL naming why") {
+  auto f = healthy();
+  f.unavailable["static-routes"] = "database unreachable";
+  TempDir tmp;
+  f.certFile = tmp.dir / "absent.pem";
+  auto results = runChecks(f);
+  REQUIRE(results.size() == 9);
+  CHECK(results[2].id == "static-routes");
+  CHECK(results[2].status == Status::Fail);
+  CHECK(results[2].requirement == "RT-1/TS-2");
+  CHECK(results[2].detail == "could not be checked: database unreachable");
+  CHECK(summary(results) == "9 checks: 7 pass, 0 warn, 2 fail");
+}
