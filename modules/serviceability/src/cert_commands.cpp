@@ -58,25 +58,27 @@ struct CertListShape : core::Shape {
 
 struct CertDetailShape : core::Shape {
   CertDetailShape() : Shape("Certificate", Layout::Lines, true) {}
-  const Field<std::string> cert = same(core::shape<CertRowShape>().cert);
-  const Field<std::string> subjectCn = same(core::shape<CertRowShape>().subjectCn);
-  const Field<std::string> subject = text("subject");
-  const Field<std::string> issuer = same(core::shape<CertRowShape>().issuer);
-  const Field<std::string> serial = text("serial");
-  const Field<std::string> notBefore = text("not_before");
-  const Field<std::string> notAfter = same(core::shape<CertRowShape>().notAfter);
-  const Field<std::string> sha256 = text("sha256");
-  const Field<bool> isCa = flag("is_ca").shows("yes", "no");
-  const Field<std::vector<std::string>> eku = same(core::shape<CertRowShape>().eku);
-  const Field<std::vector<std::string>> sanDns = texts("san_dns");
-  const Field<std::string> certFile = text("cert_file").orElse("-").describe("cup: the file the listeners read");
+  const Field<std::string> cert = same(core::shape<CertRowShape>().cert).line("name");
+  const Field<std::string> subjectCn = same(core::shape<CertRowShape>().subjectCn).line("subject CN");
+  const Field<std::string> subject = text("subject").line("subject");
+  const Field<std::string> issuer = same(core::shape<CertRowShape>().issuer).line("issuer");
+  const Field<std::string> serial = text("serial").line("serial");
+  const Field<std::string> notBefore = text("not_before").line("valid from");
+  const Field<std::string> notAfter = same(core::shape<CertRowShape>().notAfter).line("valid until");
+  const Field<std::string> sha256 = text("sha256").line("SHA-256");
+  const Field<bool> isCa = flag("is_ca").shows("yes", "no").line("CA");
+  const Field<std::vector<std::string>> eku = same(core::shape<CertRowShape>().eku).line("extended key usage");
+  const Field<std::vector<std::string>> sanDns = texts("san_dns").line("SAN DNS");
+  const Field<std::string> certFile =
+      text("cert_file").orElse("-").describe("cup: the file the listeners read").line("file");
 };
 
 struct CsrShape : core::Shape {
   CsrShape() : Shape("CertificateRequest", Layout::Lines) {}
-  const Field<std::string> subjectCn = same(core::shape<CertRowShape>().subjectCn);
-  const Field<std::vector<std::string>> sanDns = same(core::shape<CertDetailShape>().sanDns);
-  const Field<std::string> keyFile = text("key_file").describe("the pending key, kept on the node (mode 0600)");
+  const Field<std::string> subjectCn = same(core::shape<CertRowShape>().subjectCn).line("subject CN");
+  const Field<std::vector<std::string>> sanDns = same(core::shape<CertDetailShape>().sanDns).line("SAN DNS");
+  const Field<std::string> keyFile =
+      text("key_file").describe("the pending key, kept on the node (mode 0600)").line("pending key");
   const Field<std::string> csr = text("csr").describe("the PKCS#10 request, PEM");
 };
 
