@@ -120,10 +120,15 @@ NodeCertificate ensureNodeCertificate(const std::filesystem::path& stateDir, con
   NodeCertificate out;
   if (certFile.empty() != keyFile.empty())
     throw ConfigError("tls", "cert_file and key_file go together: set both or neither");
-  if (certFile.empty()) {
-    auto dir = stateDir / "tls";
+  const auto dir = stateDir / "tls";
+  try {
     std::filesystem::create_directories(dir);
     std::filesystem::permissions(dir, std::filesystem::perms::owner_all);
+  } catch (const std::exception& e) {
+    throw ConfigError("tls", "cannot create " + dir.string() + ": " + e.what());
+  }
+  out.trustBundle = dir / "cup-trust.pem";
+  if (certFile.empty()) {
     out.certFile = dir / "node.crt";
     out.keyFile = dir / "node.key";
     if (!std::filesystem::exists(out.certFile) || !std::filesystem::exists(out.keyFile)) {

@@ -54,6 +54,9 @@ void registerModule(core::ModuleRegistry& registry) {
     actx.logs = node.logs;
     if (!node.params) state->params = std::make_unique<core::ServiceParams>(*node.database, *node.modules);
     actx.params = node.params ? node.params : state->params.get();
+    actx.certificate = node.certificate;
+    actx.hostname = node.hostname;
+    if (node.config) actx.stateDir = node.config->getString("node", "state_dir");
     actx.dbMode = node.databaseMode;
     actx.dbLocation = node.databaseLocation;
     actx.heartbeatInterval = node.config ? static_cast<int>(node.config->getInt("services", "heartbeat_interval")) : 5;
@@ -77,6 +80,7 @@ void registerModule(core::ModuleRegistry& registry) {
   });
   registry.addCommands(registerCommands);
   registry.addCommands(registerToolkitCommands);
+  registry.addCommands(registerCertCommands);
 
   registry.addNodeHooks(
       [state] {

@@ -4,6 +4,8 @@
 
 #include <unistd.h>
 
+#include <imp/core/cert_store.h>
+#include <imp/core/cert_tools.h>
 #include <imp/core/certificates.h>
 #include <imp/core/cluster_settings.h>
 #include <imp/core/config.h>
@@ -13,6 +15,8 @@
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
+#include <fstream>
+#include <sstream>
 
 #include "imp/sip_proxy/config_store.h"
 #include "imp/sip_proxy/node_options.h"
@@ -126,10 +130,15 @@ class ProxyService : public core::Service {
     certFile_.clear();
     keyFile_.clear();
     caFile_.clear();
+    configuredCaFile_.clear();
+    trustBundle_.clear();
+    filesKey_.clear();
     if (ctx.certificate) {
       certFile_ = ctx.certificate->certFile.string();
       keyFile_ = ctx.certificate->keyFile.string();
       caFile_ = ctx.certificate->caFile.string();
+      configuredCaFile_ = caFile_;
+      trustBundle_ = ctx.certificate->trustBundle.string();
       requireReadable(certFile_, "cert_file");
       requireReadable(keyFile_, "key_file");
       requireReadable(caFile_, "ca_file");
@@ -139,6 +148,7 @@ class ProxyService : public core::Service {
   void start() override {
     std::lock_guard work(work_);
     contexts_.clear();
+    refreshCertificates();
     std::string notes;  // listeners that cannot be opened
     cfg_.listeners = desiredListeners(&notes);
     cfg_.tlsClient = clientContext();
@@ -188,6 +198,7 @@ class ProxyService : public core::Service {
       p = proxy_;
     }
     p->updatePolicy(readPolicy());
+    refreshCertificates();
     std::string notes;
     auto wanted = desiredListeners(&notes);
     if (!sameListeners(wanted, listenersNow_)) {
@@ -232,7 +243,7 @@ class ProxyService : public core::Service {
   // listeners are not rebound. nullptr (with *why) when it cannot be built.
   std::shared_ptr<const net::TlsContext> context(const TlsContext& c, net::TlsRole role, bool verifyPeer,
                                                  std::string* why) {
-    std::string key = contextKey(c, verifyPeer) + (role == net::TlsRole::Server ? "|s" : "|c");
+    std::string key = contextKey(c, verifyPeer) + "|" + filesKey_ + (role == net::TlsRole::Server ? "|s" : "|c");
     if (auto it = contexts_.find(key); it != contexts_.end()) return it->second;
     if (certFile_.empty()) {
       *why = "no node certificate";
@@ -267,6 +278,41 @@ class ProxyService : public core::Service {
       if (log_) log_->error("{}", *why);
       return nullptr;
     }
+  }
+
+  // Certificate management (TLS-4): writes the trust bundle ([tls] ca_file
+  // and the trust store cup-trust) and keys the TLS contexts by the node
+  // certificate's fingerprint, its key and the trusted certificates, so an
+  // uploaded certificate or a changed trust store rebuilds the contexts and
+  // rebinds the TLS listeners on the next reload.
+  void refreshCertificates() {
+    if (certFile_.empty()) return;
+    std::string k;
+    try {
+      std::ifstream cf(certFile_, std::ios::binary), kf(keyFile_, std::ios::binary);
+      std::ostringstream cs, ks;
+      cs << cf.rdbuf();
+      ks << kf.rdbuf();
+      k = core::parseCertificate(cs.str()).sha256 + "|" + std::to_string(std::hash<std::string>{}(ks.str()));
+    } catch (const std::exception& e) {
+      if (log_) log_->error("node certificate {}: {}", certFile_, e.what());
+      return;  // keep the contexts built from the last good files
+    }
+    if (db_ && !trustBundle_.empty()) {
+      try {
+        auto entries = core::TrustStore(*db_).list();
+        if (entries.empty()) {
+          caFile_ = configuredCaFile_;
+        } else {
+          for (const auto& fp : core::writeTrustBundle(entries, configuredCaFile_, trustBundle_)) k += "|" + fp;
+          caFile_ = trustBundle_;
+        }
+      } catch (const std::exception& e) {
+        if (log_) log_->error("trust store cup-trust not applied: {}", e.what());
+        return;
+      }
+    }
+    filesKey_ = k;
   }
 
   std::optional<TlsContext> storedContext(std::string_view name) {
@@ -441,6 +487,8 @@ class ProxyService : public core::Service {
   std::shared_ptr<spdlog::logger> log_;
   NodeOptions node_;
   std::string certFile_, keyFile_, caFile_;  // empty certFile_ = no TLS
+  std::string configuredCaFile_, trustBundle_;  // [tls] ca_file; <state_dir>/tls/cup-trust.pem
+  std::string filesKey_;  // the certificate files and trusted roots the contexts were built from
   // work_ serialises start/reload/stop and guards what they compute.
   std::mutex work_;
   ProxyConfig cfg_;

@@ -15,6 +15,9 @@ struct NodeCertificate {
   std::filesystem::path certFile;
   std::filesystem::path keyFile;
   std::filesystem::path caFile;  // trust store for peers; may be empty
+  // <state_dir>/tls/cup-trust.pem: caFile's content and the trust store
+  // cup-trust (TLS-4), written by the services that verify peers.
+  std::filesystem::path trustBundle;
   std::string subjectCn;
   std::string notAfter;          // "2036-11-25T06:00:00Z"
   bool generated = false;

@@ -10,6 +10,7 @@
 //   GET  /api/v1/services/{name}/params, PUT|DELETE /api/v1/services/{name}/params/{param}
 //   GET  /api/v1/trace[?node=ID], GET|PUT /api/v1/trace/{service}[?node=ID]
 //   GET  /api/v1/db/status, POST /api/v1/db/migrate
+#include <filesystem>
 #include <functional>
 #include <string>
 #include <vector>
@@ -24,6 +25,7 @@ class LogRegistry;
 class Migrator;
 class ModuleRegistry;
 class ServiceParams;
+struct NodeCertificate;
 }  // namespace imp::core
 
 namespace imp::serviceability {
@@ -42,6 +44,11 @@ struct AdminContext {
   std::string dbMode;      // "managed" | "external"
   std::string dbLocation;  // redacted URL or socket
   int heartbeatInterval = 5;
+  // Certificate management (TLS-4): the node certificate, where its pending
+  // key goes (<state_dir>/tls) and the default CN of a request.
+  const core::NodeCertificate* certificate = nullptr;
+  std::filesystem::path stateDir;
+  std::string hostname;
   // Why the node is not ready (empty = ready).
   std::function<std::vector<std::string>()> notReadyReasons;
 };
@@ -51,5 +58,8 @@ void registerCommands(core::CommandRegistry& registry);
 // The toolkit of issue 19 that needs no other module: capacity (HA-2), log
 // list and log tail (SV-5).
 void registerToolkitCommands(core::CommandRegistry& registry);
+// Certificate management (TLS-4): cert list, show, csr, upload,
+// upload-trust, delete.
+void registerCertCommands(core::CommandRegistry& registry);
 
 }  // namespace imp::serviceability
