@@ -198,8 +198,9 @@ std::vector<X509Ptr> readCertificates(const std::filesystem::path& p) {
 
 CheckResult checkNodeCertificate(const Facts& f) {
   auto r = result(kNodeCertificate, "TLS-4/TLS-5/TS-10");
-  const std::string fixFiles = "install a CA-signed certificate with serverAuth and clientAuth extended key usage "
-                               "([tls] cert_file, key_file, ca_file in impd.conf) and restart impd";
+  const std::string fixFiles = "impctl cert csr --out node.csr, have the CA sign it with serverAuth and clientAuth "
+                               "extended key usage, impctl cert upload-trust CA.pem and impctl cert upload node.pem "
+                               "(TLS-4; or [tls] cert_file, key_file, ca_file in impd.conf and a restart)";
   if (f.certFile.empty()) return fail(r, "no node certificate", fixFiles);
   auto chain = readCertificates(f.certFile);
   if (chain.empty()) return fail(r, "cannot read a PEM certificate from " + f.certFile.string(), fixFiles);
@@ -221,12 +222,22 @@ CheckResult checkNodeCertificate(const Facts& f) {
   if (!(eku & XKU_SSL_CLIENT)) missingEku.push_back("clientAuth (1.3.6.1.5.5.7.3.2)");
   if (!missingEku.empty()) failures.push_back("its extended key usage lacks " + join(missingEku, " and "));
 
-  if (f.caFile.empty()) {
-    warnings.push_back("no trust store is configured ([tls] ca_file), so the chain is not checked");
+  if (f.caFile.empty() && f.trustPems.empty()) {
+    warnings.push_back("no trust store is configured (impctl cert upload-trust, or [tls] ca_file), so the chain is not "
+                       "checked");
   } else {
     std::unique_ptr<X509_STORE, void (*)(X509_STORE*)> store(X509_STORE_new(), &X509_STORE_free);
-    if (!X509_STORE_load_file(store.get(), f.caFile.c_str())) {
-      failures.push_back("the trust store " + f.caFile.string() + " cannot be read");
+    bool loaded = f.caFile.empty() || X509_STORE_load_file(store.get(), f.caFile.c_str());
+    for (const auto& pem : f.trustPems) {
+      std::unique_ptr<BIO, void (*)(BIO*)> bio(BIO_new_mem_buf(pem.data(), static_cast<int>(pem.size())),
+                                               [](BIO* b) { BIO_free(b); });
+      X509* x = bio ? PEM_read_bio_X509(bio.get(), nullptr, nullptr, nullptr) : nullptr;
+      if (!x || !X509_STORE_add_cert(store.get(), x)) loaded = false;
+      if (x) X509_free(x);
+    }
+    if (!loaded) {
+      failures.push_back("the trust store (" + (f.caFile.empty() ? std::string("cup-trust") : f.caFile.string()) +
+                         ") cannot be read");
     } else {
       std::unique_ptr<STACK_OF(X509), void (*)(STACK_OF(X509)*)> untrusted(sk_X509_new_null(),
                                                                              [](STACK_OF(X509)* s) { sk_X509_free(s); });

@@ -1,5 +1,6 @@
 #include "imp/troubleshoot/gather.h"
 
+#include <imp/core/cert_store.h>
 #include <imp/core/certificates.h>
 #include <imp/core/database.h>
 #include <imp/core/service_host.h>
@@ -66,6 +67,10 @@ Facts gather(const NodeSources& node) {
   if (node.certificate) {
     f.certFile = node.certificate->certFile;
     f.caFile = node.certificate->caFile;
+    if (node.database)
+      guarded(f, {kNodeCertificate}, [&] {
+        for (const auto& e : core::TrustStore(*node.database).list()) f.trustPems.push_back(e.info.pem);
+      });
   } else {
     f.unavailable.emplace(std::string(kNodeCertificate), "the node has no certificate loaded");
   }

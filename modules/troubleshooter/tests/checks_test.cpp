@@ -2,6 +2,9 @@
 // built in the test: each driven to PASS and FAIL (and WARN where it has
 // one). Certificates are generated here with OpenSSL.
 #include <doctest/doctest.h>
+
+#include <fstream>
+#include <sstream>
 #include <imp/serviceability/capacity.h>
 #include <imp/troubleshoot/checks.h>
 
@@ -298,6 +301,20 @@ TEST_CASE("node-certificate (TLS-4, TLS-5, TS-10)") {
     auto r = checkNodeCertificate(f);
     CHECK(r.status == Status::Fail);
     CHECK(contains(r.detail, "does not chain to the trust store"));
+  }
+  SUBCASE("the cluster trust store cup-trust alone (TLS-4) is a trust store") {
+    auto cert = makeCert({"imp1.example.com"}, key.k, ca.get(), caKey.k);
+    f.certFile = tmp.write("good.pem", {cert.get()});
+    std::ifstream in(f.caFile);
+    std::stringstream pem;
+    pem << in.rdbuf();
+    f.caFile.clear();
+    f.trustPems = {pem.str()};
+    CHECK(checkNodeCertificate(f).status == Status::Pass);
+    f.trustPems = {"not a certificate"};
+    auto r = checkNodeCertificate(f);
+    CHECK(r.status == Status::Fail);
+    CHECK(contains(r.detail, "cannot be read"));
   }
   SUBCASE("without a trust store the chain is not checked: a warning") {
     auto cert = makeCert({"imp1.example.com"}, otherKey.k, nullptr, nullptr);

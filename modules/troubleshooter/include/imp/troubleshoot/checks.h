@@ -51,7 +51,8 @@ struct Facts {
   std::vector<std::string> domains;
   // The node certificate's files ([tls] in impd.conf or the generated one).
   std::filesystem::path certFile;
-  std::filesystem::path caFile;  // the trust store; empty when none
+  std::filesystem::path caFile;  // [tls] ca_file; empty when none
+  std::vector<std::string> trustPems;  // the cluster trust store cup-trust (TLS-4), PEM each
   std::time_t now = 0;           // for expiry; 0 = the current time
   std::vector<ServiceFact> services;
   std::uint32_t maxContacts = 200;  // PS-1; 0 = no limit
