@@ -630,9 +630,12 @@ class Job {
       if (ownerJid.empty()) continue;
       const bool on = ctx_.xmpp->pushRoster(ownerJid, {ch.removedOld, ch.added}, ch.version);
       ++(on ? job_.counts.notified : job_.counts.notNotified);
-      // The old ID's subscriptions end (a Microsoft contact: SUBSCRIBE with
-      // Expires 0); the new ID's start.
-      ctx_.xmpp->endSubscriptions(ownerJid, ch.removedOld);
+      // A Microsoft or federated old ID's subscriptions end (federation-cm:
+      // SUBSCRIBE with Expires 0, rather than a dialog left to expire); a
+      // local user's are that user's roster, which a contact ID rename does
+      // not change. The new ID's start.
+      if (resolver_->contact(ch.removedOld.contact).userid.empty())
+        ctx_.xmpp->endSubscriptions(ownerJid, ch.removedOld);
       ctx_.xmpp->probe(ownerJid, ch.added.contact);
     }
   }
