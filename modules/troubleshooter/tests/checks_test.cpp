@@ -19,6 +19,8 @@
 #include <stdexcept>
 #include <unistd.h>
 
+#include "test_certs.h"
+
 using namespace imp::troubleshoot;
 namespace sp = imp::sip_proxy;
 namespace fs = std::filesystem;
@@ -61,20 +63,11 @@ Facts healthy() {
 
 // ---- certificates ----
 
-struct Key {
-  EVP_PKEY* k = EVP_EC_gen("P-256");
-  ~Key() { EVP_PKEY_free(k); }
+// The test certificates of modules/core/tests/test_certs.h, with an EC key
+// made on construction and both EKUs unless a case says otherwise.
+struct Key : imp::testcerts::Key {
+  Key() : imp::testcerts::Key(EVP_EC_gen("P-256")) {}
 };
-
-void addExt(X509* cert, X509* issuer, int nid, const char* value) {
-  X509V3_CTX ctx;
-  X509V3_set_ctx_nodb(&ctx);
-  X509V3_set_ctx(&ctx, issuer, cert, nullptr, nullptr, 0);
-  X509_EXTENSION* ext = X509V3_EXT_conf_nid(nullptr, &ctx, nid, value);
-  REQUIRE(ext != nullptr);
-  X509_add_ext(cert, ext, -1);
-  X509_EXTENSION_free(ext);
-}
 
 struct CertSpec {
   std::string cn;
@@ -86,21 +79,15 @@ struct CertSpec {
 
 // Signed by `issuer`/`issuerKey`, or self-signed when they are null.
 std::unique_ptr<X509, void (*)(X509*)> makeCert(const CertSpec& s, EVP_PKEY* key, X509* issuer, EVP_PKEY* issuerKey) {
-  std::unique_ptr<X509, void (*)(X509*)> x(X509_new(), &X509_free);
-  X509_set_version(x.get(), 2);
   static long serial = 1;
-  ASN1_INTEGER_set(X509_get_serialNumber(x.get()), serial++);
-  X509_gmtime_adj(X509_getm_notBefore(x.get()), s.notBeforeDays * 86400);
-  X509_gmtime_adj(X509_getm_notAfter(x.get()), s.notAfterDays * 86400);
-  X509_set_pubkey(x.get(), key);
-  X509_NAME* name = X509_get_subject_name(x.get());
-  X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_ASC, reinterpret_cast<const unsigned char*>(s.cn.c_str()), -1, -1, 0);
-  X509* iss = issuer ? issuer : x.get();
-  X509_set_issuer_name(x.get(), X509_get_subject_name(iss));
-  addExt(x.get(), iss, NID_basic_constraints, s.ca ? "critical,CA:TRUE" : "CA:FALSE");
-  if (s.eku) addExt(x.get(), iss, NID_ext_key_usage, s.eku);
-  REQUIRE(X509_sign(x.get(), issuerKey ? issuerKey : key, EVP_sha256()) > 0);
-  return x;
+  return {imp::testcerts::makeCert({.cn = s.cn,
+                                    .ca = s.ca,
+                                    .notBeforeDays = s.notBeforeDays,
+                                    .notAfterDays = s.notAfterDays,
+                                    .eku = s.eku,
+                                    .serial = serial++},
+                                   key, issuer, issuerKey),
+          &X509_free};
 }
 
 struct TempDir {
