@@ -82,9 +82,6 @@ std::string contextKey(const TlsContext& c, bool verifyPeer) {
   return k;
 }
 
-// The TLS context a listener uses (TLS-1..3).
-constexpr std::string_view kServerContext = "default-server";
-constexpr std::string_view kPeerAuthContext = "peer-auth";
 
 // Throws ConfigError unless `path` names a readable file (not loaded here).
 void requireReadable(const std::string& path, std::string_view key) {

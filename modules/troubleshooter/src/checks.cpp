@@ -8,6 +8,7 @@
 #include <openssl/x509v3.h>
 
 #include <algorithm>
+#include <cmath>
 #include <cstdio>
 #include <functional>
 #include <memory>
@@ -84,6 +85,12 @@ std::string reversedPattern(const std::string& domain) {
   return out + ".*";
 }
 
+// 3.2 (milliseconds, one decimal)
+std::string millis(double ms) {
+  const long tenths = std::lround(ms * 10);
+  return std::to_string(tenths / 10) + "." + std::to_string(tenths % 10);
+}
+
 }  // namespace
 
 CheckResult checkFederationEnabled(const Facts& f) {
@@ -119,6 +126,67 @@ CheckResult checkStaticRoutes(const Facts& f) {
               "impctl route add " + reversedPattern(missing.front()) +
                   " --route-type domain --next-hop MICROSOFT-SERVER" +
                   (missing.size() > 1 ? " (one per domain)" : ""));
+}
+
+CheckResult checkNextHops(const Facts& f) {
+  auto r = result(kNextHops, "RT-1/RT-10/TS-2/TS-5");
+  if (f.routes.empty()) return warn(r, "no static route, so no next hop to probe", "add the static routes first (static-routes)");
+  std::vector<std::string> parts;
+  std::string failFix, warnFix;
+  for (const auto& h : f.hopProbes) {
+    if (h.addresses.empty()) {
+      parts.push_back(h.hop + ": " + h.error);
+      if (failFix.empty())
+        failFix = "add an A record for " + h.host + " to the DNS this node uses (RT-10), or route to the server's IP address";
+      continue;
+    }
+    const std::string where = h.hop + (h.address == h.host ? "" : " (" + h.address + ")");
+    if (h.status == 0) {
+      parts.push_back(where + ": no answer to OPTIONS: " + h.error);
+      if (!failFix.empty()) continue;
+      if (h.error.starts_with("TLS handshake"))
+        failFix = "make the TLS handshake work (TS-10): the next hop's certificate must chain to cup-trust (impctl cert "
+                  "upload-trust CA.pem) and the Microsoft server must trust this node's CA";
+      else
+        failFix = "check that the Microsoft server listens on " + std::to_string(h.port) + " over " +
+                  std::string(sip_proxy::nameOf(h.transport)) +
+                  ", trusts this node (host authorization) and that no firewall is in the way; impctl route list";
+      continue;
+    }
+    std::string text = where + " answered " + std::to_string(h.status) + " " + h.reason + " in " + millis(h.rttMs) + " ms";
+    if (h.status >= 500 && warnFix.empty())
+      warnFix = "the server at " + where + " is up but answers " + std::to_string(h.status) +
+                ": check its front-end services and logs";
+    parts.push_back(std::move(text));
+  }
+  const std::string detail = join(parts, "; ");
+  if (!failFix.empty()) return fail(r, detail, failFix);
+  if (!warnFix.empty()) return warn(r, detail, warnFix);
+  return pass(r, detail);
+}
+
+CheckResult checkPeerReverseDns(const Facts& f) {
+  auto r = result(kPeerReverseDns, "RT-8/TS-6");
+  if (f.ptrProbes.empty()) return pass(r, "no peer address to look up (no IP address in the ACL or the static routes)");
+  const bool nameEntries = std::any_of(f.acl.begin(), f.acl.end(),
+                                       [](const sip_proxy::AclEntry& e) { return e.kind == sip_proxy::AclKind::Name; });
+  std::vector<std::string> slow, missing, good;
+  for (const auto& p : f.ptrProbes) {
+    if (p.timedOut) slow.push_back(p.ip + ": no answer in " + millis(p.ms) + " ms");
+    else if (p.ms > kSlowDnsMs) slow.push_back(p.ip + " took " + millis(p.ms) + " ms");
+    else if (!p.name) missing.push_back(p.ip);
+    else good.push_back(p.ip + " -> " + *p.name + " (" + millis(p.ms) + " ms)");
+  }
+  if (!slow.empty())
+    return fail(r, "slow reverse DNS: " + join(slow) + " (each new source waits for it before FQDN ACL entries match)",
+                "fix the DNS this node uses ([dns] servers in impd.conf, or /etc/resolv.conf) and add PTR records for the "
+                "Microsoft servers' addresses");
+  if (!missing.empty() && nameEntries)
+    return warn(r, "no PTR record for " + join(missing) + ": FQDN and domain ACL entries cannot match requests from them",
+                "add PTR records for " + join(missing) + " to the DNS, or ACL entries by IP (impctl acl add " +
+                    missing.front() + ")");
+  for (const auto& ip : missing) good.push_back(ip + ": no PTR record (the ACL matches it by address)");
+  return pass(r, join(good, "; "));
 }
 
 CheckResult checkAclCoversNextHops(const Facts& f) {
@@ -163,7 +231,7 @@ CheckResult checkPeerSubjects(const Facts& f) {
                 "impctl tls peer-subject add LYNC-SERVER-FQDN, then impctl tls context set peer-auth --peer-subject "
                 "LYNC-SERVER-FQDN");
   auto ctx = std::find_if(f.tlsContexts.begin(), f.tlsContexts.end(),
-                          [](const sip_proxy::TlsContext& c) { return c.name == kPeerAuthContext; });
+                          [](const sip_proxy::TlsContext& c) { return c.name == sip_proxy::kPeerAuthContext; });
   if (ctx == f.tlsContexts.end())
     return fail(r, "the peer-auth TLS context is missing", "impctl db migrate (it creates the peer-auth context)");
   std::vector<std::string> unselected;
@@ -270,6 +338,21 @@ CheckResult checkFederationServices(const Facts& f) {
   return fail(r, "not running on this node: " + join(stopped), fix);
 }
 
+CheckResult checkSingleSystemUsers(const Facts& f) {
+  auto r = result(kSingleSystemUsers, "FED-1");
+  if (f.dualEnabledUsers == 0) return pass(r, "no user licensed on IMP carries a Microsoft SIP URI in the directory");
+  std::string who = join(f.dualEnabledSample);
+  if (f.dualEnabledUsers > f.dualEnabledSample.size())
+    who += " and " + std::to_string(f.dualEnabledUsers - f.dualEnabledSample.size()) + " more";
+  return fail(r,
+              std::to_string(f.dualEnabledUsers) +
+                  " user(s) licensed on IMP also carry a Microsoft SIP URI, so both systems claim them and routing "
+                  "breaks: " + who,
+              "enable each user on one system only: disable migrated users on the Microsoft server (Disable-CsUser) "
+              "and remove their Microsoft SIP URI from the directory; users who stay on Microsoft are not licensed on "
+              "IMP");
+}
+
 CheckResult checkContactLimits(const Facts& f) {
   auto r = result(kContactLimits, "HA-2/PS-1");
   const std::uint64_t perUser = f.maxContacts == 0 ? kAssumedAverageContacts : f.maxContacts;
@@ -290,10 +373,11 @@ std::vector<CheckResult> runChecks(const Facts& f) {
   using Fn = CheckResult (*)(const Facts&);
   const std::vector<std::pair<std::string_view, Fn>> all = {
       {kFederationEnabled, checkFederationEnabled}, {kRoutingMode, checkRoutingMode},
-      {kStaticRoutes, checkStaticRoutes},           {kAclCoversNextHops, checkAclCoversNextHops},
+      {kStaticRoutes, checkStaticRoutes},           {kNextHops, checkNextHops},
+      {kAclCoversNextHops, checkAclCoversNextHops}, {kPeerReverseDns, checkPeerReverseDns},
       {kPeerAuthListener, checkPeerAuthListener},   {kPeerSubjects, checkPeerSubjects},
       {kNodeCertificate, checkNodeCertificate},     {kFederationServices, checkFederationServices},
-      {kContactLimits, checkContactLimits},
+      {kSingleSystemUsers, checkSingleSystemUsers}, {kContactLimits, checkContactLimits},
   };
   std::vector<CheckResult> out;
   for (const auto& [id, fn] : all) {

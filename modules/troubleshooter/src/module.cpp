@@ -1,6 +1,7 @@
 #include "imp/troubleshoot/module.h"
 
 #include <imp/core/command_registry.h>
+#include <imp/core/dns.h>
 #include <imp/core/module_registry.h>
 #include <imp/core/response_shape.h>
 
@@ -28,6 +29,14 @@ namespace {
 struct TroubleshootContext {
   NodeSources sources;
 };
+
+// The node's resolver without its cache (RT-8: the check times the DNS as it
+// is now), or the system's when the node has none.
+std::shared_ptr<core::Resolver> uncached(const std::shared_ptr<core::Resolver>& r) {
+  if (!r) return std::make_shared<core::SystemResolver>(2);
+  if (auto* c = dynamic_cast<core::CachingResolver*>(r.get())) return c->inner();
+  return r;
+}
 
 struct CheckShape : core::Shape {
   CheckShape() : Shape("TroubleshootCheck", Layout::Table) {}
@@ -69,7 +78,9 @@ void printReport(std::ostream& out, const Obj::Ptr& o, int) {
 void registerModule(core::ModuleRegistry& registry) {
   auto state = std::make_shared<TroubleshootContext>();
   registry.addAdminRoutes([state](core::AdminRouter&, const core::NodeContext& node) {
-    state->sources = NodeSources{node.database, node.host, node.certificate, node.nodeId};
+    state->sources = NodeSources{node.database, node.host, node.certificate, node.nodeId, {}};
+    state->sources.probe.resolver = uncached(node.resolver);
+    if (!node.hostname.empty()) state->sources.probe.fromHost = node.hostname;
     if (!node.commands) throw std::logic_error("the troubleshooter's command needs the node's command registry");
     node.commands->provide(*state);
   });
@@ -79,10 +90,13 @@ void registerModule(core::ModuleRegistry& registry) {
                 .describe(
                     "Runs the checks IMP can evaluate from its side: federation enabled (FED-1), routing mode (FED-6), "
                     "a static route for every presence domain (RT-1), the incoming ACL covering every route's next "
-                    "hop (RT-7), the peer-auth TLS listener on 5061 and the peer subjects selected by the peer-auth "
+                    "hop (RT-7), each next hop resolving (A) and answering SIP OPTIONS over its route's transport, "
+                    "with the round-trip time (RT-1, RT-10, TS-2), fast reverse DNS (PTR) for the ACL's and the next "
+                    "hops' addresses (RT-8, TS-6), the peer-auth TLS listener on 5061 and the peer subjects selected by the peer-auth "
                     "TLS context (TLS-2, TLS-3, TLS-5), the node certificate (validity, serverAuth and clientAuth "
                     "extended key usage, chain to the trust store; TLS-4, TLS-5), the services federation needs "
-                    "running on this node (SV-6) and the contact-list limit against the node's capacity (HA-2). "
+                    "running on this node (SV-6), no user enabled on both systems where the directory can tell (FED-1: licensed on "
+                    "IMP with a Microsoft SIP URI) and the contact-list limit against the node's capacity (HA-2). "
                     "Each check reports PASS, WARN or FAIL with its requirement, one line of detail and, unless it "
                     "passes, what to do. A check whose data cannot be read is a FAIL. The report is the answer: "
                     "impctl exits 0 whatever the checks find.")

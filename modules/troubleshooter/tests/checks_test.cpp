@@ -43,6 +43,20 @@ sp::AclEntry aclEntry(const std::string& pattern, sp::AclKind kind) {
   return e;
 }
 
+// A next hop that resolved and answered OPTIONS with `status` (0: did not).
+HopProbe hop(const std::string& host, int status, double rttMs, const std::string& error = "") {
+  HopProbe h;
+  h.host = host;
+  h.hop = host + ":5061;TLS";
+  h.addresses = {host == "lync.example.com" ? "10.0.0.6" : host};
+  h.address = h.addresses.front();
+  h.status = status;
+  h.reason = status == 200 ? "OK" : status == 503 ? "Service Unavailable" : "";
+  h.rttMs = rttMs;
+  h.error = error;
+  return h;
+}
+
 // A healthy single-node federation setup.
 Facts healthy() {
   Facts f;
@@ -58,6 +72,8 @@ Facts healthy() {
   f.tlsContexts = {ctx};
   for (const auto& s : federationServices()) f.services.push_back({s, true, true});
   f.homedUsers = 100;
+  f.hopProbes = {hop("10.0.0.5", 200, 3.25)};
+  f.ptrProbes = {{"10.0.0.5", "lync.example.com", 1.5, false}};
   return f;
 }
 
@@ -118,14 +134,14 @@ TEST_CASE("the healthy setup passes every check") {
   f.certFile = tmp.write("node.pem", {cert.get()});
   f.caFile = tmp.write("ca.pem", {ca.get()});
   auto results = runChecks(f);
-  REQUIRE(results.size() == 9);
+  REQUIRE(results.size() == 12);
   for (const auto& r : results) {
     INFO(r.id << ": " << r.detail);
     CHECK(r.status == Status::Pass);
     CHECK(r.fix.empty());
     CHECK(!r.requirement.empty());
   }
-  CHECK(summary(results) == "9 checks: 9 pass, 0 warn, 0 fail");
+  CHECK(summary(results) == "12 checks: 12 pass, 0 warn, 0 fail");
   CHECK(results.front().id == "federation-enabled");
   CHECK(results.back().id == "contact-limits");
 }
@@ -195,6 +211,91 @@ TEST_CASE("acl-covers-next-hops (RT-7, TS-1, TS-3)") {
   CHECK(contains(r.detail, "allows all sources"));
   f.routes.clear();
   CHECK(checkAclCoversNextHops(f).status == Status::Warn);
+}
+
+TEST_CASE("next-hops (RT-1, RT-10, TS-2, TS-5): each hop resolves and answers OPTIONS") {
+  auto f = healthy();
+  f.routes.push_back(route(".com.example.*", "lync.example.com"));
+  f.hopProbes.push_back(hop("lync.example.com", 200, 12.04));
+  auto r = checkNextHops(f);
+  CHECK(r.status == Status::Pass);
+  CHECK(r.requirement == "RT-1/RT-10/TS-2/TS-5");
+  CHECK(r.detail == "10.0.0.5:5061;TLS answered 200 OK in 3.3 ms; lync.example.com:5061;TLS (10.0.0.6) answered 200 OK "
+                    "in 12.0 ms");
+
+  // a name that does not resolve
+  auto unresolved = hop("lync.example.com", 0, 0, "the name does not resolve (no A/AAAA record)");
+  unresolved.addresses.clear();
+  f.hopProbes[1] = unresolved;
+  r = checkNextHops(f);
+  CHECK(r.status == Status::Fail);
+  CHECK(contains(r.detail, "lync.example.com:5061;TLS: the name does not resolve (no A/AAAA record)"));
+  CHECK(r.fix == "add an A record for lync.example.com to the DNS this node uses (RT-10), or route to the server's IP "
+                 "address");
+
+  // no answer; a failing TLS handshake gets its own fix
+  f.hopProbes = {hop("10.0.0.5", 0, 0, "connect: Connection refused")};
+  r = checkNextHops(f);
+  CHECK(r.status == Status::Fail);
+  CHECK(r.detail == "10.0.0.5:5061;TLS: no answer to OPTIONS: connect: Connection refused");
+  CHECK(contains(r.fix, "listens on 5061 over TLS"));
+  f.hopProbes = {hop("10.0.0.5", 0, 0, "TLS handshake failed: certificate verify failed: unable to get local issuer")};
+  r = checkNextHops(f);
+  CHECK(r.status == Status::Fail);
+  CHECK(contains(r.fix, "impctl cert upload-trust"));
+
+  // up but unwell
+  f.hopProbes = {hop("10.0.0.5", 503, 2)};
+  r = checkNextHops(f);
+  CHECK(r.status == Status::Warn);
+  CHECK(r.detail == "10.0.0.5:5061;TLS answered 503 Service Unavailable in 2.0 ms");
+
+  f.routes.clear();
+  CHECK(checkNextHops(f).status == Status::Warn);
+}
+
+TEST_CASE("peer-reverse-dns (RT-8, TS-6): the peers' PTR lookups are fast") {
+  auto f = healthy();
+  auto r = checkPeerReverseDns(f);
+  CHECK(r.status == Status::Pass);
+  CHECK(r.requirement == "RT-8/TS-6");
+  CHECK(r.detail == "10.0.0.5 -> lync.example.com (1.5 ms)");
+
+  f.ptrProbes.push_back({"10.0.0.6", std::nullopt, 5000.2, true});
+  r = checkPeerReverseDns(f);
+  CHECK(r.status == Status::Fail);
+  CHECK(contains(r.detail, "10.0.0.6: no answer in 5000.2 ms"));
+  CHECK(contains(r.fix, "add PTR records"));
+  f.ptrProbes.back() = {"10.0.0.6", "pool.example.com", kSlowDnsMs + 1, false};
+  CHECK(checkPeerReverseDns(f).status == Status::Fail);
+
+  // no PTR record, answered fast: a problem only for FQDN and domain ACL entries
+  f.ptrProbes.back() = {"10.0.0.6", std::nullopt, 0.8, false};
+  r = checkPeerReverseDns(f);
+  CHECK(r.status == Status::Pass);
+  CHECK(contains(r.detail, "10.0.0.6: no PTR record (the ACL matches it by address)"));
+  f.acl.push_back(aclEntry("lync.example.com", sp::AclKind::Name));
+  r = checkPeerReverseDns(f);
+  CHECK(r.status == Status::Warn);
+  CHECK(r.detail == "no PTR record for 10.0.0.6: FQDN and domain ACL entries cannot match requests from them");
+  CHECK(contains(r.fix, "impctl acl add 10.0.0.6"));
+
+  f.ptrProbes.clear();
+  CHECK(checkPeerReverseDns(f).status == Status::Pass);
+}
+
+TEST_CASE("single-system-users (FED-1): no user enabled on both systems") {
+  auto f = healthy();
+  auto r = checkSingleSystemUsers(f);
+  CHECK(r.status == Status::Pass);
+  CHECK(r.requirement == "FED-1");
+  f.dualEnabledUsers = 7;
+  f.dualEnabledSample = {"ann", "bob", "cy", "dee", "eve"};
+  r = checkSingleSystemUsers(f);
+  CHECK(r.status == Status::Fail);
+  CHECK(contains(r.detail, "7 user(s) licensed on IMP also carry a Microsoft SIP URI"));
+  CHECK(contains(r.detail, "ann, bob, cy, dee, eve and 2 more"));
+  CHECK(contains(r.fix, "Disable-CsUser"));
 }
 
 TEST_CASE("peer-auth-listener (TLS-5, TS-10)") {
@@ -354,10 +455,10 @@ TEST_CASE("a check whose facts could not be read is a FAIL naming why") {
   TempDir tmp;
   f.certFile = tmp.dir / "absent.pem";
   auto results = runChecks(f);
-  REQUIRE(results.size() == 9);
+  REQUIRE(results.size() == 12);
   CHECK(results[2].id == "static-routes");
   CHECK(results[2].status == Status::Fail);
   CHECK(results[2].requirement == "RT-1/TS-2");
   CHECK(results[2].detail == "could not be checked: database unreachable");
-  CHECK(summary(results) == "9 checks: 7 pass, 0 warn, 2 fail");
+  CHECK(summary(results) == "12 checks: 10 pass, 0 warn, 2 fail");
 }

@@ -2,11 +2,13 @@
 // the real SQL of the stores fill the troubleshooter's Facts, and a database
 // that cannot be read turns into unavailable checks, not an exception.
 #include <doctest/doctest.h>
+#include <imp/core/dns.h>
 #include <imp/directory/directory.h>
 #include <imp/sip_proxy/config_store.h>
 #include <imp/testing/fake_database.h>
 #include <imp/troubleshoot/gather.h>
 
+#include <memory>
 #include <stdexcept>
 
 using namespace imp::troubleshoot;
@@ -36,7 +38,7 @@ TEST_CASE("gather reads the stores and the checks see a healthy setup") {
   u.peerSubjects = std::vector<std::string>{"lync.example.com"};
   store.updateTlsContext("peer-auth", u, nullptr);
 
-  auto f = gather({&db, nullptr, nullptr, "imp1"});
+  auto f = gather({&db, nullptr, nullptr, "imp1", {}});
   CHECK(f.federation.enabled);
   CHECK(f.interClusterPeers == 0);
   REQUIRE(f.routes.size() == 1);
@@ -45,26 +47,88 @@ TEST_CASE("gather reads the stores and the checks see a healthy setup") {
   CHECK(f.domains == std::vector<std::string>{"example.com"});
   CHECK(f.maxContacts == 200);
   CHECK(f.homedUsers == 1);
-  // no service host and no certificate given: those two checks are unavailable
-  CHECK(f.unavailable.size() == 2);
+  // no service host, no certificate and no resolver given: those checks are unavailable
+  CHECK(f.unavailable.size() == 4);
   CHECK(f.unavailable.count("federation-services") == 1);
   CHECK(f.unavailable.count("node-certificate") == 1);
+  CHECK(f.unavailable.at("next-hops") == "no resolver");
+  CHECK(f.unavailable.at("peer-reverse-dns") == "no resolver");
+  CHECK(f.dualEnabledUsers == 0);
 
   auto results = runChecks(f);
   for (const auto& res : results) {
     INFO(res.id << ": " << res.detail);
-    if (res.id == "federation-services" || res.id == "node-certificate") CHECK(res.status == Status::Fail);
+    if (f.unavailable.count(res.id)) CHECK(res.status == Status::Fail);
     else CHECK(res.status == Status::Pass);
   }
 
+  // FED-1: licensed here and carrying a Microsoft SIP URI; an unlicensed
+  // user with one is a Microsoft user, as it should be
+  dir.addUser({"carol", "carol@example.com", true, "imp1", "sip:carol@example.com"});
+  dir.addUser({"dave", "dave@example.com", false, "", "sip:dave@example.com"});
+  dir.addUser({"abe", "abe@example.com", true, "", "sip:abe@example.com"});
+  f = gather({&db, nullptr, nullptr, "imp1", {}});
+  CHECK(f.dualEnabledUsers == 2);
+  CHECK(f.dualEnabledSample == std::vector<std::string>{"abe", "carol"});
+  CHECK(checkSingleSystemUsers(f).status == Status::Fail);
+
   store.deleteAcl("10.0.0.5");
-  CHECK(checkAclCoversNextHops(gather({&db, nullptr, nullptr, "imp1"})).status == Status::Fail);
+  CHECK(checkAclCoversNextHops(gather({&db, nullptr, nullptr, "imp1", {}})).status == Status::Fail);
+}
+
+namespace {
+// Answers every reverse lookup with "peer.example.com" and resolves nothing.
+struct AnsweringResolver : imp::core::Resolver {
+  std::vector<std::string> asked;
+  void reverse(const std::string& ip, imp::core::ReverseCallback cb) override {
+    asked.push_back(ip);
+    cb(std::string("peer.example.com"));
+  }
+  void forward(const std::string&, imp::core::ForwardCallback cb) override { cb({}); }
+  void srv(const std::string&, imp::core::SrvCallback cb) override { cb({}); }
+  void naptr(const std::string&, imp::core::NaptrCallback cb) override { cb({}); }
+};
+}  // namespace
+
+TEST_CASE("gather probes the next hops and looks up the peers' addresses") {
+  FakeDatabase db;
+  db.migrate();
+  sp::ConfigStore store(db);
+  sp::StaticRoute r;
+  r.pattern = ".com.example.*";
+  r.nextHop = "lync.example.com";  // resolves to nothing here
+  store.addRoute(r);
+  r.nextHop = "127.0.0.1";
+  r.port = 9;  // discard: nothing answers SIP there
+  r.transport = sp::Transport::Tcp;
+  r.priority = 2;
+  store.addRoute(r);
+  store.addAcl("10.0.0.5", "Lync");
+  store.addAcl("lync.example.com", "Lync");
+  auto dns = std::make_shared<AnsweringResolver>();
+  NodeSources node{&db, nullptr, nullptr, "imp1", {}};
+  node.probe.resolver = dns;
+  node.probe.sipTimeout = std::chrono::milliseconds(1000);
+  auto f = gather(node);
+  CHECK(f.unavailable.count("next-hops") == 0);
+  REQUIRE(f.hopProbes.size() == 2);
+  CHECK(f.hopProbes[0].hop == "lync.example.com:5061;TLS");
+  CHECK(f.hopProbes[0].error == "the name does not resolve (no A/AAAA record)");
+  CHECK(f.hopProbes[1].hop == "127.0.0.1:9;TCP");
+  CHECK(f.hopProbes[1].status == 0);
+  // the ACL's address and the next hop given by address, not the names
+  REQUIRE(f.ptrProbes.size() == 2);
+  CHECK(f.ptrProbes[0].ip == "10.0.0.5");
+  CHECK(f.ptrProbes[1].ip == "127.0.0.1");
+  CHECK(f.ptrProbes[1].name == std::optional<std::string>("peer.example.com"));
+  CHECK(checkNextHops(f).status == Status::Fail);
+  CHECK(checkPeerReverseDns(f).status == Status::Pass);
 }
 
 TEST_CASE("without a database every database check is unavailable, and gather does not throw") {
   auto f = gather({});
   auto results = runChecks(f);
-  REQUIRE(results.size() == 9);
+  REQUIRE(results.size() == 12);
   for (const auto& res : results) {
     INFO(res.id << ": " << res.detail);
     CHECK(res.status == Status::Fail);

@@ -136,6 +136,9 @@ class CachingResolver : public Resolver, public std::enable_shared_from_this<Cac
   // an inner nullopt = cached negative answer.
   std::optional<std::optional<std::string>> cachedReverse(const std::string& ip);
   void clear();
+  // The resolver it caches for: lookups that must see the DNS as it is now
+  // (the troubleshooter's timings, RT-8) go there.
+  const std::shared_ptr<Resolver>& inner() const { return inner_; }
   std::uint64_t hits() const;
   std::uint64_t misses() const;
 

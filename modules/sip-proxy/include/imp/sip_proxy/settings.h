@@ -86,6 +86,11 @@ std::string checkListenerPorts(const std::vector<Listener>& all, const std::stri
 // *out receives the lower-case / canonical form.
 std::string normalisePeerSubject(const std::string& in, std::string* out);
 
+// The TLS contexts the listeners use (TLS-1..3): the server-auth listener
+// and outgoing TLS take the first, the peer-auth listener the second.
+inline constexpr std::string_view kServerContext = "default-server";
+inline constexpr std::string_view kPeerAuthContext = "peer-auth";
+
 enum class TlsVersion { V1_0, V1_1, V1_2, V1_3 };
 std::string_view nameOf(TlsVersion v);                     // "1.0" .. "1.3"
 std::optional<TlsVersion> parseTlsVersion(std::string_view s);  // "1.2", also "TLSv1.2"

@@ -18,6 +18,8 @@
 #include <imp/sip_proxy/routes.h>
 #include <imp/sip_proxy/settings.h>
 
+#include "imp/troubleshoot/probe.h"
+
 namespace imp::troubleshoot {
 
 enum class Status { Pass, Warn, Fail };
@@ -55,6 +57,16 @@ struct Facts {
   std::vector<std::string> trustPems;  // the cluster trust store cup-trust (TLS-4), PEM each
   std::time_t now = 0;           // for expiry; 0 = the current time
   std::vector<ServiceFact> services;
+  // What the node saw on the wire (probe.h): each distinct next hop of the
+  // static routes, and the PTR lookups of the peers' addresses (the ACL's
+  // IP entries and the next hops' addresses).
+  std::vector<HopProbe> hopProbes;
+  std::vector<PtrProbe> ptrProbes;
+  // FED-1: users licensed on IMP whose directory entry also carries a
+  // Microsoft SIP URI (msRTCSIP-PrimaryUserAddress, set while the user is
+  // enabled on the Microsoft server): how many, and the first few ids.
+  std::uint64_t dualEnabledUsers = 0;
+  std::vector<std::string> dualEnabledSample;
   std::uint32_t maxContacts = 200;  // PS-1; 0 = no limit
   std::uint64_t homedUsers = 0;     // users whose home node is this node
   // Check id -> why its facts could not be read; that check is a FAIL.
@@ -65,30 +77,39 @@ struct Facts {
 inline constexpr std::string_view kFederationEnabled = "federation-enabled";
 inline constexpr std::string_view kRoutingMode = "routing-mode";
 inline constexpr std::string_view kStaticRoutes = "static-routes";
+inline constexpr std::string_view kNextHops = "next-hops";
 inline constexpr std::string_view kAclCoversNextHops = "acl-covers-next-hops";
+inline constexpr std::string_view kPeerReverseDns = "peer-reverse-dns";
 inline constexpr std::string_view kPeerAuthListener = "peer-auth-listener";
 inline constexpr std::string_view kPeerSubjects = "peer-subjects";
 inline constexpr std::string_view kNodeCertificate = "node-certificate";
 inline constexpr std::string_view kFederationServices = "federation-services";
+inline constexpr std::string_view kSingleSystemUsers = "single-system-users";
 inline constexpr std::string_view kContactLimits = "contact-limits";
 
 // The services federation needs on this node (SV-6, TS-2).
 const std::vector<std::string>& federationServices();
-// The name of the peer-auth TLS context (TLS-3).
-inline constexpr std::string_view kPeerAuthContext = "peer-auth";
 // HA-2: the average contact-list size assumed when there is no limit.
 inline constexpr std::uint32_t kAssumedAverageContacts = 200;
+// RT-8: a reverse lookup slower than this fails peer-reverse-dns (the
+// original product logged "incoming ACL check took over 2 seconds").
+inline constexpr double kSlowDnsMs = 2000;
+// dualEnabledSample holds at most this many user ids.
+inline constexpr std::size_t kUserSample = 5;
 // node-certificate warns when the certificate expires within this many days.
 inline constexpr int kExpiryWarningDays = 30;
 
 CheckResult checkFederationEnabled(const Facts& f);
 CheckResult checkRoutingMode(const Facts& f);
 CheckResult checkStaticRoutes(const Facts& f);
+CheckResult checkNextHops(const Facts& f);
 CheckResult checkAclCoversNextHops(const Facts& f);
+CheckResult checkPeerReverseDns(const Facts& f);
 CheckResult checkPeerAuthListener(const Facts& f);
 CheckResult checkPeerSubjects(const Facts& f);
 CheckResult checkNodeCertificate(const Facts& f);
 CheckResult checkFederationServices(const Facts& f);
+CheckResult checkSingleSystemUsers(const Facts& f);
 CheckResult checkContactLimits(const Facts& f);
 
 // Every check in report order; a check whose facts are unavailable is a FAIL
