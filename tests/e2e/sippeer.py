@@ -390,19 +390,25 @@ class TestCa:
         if r.returncode != 0:
             raise AssertionError("openssl %s: %s" % (args[0], r.stderr))
 
-    def issue(self, cn, ip=None):
-        """Returns (cert_path, key_path) for CN `cn`, usable as server and client."""
-        base = os.path.join(self.dir, cn)
-        ext = base + ".ext"
+    def issue(self, cn, ip=None, days=2):
+        """Returns (cert_path, key_path) for CN `cn`, usable as server and client;
+        days=-1 makes one that expired a day ago."""
+        base = os.path.join(self.dir, cn if days > 0 else cn + ".expired")
+        self._run("req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-keyout", base + ".key",
+                  "-out", base + ".csr", "-subj", "/CN=" + cn)
+        return self.sign(base + ".csr", base + ".crt", cn, ip, days), base + ".key"
+
+    def sign(self, csr, out, cn, ip=None, days=2):
+        """Signs the request `csr` (a node's `impctl cert csr`) into `out`:
+        serverAuth and clientAuth, as Lync's mutual TLS wants."""
+        ext = out + ".ext"
         with open(ext, "w") as f:
             f.write("basicConstraints=CA:FALSE\nkeyUsage=digitalSignature,keyEncipherment\n"
                     "extendedKeyUsage=serverAuth,clientAuth\nsubjectAltName=DNS:%s%s\n" %
                     (cn, ",IP:" + ip if ip else ""))
-        self._run("req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-keyout", base + ".key",
-                  "-out", base + ".csr", "-subj", "/CN=" + cn)
-        self._run("x509", "-req", "-in", base + ".csr", "-CA", self.cert, "-CAkey", self.key, "-CAcreateserial",
-                  "-out", base + ".crt", "-days", "2", "-extfile", ext)
-        return base + ".crt", base + ".key"
+        self._run("x509", "-req", "-in", csr, "-CA", self.cert, "-CAkey", self.key, "-CAcreateserial",
+                  "-out", out, "-days", str(days), "-extfile", ext)
+        return out
 
     def client_context(self, cert=None, maximum=None):
         ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
