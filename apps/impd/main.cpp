@@ -243,6 +243,9 @@ int run(const Options& opts) {
                                        cfg.getString("tls", "ca_file"), hostName());
     log->info("node certificate {} (CN {}, valid until {}{})", cert.certFile.string(), cert.subjectCn, cert.notAfter,
               cert.generated ? ", self-signed" : "");
+    if (cert.uploadFinished)
+      log->warn("the last impctl cert upload stopped before writing {}: its pending key is installed now (TLS-4)",
+                cert.keyFile.string());
   } catch (const std::exception& e) {
     return fail(kConfig, e.what(), log);
   }

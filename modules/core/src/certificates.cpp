@@ -1,5 +1,7 @@
 #include "imp/core/certificates.h"
 
+#include "imp/core/cert_store.h"
+
 #include <openssl/evp.h>
 #include <openssl/pem.h>
 #include <openssl/x509.h>
@@ -10,7 +12,9 @@
 
 #include <cstdio>
 #include <ctime>
+#include <fstream>
 #include <memory>
+#include <sstream>
 
 #include "imp/core/config.h"
 
@@ -114,6 +118,8 @@ void generate(const std::filesystem::path& certPath, const std::filesystem::path
 
 std::string certificateCommonName(const std::filesystem::path& pem) { return cnOf(readCert(pem).get()); }
 
+std::filesystem::path pendingKeyFile(const std::filesystem::path& stateDir) { return stateDir / "tls" / "cup-pending.key"; }
+
 NodeCertificate ensureNodeCertificate(const std::filesystem::path& stateDir, const std::string& certFile,
                                       const std::string& keyFile, const std::string& caFile,
                                       const std::string& hostName) {
@@ -145,8 +151,26 @@ NodeCertificate ensureNodeCertificate(const std::filesystem::path& stateDir, con
   }
   auto cert = readCert(out.certFile);
   auto key = readKey(out.keyFile);
-  if (X509_check_private_key(cert.get(), key.get()) != 1)
-    throw ConfigError("tls", "the private key " + out.keyFile.string() + " does not match " + out.certFile.string());
+  if (X509_check_private_key(cert.get(), key.get()) != 1) {
+    // `impctl cert upload` writes the certificate, then the key, then drops
+    // the pending key: a stop in between leaves the pending key matching.
+    const auto pending = pendingKeyFile(stateDir);
+    std::error_code ec;
+    if (!std::filesystem::exists(pending, ec) ||
+        X509_check_private_key(cert.get(), readKey(pending).get()) != 1)
+      throw ConfigError("tls", "the private key " + out.keyFile.string() + " does not match " + out.certFile.string());
+    try {
+      std::ifstream in(pending, std::ios::binary);
+      std::ostringstream text;
+      text << in.rdbuf();
+      writeFileAtomically(out.keyFile, text.str(), 0600);
+      std::filesystem::remove(pending);
+    } catch (const std::exception& e) {
+      throw ConfigError("tls", "cannot finish the interrupted certificate upload (" + pending.string() + " to " +
+                                   out.keyFile.string() + "): " + e.what());
+    }
+    out.uploadFinished = true;
+  }
   if (!caFile.empty()) {
     readCert(caFile);
     out.caFile = caFile;

@@ -53,3 +53,36 @@ TEST_CASE("bad certificate settings are refused with [tls]") {
                        ("in [tls]: " + (d / "junk.pem").string() + " is not a PEM certificate").c_str(), ConfigError);
   std::filesystem::remove_all(d);
 }
+
+TEST_CASE("an upload stopped between its two renames is finished at the next start (TLS-4)") {
+  auto a = tmpdir("upl-a");
+  auto b = tmpdir("upl-b");
+  auto fresh = ensureNodeCertificate(a, "", "", "", "new.example.com");  // the uploaded certificate and its key
+  auto old = ensureNodeCertificate(b, "", "", "", "old.example.com");    // the key still in place
+  // the state the upload leaves when it stops after writing the certificate
+  std::filesystem::copy_file(fresh.keyFile, pendingKeyFile(b));
+  std::filesystem::copy_file(fresh.certFile, old.certFile, std::filesystem::copy_options::overwrite_existing);
+  auto slurp = [](const std::filesystem::path& p) {
+    std::ifstream in(p);
+    return std::string(std::istreambuf_iterator<char>(in), {});
+  };
+  auto c = ensureNodeCertificate(b, "", "", "", "x");
+  CHECK(c.uploadFinished);
+  CHECK(c.subjectCn == "new.example.com");
+  CHECK(slurp(c.keyFile) == slurp(fresh.keyFile));
+  CHECK_FALSE(std::filesystem::exists(pendingKeyFile(b)));
+  struct stat st {};
+  REQUIRE(::stat(c.keyFile.c_str(), &st) == 0);
+  CHECK((st.st_mode & 0777) == 0600);
+  CHECK_FALSE(ensureNodeCertificate(b, "", "", "", "x").uploadFinished);
+
+  // a pending key that does not match either: still refused
+  auto other = tmpdir("upl-c");
+  auto third = ensureNodeCertificate(other, "", "", "", "third.example.com");
+  std::filesystem::copy_file(third.keyFile, c.keyFile, std::filesystem::copy_options::overwrite_existing);
+  std::filesystem::copy_file(third.keyFile, pendingKeyFile(b));
+  CHECK_THROWS_WITH_AS(ensureNodeCertificate(b, "", "", "", "x"),
+                       ("in [tls]: the private key " + c.keyFile.string() + " does not match " + c.certFile.string()).c_str(),
+                       ConfigError);
+  for (const auto& d : {a, b, other}) std::filesystem::remove_all(d);
+}

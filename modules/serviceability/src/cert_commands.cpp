@@ -119,7 +119,7 @@ const core::NodeCertificate& nodeCert(const AdminContext& c) {
   return *c.certificate;
 }
 
-fs::path pendingKey(const AdminContext& c) { return c.stateDir / "tls" / "cup-pending.key"; }
+fs::path pendingKey(const AdminContext& c) { return core::pendingKeyFile(c.stateDir); }
 
 CertInfo nodeCertInfo(const AdminContext& c) {
   try {
@@ -361,11 +361,27 @@ void registerCertCommands(core::CommandRegistry& reg) {
                   throw AdminError(422, "cert_refused", "the certificate does not chain to a CA in cup-trust: " + check.reason);
                 std::string certText;
                 for (const auto& i : chain) certText += i.pem;
+                // The certificate first, then the key, then the pending key
+                // goes: impd finishes an upload stopped in between at its
+                // next start (ensureNodeCertificate). A failed key write puts
+                // the old certificate back, so nothing is half applied.
+                const auto oldCert = readFile(node.certFile);
                 try {
-                  core::writeFileAtomically(node.keyFile, key, 0600);
                   core::writeFileAtomically(node.certFile, certText, 0644);
                 } catch (const std::exception& e) {
                   throw AdminError(500, "cert_write_failed", e.what());
+                }
+                try {
+                  core::writeFileAtomically(node.keyFile, key, 0600);
+                } catch (const std::exception& e) {
+                  std::string restored = "the previous certificate is back in place";
+                  try {
+                    core::writeFileAtomically(node.certFile, oldCert, 0644);
+                  } catch (const std::exception& e2) {
+                    restored = std::string("the previous certificate could not be put back (") + e2.what() +
+                               "); impd installs the pending key at its next start";
+                  }
+                  throw AdminError(500, "cert_write_failed", std::string(e.what()) + "; " + restored);
                 }
                 std::error_code ec;
                 fs::remove(keyPath, ec);

@@ -21,11 +21,18 @@ struct NodeCertificate {
   std::string subjectCn;
   std::string notAfter;          // "2036-11-25T06:00:00Z"
   bool generated = false;
+  bool uploadFinished = false;  // an interrupted upload was finished at start
 };
+
+// <state_dir>/tls/cup-pending.key: the key `impctl cert csr` made, kept
+// until `impctl cert upload` has installed its certificate (TLS-4).
+std::filesystem::path pendingKeyFile(const std::filesystem::path& stateDir);
 
 // Uses the configured files (checked: readable, parse, key matches the
 // certificate) or generates/reuses a self-signed one. Throws ConfigError
-// "in [tls]: ..." on any problem.
+// "in [tls]: ..." on any problem. An upload interrupted between its two
+// renames (the certificate is new, the key still the old one) is finished
+// here: when the pending key matches the certificate it becomes the key.
 NodeCertificate ensureNodeCertificate(const std::filesystem::path& stateDir, const std::string& certFile,
                                       const std::string& keyFile, const std::string& caFile,
                                       const std::string& hostName);
