@@ -390,22 +390,22 @@ class TestCa:
         if r.returncode != 0:
             raise AssertionError("openssl %s: %s" % (args[0], r.stderr))
 
-    def issue(self, cn, ip=None, days=2):
+    def issue(self, cn, ip=None, days=2, eku="serverAuth,clientAuth"):
         """Returns (cert_path, key_path) for CN `cn`, usable as server and client;
         days=-1 makes one that expired a day ago."""
-        base = os.path.join(self.dir, cn if days > 0 else cn + ".expired")
+        base = os.path.join(self.dir, cn + ("" if days > 0 else ".expired") + ("" if "clientAuth" in eku else ".server"))
         self._run("req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-keyout", base + ".key",
                   "-out", base + ".csr", "-subj", "/CN=" + cn)
-        return self.sign(base + ".csr", base + ".crt", cn, ip, days), base + ".key"
+        return self.sign(base + ".csr", base + ".crt", cn, ip, days, eku), base + ".key"
 
-    def sign(self, csr, out, cn, ip=None, days=2):
+    def sign(self, csr, out, cn, ip=None, days=2, eku="serverAuth,clientAuth"):
         """Signs the request `csr` (a node's `impctl cert csr`) into `out`:
         serverAuth and clientAuth, as Lync's mutual TLS wants."""
         ext = out + ".ext"
         with open(ext, "w") as f:
             f.write("basicConstraints=CA:FALSE\nkeyUsage=digitalSignature,keyEncipherment\n"
-                    "extendedKeyUsage=serverAuth,clientAuth\nsubjectAltName=DNS:%s%s\n" %
-                    (cn, ",IP:" + ip if ip else ""))
+                    "extendedKeyUsage=%s\nsubjectAltName=DNS:%s%s\n" %
+                    (eku, cn, ",IP:" + ip if ip else ""))
         self._run("x509", "-req", "-in", csr, "-CA", self.cert, "-CAkey", self.key, "-CAcreateserial",
                   "-out", out, "-days", str(days), "-extfile", ext)
         return out

@@ -33,7 +33,7 @@ NEXT_HOP = "127.0.0.1"
 PEER = "lync.example.com"
 NODE_CN = "imp-ts.example.com"
 CHECKS = ["federation-enabled", "routing-mode", "static-routes", "next-hops", "acl-covers-next-hops",
-          "peer-reverse-dns", "peer-auth-listener", "peer-subjects", "node-certificate", "federation-services",
+          "peer-reverse-dns", "peer-auth-listener", "peer-subjects", "microsoft-certificate", "node-certificate", "federation-services",
           "single-system-users", "contact-limits"]
 
 
@@ -101,8 +101,8 @@ class Troubleshoot(unittest.TestCase):
         self.assertEqual(list(checks), CHECKS)
         for c in checks.values():
             self.assertEqual((c["result"], c["fix"]), ("PASS", ""), c)
-        self.assertEqual((out["pass"], out["warn"], out["fail"]), (12, 0, 0))
-        self.assertEqual(out["summary"], "12 checks: 12 pass, 0 warn, 0 fail")
+        self.assertEqual((out["pass"], out["warn"], out["fail"]), (13, 0, 0))
+        self.assertEqual(out["summary"], "13 checks: 13 pass, 0 warn, 0 fail")
         # the next hop answered OPTIONS over mutual TLS, presented the node's uploaded certificate
         self.assertRegex(checks["next-hops"]["detail"],
                          r"^127\.0\.0\.1:%d;TLS answered 200 OK in \d+\.\d ms$" % self.lync.port)
@@ -111,6 +111,9 @@ class Troubleshoot(unittest.TestCase):
         self.assertRegex(options, r"Via: SIP/2.0/TLS 127\.0\.0\.1:\d+;branch=z9hG4bK")
         self.assertIn("127.0.0.1 -> ", checks["peer-reverse-dns"]["detail"])
         self.assertIn("chains to the trust store", checks["node-certificate"]["detail"])
+        self.assertEqual(checks["microsoft-certificate"]["detail"],
+                         "127.0.0.1:%d;TLS presents %s (serverAuth, clientAuth, a selected peer subject)"
+                         % (self.lync.port, PEER))
         self.assertEqual(checks["static-routes"]["requirement"], "RT-1/TS-2")
         self.assertEqual(checks["single-system-users"]["requirement"], "FED-1")
 
@@ -119,10 +122,10 @@ class Troubleshoot(unittest.TestCase):
         self.assertRegex(r.stdout, r"CHECK\s+RESULT\s+REQUIREMENT\s+DETAIL")
         self.assertRegex(r.stdout, r"next-hops\s+PASS\s+RT-1/RT-10/TS-2/TS-5\s+127\.0\.0\.1:")
         self.assertNotIn("fix ", r.stdout)
-        self.assertIn("12 checks: 12 pass, 0 warn, 0 fail", r.stdout)
+        self.assertIn("13 checks: 13 pass, 0 warn, 0 fail", r.stdout)
         code, body = n.http("GET", "/api/v1/troubleshoot")
         self.assertEqual(code, 200)
-        self.assertIn('"summary":"12 checks: 12 pass, 0 warn, 0 fail"', body)
+        self.assertIn('"summary":"13 checks: 13 pass, 0 warn, 0 fail"', body)
 
     def test_02_missing_route_fails(self):
         n = self.node
@@ -194,7 +197,24 @@ class Troubleshoot(unittest.TestCase):
         self.route()
         self.assertResult("next-hops", "PASS")
 
-    def test_07_user_enabled_on_both_systems_fails(self):
+    def test_07_microsoft_certificate_without_client_auth_fails(self):
+        n = self.node
+        server_only = SipResponder(tls_ctx=self.ca.server_context(self.ca.issue(PEER, ip=NEXT_HOP, eku="serverAuth")))
+        try:
+            n.ctl("route", "delete", str(n.ctl_json("route", "list")["routes"][0]["id"]))
+            self.route(server_only.port)
+            c = self.check("microsoft-certificate")
+            self.assertEqual(c["result"], "FAIL", c)
+            self.assertEqual(c["detail"], "127.0.0.1:%d;TLS presents %s, whose extended key usage lacks clientAuth "
+                                          "(1.3.6.1.5.5.7.3.2)" % (server_only.port, PEER))
+            self.assertIn("serverAuth and clientAuth", c["fix"])
+        finally:
+            server_only.stop()
+        n.ctl("route", "delete", str(n.ctl_json("route", "list")["routes"][0]["id"]))
+        self.route()
+        self.assertResult("microsoft-certificate", "PASS")
+
+    def test_08_user_enabled_on_both_systems_fails(self):
         n = self.node
         n.ctl("user", "add", "dan", "--im-address", "dan@" + DOMAIN, "--home-node", "ts1", "--ms-uri",
               "sip:dan@" + DOMAIN)
@@ -206,7 +226,7 @@ class Troubleshoot(unittest.TestCase):
         n.ctl("user", "delete", "dan")
         self.assertResult("single-system-users", "PASS")
 
-    def test_08_expired_node_certificate_fails(self):
+    def test_09_expired_node_certificate_fails(self):
         # a second node of the cluster, started with a certificate that expired yesterday
         cert, key = self.ca.issue("imp-ts2.example.com", days=-1)
         node = Impd("ts2", db_url=self.db_url, extra=["[tls]", "cert_file = " + cert, "key_file = " + key,

@@ -247,6 +247,51 @@ CheckResult checkPeerSubjects(const Facts& f) {
   return pass(r, "the peer-auth TLS context selects every peer subject (" + std::to_string(f.peerSubjects.size()) + ")");
 }
 
+CheckResult checkMicrosoftCertificate(const Facts& f) {
+  auto r = result(kMicrosoftCertificate, "TLS-2/TLS-5/TS-10");
+  std::vector<const HopProbe*> tls, seen;
+  for (const auto& h : f.hopProbes)
+    if (h.transport == sip_proxy::Transport::Tls) (h.peerCn.empty() ? tls : seen).push_back(&h);
+  if (seen.empty() && tls.empty()) return pass(r, "no static route uses TLS, so no Microsoft certificate to check");
+  if (seen.empty())
+    return warn(r, "no TLS handshake with a next hop completed, so its certificate was not seen (next-hops says why)",
+                "fix next-hops first");
+  auto ctx = std::find_if(f.tlsContexts.begin(), f.tlsContexts.end(),
+                          [](const sip_proxy::TlsContext& c) { return c.name == sip_proxy::kPeerAuthContext; });
+  std::vector<std::string> problems, good;
+  std::string fix;
+  for (const auto* h : seen) {
+    const std::string who = h->hop + " presents " + h->peerCn;
+    std::vector<std::string> missing;
+    if (!h->peerServerAuth) missing.push_back("serverAuth (1.3.6.1.5.5.7.3.1)");
+    if (!h->peerClientAuth) missing.push_back("clientAuth (1.3.6.1.5.5.7.3.2)");
+    if (!missing.empty()) {
+      problems.push_back(who + ", whose extended key usage lacks " + join(missing, " and "));
+      if (fix.empty())
+        fix = "have the Microsoft server's certificate issued with serverAuth and clientAuth extended key usage: "
+              "Lync presents it for mutual TLS to the peer-auth listener";
+      continue;
+    }
+    const std::string cn = sip_proxy::lower(h->peerCn);  // subjects are kept in lower case (TLS-2)
+    const bool known = std::any_of(f.peerSubjects.begin(), f.peerSubjects.end(),
+                                   [&](const sip_proxy::PeerSubject& p) { return p.subjectCn == cn; });
+    const bool selected =
+        ctx != f.tlsContexts.end() && std::find(ctx->peerSubjects.begin(), ctx->peerSubjects.end(), cn) != ctx->peerSubjects.end();
+    if (!known || !selected) {
+      problems.push_back(who + (known ? ", not selected by the peer-auth TLS context"
+                                      : ", which is not a TLS peer subject: its connections to the peer-auth "
+                                        "listener are refused"));
+      if (fix.empty())
+        fix = (known ? std::string() : "impctl tls peer-subject add " + h->peerCn + ", then ") +
+              "impctl tls context set peer-auth --peer-subject " + h->peerCn;
+      continue;
+    }
+    good.push_back(who + " (serverAuth, clientAuth, a selected peer subject)");
+  }
+  if (!problems.empty()) return fail(r, join(problems, "; "), fix);
+  return pass(r, join(good, "; "));
+}
+
 namespace {
 
 struct X509Free {
@@ -376,6 +421,7 @@ std::vector<CheckResult> runChecks(const Facts& f) {
       {kStaticRoutes, checkStaticRoutes},           {kNextHops, checkNextHops},
       {kAclCoversNextHops, checkAclCoversNextHops}, {kPeerReverseDns, checkPeerReverseDns},
       {kPeerAuthListener, checkPeerAuthListener},   {kPeerSubjects, checkPeerSubjects},
+      {kMicrosoftCertificate, checkMicrosoftCertificate},
       {kNodeCertificate, checkNodeCertificate},     {kFederationServices, checkFederationServices},
       {kSingleSystemUsers, checkSingleSystemUsers}, {kContactLimits, checkContactLimits},
   };

@@ -62,13 +62,14 @@ std::shared_ptr<const net::TlsContext> clientTls(const core::NodeCertificate& ce
 
 void probeNetwork(Facts& f, const NodeSources& node) {
   if (!node.probe.resolver) {
-    for (auto id : {kNextHops, kPeerReverseDns}) f.unavailable.emplace(std::string(id), "no resolver");
+    for (auto id : {kNextHops, kPeerReverseDns, kMicrosoftCertificate})
+      f.unavailable.emplace(std::string(id), "no resolver");
     return;
   }
   // Without the routes or the ACL there is nothing sure to probe.
   if (f.unavailable.count(std::string(kStaticRoutes)) || f.unavailable.count(std::string(kAclCoversNextHops))) {
     const std::string why = "the static routes or the ACL cannot be read";
-    for (auto id : {kNextHops, kPeerReverseDns}) f.unavailable.emplace(std::string(id), why);
+    for (auto id : {kNextHops, kPeerReverseDns, kMicrosoftCertificate}) f.unavailable.emplace(std::string(id), why);
     return;
   }
   ProbeConfig pc = node.probe;
@@ -99,7 +100,7 @@ Facts gather(const NodeSources& node) {
   Facts f;
   if (!node.database) {
     for (auto id : {kFederationEnabled, kRoutingMode, kStaticRoutes, kNextHops, kAclCoversNextHops, kPeerReverseDns,
-                    kPeerAuthListener, kPeerSubjects, kSingleSystemUsers, kContactLimits})
+                    kPeerAuthListener, kPeerSubjects, kMicrosoftCertificate, kSingleSystemUsers, kContactLimits})
       f.unavailable.emplace(std::string(id), "no cluster database");
   } else {
     core::Database& db = *node.database;
@@ -111,7 +112,7 @@ Facts gather(const NodeSources& node) {
     guarded(f, {kStaticRoutes, kAclCoversNextHops}, [&] { f.routes = store.routes(); });
     guarded(f, {kAclCoversNextHops}, [&] { f.acl = store.acl(); });
     guarded(f, {kPeerAuthListener}, [&] { f.listeners = store.listeners(); });
-    guarded(f, {kPeerSubjects}, [&] {
+    guarded(f, {kPeerSubjects, kMicrosoftCertificate}, [&] {
       f.peerSubjects = store.peerSubjects();
       f.tlsContexts = store.tlsContexts();
     });

@@ -9,6 +9,7 @@
 #include <openssl/err.h>
 #include <openssl/ssl.h>
 #include <openssl/x509.h>
+#include <openssl/x509v3.h>
 
 #include <cerrno>
 #include <cstring>
@@ -95,6 +96,18 @@ bool waitFor(int fd, short events, Clock::time_point deadline) {
     if (r == 0) return false;
     if (errno != EINTR) return true;  // let the next call report the error
   }
+}
+
+// The subject CN and extended key usage of the certificate the hop presented.
+void notePeer(HopProbe& h, SSL* ssl) {
+  X509* peer = SSL_get1_peer_certificate(ssl);
+  if (!peer) return;
+  h.peerCn = net::certificateCommonName(peer);
+  if (h.peerCn.empty()) h.peerCn = "(no CN)";
+  const std::uint32_t eku = (X509_get_extension_flags(peer) & EXFLAG_XKUSAGE) ? X509_get_extended_key_usage(peer) : 0;
+  h.peerServerAuth = (eku & XKU_SSL_SERVER) != 0;
+  h.peerClientAuth = (eku & XKU_SSL_CLIENT) != 0;
+  X509_free(peer);
 }
 
 // TLS over the non-blocking socket, bounded by the deadline.
@@ -300,7 +313,10 @@ void optionsOverStream(HopProbe& h, const net::SocketAddress& to, const ProbeCon
       return;
     }
   }
-  if (h.transport == Transport::Tls && !tlsHandshake(c, *cfg.tls, deadline, &h.error)) return;
+  if (h.transport == Transport::Tls) {
+    if (!tlsHandshake(c, *cfg.tls, deadline, &h.error)) return;
+    notePeer(h, c.ssl);
+  }
   auto local = net::SocketAddress::localOf(c.fd).value_or(net::SocketAddress{});
   const std::string callId = token() + "@" + cfg.fromHost;
   const auto sent = Clock::now();

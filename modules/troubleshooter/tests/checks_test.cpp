@@ -54,6 +54,10 @@ HopProbe hop(const std::string& host, int status, double rttMs, const std::strin
   h.reason = status == 200 ? "OK" : status == 503 ? "Service Unavailable" : "";
   h.rttMs = rttMs;
   h.error = error;
+  if (status != 0) {
+    h.peerCn = "lync.example.com";
+    h.peerServerAuth = h.peerClientAuth = true;
+  }
   return h;
 }
 
@@ -134,14 +138,14 @@ TEST_CASE("the healthy setup passes every check") {
   f.certFile = tmp.write("node.pem", {cert.get()});
   f.caFile = tmp.write("ca.pem", {ca.get()});
   auto results = runChecks(f);
-  REQUIRE(results.size() == 12);
+  REQUIRE(results.size() == 13);
   for (const auto& r : results) {
     INFO(r.id << ": " << r.detail);
     CHECK(r.status == Status::Pass);
     CHECK(r.fix.empty());
     CHECK(!r.requirement.empty());
   }
-  CHECK(summary(results) == "12 checks: 12 pass, 0 warn, 0 fail");
+  CHECK(summary(results) == "13 checks: 13 pass, 0 warn, 0 fail");
   CHECK(results.front().id == "federation-enabled");
   CHECK(results.back().id == "contact-limits");
 }
@@ -282,6 +286,41 @@ TEST_CASE("peer-reverse-dns (RT-8, TS-6): the peers' PTR lookups are fast") {
 
   f.ptrProbes.clear();
   CHECK(checkPeerReverseDns(f).status == Status::Pass);
+}
+
+TEST_CASE("microsoft-certificate (TLS-2, TLS-5, TS-10): the next hop's certificate as the peer-auth listener sees it") {
+  auto f = healthy();
+  auto r = checkMicrosoftCertificate(f);
+  CHECK(r.status == Status::Pass);
+  CHECK(r.requirement == "TLS-2/TLS-5/TS-10");
+  CHECK(r.detail == "10.0.0.5:5061;TLS presents lync.example.com (serverAuth, clientAuth, a selected peer subject)");
+
+  f.hopProbes[0].peerClientAuth = false;
+  r = checkMicrosoftCertificate(f);
+  CHECK(r.status == Status::Fail);
+  CHECK(r.detail == "10.0.0.5:5061;TLS presents lync.example.com, whose extended key usage lacks clientAuth "
+                    "(1.3.6.1.5.5.7.3.2)");
+  CHECK(contains(r.fix, "serverAuth and clientAuth"));
+
+  f = healthy();
+  f.hopProbes[0].peerCn = "Pool2.Example.com";  // compared without case
+  r = checkMicrosoftCertificate(f);
+  CHECK(r.status == Status::Fail);
+  CHECK(contains(r.detail, "presents Pool2.Example.com, which is not a TLS peer subject"));
+  CHECK(r.fix == "impctl tls peer-subject add Pool2.Example.com, then impctl tls context set peer-auth --peer-subject "
+                 "Pool2.Example.com");
+  f.peerSubjects.push_back({"pool2.example.com", "", {}});
+  r = checkMicrosoftCertificate(f);
+  CHECK(r.status == Status::Fail);
+  CHECK(contains(r.detail, "not selected by the peer-auth TLS context"));
+  f.tlsContexts[0].peerSubjects.push_back("pool2.example.com");
+  CHECK(checkMicrosoftCertificate(f).status == Status::Pass);
+
+  // no handshake completed; no TLS route at all
+  f.hopProbes = {hop("10.0.0.5", 0, 0, "connect: Connection refused")};
+  CHECK(checkMicrosoftCertificate(f).status == Status::Warn);
+  f.hopProbes[0].transport = sp::Transport::Tcp;
+  CHECK(checkMicrosoftCertificate(f).status == Status::Pass);
 }
 
 TEST_CASE("single-system-users (FED-1): no user enabled on both systems") {
@@ -455,10 +494,10 @@ TEST_CASE("a check whose facts could not be read is a FAIL naming why") {
   TempDir tmp;
   f.certFile = tmp.dir / "absent.pem";
   auto results = runChecks(f);
-  REQUIRE(results.size() == 12);
+  REQUIRE(results.size() == 13);
   CHECK(results[2].id == "static-routes");
   CHECK(results[2].status == Status::Fail);
   CHECK(results[2].requirement == "RT-1/TS-2");
   CHECK(results[2].detail == "could not be checked: database unreachable");
-  CHECK(summary(results) == "12 checks: 10 pass, 0 warn, 2 fail");
+  CHECK(summary(results) == "13 checks: 11 pass, 0 warn, 2 fail");
 }

@@ -48,11 +48,12 @@ TEST_CASE("gather reads the stores and the checks see a healthy setup") {
   CHECK(f.maxContacts == 200);
   CHECK(f.homedUsers == 1);
   // no service host, no certificate and no resolver given: those checks are unavailable
-  CHECK(f.unavailable.size() == 4);
+  CHECK(f.unavailable.size() == 5);
   CHECK(f.unavailable.count("federation-services") == 1);
   CHECK(f.unavailable.count("node-certificate") == 1);
   CHECK(f.unavailable.at("next-hops") == "no resolver");
   CHECK(f.unavailable.at("peer-reverse-dns") == "no resolver");
+  CHECK(f.unavailable.at("microsoft-certificate") == "no resolver");
   CHECK(f.dualEnabledUsers == 0);
 
   auto results = runChecks(f);
@@ -128,7 +129,7 @@ TEST_CASE("gather probes the next hops and looks up the peers' addresses") {
 TEST_CASE("without a database every database check is unavailable, and gather does not throw") {
   auto f = gather({});
   auto results = runChecks(f);
-  REQUIRE(results.size() == 12);
+  REQUIRE(results.size() == 13);
   for (const auto& res : results) {
     INFO(res.id << ": " << res.detail);
     CHECK(res.status == Status::Fail);

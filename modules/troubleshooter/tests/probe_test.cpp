@@ -282,6 +282,9 @@ TEST_CASE("OPTIONS over TLS: the node certificate, the trust store, a failing ha
     REQUIRE(hops.size() == 1);
     CHECK(hops[0].error == "");
     CHECK(hops[0].status == 200);
+    CHECK(hops[0].peerCn == "pool.example.com");
+    CHECK(hops[0].peerServerAuth);
+    CHECK(hops[0].peerClientAuth);
     REQUIRE(good.request().has_value());
     CHECK(std::string(good.request()->header("Via").value_or("")).starts_with("SIP/2.0/TLS 127.0.0.1:"));
   }
@@ -291,6 +294,7 @@ TEST_CASE("OPTIONS over TLS: the node certificate, the trust store, a failing ha
     REQUIRE(hops.size() == 1);
     CHECK(hops[0].status == 0);
     CHECK(hops[0].error.starts_with("TLS handshake failed: certificate verify failed: "));
+    CHECK(hops[0].peerCn == "");
     CHECK_FALSE(stranger.request().has_value());
   }
   {

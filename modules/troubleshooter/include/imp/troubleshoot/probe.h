@@ -45,6 +45,11 @@ struct HopProbe {
   std::string reason;   // its reason phrase
   double rttMs = 0;     // OPTIONS sent -> final response
   std::string error;    // why there is no answer ("" when answered)
+  // Over TLS, once the handshake is done: the next hop's certificate, which
+  // the Microsoft server also presents when it connects to the peer-auth
+  // listener (TLS-5). peerCn "" = no handshake.
+  std::string peerCn;
+  bool peerServerAuth = false, peerClientAuth = false;
 };
 
 struct PtrProbe {
