@@ -17,17 +17,14 @@
 #include <unistd.h>
 
 #include <atomic>
-#include <filesystem>
-#include <fstream>
 #include <map>
 #include <mutex>
 #include <thread>
 
-#include "test_certs.h"
+#include "fakes/test_pki.h"
 
 using namespace imp::troubleshoot;
 namespace sp = imp::sip_proxy;
-namespace fs = std::filesystem;
 using imp::sip::Message;
 
 namespace {
@@ -180,31 +177,6 @@ sp::StaticRoute routeTo(const std::string& host, int port, sp::Transport t) {
   return r;
 }
 
-// PEM files of a test PKI: a CA, the node's certificate and a hop's.
-struct Pki {
-  fs::path dir = fs::temp_directory_path() / ("imp-probe-" + std::to_string(::getpid()));
-  imp::testcerts::TestCa ca{"Probe Test CA"};
-  imp::testcerts::TestCa otherCa{"Another CA"};
-  Pki() { fs::create_directories(dir); }
-  ~Pki() {
-    std::error_code ec;
-    fs::remove_all(dir, ec);
-  }
-  std::string write(const std::string& name, const std::string& pem) const {
-    std::ofstream(dir / name) << pem;
-    return (dir / name).string();
-  }
-  // cert and key files of a leaf signed by `by`
-  std::pair<std::string, std::string> leaf(const std::string& cn, const imp::testcerts::TestCa& by) const {
-    imp::testcerts::Key key(EVP_EC_gen("P-256"));
-    static long serial = 10;
-    const std::string base = cn + "-" + std::to_string(serial);
-    auto pem = imp::testcerts::certPem(
-        {.cn = cn, .eku = "serverAuth,clientAuth", .san = "IP:127.0.0.1", .serial = serial++}, key.k, by.cert, by.key.k);
-    return {write(base + ".pem", pem), write(base + ".key", imp::testcerts::keyPem(key.k))};
-  }
-};
-
 }  // namespace
 
 TEST_CASE("OPTIONS over UDP and TCP: the final answer and its round-trip time (RT-1, TS-2)") {
@@ -264,18 +236,19 @@ TEST_CASE("a hop that does not resolve, and one where nothing listens") {
 }
 
 TEST_CASE("OPTIONS over TLS: the node certificate, the trust store, a failing handshake (TS-10)") {
-  Pki pki;
-  auto [hopCert, hopKey] = pki.leaf("pool.example.com", pki.ca);
-  auto [nodeCert, nodeKey] = pki.leaf("imp1.example.com", pki.ca);
-  auto [strangerCert, strangerKey] = pki.leaf("pool.example.com", pki.otherCa);
-  const std::string caFile = pki.write("ca.pem", pki.ca.pem());
+  imp::testing::TestPki pki("Probe Test CA", "imp-probe");
+  auto hop = pki.leaf("hop", "pool.example.com", "IP:127.0.0.1");
+  auto node = pki.leaf("node", "imp1.example.com");
+  auto stranger = pki.foreignLeaf("stranger", "pool.example.com", "IP:127.0.0.1");
   // the hop asks for the node's certificate (mutual TLS, as Lync does)
-  auto hopTls = imp::net::TlsContext::server({.certFile = hopCert, .keyFile = hopKey, .caFile = caFile, .verifyPeer = true});
-  auto strangerTls = imp::net::TlsContext::server({.certFile = strangerCert, .keyFile = strangerKey});
+  auto hopTls =
+      imp::net::TlsContext::server({.certFile = hop.cert, .keyFile = hop.key, .caFile = pki.caFile(), .verifyPeer = true});
+  auto strangerTls = imp::net::TlsContext::server({.certFile = stranger.cert, .keyFile = stranger.key});
 
   ProbeConfig cfg;
   cfg.resolver = std::make_shared<ScriptedResolver>();
-  cfg.tls = imp::net::TlsContext::client({.certFile = nodeCert, .keyFile = nodeKey, .caFile = caFile, .verifyPeer = true});
+  cfg.tls =
+      imp::net::TlsContext::client({.certFile = node.cert, .keyFile = node.key, .caFile = pki.caFile(), .verifyPeer = true});
   {
     OneShotSipServer good(sp::Transport::Tls, 200, hopTls);
     auto hops = probeNextHops({routeTo("127.0.0.1", good.port(), sp::Transport::Tls)}, cfg);
@@ -289,13 +262,13 @@ TEST_CASE("OPTIONS over TLS: the node certificate, the trust store, a failing ha
     CHECK(std::string(good.request()->header("Via").value_or("")).starts_with("SIP/2.0/TLS 127.0.0.1:"));
   }
   {
-    OneShotSipServer stranger(sp::Transport::Tls, 200, strangerTls);
-    auto hops = probeNextHops({routeTo("127.0.0.1", stranger.port(), sp::Transport::Tls)}, cfg);
+    OneShotSipServer foreign(sp::Transport::Tls, 200, strangerTls);
+    auto hops = probeNextHops({routeTo("127.0.0.1", foreign.port(), sp::Transport::Tls)}, cfg);
     REQUIRE(hops.size() == 1);
     CHECK(hops[0].status == 0);
     CHECK(hops[0].error.starts_with("TLS handshake failed: certificate verify failed: "));
     CHECK(hops[0].peerCn == "");
-    CHECK_FALSE(stranger.request().has_value());
+    CHECK_FALSE(foreign.request().has_value());
   }
   {
     // no client context at all
