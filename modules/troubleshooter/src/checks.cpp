@@ -409,8 +409,10 @@ CheckResult checkContactLimits(const Facts& f) {
   std::string detail = std::to_string(f.homedUsers) + " users homed here x " + limit + " = " + std::to_string(contacts) +
                        " contacts; the node holds " + std::to_string(capacity) + " (" + std::to_string(maxUsers) +
                        " users)";
-  if (contacts > capacity)
-    return warn(r, detail, "move users to another node, or lower the limit: impctl presence settings set --max-contacts N");
+  const std::string fix = "move users to another node, or lower the limit: impctl presence settings set --max-contacts N";
+  if (contacts > capacity) return fail(r, detail + ": over capacity", fix);
+  if (contacts * 100 > capacity * kCapacityWarnPercent)
+    return warn(r, detail + ": over " + std::to_string(kCapacityWarnPercent) + "% of capacity", fix);
   return pass(r, detail);
 }
 

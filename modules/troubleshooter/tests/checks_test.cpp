@@ -475,14 +475,22 @@ TEST_CASE("contact-limits (HA-2, PS-1)") {
   auto f = healthy();
   const std::uint64_t cap = imp::serviceability::kImpMeasuredContacts;
   f.maxContacts = 200;
-  f.homedUsers = cap / 200;
+  f.homedUsers = cap / 200 * 80 / 100;  // 80 % of what the node holds
   CHECK(checkContactLimits(f).status == Status::Pass);
   f.homedUsers += 1;
   auto r = checkContactLimits(f);
   CHECK(r.status == Status::Warn);
+  CHECK(contains(r.detail, ": over 80% of capacity"));
+  CHECK(contains(r.fix, "impctl presence settings set --max-contacts"));
+  f.homedUsers = cap / 200;
+  CHECK(checkContactLimits(f).status == Status::Warn);
+  f.homedUsers += 1;
+  r = checkContactLimits(f);
+  CHECK(r.status == Status::Fail);
+  CHECK(contains(r.detail, ": over capacity"));
   CHECK(contains(r.fix, "impctl presence settings set --max-contacts"));
   f.maxContacts = 0;  // no limit: planned with the average of 200
-  CHECK(checkContactLimits(f).status == Status::Warn);
+  CHECK(checkContactLimits(f).status == Status::Fail);
   CHECK(contains(checkContactLimits(f).detail, "average of 200"));
   f.maxContacts = 100;
   CHECK(checkContactLimits(f).status == Status::Pass);

@@ -90,6 +90,9 @@ inline constexpr std::string_view kContactLimits = "contact-limits";
 
 // The services federation needs on this node (SV-6, TS-2).
 const std::vector<std::string>& federationServices();
+// HA-2: contact-limits warns above this share of the node's capacity and
+// fails above all of it.
+inline constexpr std::uint64_t kCapacityWarnPercent = 80;
 // HA-2: the average contact-list size assumed when there is no limit.
 inline constexpr std::uint32_t kAssumedAverageContacts = 200;
 // RT-8: a reverse lookup slower than this fails peer-reverse-dns (the
