@@ -320,9 +320,11 @@ void registerCertCommands(core::CommandRegistry& reg) {
                   "the CA-signed certificate, PEM, optionally followed by its intermediates"))
               .arg(Arg::string("pem").required().help("the PEM text"))
               .help("Install the CA-signed service certificate cup on this node (TLS-4).")
-              .describe("Refused unless the certificate is for the pending key (cert csr) and chains to a CA in the "
-                        "trust store cup-trust now; each refusal says why. The certificate and the key then replace "
-                        "the node certificate files (each written to a temp file and renamed over it) and the TLS "
+              .describe("Refused unless the certificate is for the pending key (cert csr), has serverAuth and "
+                        "clientAuth extended key usage (TLS-5) and chains to a CA in the trust store cup-trust now; each "
+                        "refusal says why. The certificate, then the key replace the node certificate files (each "
+                        "written to a temp file and renamed over it; impd finishes an upload stopped in between at its "
+                        "next start) and the TLS "
                         "listeners present it without a restart.")
               .example("cert upload imp1.pem", "the certificate the CA signed for imp1.csr")
               .returns(core::shape<CertDetailShape>())
@@ -351,6 +353,17 @@ void registerCertCommands(core::CommandRegistry& reg) {
                 } catch (const CertError& e) {
                   throw AdminError(422, "cert_refused", e.what());
                 }
+                // TLS-5: Lync's mutual TLS uses the node certificate both as a
+                // server (peer-auth listener) and as a client (outgoing TLS).
+                std::vector<std::string> missing;
+                if (!chain.front().serverAuth) missing.emplace_back("serverAuth (1.3.6.1.5.5.7.3.1)");
+                if (!chain.front().clientAuth) missing.emplace_back("clientAuth (1.3.6.1.5.5.7.3.2)");
+                if (!missing.empty())
+                  throw AdminError(422, "cert_refused",
+                                   "the certificate's extended key usage lacks " + missing.front() +
+                                       (missing.size() > 1 ? " and " + missing.back() : std::string()) +
+                                       ": mutual TLS with Lync needs both; have the CA sign the request with serverAuth "
+                                       "and clientAuth");
                 std::vector<std::string> roots;
                 for (const auto& e : core::TrustStore(database(c)).list()) roots.push_back(e.info.pem);
                 if (roots.empty())
