@@ -33,7 +33,7 @@ NEXT_HOP = "127.0.0.1"
 PEER = "lync.example.com"
 NODE_CN = "imp-ts.example.com"
 CHECKS = ["federation-enabled", "routing-mode", "static-routes", "next-hops", "acl-covers-next-hops",
-          "peer-reverse-dns", "peer-auth-listener", "peer-subjects", "microsoft-certificate", "node-certificate", "federation-services",
+          "peer-reverse-dns", "node-names", "peer-auth-listener", "peer-subjects", "microsoft-certificate", "node-certificate", "federation-services",
           "single-system-users", "contact-limits"]
 
 
@@ -101,8 +101,8 @@ class Troubleshoot(unittest.TestCase):
         self.assertEqual(list(checks), CHECKS)
         for c in checks.values():
             self.assertEqual((c["result"], c["fix"]), ("PASS", ""), c)
-        self.assertEqual((out["pass"], out["warn"], out["fail"]), (13, 0, 0))
-        self.assertEqual(out["summary"], "13 checks: 13 pass, 0 warn, 0 fail")
+        self.assertEqual((out["pass"], out["warn"], out["fail"]), (14, 0, 0))
+        self.assertEqual(out["summary"], "14 checks: 14 pass, 0 warn, 0 fail")
         # the next hop answered OPTIONS over mutual TLS, presented the node's uploaded certificate
         self.assertRegex(checks["next-hops"]["detail"],
                          r"^127\.0\.0\.1:%d;TLS answered 200 OK in \d+\.\d ms$" % self.lync.port)
@@ -122,10 +122,10 @@ class Troubleshoot(unittest.TestCase):
         self.assertRegex(r.stdout, r"CHECK\s+RESULT\s+REQUIREMENT\s+DETAIL")
         self.assertRegex(r.stdout, r"next-hops\s+PASS\s+RT-1/RT-10/TS-2/TS-5\s+127\.0\.0\.1:")
         self.assertNotIn("fix ", r.stdout)
-        self.assertIn("13 checks: 13 pass, 0 warn, 0 fail", r.stdout)
+        self.assertIn("14 checks: 14 pass, 0 warn, 0 fail", r.stdout)
         code, body = n.http("GET", "/api/v1/troubleshoot")
         self.assertEqual(code, 200)
-        self.assertIn('"summary":"13 checks: 13 pass, 0 warn, 0 fail"', body)
+        self.assertIn('"summary":"14 checks: 14 pass, 0 warn, 0 fail"', body)
 
     def test_02_missing_route_fails(self):
         n = self.node

@@ -189,6 +189,27 @@ CheckResult checkPeerReverseDns(const Facts& f) {
   return pass(r, join(good, "; "));
 }
 
+CheckResult checkNodeNames(const Facts& f) {
+  auto r = result(kNodeNames, "RT-10/TS-4");
+  if (f.nodes.empty()) return warn(r, "no node of the cluster is registered", "check the node's database (impctl status)");
+  std::vector<std::string> bad, good;
+  for (const auto& [id, host] : f.nodes) {
+    auto it = std::find_if(f.nodeNames.begin(), f.nodeNames.end(), [&](const NameProbe& n) { return n.name == host; });
+    const std::string who = id + " (" + host + ")";
+    if (it == f.nodeNames.end() || it->addresses.empty())
+      bad.push_back(who + (it != f.nodeNames.end() && it->timedOut ? ": no DNS answer" : " does not resolve"));
+    else if (it->ms > kSlowDnsMs)
+      bad.push_back(who + " took " + millis(it->ms) + " ms to resolve");
+    else
+      good.push_back(who + " -> " + join(it->addresses, " "));
+  }
+  if (!bad.empty())
+    return fail(r, join(bad, "; "),
+                "add an A record for every IMP node's host name to the DNS (RT-10): the Microsoft servers reach the "
+                "nodes by name, and so does this check");
+  return pass(r, join(good, "; "));
+}
+
 CheckResult checkAclCoversNextHops(const Facts& f) {
   auto r = result(kAclCoversNextHops, "RT-7/TS-1/TS-3");
   if (f.routes.empty()) return warn(r, "no static route, so no next hop to check", "add the static routes first (static-routes)");
@@ -422,6 +443,7 @@ std::vector<CheckResult> runChecks(const Facts& f) {
       {kFederationEnabled, checkFederationEnabled}, {kRoutingMode, checkRoutingMode},
       {kStaticRoutes, checkStaticRoutes},           {kNextHops, checkNextHops},
       {kAclCoversNextHops, checkAclCoversNextHops}, {kPeerReverseDns, checkPeerReverseDns},
+      {kNodeNames, checkNodeNames},
       {kPeerAuthListener, checkPeerAuthListener},   {kPeerSubjects, checkPeerSubjects},
       {kMicrosoftCertificate, checkMicrosoftCertificate},
       {kNodeCertificate, checkNodeCertificate},     {kFederationServices, checkFederationServices},

@@ -62,14 +62,15 @@ std::shared_ptr<const net::TlsContext> clientTls(const core::NodeCertificate& ce
 
 void probeNetwork(Facts& f, const NodeSources& node) {
   if (!node.probe.resolver) {
-    for (auto id : {kNextHops, kPeerReverseDns, kMicrosoftCertificate})
+    for (auto id : {kNextHops, kPeerReverseDns, kMicrosoftCertificate, kNodeNames})
       f.unavailable.emplace(std::string(id), "no resolver");
     return;
   }
   // Without the routes or the ACL there is nothing sure to probe.
   if (f.unavailable.count(std::string(kStaticRoutes)) || f.unavailable.count(std::string(kAclCoversNextHops))) {
     const std::string why = "the static routes or the ACL cannot be read";
-    for (auto id : {kNextHops, kPeerReverseDns, kMicrosoftCertificate}) f.unavailable.emplace(std::string(id), why);
+    for (auto id : {kNextHops, kPeerReverseDns, kMicrosoftCertificate, kNodeNames})
+      f.unavailable.emplace(std::string(id), why);
     return;
   }
   ProbeConfig pc = node.probe;
@@ -85,8 +86,14 @@ void probeNetwork(Facts& f, const NodeSources& node) {
     if (e.kind == sip_proxy::AclKind::Address) add(e.pattern, ips);
   for (const auto& r : f.routes) add(r.nextHop, ips);
   auto ptr = std::async(std::launch::async, [&] { return reverseLookups(ips, pc); });
+  auto names = std::async(std::launch::async, [&] {
+    std::vector<std::string> hosts;
+    for (const auto& n : f.nodes) hosts.push_back(n.second);
+    return forwardLookups(hosts, pc);
+  });
   f.hopProbes = probeNextHops(f.routes, pc);
   f.ptrProbes = ptr.get();
+  f.nodeNames = names.get();
   // and the addresses the next hops' names resolved to
   std::vector<std::string> more;
   for (const auto& h : f.hopProbes)
@@ -100,7 +107,7 @@ Facts gather(const NodeSources& node) {
   Facts f;
   if (!node.database) {
     for (auto id : {kFederationEnabled, kRoutingMode, kStaticRoutes, kNextHops, kAclCoversNextHops, kPeerReverseDns,
-                    kPeerAuthListener, kPeerSubjects, kMicrosoftCertificate, kSingleSystemUsers, kContactLimits})
+                    kNodeNames, kPeerAuthListener, kPeerSubjects, kMicrosoftCertificate, kSingleSystemUsers, kContactLimits})
       f.unavailable.emplace(std::string(id), "no cluster database");
   } else {
     core::Database& db = *node.database;
@@ -127,6 +134,10 @@ Facts gather(const NodeSources& node) {
     });
     // PS-1's limit is read straight from its table (xcp_presence_settings,
     // one row): the troubleshooter does not need the XCP Router module.
+    guarded(f, {kNodeNames}, [&] {
+      auto rows = db.query("SELECT node_id, hostname FROM core_node ORDER BY node_id");
+      for (std::size_t i = 0; i < rows.size(); ++i) f.nodes.emplace_back(rows.str(i, "node_id"), rows.str(i, "hostname"));
+    });
     // FED-1: licensed here and still carrying the Microsoft server's address.
     guarded(f, {kSingleSystemUsers}, [&] {
       const char* where = " FROM dir_user WHERE licensed = 1 AND ms_sip_uri IS NOT NULL AND ms_sip_uri <> ''";

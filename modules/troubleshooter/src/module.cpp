@@ -92,7 +92,7 @@ void registerModule(core::ModuleRegistry& registry) {
                     "a static route for every presence domain (RT-1), the incoming ACL covering every route's next "
                     "hop (RT-7), each next hop resolving (A) and answering SIP OPTIONS over its route's transport, "
                     "with the round-trip time (RT-1, RT-10, TS-2), fast reverse DNS (PTR) for the ACL's and the next "
-                    "hops' addresses (RT-8, TS-6), the peer-auth TLS listener on 5061 and the peer subjects selected by the peer-auth "
+                    "hops' addresses (RT-8, TS-6), every node's host name resolving (RT-10, TS-4), the peer-auth TLS listener on 5061 and the peer subjects selected by the peer-auth "
                     "TLS context (TLS-2, TLS-3, TLS-5), the certificate each TLS next hop presents (serverAuth and clientAuth, "
                     "its CN a selected peer subject; TLS-5), the node certificate (validity, serverAuth and clientAuth "
                     "extended key usage, chain to the trust store; TLS-4, TLS-5), the services federation needs "

@@ -366,6 +366,20 @@ std::vector<HopProbe> probeNextHops(const std::vector<sip_proxy::StaticRoute>& r
   return hops;
 }
 
+std::vector<NameProbe> forwardLookups(const std::vector<std::string>& names, const ProbeConfig& cfg) {
+  std::vector<NameProbe> out(names.size());
+  std::vector<std::future<void>> running;
+  for (std::size_t i = 0; i < names.size(); ++i)
+    running.push_back(std::async(std::launch::async, [&, i] {
+      const auto start = Clock::now();
+      out[i].name = names[i];
+      out[i].addresses = resolve(names[i], cfg, &out[i].timedOut);
+      out[i].ms = msSince(start);
+    }));
+  for (auto& f : running) f.get();
+  return out;
+}
+
 std::vector<PtrProbe> reverseLookups(const std::vector<std::string>& ips, const ProbeConfig& cfg) {
   std::vector<PtrProbe> out;
   using Answer = std::pair<std::optional<std::string>, double>;

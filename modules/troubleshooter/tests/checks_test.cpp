@@ -78,6 +78,8 @@ Facts healthy() {
   f.homedUsers = 100;
   f.hopProbes = {hop("10.0.0.5", 200, 3.25)};
   f.ptrProbes = {{"10.0.0.5", "lync.example.com", 1.5, false}};
+  f.nodes = {{"imp1", "imp1.example.com"}};
+  f.nodeNames = {{"imp1.example.com", {"10.0.0.1"}, 0.5, false}};
   return f;
 }
 
@@ -138,14 +140,14 @@ TEST_CASE("the healthy setup passes every check") {
   f.certFile = tmp.write("node.pem", {cert.get()});
   f.caFile = tmp.write("ca.pem", {ca.get()});
   auto results = runChecks(f);
-  REQUIRE(results.size() == 13);
+  REQUIRE(results.size() == 14);
   for (const auto& r : results) {
     INFO(r.id << ": " << r.detail);
     CHECK(r.status == Status::Pass);
     CHECK(r.fix.empty());
     CHECK(!r.requirement.empty());
   }
-  CHECK(summary(results) == "13 checks: 13 pass, 0 warn, 0 fail");
+  CHECK(summary(results) == "14 checks: 14 pass, 0 warn, 0 fail");
   CHECK(results.front().id == "federation-enabled");
   CHECK(results.back().id == "contact-limits");
 }
@@ -321,6 +323,27 @@ TEST_CASE("microsoft-certificate (TLS-2, TLS-5, TS-10): the next hop's certifica
   CHECK(checkMicrosoftCertificate(f).status == Status::Warn);
   f.hopProbes[0].transport = sp::Transport::Tcp;
   CHECK(checkMicrosoftCertificate(f).status == Status::Pass);
+}
+
+TEST_CASE("node-names (RT-10, TS-4): every node's host name resolves") {
+  auto f = healthy();
+  auto r = checkNodeNames(f);
+  CHECK(r.status == Status::Pass);
+  CHECK(r.requirement == "RT-10/TS-4");
+  CHECK(r.detail == "imp1 (imp1.example.com) -> 10.0.0.1");
+  f.nodes.push_back({"imp2", "imp2.example.com"});
+  f.nodes.push_back({"imp3", "imp3.example.com"});
+  f.nodeNames.push_back({"imp2.example.com", {}, 0.7, false});
+  f.nodeNames.push_back({"imp3.example.com", {"10.0.0.3"}, kSlowDnsMs + 5, false});
+  r = checkNodeNames(f);
+  CHECK(r.status == Status::Fail);
+  CHECK(r.detail == "imp2 (imp2.example.com) does not resolve; imp3 (imp3.example.com) took 2005.0 ms to resolve");
+  CHECK(contains(r.fix, "add an A record for every IMP node's host name"));
+  f.nodeNames[1] = {"imp2.example.com", {}, 5000, true};
+  f.nodeNames[2].ms = 1;
+  CHECK(checkNodeNames(f).detail == "imp2 (imp2.example.com): no DNS answer");
+  f.nodes.clear();
+  CHECK(checkNodeNames(f).status == Status::Warn);
 }
 
 TEST_CASE("single-system-users (FED-1): no user enabled on both systems") {
@@ -502,10 +525,10 @@ TEST_CASE("a check whose facts could not be read is a FAIL naming why") {
   TempDir tmp;
   f.certFile = tmp.dir / "absent.pem";
   auto results = runChecks(f);
-  REQUIRE(results.size() == 13);
+  REQUIRE(results.size() == 14);
   CHECK(results[2].id == "static-routes");
   CHECK(results[2].status == Status::Fail);
   CHECK(results[2].requirement == "RT-1/TS-2");
   CHECK(results[2].detail == "could not be checked: database unreachable");
-  CHECK(summary(results) == "13 checks: 11 pass, 0 warn, 2 fail");
+  CHECK(summary(results) == "14 checks: 12 pass, 0 warn, 2 fail");
 }

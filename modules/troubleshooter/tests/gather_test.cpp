@@ -48,12 +48,14 @@ TEST_CASE("gather reads the stores and the checks see a healthy setup") {
   CHECK(f.maxContacts == 200);
   CHECK(f.homedUsers == 1);
   // no service host, no certificate and no resolver given: those checks are unavailable
-  CHECK(f.unavailable.size() == 5);
+  CHECK(f.unavailable.size() == 6);
+  CHECK(f.nodes == std::vector<std::pair<std::string, std::string>>{{"imp1", "imp1"}});
   CHECK(f.unavailable.count("federation-services") == 1);
   CHECK(f.unavailable.count("node-certificate") == 1);
   CHECK(f.unavailable.at("next-hops") == "no resolver");
   CHECK(f.unavailable.at("peer-reverse-dns") == "no resolver");
   CHECK(f.unavailable.at("microsoft-certificate") == "no resolver");
+  CHECK(f.unavailable.at("node-names") == "no resolver");
   CHECK(f.dualEnabledUsers == 0);
 
   auto results = runChecks(f);
@@ -85,7 +87,9 @@ struct AnsweringResolver : imp::core::Resolver {
     asked.push_back(ip);
     cb(std::string("peer.example.com"));
   }
-  void forward(const std::string&, imp::core::ForwardCallback cb) override { cb({}); }
+  void forward(const std::string& host, imp::core::ForwardCallback cb) override {
+    cb(host == "imp1.example.com" ? std::vector<std::string>{"10.0.0.1"} : std::vector<std::string>{});
+  }
   void srv(const std::string&, imp::core::SrvCallback cb) override { cb({}); }
   void naptr(const std::string&, imp::core::NaptrCallback cb) override { cb({}); }
 };
@@ -106,6 +110,9 @@ TEST_CASE("gather probes the next hops and looks up the peers' addresses") {
   store.addRoute(r);
   store.addAcl("10.0.0.5", "Lync");
   store.addAcl("lync.example.com", "Lync");
+  db.query("INSERT INTO core_node (node_id, role, hostname, admin_url, version) VALUES "
+           "('imp1', 'single', 'imp1.example.com', 'http://127.0.0.1:8780', '1'), "
+           "('imp2', 'home', 'imp2.example.com', 'http://127.0.0.2:8780', '1')");
   auto dns = std::make_shared<AnsweringResolver>();
   NodeSources node{&db, nullptr, nullptr, "imp1", {}};
   node.probe.resolver = dns;
@@ -124,12 +131,17 @@ TEST_CASE("gather probes the next hops and looks up the peers' addresses") {
   CHECK(f.ptrProbes[1].name == std::optional<std::string>("peer.example.com"));
   CHECK(checkNextHops(f).status == Status::Fail);
   CHECK(checkPeerReverseDns(f).status == Status::Pass);
+  // the cluster's node names
+  REQUIRE(f.nodeNames.size() == 2);
+  CHECK(f.nodeNames[0].addresses == std::vector<std::string>{"10.0.0.1"});
+  CHECK(f.nodeNames[1].addresses.empty());
+  CHECK(checkNodeNames(f).detail == "imp2 (imp2.example.com) does not resolve");
 }
 
 TEST_CASE("without a database every database check is unavailable, and gather does not throw") {
   auto f = gather({});
   auto results = runChecks(f);
-  REQUIRE(results.size() == 13);
+  REQUIRE(results.size() == 14);
   for (const auto& res : results) {
     INFO(res.id << ": " << res.detail);
     CHECK(res.status == Status::Fail);

@@ -62,6 +62,10 @@ struct Facts {
   // IP entries and the next hops' addresses).
   std::vector<HopProbe> hopProbes;
   std::vector<PtrProbe> ptrProbes;
+  // The cluster's nodes (id, host name) and the A/AAAA lookups of their
+  // names (RT-10: the Microsoft servers reach IMP nodes by FQDN).
+  std::vector<std::pair<std::string, std::string>> nodes;
+  std::vector<NameProbe> nodeNames;
   // FED-1: users licensed on IMP whose directory entry also carries a
   // Microsoft SIP URI (msRTCSIP-PrimaryUserAddress, set while the user is
   // enabled on the Microsoft server): how many, and the first few ids.
@@ -80,6 +84,7 @@ inline constexpr std::string_view kStaticRoutes = "static-routes";
 inline constexpr std::string_view kNextHops = "next-hops";
 inline constexpr std::string_view kAclCoversNextHops = "acl-covers-next-hops";
 inline constexpr std::string_view kPeerReverseDns = "peer-reverse-dns";
+inline constexpr std::string_view kNodeNames = "node-names";
 inline constexpr std::string_view kPeerAuthListener = "peer-auth-listener";
 inline constexpr std::string_view kPeerSubjects = "peer-subjects";
 inline constexpr std::string_view kMicrosoftCertificate = "microsoft-certificate";
@@ -109,6 +114,7 @@ CheckResult checkStaticRoutes(const Facts& f);
 CheckResult checkNextHops(const Facts& f);
 CheckResult checkAclCoversNextHops(const Facts& f);
 CheckResult checkPeerReverseDns(const Facts& f);
+CheckResult checkNodeNames(const Facts& f);
 CheckResult checkPeerAuthListener(const Facts& f);
 CheckResult checkPeerSubjects(const Facts& f);
 CheckResult checkMicrosoftCertificate(const Facts& f);

@@ -59,6 +59,13 @@ struct PtrProbe {
   bool timedOut = false;  // no answer within the timeout
 };
 
+struct NameProbe {
+  std::string name;
+  std::vector<std::string> addresses;  // A/AAAA answers; empty = it did not resolve
+  double ms = 0;
+  bool timedOut = false;
+};
+
 struct ProbeConfig {
   std::shared_ptr<core::Resolver> resolver;  // null: nothing resolves
   std::chrono::milliseconds dnsTimeout{5000};
@@ -72,6 +79,8 @@ struct ProbeConfig {
 
 std::vector<HopProbe> probeNextHops(const std::vector<sip_proxy::StaticRoute>& routes, const ProbeConfig& config);
 std::vector<PtrProbe> reverseLookups(const std::vector<std::string>& ips, const ProbeConfig& config);
+// The A/AAAA lookup of each name, timed, all at once (RT-10).
+std::vector<NameProbe> forwardLookups(const std::vector<std::string>& names, const ProbeConfig& config);
 
 // One OPTIONS to `address`:`port` (an IP literal) over `transport`; fills
 // status/reason/rttMs or error of `into`.
