@@ -132,7 +132,9 @@ bool tlsHandshake(Connection& c, const net::TlsContext& ctx, Clock::time_point d
     std::string why = net::takeOpenSslError();
     long verify = SSL_get_verify_result(c.ssl);
     if (verify != X509_V_OK) why = std::string("certificate verify failed: ") + X509_verify_cert_error_string(verify);
-    if (why.empty()) why = e == SSL_ERROR_SYSCALL || e == SSL_ERROR_ZERO_RETURN ? "the peer closed the connection" : "error " + std::to_string(e);
+    if (why.empty())
+      why = e == SSL_ERROR_SYSCALL || e == SSL_ERROR_ZERO_RETURN ? "the peer closed the connection"
+                                                                 : "error " + std::to_string(e);
     *error = "TLS handshake failed: " + why;
     return false;
   }
@@ -230,8 +232,8 @@ std::string optionsRequest(const HopProbe& h, const net::SocketAddress& local, c
   o.appendHeader("To", "<sip:" + hostPort(h.host, h.port) + ">");
   o.appendHeader("Call-ID", callId);
   o.appendHeader("CSeq", "1 OPTIONS");
-  o.appendHeader("Contact", "<sip:troubleshoot@" + local.toString() + ";transport=" +
-                                std::string(h.transport == Transport::Udp ? "udp" : h.transport == Transport::Tcp ? "tcp" : "tls") + ">");
+  const char* transport = h.transport == Transport::Udp ? "udp" : h.transport == Transport::Tcp ? "tcp" : "tls";
+  o.appendHeader("Contact", "<sip:troubleshoot@" + local.toString() + ";transport=" + transport + ">");
   o.appendHeader("Accept", "application/sdp");
   o.appendHeader("User-Agent", "IMP troubleshoot");
   o.appendHeader("Content-Length", "0");
