@@ -294,7 +294,7 @@ TEST_CASE("setTlsClient (TLS-4): connections opened after the change use the new
 
   // The open connection keeps its session; the next one would present the other certificate.
   c->t->setTlsClient(TlsContext::client(clientConfig(&pki().intruder)));
-  rig.send(*c, "same connection");
+  rig.send(*c, "same-connection");
   REQUIRE(rig.loop.runUntil([&] { return c->in.messages.size() == 2 || c->errs.errors.size() > 1; }, kDeadline));
   CHECK(c->errs.errors.size() == 1);
   CHECK(c->t->connectionTo(rig.listener) == open);
