@@ -2,21 +2,28 @@
 openssl command line is trusted (`impctl cert upload-trust`), the node makes
 a key and a signing request (`impctl cert csr`), the CA signs it, and
 `impctl cert upload` installs it: the SIP proxy's server-auth TLS listener
-then presents the new certificate without a restart. The refusals: a
-certificate of another CA, a certificate for another key, garbage, a
-non-CA or duplicate trust-store upload."""
+and the XMPP direct-TLS listener then present the new certificate, and the
+SIP proxy's outgoing TLS presents it as its client certificate, without a
+restart. The refusals: a certificate of another CA, a certificate for
+another key, garbage, a non-CA or duplicate trust-store upload."""
 import hashlib
 import os
 import shutil
 import socket
 import ssl
 import subprocess
+import sys
 import tempfile
 import unittest
 
 from harness import Impd, PrivateMariaDB, wait_for
 
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "e2e"))
+from sippeer import SipResponder, SipStream, final_response, sip_message, status_of  # noqa: E402
+
 EXT = "extendedKeyUsage = serverAuth, clientAuth\nsubjectAltName = DNS:imp-cert.example.com\n"
+# A SIP next hop on loopback (the node checks its certificate names 127.0.0.1).
+PEER_EXT = "extendedKeyUsage = serverAuth\nsubjectAltName = IP:127.0.0.1\n"
 
 
 def openssl(*args, cwd):
@@ -29,9 +36,9 @@ def make_ca(d, name):
             "-addext", "keyUsage=critical,keyCertSign,cRLSign", cwd=d)
 
 
-def sign(d, ca, csr, out):
+def sign(d, ca, csr, out, ext=EXT):
     with open(os.path.join(d, "ext.cnf"), "w") as f:
-        f.write(EXT)
+        f.write(ext)
     openssl("x509", "-req", "-in", csr, "-CA", ca + ".pem", "-CAkey", ca + ".key", "-CAcreateserial", "-out", out,
             "-days", "10", "-sha256", "-extfile", "ext.cnf", cwd=d)
 
@@ -46,6 +53,26 @@ def presented_fingerprint(port):
             der = s.getpeercert(binary_form=True)
     h = hashlib.sha256(der).hexdigest().upper()
     return ":".join(h[i:i + 2] for i in range(0, len(h), 2))
+
+
+class ClientCertCheck:
+    """The TLS side of a SipResponder that requires a client certificate
+    (the server context's verify settings) and records, per connection,
+    the client certificate's subject CN or why the handshake failed."""
+
+    def __init__(self, ctx):
+        self.ctx = ctx
+        self.seen = []
+
+    def wrap_socket(self, sock, server_side):
+        try:
+            s = self.ctx.wrap_socket(sock, server_side=server_side)
+        except (OSError, ssl.SSLError) as e:
+            self.seen.append("handshake failed: %s" % e)
+            raise
+        subject = dict(rdn[0] for rdn in s.getpeercert()["subject"])
+        self.seen.append(subject.get("commonName", ""))
+        return s
 
 
 class Certs(unittest.TestCase):
@@ -99,6 +126,7 @@ class Certs(unittest.TestCase):
     def test_02_csr_signed_and_uploaded_is_presented_without_restart(self):
         before = presented_fingerprint(self.node.sip_tls)
         self.assertEqual(before, self.node.ctl_json("cert", "show", "cup")["sha256"])
+        self.assertEqual(presented_fingerprint(self.node.xmpp_tls), before)
         out = self.node.ctl("cert", "csr", "--cn", "imp-cert.example.com", "--out", self.path("node.csr")).stdout
         self.assertIn("wrote the request for imp-cert.example.com", out)
         key = os.path.join(self.node.dir, "state", "tls", "cup-pending.key")
@@ -119,6 +147,7 @@ class Certs(unittest.TestCase):
         self.assertIn("is not for the pending key", self.refused("cert", "upload", self.path("stranger.pem")))
         self.assertIn("no PEM certificate found", self.refused("cert", "upload", self.path("garbage.pem")))
         self.assertEqual(presented_fingerprint(self.node.sip_tls), before)
+        self.assertEqual(presented_fingerprint(self.node.xmpp_tls), before)
 
         sign(self.tmp, "TestRootCA", "node.csr", "node.pem")
         installed = self.node.ctl_json("cert", "upload", self.path("node.pem"))
@@ -128,12 +157,54 @@ class Certs(unittest.TestCase):
         self.assertFalse(os.path.exists(key))
         wait_for(lambda: presented_fingerprint(self.node.sip_tls) == installed["sha256"], 30,
                  "the server-auth listener to present the uploaded certificate")
+        wait_for(lambda: presented_fingerprint(self.node.xmpp_tls) == installed["sha256"], 30,
+                 "the XMPP direct-TLS listener to present the uploaded certificate")
+        changed = "node certificate changed: XMPP client TLS now presents imp-cert.example.com " + installed["sha256"]
+        wait_for(lambda: changed in self.node.log("xcp-connection-manager"), 10, "the change logged: " + changed)
         self.assertEqual(self.node.ctl_json("cert", "show", "cup")["sha256"], installed["sha256"])
         # the trust bundle the listeners verify peers with holds the trusted root
         with open(os.path.join(self.node.dir, "state", "tls", "cup-trust.pem")) as f:
             self.assertIn("CN=TestRootCA", f.read())
         # the pending key is used up
         self.assertIn("no pending key", self.refused("cert", "upload", self.path("node.pem")))
+
+    def test_03_outgoing_tls_presents_the_uploaded_certificate_without_restart(self):
+        """After test_02's upload, a static route over TLS reaches a next hop
+        that only accepts client certificates of TestRootCA: the node's
+        outgoing TLS presents the uploaded certificate and verifies the hop
+        with the trust store, both changed since the node started."""
+        openssl("req", "-new", "-newkey", "rsa:2048", "-nodes", "-keyout", "tlspeer.key", "-out", "tlspeer.csr",
+                "-subj", "/CN=tlspeer.com", cwd=self.tmp)
+        sign(self.tmp, "TestRootCA", "tlspeer.csr", "tlspeer.pem", ext=PEER_EXT)
+        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        ctx.load_cert_chain(self.path("tlspeer.pem"), self.path("tlspeer.key"))
+        ctx.verify_mode = ssl.CERT_REQUIRED
+        ctx.load_verify_locations(self.path("TestRootCA.pem"))
+        check = ClientCertCheck(ctx)
+        peer = SipResponder(tls_ctx=check)
+        try:
+            self.node.ctl("acl", "add", "127.0.0.1")
+            self.node.ctl("route", "add", ".com.tlspeer.*", "--route-type", "domain", "--next-hop", "127.0.0.1",
+                          "--port", str(peer.port), "--transport", "TLS")
+            try:
+                wait_for(lambda: self._tcp_status("sip:bob@tlspeer.com") == 200, 30,
+                         "a MESSAGE relayed over TLS to the next hop")
+            except AssertionError as e:
+                raise AssertionError("%s; the next hop saw %d handshake(s): %r" %
+                                     (e, len(check.seen), sorted(set(check.seen)))) from None
+            relayed = peer.wait_requests(1, method="MESSAGE")[-1]
+            self.assertTrue(relayed.startswith("MESSAGE sip:bob@tlspeer.com SIP/2.0"), relayed)
+            self.assertEqual(check.seen[-1], "imp-cert.example.com", check.seen)
+        finally:
+            peer.stop()
+
+    def _tcp_status(self, uri):
+        s = socket.create_connection(("127.0.0.1", self.node.sip_tcp), timeout=10)
+        try:
+            s.sendall(sip_message(uri))
+            return status_of(final_response(SipStream(s), timeout=15))
+        finally:
+            s.close()
 
 
 if __name__ == "__main__":

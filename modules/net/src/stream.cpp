@@ -516,6 +516,13 @@ Acceptor::~Acceptor() {
   ::close(fd_);
 }
 
+void Acceptor::setTls(std::shared_ptr<const TlsContext> tls) {
+  std::string what = opt_.name.empty() ? "TCP listener on " + local_.toString() : opt_.name;
+  if (!opt_.tls) throw std::runtime_error(what + ": has no TLS context to replace");
+  if (!tls || tls->role() != TlsRole::Server) throw std::runtime_error(what + ": needs a server TLS context");
+  opt_.tls = std::move(tls);
+}
+
 void Acceptor::acceptAll() {
   EventLoop& loop = group_->loop();
   for (int i = 0; i < kAcceptBurst; ++i) {

@@ -48,6 +48,7 @@ struct Pki {
   Identity server = ca.leaf("server", "server.test");
   Identity client = ca.leaf("client", "client.test");
   Identity intruder = ca.leaf("intruder", "intruder.test");
+  Identity renewed = ca.leaf("renewed", "renewed.test");  // a server certificate replaced live
 };
 
 const Pki& pki() {
@@ -61,6 +62,14 @@ std::shared_ptr<const TlsContext> serverTls() {
   c.keyFile = pki().server.key;
   c.caFile = pki().caFile;
   c.verifyPeer = true;
+  return TlsContext::server(c);
+}
+
+std::shared_ptr<const TlsContext> serverTls(const Identity& id) {
+  TlsContextConfig c;
+  c.certFile = id.cert;
+  c.keyFile = id.key;
+  c.caFile = pki().caFile;
   return TlsContext::server(c);
 }
 
@@ -529,6 +538,45 @@ TEST_CASE("TLS handshake failures carry the reason: a refused CN, a missing clie
   CHECK(server.accepted[2]->closed->kind == CloseKind::TlsFailed);
   CHECK(server.accepted[2]->closed->detail.find("certificate") != std::string::npos);  // OpenSSL's reason
   REQUIRE(loop.runUntil([&] { return anon->closed.has_value(); }, kDeadline));
+}
+
+TEST_CASE("Acceptor::setTls: the next connection gets the new certificate, an open one keeps its session (TLS-4)") {
+  EventLoop loop;
+  AcceptorOptions opt;
+  opt.tls = serverTls(pki().server);
+  opt.name = "test TLS listener";
+  Server server(loop, opt);
+  auto group = StreamGroup::create(loop);
+  ConnectorOptions copt;
+  copt.tls = clientTls(nullptr);
+
+  auto before = dial(group, server.acceptor->local(), copt);
+  REQUIRE(loop.runUntil([&] { return before->opened && server.accepted.size() == 1 && server.accepted[0]->opened; },
+                        kDeadline));
+  CHECK(before->conn->tls()->peerCommonName() == "server.test");
+
+  auto renewed = serverTls(pki().renewed);
+  server.acceptor->setTls(renewed);
+  CHECK(server.acceptor->tls() == renewed);
+  auto after = dial(group, server.acceptor->local(), copt);
+  REQUIRE(loop.runUntil([&] { return after->opened && server.accepted.size() == 2 && server.accepted[1]->opened; },
+                        kDeadline));
+  CHECK(after->conn->tls()->peerCommonName() == "renewed.test");
+
+  // The connection accepted before the change still carries its session.
+  before->conn->write("still here");
+  REQUIRE(loop.runUntil([&] { return server.accepted[0]->received == "still here"; }, kDeadline));
+  CHECK(before->conn->tls()->peerCommonName() == "server.test");
+  CHECK_FALSE(server.accepted[0]->closed.has_value());
+
+  // Only a server context replaces a server context; a plain listener stays plain.
+  CHECK_THROWS_WITH_AS(server.acceptor->setTls(clientTls(nullptr)), "test TLS listener: needs a server TLS context",
+                       std::runtime_error);
+  CHECK_THROWS_AS(server.acceptor->setTls(nullptr), std::runtime_error);
+  CHECK(server.acceptor->tls() == renewed);
+  Server plain(loop, AcceptorOptions{});
+  CHECK_THROWS_AS(plain.acceptor->setTls(renewed), std::runtime_error);
+  CHECK(plain.acceptor->tls() == nullptr);
 }
 
 TEST_CASE("UDP: a datagram round trip with the source address; a batch read; an oversized datagram is reported truncated") {

@@ -536,6 +536,23 @@ std::vector<std::string> Proxy::setListeners(std::vector<ProxyListener> listener
   return *r;
 }
 
+bool Proxy::setTlsClient(std::shared_ptr<const net::TlsContext> tls) {
+  // Checked here: the loop must not throw.
+  if (tls && tls->role() != net::TlsRole::Client)
+    throw std::invalid_argument("outgoing SIP over TLS needs a client TLS context");
+  if (!impl_->running_) {
+    impl_->cfg_.tlsClient = tls;
+    impl_->transport_->setTlsClient(std::move(tls));
+    return true;
+  }
+  auto r = onLoop<bool>(impl_, [tls = std::move(tls)](Impl& self) {
+    self.cfg_.tlsClient = tls;
+    self.transport_->setTlsClient(tls);
+    return true;
+  });
+  return r.value_or(false);
+}
+
 std::vector<Ban> Proxy::bans() const {
   auto r = onLoop<std::vector<Ban>>(impl_, [](Impl& self) { return self.admission_.bans(); });
   return r.value_or(std::vector<Ban>{});

@@ -204,6 +204,17 @@ class ProxyService : public core::Service {
       for (const auto& e : errors) notes += "; " + e;
       publishEndpoint(*p);
     }
+    // TLS-4: outgoing TLS presents the node certificate and verifies next
+    // hops with the trust bundle as they are now (context() rebuilds the
+    // client context when either changed, and returns the same one
+    // otherwise). One that cannot be built (logged) leaves the last one.
+    auto client = clientContext();
+    if (client && client != cfg_.tlsClient) {
+      if (p->setTlsClient(client))
+        cfg_.tlsClient = client;
+      else
+        notes += "; outgoing TLS context not applied (the SIP proxy loop did not answer)";
+    }
     generation_ = change.toGeneration;
     auto detail = describe(*p, notes);
     {
@@ -322,7 +333,7 @@ class ProxyService : public core::Service {
 
   // Outgoing TLS (static routes with transport TLS): the default context's
   // settings, presenting the node certificate, verifying the next hop when
-  // a trust store is configured.
+  // a trust store is configured. start() and every reload() apply it.
   std::shared_ptr<const net::TlsContext> clientContext() {
     auto c = storedContext(kServerContext);
     if (!c || certFile_.empty()) return nullptr;

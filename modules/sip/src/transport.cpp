@@ -266,6 +266,7 @@ class TransportLayer::Impl : public std::enable_shared_from_this<TransportLayer:
   void sendMessage(const Message& msg, const Endpoint& dest, SendErrorHandler cb);
   std::uint64_t connectionTo(const Endpoint& remote) const;
   void closeConnection(std::uint64_t id);
+  void setTlsClient(std::shared_ptr<const net::TlsContext> tls);
   TransportStats stats() const;
 
   Counters counters_;
@@ -935,6 +936,13 @@ void TransportLayer::Impl::onClosed(Conn& c, const net::CloseReason& r) {
   }
 }
 
+void TransportLayer::Impl::setTlsClient(std::shared_ptr<const net::TlsContext> tls) {
+  if (tls && tls->role() != net::TlsRole::Client)
+    throw std::invalid_argument("outgoing SIP over TLS needs a client TLS context");
+  cfg_.tlsClient = std::move(tls);
+  tlsConnector_ = net::Connector(group_, net::ConnectorOptions{cfg_.connectTimeout, cfg_.tlsClient, streamOptions()});
+}
+
 void TransportLayer::Impl::closeConnection(std::uint64_t id) {
   if (Conn* c = find(id)) closeConn(*c, {TransportErrorKind::ConnectionClosed, "closed locally"});
 }
@@ -1036,6 +1044,7 @@ void TransportLayer::sendBytes(std::string bytes, const Endpoint& dest, SendErro
 
 std::uint64_t TransportLayer::connectionTo(const Endpoint& remote) const { return impl_->connectionTo(remote); }
 void TransportLayer::closeConnection(std::uint64_t id) { impl_->closeConnection(id); }
+void TransportLayer::setTlsClient(std::shared_ptr<const net::TlsContext> tls) { impl_->setTlsClient(std::move(tls)); }
 TransportStats TransportLayer::stats() const { return impl_->stats(); }
 
 }  // namespace imp::sip

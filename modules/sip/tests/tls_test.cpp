@@ -275,3 +275,30 @@ TEST_CASE("TLS context configuration errors name the setting") {
   c.disableEmptyFragments = false;
   CHECK_NOTHROW(TlsContext(c, TlsRole::Server));
 }
+
+TEST_CASE("setTlsClient (TLS-4): connections opened after the change use the new context, an open one stays") {
+  TlsRig rig(TlsContext::server(serverConfig()));
+  auto c = rig.client(clientConfig(&pki().rogue));
+  rig.send(*c, "before");
+  REQUIRE(rig.loop.runUntil([&] { return !c->errs.errors.empty(); }, kDeadline));
+  CHECK(c->errs.errors[0].kind == TransportErrorKind::TlsHandshakeFailed);
+
+  c->t->setTlsClient(TlsContext::client(clientConfig(&pki().lync)));
+  rig.send(*c, "after");
+  REQUIRE(rig.loop.runUntil([&] { return !c->in.messages.empty() || c->errs.errors.size() > 1; }, kDeadline));
+  REQUIRE(c->errs.errors.size() == 1);
+  REQUIRE(rig.atServer.sources.size() == 1);
+  CHECK(rig.atServer.sources[0].peerCommonName == "lync.example.com");
+  auto open = c->t->connectionTo(rig.listener);
+  CHECK(open != 0);
+
+  // The open connection keeps its session; the next one would present the other certificate.
+  c->t->setTlsClient(TlsContext::client(clientConfig(&pki().intruder)));
+  rig.send(*c, "same-connection");
+  REQUIRE(rig.loop.runUntil([&] { return c->in.messages.size() == 2 || c->errs.errors.size() > 1; }, kDeadline));
+  CHECK(c->errs.errors.size() == 1);
+  CHECK(c->t->connectionTo(rig.listener) == open);
+  CHECK(rig.atServer.sources[1].peerCommonName == "lync.example.com");
+
+  CHECK_THROWS_AS(c->t->setTlsClient(TlsContext::server(serverConfig())), std::invalid_argument);
+}

@@ -131,7 +131,14 @@ struct LoopState {
 
 struct C2sServer::Impl {
   C2sConfig cfg;
+  // The node certificate's server context; setTls() replaces it while
+  // streams on every loop read it: take a copy with currentTls().
+  mutable std::mutex tlsMu;
   std::shared_ptr<const net::TlsContext> tls;
+  std::shared_ptr<const net::TlsContext> currentTls() const {
+    std::lock_guard lock(tlsMu);
+    return tls;
+  }
   Router& router;
   std::shared_ptr<C2sAccounts> accounts;
   net::LoopGroup& loops;
@@ -823,7 +830,7 @@ class C2sStream : public SessionSink, public std::enable_shared_from_this<C2sStr
         }
         waitingTls_ = false;
         std::string why;
-        if (!conn_->startTls(server_.tls, {}, {}, &why)) {
+        if (!conn_->startTls(server_.currentTls(), {}, {}, &why)) {
           streamError(StreamErrorCondition::InternalServerError, "TLS could not start: " + why);
           return;
         }
@@ -1564,7 +1571,7 @@ void C2sServer::start() {
         net::AcceptorOptions direct = plain;
         int tport = i == 0 ? impl.cfg.tlsPort : boundTlsPort_;
         direct.address = *net::SocketAddress::fromIp(impl.cfg.listenAddress, static_cast<std::uint16_t>(tport));
-        direct.tls = impl.tls;
+        direct.tls = impl.currentTls();
         direct.name = "XMPP direct-TLS listener on " + direct.address.toString();
         state->direct = std::make_unique<net::Acceptor>(state->group, direct, [self, state](std::unique_ptr<net::StreamConnection> c) {
           self->accept(*state, std::move(c), true);
@@ -1625,6 +1632,27 @@ void C2sServer::stop() noexcept {
     }
   }
 }
+
+void C2sServer::setTls(std::shared_ptr<const net::TlsContext> tls) {
+  if (!tls) throw std::invalid_argument("C2sServer needs a TLS server context: TLS is mandatory (RFC 6120 §5)");
+  auto& impl = *impl_;
+  {
+    std::lock_guard lock(impl.tlsMu);
+    impl.tls = tls;
+  }
+  if (impl.stopping) return;
+  for (auto& ls : impl.perLoop) {
+    try {
+      onLoop(*ls->loop, [&] {
+        if (ls->direct) ls->direct->setTls(tls);
+      });
+    } catch (const std::exception& e) {
+      if (impl.log) impl.log->error("XMPP direct-TLS listener keeps its certificate: {}", e.what());
+    }
+  }
+}
+
+std::shared_ptr<const net::TlsContext> C2sServer::tls() const { return impl_->currentTls(); }
 
 std::vector<C2sSessionInfo> C2sServer::sessions(const std::string& userid) const {
   std::vector<C2sSessionInfo> out;

@@ -1,5 +1,6 @@
 #include "imp/xcp_router/service.h"
 
+#include <imp/core/cert_tools.h>
 #include <imp/core/certificates.h>
 #include <imp/core/config.h>
 #include <imp/core/database.h>
@@ -14,6 +15,8 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <fstream>
+#include <sstream>
 #include <stdexcept>
 
 #include "imp/xcp_router/c2s_options.h"
@@ -356,10 +359,8 @@ class ConnectionManagerService : public core::Service {
   void start() override {
     auto router = runtime_->router();
     if (!router) throw std::runtime_error("xcp-connection-manager: the xcp-router service is not running");
-    net::TlsContextConfig tc;
-    tc.certFile = certFile_;
-    tc.keyFile = keyFile_;
-    auto tls = net::TlsContext::server(tc);
+    std::string certKey;
+    auto tls = serverContext(&certKey);
     if (!loops_) {
       ownLoops_ = std::make_unique<net::LoopGroup>(net::LoopGroupConfig{"xcp-c2s", 1});
       ownLoops_->start();
@@ -384,6 +385,7 @@ class ConnectionManagerService : public core::Service {
     {
       std::lock_guard l(mu_);
       server_ = server;
+      certKey_ = certKey;
       detail_ = "client port " + std::to_string(server->clientPort()) +
                 (server->tlsPort() >= 0 ? ", direct-TLS port " + std::to_string(server->tlsPort()) : "");
     }
@@ -404,6 +406,38 @@ class ConnectionManagerService : public core::Service {
     if (ownLoops_) ownLoops_->stop();
   }
 
+  // Certificate management (TLS-4): `impctl cert upload` rewrites the node
+  // certificate files and bumps the settings generation; new client
+  // connections (direct TLS and STARTTLS) then present the new certificate,
+  // those in TLS already keep their session. A certificate or key that
+  // cannot be read or loaded is logged and the previous one stays.
+  void reload(const core::ConfigChange&) override {
+    std::shared_ptr<C2sServer> server;
+    std::string was;
+    {
+      std::lock_guard l(mu_);
+      server = server_;
+      was = certKey_;
+    }
+    if (!server) return;
+    try {
+      std::string now;
+      core::CertInfo cert;
+      if (!certificateKey(&now, &cert) || now == was) return;
+      std::string key;
+      auto tls = serverContext(&key);
+      server->setTls(std::move(tls));
+      {
+        std::lock_guard l(mu_);
+        certKey_ = key;
+      }
+      if (log_) log_->info("node certificate changed: XMPP client TLS now presents {} {}", cert.subjectCn, cert.sha256);
+    } catch (const std::exception& e) {
+      if (log_) log_->error("node certificate {} not applied to XMPP client TLS, the previous one stays: {}", certFile_,
+                            e.what());
+    }
+  }
+
   core::ServiceStatus status() const override {
     std::lock_guard l(mu_);
     if (!server_) return {core::ServiceState::Stopped, ""};
@@ -411,6 +445,37 @@ class ConnectionManagerService : public core::Service {
   }
 
  private:
+  // What identifies the node certificate files: the certificate's SHA-256
+  // fingerprint and a hash of the key file (as the SIP proxy keys its
+  // contexts). False, logged, when the files cannot be read.
+  bool certificateKey(std::string* key, core::CertInfo* info) const {
+    try {
+      std::ifstream cf(certFile_, std::ios::binary), kf(keyFile_, std::ios::binary);
+      if (!cf || !kf) throw std::runtime_error("cannot open " + std::string(!cf ? certFile_ : keyFile_));
+      std::ostringstream cs, ks;
+      cs << cf.rdbuf();
+      ks << kf.rdbuf();
+      auto cert = core::parseCertificate(cs.str());
+      *key = cert.sha256 + "|" + std::to_string(std::hash<std::string>{}(ks.str()));
+      if (info) *info = std::move(cert);
+      return true;
+    } catch (const std::exception& e) {
+      if (log_) log_->error("node certificate {}: {}", certFile_, e.what());
+      return false;
+    }
+  }
+
+  // The server context of the node certificate; *key: certificateKey() of
+  // the files it was built from ("" when they could not be read, which
+  // makes the next reload try again). Throws when OpenSSL refuses them.
+  std::shared_ptr<const net::TlsContext> serverContext(std::string* key) const {
+    if (!certificateKey(key, nullptr)) key->clear();
+    net::TlsContextConfig tc;
+    tc.certFile = certFile_;
+    tc.keyFile = keyFile_;
+    return net::TlsContext::server(tc);
+  }
+
   void publishEndpoint(const C2sServer& s) {
     std::string host = !opts_.advertisedHost.empty() ? opts_.advertisedHost : hostName();
     try {
@@ -514,6 +579,7 @@ class ConnectionManagerService : public core::Service {
   core::Metrics* metrics_ = nullptr;
   mutable std::mutex mu_;
   std::shared_ptr<C2sServer> server_;
+  std::string certKey_;  // certificateKey() of the files server_'s context was built from
   std::string detail_;
 };
 

@@ -354,6 +354,39 @@ TEST_CASE("direct TLS (XEP-0368): the stream starts inside TLS and offers SASL a
   CHECK(c.plain("ann", "ann-secret") == "success");
 }
 
+TEST_CASE("setTls (TLS-4): new STARTTLS and direct-TLS streams present the new certificate, open ones carry on") {
+  Node node;
+  imp::net::EventLoop loop;
+  Client before(loop, node.server->clientPort());
+  before.startTls();
+  CHECK(before.conn->tls()->peerCommonName() == "example.com");
+
+  auto renewed = pki().leaf("xmpp-renewed", "renewed.example.com", "DNS:example.com");
+  imp::net::TlsContextConfig tc;
+  tc.certFile = renewed.cert;
+  tc.keyFile = renewed.key;
+  auto tls = imp::net::TlsContext::server(tc);
+  node.server->setTls(tls);
+  CHECK(node.server->tls() == tls);
+
+  Client starttls(loop, node.server->clientPort());
+  starttls.startTls();
+  CHECK(starttls.conn->tls()->peerCommonName() == "renewed.example.com");
+  Client direct(loop, node.server->tlsPort(), true);
+  REQUIRE(loop.runUntil([&] { return direct.conn->isOpen() || direct.closed; }, kDeadline));
+  REQUIRE(direct.conn->isOpen());
+  CHECK(direct.conn->tls()->peerCommonName() == "renewed.example.com");
+
+  // The stream in TLS before the change keeps its session and logs in.
+  auto m = before.mechanisms();
+  CHECK(std::find(m.begin(), m.end(), "PLAIN") != m.end());
+  CHECK(before.plain("ann", "ann-secret") == "success");
+  CHECK(before.conn->tls()->peerCommonName() == "example.com");
+
+  CHECK_THROWS_AS(node.server->setTls(nullptr), std::invalid_argument);
+  CHECK(node.server->tls() == tls);
+}
+
 TEST_CASE("a stanza over the pre-authentication limit ends the stream with policy-violation (RFC 6120 §13.12)") {
   imp::xcp::C2sConfig cfg;
   cfg.preAuthStanzaLimit = 2048;

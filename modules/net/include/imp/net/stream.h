@@ -271,6 +271,14 @@ class Acceptor {
   Acceptor& operator=(const Acceptor&) = delete;
 
   const SocketAddress& local() const { return local_; }
+  // Certificate management (TLS-4): replaces the direct-TLS context, e.g.
+  // after a new node certificate. Connections accepted from now on
+  // handshake with `tls`; those already accepted keep their session. On the
+  // group's loop thread. Throws std::runtime_error naming the listener for
+  // a null context, one that is not a server's, or a listener built without
+  // TLS (a plain listener stays plain).
+  void setTls(std::shared_ptr<const TlsContext> tls);
+  const std::shared_ptr<const TlsContext>& tls() const { return opt_.tls; }
   std::uint64_t accepted() const { return accepted_; }
   // Closed at once because the group was at its connection cap.
   std::uint64_t rejected() const { return rejected_; }

@@ -45,7 +45,7 @@
 //
 // Threads: the constructor and start()/stop() run on the owner's thread;
 // everything else runs on the proxy's loop thread. updatePolicy(),
-// setListeners(), bans() and clearBans() run at once when called on the
+// setListeners(), setTlsClient(), bans() and clearBans() run at once when called on the
 // loop's thread, else post to the loop and wait for it. Untrusted input
 // never throws out of the loop; environment failures (DNS, next hops) are
 // logged and answered.
@@ -99,7 +99,7 @@ struct ProxyConfig {
   // address (127.0.0.1 when it is a wildcard).
   std::string advertisedHost;
   std::vector<ProxyListener> listeners;
-  std::shared_ptr<const net::TlsContext> tlsClient;  // outgoing TLS
+  std::shared_ptr<const net::TlsContext> tlsClient;  // outgoing TLS (Proxy::setTlsClient() replaces it)
   std::chrono::milliseconds hopTimeout{5000};        // per next hop, < timer B
   std::chrono::milliseconds probeInterval{30000};    // OPTIONS to a down hop
   // RFC 3261 16.6 item 11: an INVITE branch that has answered provisionally
@@ -188,6 +188,12 @@ class Proxy {
   // loop; returns one message per listener that could not be bound. Not
   // from the loop thread.
   std::vector<std::string> setListeners(std::vector<ProxyListener> listeners);
+  // Replaces the outgoing TLS context (TLS-4: a new node certificate or
+  // trust store): connections to next hops opened from now on present and
+  // verify with `tls`, open ones keep their session. Waits for the loop;
+  // false when the loop did not apply it (stopped, or busy for 10 s).
+  // Throws std::invalid_argument for a context that is not a client's.
+  bool setTlsClient(std::shared_ptr<const net::TlsContext> tls);
   // Bound listener endpoints (after start()).
   std::vector<sip::Endpoint> endpoints() const;
   ProxyStats stats() const;

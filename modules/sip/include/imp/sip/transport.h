@@ -66,7 +66,8 @@ struct TransportConfig {
   std::chrono::milliseconds closeLinger{2000};
   std::size_t maxSendQueue = 4 * 1024 * 1024;  // bytes queued per connection
   std::size_t maxConnections = 10000;          // accepted beyond this are closed
-  std::shared_ptr<const net::TlsContext> tlsClient;  // for outgoing TLS; null = TLS sends fail
+  // For outgoing TLS; null = TLS sends fail. TransportLayer::setTlsClient() replaces it.
+  std::shared_ptr<const net::TlsContext> tlsClient;
   std::shared_ptr<spdlog::logger> log;          // null = silent
 };
 
@@ -136,6 +137,12 @@ class TransportLayer {
   void send(const Message& msg, const Endpoint& dest, SendErrorHandler onError = {});
   // An already serialised message (or, for tests and keep-alives, any bytes).
   void sendBytes(std::string bytes, const Endpoint& dest, SendErrorHandler onError = {});
+
+  // Replaces the outgoing TLS context (certificate management, TLS-4: a new
+  // node certificate or trust store): connections opened from now on use
+  // it, open ones keep their session. Null = TLS sends fail. Loop thread.
+  // Throws std::invalid_argument for a context that is not a client's.
+  void setTlsClient(std::shared_ptr<const net::TlsContext> tls);
 
   // The open (or opening) connection to `remote`, 0 if none. Loop thread.
   std::uint64_t connectionTo(const Endpoint& remote) const;

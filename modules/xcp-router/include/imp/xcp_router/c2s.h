@@ -193,7 +193,7 @@ struct C2sSessionInfo {
 class C2sServer {
  public:
   // `loops` and `workers` must outlive the server; `tls` is the node
-  // certificate's server context.
+  // certificate's server context (setTls() replaces it).
   C2sServer(C2sConfig config, std::shared_ptr<const net::TlsContext> tls, Router& router,
             std::shared_ptr<C2sAccounts> accounts, net::LoopGroup& loops, net::WorkerPool& workers,
             std::shared_ptr<spdlog::logger> log);
@@ -206,6 +206,13 @@ class C2sServer {
   void start();
   // Closes the listeners and every stream with `system-shutdown`.
   void stop() noexcept;
+
+  // Certificate management (TLS-4): the server context new connections use
+  // from now on, on the direct-TLS port and for STARTTLS; streams already
+  // in TLS keep their session. Any thread; waits for the loops. Throws
+  // std::invalid_argument for a null context.
+  void setTls(std::shared_ptr<const net::TlsContext> tls);
+  std::shared_ptr<const net::TlsContext> tls() const;
 
   int clientPort() const { return boundClientPort_; }
   int tlsPort() const { return boundTlsPort_; }
