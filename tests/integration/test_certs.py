@@ -5,7 +5,8 @@ a key and a signing request (`impctl cert csr`), the CA signs it, and
 and the XMPP direct-TLS listener then present the new certificate, and the
 SIP proxy's outgoing TLS presents it as its client certificate, without a
 restart. The refusals: a certificate of another CA, a certificate for
-another key, garbage, a non-CA or duplicate trust-store upload."""
+another key, a certificate without clientAuth, garbage, a non-CA or
+duplicate trust-store upload."""
 import hashlib
 import os
 import shutil
@@ -146,6 +147,11 @@ class Certs(unittest.TestCase):
         sign(self.tmp, "TestRootCA", "stranger.csr", "stranger.pem")
         self.assertIn("is not for the pending key", self.refused("cert", "upload", self.path("stranger.pem")))
         self.assertIn("no PEM certificate found", self.refused("cert", "upload", self.path("garbage.pem")))
+        # the right key and CA, but only serverAuth: Lync's mutual TLS needs clientAuth too (TLS-5)
+        sign(self.tmp, "TestRootCA", "node.csr", "server-only.pem",
+             ext="extendedKeyUsage = serverAuth\nsubjectAltName = DNS:imp-cert.example.com\n")
+        self.assertIn("the certificate's extended key usage lacks clientAuth (1.3.6.1.5.5.7.3.2): mutual TLS with "
+                      "Lync needs both", self.refused("cert", "upload", self.path("server-only.pem")))
         self.assertEqual(presented_fingerprint(self.node.sip_tls), before)
         self.assertEqual(presented_fingerprint(self.node.xmpp_tls), before)
 
