@@ -288,6 +288,16 @@ def response_to(request, status, reason="OK"):
     return ("\r\n".join(out) + "\r\n\r\n").encode()
 
 
+def tcp_status(port, uri, timeout=15):
+    """Status of a MESSAGE for `uri` sent over a new TCP connection to `port`."""
+    s = socket.create_connection(("127.0.0.1", port), timeout=10)
+    try:
+        s.sendall(sip_message(uri))
+        return status_of(final_response(SipStream(s), timeout=timeout))
+    finally:
+        s.close()
+
+
 def send_from(source, port, data, timeout=10):
     """Opens a TCP connection from `source` to the proxy and sends data."""
     s = socket.create_connection(("127.0.0.1", port), timeout=timeout, source_address=(source, 0))

@@ -12,8 +12,8 @@ import ssl
 import tempfile
 import unittest
 
-from sippeer import (ProxyLog, SipResponder, SipStream, TestCa, final_response, header, sip_message, status_of, wait_applied,
-                     wait_for)
+from sippeer import (ProxyLog, SipResponder, SipStream, TestCa, final_response, header, sip_message, status_of, tcp_status,
+                     wait_applied, wait_for)
 from harness import Impd
 
 
@@ -165,12 +165,7 @@ class SipProxyTls(ProxyLog, unittest.TestCase):
             bad.stop()
 
     def _tcp_status(self, uri):
-        s = socket.create_connection(("127.0.0.1", self.node.sip_tcp), timeout=10)
-        try:
-            s.sendall(sip_message(uri))
-            return status_of(final_response(SipStream(s), timeout=15))
-        finally:
-            s.close()
+        return tcp_status(self.node.sip_tcp, uri)
 
     def test_07_tls_message_dump_trace_flag(self):
         n = self.node

@@ -20,7 +20,7 @@ import unittest
 from harness import Impd, PrivateMariaDB, wait_for
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "e2e"))
-from sippeer import SipResponder, SipStream, final_response, sip_message, status_of  # noqa: E402
+from sippeer import SipResponder, tcp_status  # noqa: E402
 
 EXT = "extendedKeyUsage = serverAuth, clientAuth\nsubjectAltName = DNS:imp-cert.example.com\n"
 # A SIP next hop on loopback (the node checks its certificate names 127.0.0.1).
@@ -205,12 +205,7 @@ class Certs(unittest.TestCase):
             peer.stop()
 
     def _tcp_status(self, uri):
-        s = socket.create_connection(("127.0.0.1", self.node.sip_tcp), timeout=10)
-        try:
-            s.sendall(sip_message(uri))
-            return status_of(final_response(SipStream(s), timeout=15))
-        finally:
-            s.close()
+        return tcp_status(self.node.sip_tcp, uri)
 
 
 if __name__ == "__main__":
