@@ -3,7 +3,9 @@
 // certificates with P-256 keys, written as PEM files into a temporary
 // directory that the destructor removes. Leaves carry both extended key
 // usages, as Lync requires of federation certificates, and an optional
-// subjectAltName. Failures throw std::runtime_error naming the step.
+// subjectAltName. The certificates come from test_certs.h; failures to
+// write them throw std::runtime_error naming the step.
+#include <fakes/test_certs.h>
 #include <openssl/evp.h>
 #include <openssl/pem.h>
 #include <openssl/x509.h>
@@ -72,44 +74,14 @@ class TestPki {
     return k;
   }
 
-  static void addExt(X509* cert, X509* issuer, int nid, const char* value) {
-    X509V3_CTX ctx;
-    X509V3_set_ctx_nodb(&ctx);
-    X509V3_set_ctx(&ctx, issuer, cert, nullptr, nullptr, 0);
-    X509_EXTENSION* ext = X509V3_EXT_conf_nid(nullptr, &ctx, nid, value);
-    if (ext == nullptr) throw std::runtime_error(std::string("test pki: extension ") + value);
-    X509_add_ext(cert, ext, -1);
-    X509_EXTENSION_free(ext);
-  }
-
-  // A CA certificate when `issuer` is null (self-signed), else a leaf.
+  // A CA certificate when `issuer` is null (self-signed), else a leaf with
+  // both extended key usages; valid from a day ago for a day.
   static Cert makeCert(const std::string& cn, EVP_PKEY* key, X509* issuer, EVP_PKEY* issuerKey, const std::string& san) {
     static long serial = 1;
-    Cert cert(X509_new());
-    X509_set_version(cert.get(), 2);
-    ASN1_INTEGER_set(X509_get_serialNumber(cert.get()), serial++);
-    X509_gmtime_adj(X509_getm_notBefore(cert.get()), -3600);
-    X509_gmtime_adj(X509_getm_notAfter(cert.get()), 86400);
-    X509_set_pubkey(cert.get(), key);
-    X509_NAME* name = X509_get_subject_name(cert.get());
-    X509_NAME_add_entry_by_txt(name, "O", MBSTRING_ASC, reinterpret_cast<const unsigned char*>("IMP test"), -1, -1, 0);
-    X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_ASC, reinterpret_cast<const unsigned char*>(cn.c_str()), -1, -1, 0);
-    X509* signer = issuer != nullptr ? issuer : cert.get();
-    X509_set_issuer_name(cert.get(), X509_get_subject_name(signer));
-    addExt(cert.get(), signer, NID_subject_key_identifier, "hash");
-    if (issuer == nullptr) {
-      addExt(cert.get(), signer, NID_basic_constraints, "critical,CA:TRUE");
-      addExt(cert.get(), signer, NID_key_usage, "critical,keyCertSign,cRLSign");
-    } else {
-      addExt(cert.get(), signer, NID_authority_key_identifier, "keyid:always");
-      addExt(cert.get(), signer, NID_basic_constraints, "critical,CA:FALSE");
-      addExt(cert.get(), signer, NID_key_usage, "critical,digitalSignature,keyEncipherment");
-      addExt(cert.get(), signer, NID_ext_key_usage, "serverAuth,clientAuth");
-      if (!san.empty()) addExt(cert.get(), signer, NID_subject_alt_name, san.c_str());
-    }
-    if (X509_sign(cert.get(), issuerKey != nullptr ? issuerKey : key, EVP_sha256()) <= 0)
-      throw std::runtime_error("test pki: signing " + cn + " failed");
-    return cert;
+    testcerts::CertSpec spec{.cn = cn, .ca = issuer == nullptr, .notBeforeDays = -1, .notAfterDays = 1,
+                             .eku = issuer ? "serverAuth,clientAuth" : nullptr, .san = san.empty() ? nullptr : san.c_str(),
+                             .serial = serial++};
+    return Cert(testcerts::makeCert(spec, key, issuer, issuerKey));
   }
 
   static FILE* open(const std::string& path) {

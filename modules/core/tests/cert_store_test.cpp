@@ -10,7 +10,7 @@
 #include <fstream>
 #include <sstream>
 
-#include "test_certs.h"
+#include <fakes/test_certs.h>
 
 using namespace imp::core;
 using namespace imp::testcerts;

@@ -1,7 +1,7 @@
 #include <doctest/doctest.h>
 #include <imp/core/cert_tools.h>
 
-#include "test_certs.h"
+#include <fakes/test_certs.h>
 #include <openssl/bio.h>
 #include <openssl/evp.h>
 #include <openssl/pem.h>

@@ -19,7 +19,7 @@
 #include <stdexcept>
 #include <unistd.h>
 
-#include "test_certs.h"
+#include <fakes/test_certs.h>
 
 using namespace imp::troubleshoot;
 namespace sp = imp::sip_proxy;
@@ -85,7 +85,7 @@ Facts healthy() {
 
 // ---- certificates ----
 
-// The test certificates of modules/core/tests/test_certs.h, with an EC key
+// The test certificates of tests/fakes/test_certs.h, with an EC key
 // made on construction and both EKUs unless a case says otherwise.
 struct Key : imp::testcerts::Key {
   Key() : imp::testcerts::Key(EVP_EC_gen("P-256")) {}
