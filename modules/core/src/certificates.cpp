@@ -1,6 +1,7 @@
 #include "imp/core/certificates.h"
 
 #include "imp/core/cert_store.h"
+#include "imp/core/cert_tools.h"
 
 #include <openssl/evp.h>
 #include <openssl/pem.h>
@@ -13,6 +14,7 @@
 #include <cstdio>
 #include <ctime>
 #include <fstream>
+#include <functional>
 #include <memory>
 #include <sstream>
 
@@ -117,6 +119,18 @@ void generate(const std::filesystem::path& certPath, const std::filesystem::path
 }  // namespace
 
 std::string certificateCommonName(const std::filesystem::path& pem) { return cnOf(readCert(pem).get()); }
+
+std::string certificateFilesKey(const std::filesystem::path& certFile, const std::filesystem::path& keyFile) {
+  auto slurp = [](const std::filesystem::path& p) {
+    std::ifstream in(p, std::ios::binary);
+    if (!in) throw std::runtime_error("cannot open " + p.string());
+    std::ostringstream text;
+    text << in.rdbuf();
+    return text.str();
+  };
+  const auto key = slurp(keyFile);
+  return parseCertificate(slurp(certFile)).sha256 + "|" + std::to_string(std::hash<std::string>{}(key));
+}
 
 std::filesystem::path pendingKeyFile(const std::filesystem::path& stateDir) { return stateDir / "tls" / "cup-pending.key"; }
 

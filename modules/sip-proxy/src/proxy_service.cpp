@@ -15,8 +15,6 @@
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
-#include <fstream>
-#include <sstream>
 
 #include "imp/sip_proxy/config_store.h"
 #include "imp/sip_proxy/node_options.h"
@@ -297,11 +295,7 @@ class ProxyService : public core::Service {
     if (certFile_.empty()) return;
     std::string k;
     try {
-      std::ifstream cf(certFile_, std::ios::binary), kf(keyFile_, std::ios::binary);
-      std::ostringstream cs, ks;
-      cs << cf.rdbuf();
-      ks << kf.rdbuf();
-      k = core::parseCertificate(cs.str()).sha256 + "|" + std::to_string(std::hash<std::string>{}(ks.str()));
+      k = core::certificateFilesKey(certFile_, keyFile_);
     } catch (const std::exception& e) {
       if (log_) log_->error("node certificate {}: {}", certFile_, e.what());
       return;  // keep the contexts built from the last good files

@@ -15,8 +15,6 @@
 #include <unistd.h>
 
 #include <algorithm>
-#include <fstream>
-#include <sstream>
 #include <stdexcept>
 
 #include "imp/xcp_router/c2s_options.h"
@@ -450,14 +448,11 @@ class ConnectionManagerService : public core::Service {
   // contexts). False, logged, when the files cannot be read.
   bool certificateKey(std::string* key, core::CertInfo* info) const {
     try {
-      std::ifstream cf(certFile_, std::ios::binary), kf(keyFile_, std::ios::binary);
-      if (!cf || !kf) throw std::runtime_error("cannot open " + std::string(!cf ? certFile_ : keyFile_));
-      std::ostringstream cs, ks;
-      cs << cf.rdbuf();
-      ks << kf.rdbuf();
-      auto cert = core::parseCertificate(cs.str());
-      *key = cert.sha256 + "|" + std::to_string(std::hash<std::string>{}(ks.str()));
-      if (info) *info = std::move(cert);
+      *key = core::certificateFilesKey(certFile_, keyFile_);
+      if (info) {
+        info->subjectCn = core::certificateCommonName(certFile_);
+        info->sha256 = key->substr(0, key->find('|'));
+      }
       return true;
     } catch (const std::exception& e) {
       if (log_) log_->error("node certificate {}: {}", certFile_, e.what());

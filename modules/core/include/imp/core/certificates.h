@@ -37,6 +37,13 @@ NodeCertificate ensureNodeCertificate(const std::filesystem::path& stateDir, con
                                       const std::string& keyFile, const std::string& caFile,
                                       const std::string& hostName);
 
+// What identifies the node certificate files as they are now: the
+// certificate's SHA-256 fingerprint and a hash of the key file. The services
+// compare it to rebuild their TLS contexts after `impctl cert upload`
+// (TLS-4). Throws std::runtime_error when a file cannot be read or the
+// certificate does not parse.
+std::string certificateFilesKey(const std::filesystem::path& certFile, const std::filesystem::path& keyFile);
+
 // Subject CN of a PEM certificate file ("" if none); throws std::runtime_error.
 std::string certificateCommonName(const std::filesystem::path& pem);
 
