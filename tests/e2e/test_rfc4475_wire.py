@@ -25,17 +25,13 @@ import unittest
 
 import rfc4475_wire as wire
 from sippeer import FakeDns, TestCa, wait_applied, wait_for
-from harness import Impd
+from harness import Impd, free_port
 
 EXPECTED_NAMES = 49
 
 
 def free_udp_port():
-    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    s.bind(("127.0.0.1", 0))
-    p = s.getsockname()[1]
-    s.close()
-    return p
+    return free_port(socket.SOCK_DGRAM)
 
 
 class Rfc4475Wire(unittest.TestCase):

@@ -46,12 +46,23 @@ def wait_for(pred, timeout, what):
         delay = min(delay * 2, 0.25)
 
 
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
+# Ports free_port() has handed out in this process: the kernel may give the
+# same ephemeral port to two bind(0) calls in a row once the first socket is
+# closed, and a node's configuration then names one port twice.
+_handed_out = set()
+
+
+def free_port(kind=socket.SOCK_STREAM):
+    """A port on 127.0.0.1 that is free now and that this process has not
+    handed out before (TCP, or UDP with kind=socket.SOCK_DGRAM)."""
+    while True:
+        s = socket.socket(socket.AF_INET, kind)
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+        s.close()
+        if port not in _handed_out:
+            _handed_out.add(port)
+            return port
 
 
 def short_tmpdir(prefix):
