@@ -1,18 +1,16 @@
 #include "imp/troubleshoot/checks.h"
 
+#include <imp/core/cert_tools.h>
 #include <imp/serviceability/capacity.h>
 #include <imp/sip_proxy/acl.h>
 
-#include <openssl/pem.h>
-#include <openssl/x509.h>
-#include <openssl/x509v3.h>
-
 #include <algorithm>
 #include <cmath>
-#include <cstdio>
-#include <functional>
-#include <memory>
+#include <ctime>
+#include <fstream>
+#include <optional>
 #include <set>
+#include <sstream>
 
 namespace imp::troubleshoot {
 
@@ -315,17 +313,22 @@ CheckResult checkMicrosoftCertificate(const Facts& f) {
 
 namespace {
 
-struct X509Free {
-  void operator()(X509* x) const { X509_free(x); }
-};
-using X509Ptr = std::unique_ptr<X509, X509Free>;
+// "2026-12-07T19:00:00Z", the form of core::CertInfo's dates: equal-length
+// UTC strings compare as the times do.
+std::string isoUtc(std::time_t t) {
+  std::tm tm{};
+  gmtime_r(&t, &tm);
+  char buf[32];
+  std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
+  return buf;
+}
 
-std::vector<X509Ptr> readCertificates(const std::filesystem::path& p) {
-  std::vector<X509Ptr> out;
-  std::unique_ptr<FILE, int (*)(FILE*)> file(std::fopen(p.c_str(), "r"), &std::fclose);
-  if (!file) return out;
-  while (X509* x = PEM_read_X509(file.get(), nullptr, nullptr, nullptr)) out.emplace_back(x);
-  return out;
+std::optional<std::string> readText(const std::filesystem::path& p) {
+  std::ifstream in(p, std::ios::binary);
+  if (!in) return std::nullopt;
+  std::ostringstream text;
+  text << in.rdbuf();
+  return text.str();
 }
 
 }  // namespace
@@ -336,53 +339,54 @@ CheckResult checkNodeCertificate(const Facts& f) {
                                "extended key usage, impctl cert upload-trust CA.pem and impctl cert upload node.pem "
                                "(TLS-4; or [tls] cert_file, key_file, ca_file in impd.conf and a restart)";
   if (f.certFile.empty()) return fail(r, "no node certificate", fixFiles);
-  auto chain = readCertificates(f.certFile);
+  const auto pem = readText(f.certFile);
+  std::vector<core::CertInfo> chain;
+  try {
+    if (pem) chain = core::parseCertificates(*pem);
+  } catch (const core::CertError&) {
+  }
   if (chain.empty()) return fail(r, "cannot read a PEM certificate from " + f.certFile.string(), fixFiles);
-  X509* cert = chain.front().get();
-  std::time_t now = f.now ? f.now : std::time(nullptr);
+  const auto& cert = chain.front();
+  const std::time_t now = f.now ? f.now : std::time(nullptr);
 
   std::vector<std::string> failures, warnings;
-  if (X509_cmp_time(X509_get0_notAfter(cert), &now) < 0) failures.push_back("it has expired");
-  else if (X509_cmp_time(X509_get0_notBefore(cert), &now) > 0) failures.push_back("it is not valid yet");
-  else {
-    std::time_t soon = now + static_cast<std::time_t>(kExpiryWarningDays) * 86400;
-    if (X509_cmp_time(X509_get0_notAfter(cert), &soon) < 0)
-      warnings.push_back("it expires within " + std::to_string(kExpiryWarningDays) + " days");
-  }
-  const bool hasEku = (X509_get_extension_flags(cert) & EXFLAG_XKUSAGE) != 0;
-  const std::uint32_t eku = hasEku ? X509_get_extended_key_usage(cert) : 0;
+  const std::string nowIso = isoUtc(now);
+  const bool timely = cert.notBefore <= nowIso && nowIso <= cert.notAfter;
+  if (cert.notAfter < nowIso) failures.push_back("it has expired");
+  else if (cert.notBefore > nowIso) failures.push_back("it is not valid yet");
+  else if (cert.notAfter < isoUtc(now + static_cast<std::time_t>(kExpiryWarningDays) * 86400))
+    warnings.push_back("it expires within " + std::to_string(kExpiryWarningDays) + " days");
   std::vector<std::string> missingEku;
-  if (!(eku & XKU_SSL_SERVER)) missingEku.push_back("serverAuth (1.3.6.1.5.5.7.3.1)");
-  if (!(eku & XKU_SSL_CLIENT)) missingEku.push_back("clientAuth (1.3.6.1.5.5.7.3.2)");
+  if (!cert.serverAuth) missingEku.push_back("serverAuth (1.3.6.1.5.5.7.3.1)");
+  if (!cert.clientAuth) missingEku.push_back("clientAuth (1.3.6.1.5.5.7.3.2)");
   if (!missingEku.empty()) failures.push_back("its extended key usage lacks " + join(missingEku, " and "));
 
-  if (f.caFile.empty() && f.trustPems.empty()) {
+  // The trust store: [tls] ca_file and cup-trust; every entry must read.
+  std::vector<std::string> roots = f.trustPems;
+  bool readable = true;
+  if (!f.caFile.empty()) {
+    auto ca = readText(f.caFile);
+    readable = ca.has_value();
+    if (ca) roots.push_back(*ca);
+  }
+  for (const auto& root : roots) {
+    try {
+      core::parseCertificates(root);
+    } catch (const core::CertError&) {
+      readable = false;
+    }
+  }
+  if (roots.empty() && f.caFile.empty()) {
     warnings.push_back("no trust store is configured (impctl cert upload-trust, or [tls] ca_file), so the chain is not "
                        "checked");
-  } else {
-    std::unique_ptr<X509_STORE, void (*)(X509_STORE*)> store(X509_STORE_new(), &X509_STORE_free);
-    bool loaded = f.caFile.empty() || X509_STORE_load_file(store.get(), f.caFile.c_str());
-    for (const auto& pem : f.trustPems) {
-      std::unique_ptr<BIO, void (*)(BIO*)> bio(BIO_new_mem_buf(pem.data(), static_cast<int>(pem.size())),
-                                               [](BIO* b) { BIO_free(b); });
-      X509* x = bio ? PEM_read_bio_X509(bio.get(), nullptr, nullptr, nullptr) : nullptr;
-      if (!x || !X509_STORE_add_cert(store.get(), x)) loaded = false;
-      if (x) X509_free(x);
-    }
-    if (!loaded) {
-      failures.push_back("the trust store (" + (f.caFile.empty() ? std::string("cup-trust") : f.caFile.string()) +
-                         ") cannot be read");
-    } else {
-      std::unique_ptr<STACK_OF(X509), void (*)(STACK_OF(X509)*)> untrusted(sk_X509_new_null(),
-                                                                             [](STACK_OF(X509)* s) { sk_X509_free(s); });
-      for (std::size_t i = 1; i < chain.size(); ++i) sk_X509_push(untrusted.get(), chain[i].get());
-      std::unique_ptr<X509_STORE_CTX, void (*)(X509_STORE_CTX*)> ctx(X509_STORE_CTX_new(), &X509_STORE_CTX_free);
-      X509_STORE_CTX_init(ctx.get(), store.get(), cert, untrusted.get());
-      X509_STORE_CTX_set_flags(ctx.get(), X509_V_FLAG_NO_CHECK_TIME);  // expiry is reported above
-      if (X509_verify_cert(ctx.get()) != 1)
-        failures.push_back(std::string("it does not chain to the trust store (") +
-                           X509_verify_cert_error_string(X509_STORE_CTX_get_error(ctx.get())) + ")");
-    }
+  } else if (!readable) {
+    failures.push_back("the trust store (" + (f.caFile.empty() ? std::string("cup-trust") : f.caFile.string()) +
+                       ") cannot be read");
+  } else if (timely) {
+    // Checked now, so an expired intermediate or root shows too; a leaf
+    // out of its dates is reported above, and its chain matters no more.
+    auto check = core::verifyCertificateChain(*pem, roots, now);
+    if (!check.ok) failures.push_back("it does not chain to the trust store (" + check.reason + ")");
   }
 
   std::string what = f.certFile.string();

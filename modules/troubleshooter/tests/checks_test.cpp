@@ -423,6 +423,16 @@ TEST_CASE("node-certificate (TLS-4, TLS-5, TS-10)") {
     CHECK(contains(r.detail, "it has expired"));
     CHECK(!r.fix.empty());
   }
+  SUBCASE("an expired CA in the chain fails though the certificate itself is valid") {
+    Key midKey;
+    auto mid = makeCert({"Old Intermediate", -400, -2, nullptr, true}, midKey.k, ca.get(), caKey.k);
+    auto cert = makeCert({"imp1.example.com"}, key.k, mid.get(), midKey.k);
+    f.certFile = tmp.write("old-chain.pem", {cert.get(), mid.get()});
+    auto r = checkNodeCertificate(f);
+    CHECK(r.status == Status::Fail);
+    CHECK(contains(r.detail, "does not chain to the trust store (certificate has expired"));
+    CHECK(contains(r.detail, "Old Intermediate"));
+  }
   SUBCASE("a certificate expiring within 30 days warns") {
     auto cert = makeCert({"imp1.example.com", -300, 10}, key.k, ca.get(), caKey.k);
     f.certFile = tmp.write("soon.pem", {cert.get()});
