@@ -61,16 +61,6 @@ std::string hostName() {
   return buf;
 }
 
-net::TlsVersion toSip(TlsVersion v) {
-  switch (v) {
-    case TlsVersion::V1_0: return net::TlsVersion::Tls10;
-    case TlsVersion::V1_1: return net::TlsVersion::Tls11;
-    case TlsVersion::V1_2: return net::TlsVersion::Tls12;
-    case TlsVersion::V1_3: return net::TlsVersion::Tls13;
-  }
-  return net::TlsVersion::Tls12;
-}
-
 // Everything a built OpenSSL context depends on, to rebuild only on change.
 std::string contextKey(const TlsContext& c, bool verifyPeer) {
   std::string k = c.name + "|" + c.ciphers + "|" + std::string(nameOf(c.minVersion)) + "|" +
@@ -259,18 +249,11 @@ class ProxyService : public core::Service {
       *why = "no trust store to verify peers ([tls] ca_file)";
       return nullptr;
     }
-    net::TlsContextConfig tc;
+    net::TlsContextConfig tc = tlsConfigOf(c);
     tc.certFile = certFile_;
     tc.keyFile = keyFile_;
     tc.caFile = caFile_;
-    auto lists = splitCipherList(c.ciphers);
-    tc.cipherList = lists.tls12;
-    tc.tls13CipherSuites = lists.tls13;
-    tc.minVersion = toSip(c.minVersion);
-    tc.maxVersion = toSip(c.maxVersion);
-    tc.allowTls10 = c.minVersion < TlsVersion::V1_2;
     tc.verifyPeer = verifyPeer;
-    tc.disableEmptyFragments = c.disableEmptyFragments;
     try {
       auto ctx = std::make_shared<const net::TlsContext>(tc, role);
       // Drop the superseded build of this context (same name and role).

@@ -292,6 +292,27 @@ CipherLists splitCipherList(std::string_view list) {
   return out;
 }
 
+net::TlsContextConfig tlsConfigOf(const TlsContext& c) {
+  auto version = [](TlsVersion v) {
+    switch (v) {
+      case TlsVersion::V1_0: return net::TlsVersion::Tls10;
+      case TlsVersion::V1_1: return net::TlsVersion::Tls11;
+      case TlsVersion::V1_2: return net::TlsVersion::Tls12;
+      case TlsVersion::V1_3: return net::TlsVersion::Tls13;
+    }
+    return net::TlsVersion::Tls12;
+  };
+  net::TlsContextConfig tc;
+  auto lists = splitCipherList(c.ciphers);
+  tc.cipherList = lists.tls12;
+  tc.tls13CipherSuites = lists.tls13;
+  tc.minVersion = version(c.minVersion);
+  tc.maxVersion = version(c.maxVersion);
+  tc.allowTls10 = c.minVersion < TlsVersion::V1_2;
+  tc.disableEmptyFragments = c.disableEmptyFragments;
+  return tc;
+}
+
 std::string checkCipherList(const std::string& list, TlsVersion min) {
   if (list.size() > 2048) return "cipher list is longer than 2048 characters";
   auto elements = cipherElements(list);

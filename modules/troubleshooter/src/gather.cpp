@@ -33,25 +33,18 @@ void guarded(Facts& f, std::initializer_list<std::string_view> ids, const std::f
 // The SIP proxy's outgoing TLS as it would be built now (proxy_service.cpp):
 // the node certificate, the trust bundle the proxy writes (or [tls]
 // ca_file), peer verification when there is a trust store, and the
-// default-server context's protocol versions.
+// default-server context's ciphers and versions.
 std::shared_ptr<const net::TlsContext> clientTls(const core::NodeCertificate& cert,
                                                   const std::vector<sip_proxy::TlsContext>& contexts, std::string* why) {
-  static_assert(static_cast<int>(sip_proxy::TlsVersion::V1_0) == static_cast<int>(net::TlsVersion::Tls10) &&
-                static_cast<int>(sip_proxy::TlsVersion::V1_3) == static_cast<int>(net::TlsVersion::Tls13));
-  net::TlsContextConfig tc;
+  auto def = std::find_if(contexts.begin(), contexts.end(),
+                          [](const sip_proxy::TlsContext& c) { return c.name == sip_proxy::kServerContext; });
+  net::TlsContextConfig tc = def != contexts.end() ? sip_proxy::tlsConfigOf(*def) : net::TlsContextConfig{};
   tc.certFile = cert.certFile.string();
   tc.keyFile = cert.keyFile.string();
   std::error_code ec;
   const bool bundle = !cert.trustBundle.empty() && std::filesystem::file_size(cert.trustBundle, ec) > 0 && !ec;
   tc.caFile = bundle ? cert.trustBundle.string() : cert.caFile.string();
   tc.verifyPeer = !tc.caFile.empty();
-  auto def = std::find_if(contexts.begin(), contexts.end(),
-                          [](const sip_proxy::TlsContext& c) { return c.name == sip_proxy::kServerContext; });
-  if (def != contexts.end()) {
-    tc.minVersion = static_cast<net::TlsVersion>(static_cast<int>(def->minVersion));
-    tc.maxVersion = static_cast<net::TlsVersion>(static_cast<int>(def->maxVersion));
-    tc.allowTls10 = def->minVersion < sip_proxy::TlsVersion::V1_2;
-  }
   try {
     return net::TlsContext::client(tc);
   } catch (const std::exception& e) {

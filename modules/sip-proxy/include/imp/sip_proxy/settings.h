@@ -15,6 +15,8 @@
 #include <string_view>
 #include <vector>
 
+#include <imp/net/tls.h>
+
 namespace imp::sip_proxy {
 
 // ---- Partitioned intradomain federation (FED-4, FED-5, FED-6) ----
@@ -122,6 +124,11 @@ struct TlsContext {
   bool disableEmptyFragments = true;
   std::vector<std::string> peerSubjects;  // selected subject CNs, sorted
 };
+
+// The OpenSSL settings of a stored TLS context (TLS-3): cipher lists,
+// protocol versions (TLS 1.0/1.1 allowed when the context asks for them),
+// empty fragments. Files and peer verification are the caller's.
+net::TlsContextConfig tlsConfigOf(const TlsContext& c);
 
 struct PeerSubject {
   std::string subjectCn;
