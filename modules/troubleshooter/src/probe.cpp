@@ -180,11 +180,11 @@ std::optional<sip::Message> readFinal(Connection& c, const std::string& callId, 
   for (;;) {
     sip::Message m;
     sip::ParseError pe;
-    bool resynced = false;
     for (;;) {
-      auto ev = framer.next(&m, &pe, &resynced);
+      auto ev = framer.next(&m, &pe);
       if (ev == sip::StreamFramer::Event::NeedMore) break;
-      if (ev == sip::StreamFramer::Event::Error && framer.dead()) {
+      // A hop that answers with something other than SIP is a finding.
+      if (ev == sip::StreamFramer::Event::Error) {
         *error = "unreadable answer: " + pe.reason;
         return std::nullopt;
       }

@@ -82,11 +82,12 @@ std::string answer(const Message& request, int status) {
 }
 
 // A SIP server for one request over UDP, TCP or TLS (with `tls`): it
-// answers `status` and keeps the request it got.
+// answers `status` (or sends `raw` instead) and keeps the request it got.
 class OneShotSipServer {
  public:
-  OneShotSipServer(sp::Transport t, int status, std::shared_ptr<const imp::net::TlsContext> tls = nullptr)
-      : fd_(bound(t == sp::Transport::Udp ? SOCK_DGRAM : SOCK_STREAM)), port_(portOf(fd_)) {
+  OneShotSipServer(sp::Transport t, int status, std::shared_ptr<const imp::net::TlsContext> tls = nullptr,
+                   std::string raw = "")
+      : fd_(bound(t == sp::Transport::Udp ? SOCK_DGRAM : SOCK_STREAM)), port_(portOf(fd_)), raw_(std::move(raw)) {
     thread_ = std::thread([this, t, status, tls] { t == sp::Transport::Udp ? serveUdp(status) : serveStream(status, tls); });
   }
   ~OneShotSipServer() {
@@ -144,7 +145,7 @@ class OneShotSipServer {
       imp::sip::ParseError e;
       if (framer.next(&m, &e) == imp::sip::StreamFramer::Event::Message) {
         keep(m);
-        auto out = answer(m, status);
+        auto out = raw_.empty() ? answer(m, status) : raw_;
         if (ssl) SSL_write(ssl, out.data(), static_cast<int>(out.size()));
         else ::send(c, out.data(), out.size(), MSG_NOSIGNAL);
         break;
@@ -162,6 +163,7 @@ class OneShotSipServer {
 
   int fd_;
   int port_;
+  std::string raw_;
   std::thread thread_;
   std::mutex mu_;
   std::optional<Message> request_;
@@ -233,6 +235,18 @@ TEST_CASE("a hop that does not resolve, and one where nothing listens") {
   CHECK(hops[1].error == "connect: Connection refused");
   CHECK(hops[2].status == 0);
   CHECK(hops[2].error == "nothing listens there (ICMP port unreachable)");
+}
+
+TEST_CASE("an answer that is not SIP is reported, not taken for an answer") {
+  ProbeConfig cfg;
+  cfg.resolver = std::make_shared<ScriptedResolver>();
+  cfg.sipTimeout = std::chrono::milliseconds(2000);
+  OneShotSipServer garbage(sp::Transport::Tcp, 0, nullptr, "HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\n\r\n");
+  auto hops = probeNextHops({routeTo("127.0.0.1", garbage.port(), sp::Transport::Tcp)}, cfg);
+  REQUIRE(hops.size() == 1);
+  CHECK(hops[0].status == 0);
+  CHECK(hops[0].error == "unreadable answer: Malformed Method");
+  REQUIRE(garbage.request().has_value());
 }
 
 TEST_CASE("OPTIONS over TLS: the node certificate, the trust store, a failing handshake (TS-10)") {
